@@ -1,0 +1,79 @@
+/* internal.h — declarations shared between src/ files but not public (lxshm__ names).
+ * Nothing a C host needs lives here; hosts use lxshm.h only. */
+#ifndef LXSHM_INTERNAL_H
+#define LXSHM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lxshm.h"
+
+#if defined(__GNUC__)
+#define LXSHM__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define LXSHM__PRINTF(f, a)
+#endif
+
+/* Fills err (if not NULL) with a formatted cause and os_code 0; returns st unchanged, so a
+ * failure reads `return lxshm__fail(err, LXSHM_CORRUPT, "header says %u", x);`. */
+lxshm_status lxshm__fail(lxshm_error *err, lxshm_status st, const char *fmt, ...)
+    LXSHM__PRINTF(3, 4);
+
+/* As lxshm_check_name, for a name of known length that may contain zero bytes. */
+lxshm_status lxshm__check_name(const char *name, size_t len);
+
+/* Absolute monotonic deadline, in ns, `timeout` seconds from now; UINT64_MAX for a negative
+ * timeout (no limit). */
+uint64_t lxshm__deadline(double timeout);
+
+/* ---- what a stored value's bytes are --------------------------------------------------- */
+
+#define LXSHM__CODEC_VERSION 1  /* format of put/get values, kept in every segment header */
+
+#define LXSHM__FORMAT_RAW 0     /* bytes from write(): get() returns them as a string */
+#define LXSHM__FORMAT_MSGPACK 1 /* bytes from put(): get() decodes them */
+
+/* Stores a value with its format tag; otherwise as lxshm_write. */
+lxshm_status lxshm__write(lxshm_segment *seg, const void *data, size_t len, unsigned format,
+                          double timeout, lxshm_error *err);
+
+/* As lxshm_read, and also gives the value's format tag (may be NULL). */
+lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
+                         uint64_t *version, unsigned *format, lxshm_error *err);
+
+/* Length of the value committed last: a hint for sizing a buffer before lxshm__read. */
+uint64_t lxshm__used(const lxshm_segment *seg);
+
+/* ---- the lock, for callers that run code between lock and commit (update) --------------- */
+
+/* Takes the segment's lock, waiting until `deadline` (lxshm__deadline). If the previous owner
+ * died holding it, repairs the shared state first (the value stays the last committed one).
+ * Fails with TIMEOUT, INVALID (this thread holds it already) or CORRUPT (unrecoverable). */
+lxshm_status lxshm__lock(lxshm_segment *seg, uint64_t deadline, lxshm_error *err);
+
+/* Releases the lock taken by lxshm__lock. */
+void lxshm__unlock(lxshm_segment *seg);
+
+/* The current value in place: valid only while the lock is held. */
+void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, unsigned *format);
+
+/* Commits a new value; the lock must be held. Fails with INVALID_SIZE (len above the capacity),
+ * leaving the stored value unchanged. Wakes waiters once the lock is released. */
+lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t len,
+                                  unsigned format, lxshm_error *err);
+
+/* ---- introspection ------------------------------------------------------------------------ */
+
+typedef struct lxshm__stat {
+  uint64_t size;       /* capacity in bytes */
+  uint64_t used;       /* bytes of the current value */
+  uint64_t version;    /* commits so far */
+  uint32_t writer_pid; /* process of the last commit, 0 before any */
+  int64_t updated_ns;  /* wall-clock time of the last commit, ns since the epoch; 0 before any */
+  uint32_t waiters;    /* processes blocked in wait now */
+} lxshm__stat;
+
+/* Fills st with one consistent snapshot of the segment's bookkeeping. Cannot fail. */
+void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st);
+
+#endif
