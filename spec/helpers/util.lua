@@ -1,0 +1,133 @@
+--- Helpers shared by the specs: unique segment names and real child processes under deadlines.
+-- Children run `lua5.4 spec/helpers/child.lua COMMAND ARGS...` with this process's package
+-- paths, so an ASan run's children load the ASan build too.
+local proc = require("test.proc")
+
+local util = { proc = proc }
+
+--- Deadlines are multiplied by LXSHM_TEST_SLOW (e.g. 3 under ASan, 4 under valgrind).
+util.SLOW = tonumber(os.getenv("LXSHM_TEST_SLOW")) or 1
+util.LUA = os.getenv("LXSHM_TEST_LUA") or "lua5.4"
+
+local counter = 0
+
+--- A segment name no other test or run uses: "t<pid>-<tag>-<n>".
+function util.name(tag)
+  counter = counter + 1
+  return ("t%d-%s-%d"):format(proc.pid(), tag or "x", counter)
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return ""
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+util.slurp = slurp
+
+--- A value of `size` bytes that proves its own wholeness: an 8-hex-digit counter, then bytes
+-- that depend on the counter. A mix of two such values fails `util.whole`.
+function util.stamp(i, size)
+  local head = ("%08x"):format(i)
+  return head .. string.rep(string.char(i % 251), size - #head)
+end
+
+--- True if `s` is exactly one value made by util.stamp.
+function util.whole(s)
+  local i = tonumber(s:sub(1, 8), 16)
+  return i ~= nil and s == util.stamp(i, #s)
+end
+
+local Child = {}
+Child.__index = Child
+
+--- Starts a child: `util.spawn("write", name, "hello")`. Its stdout and stderr go to files.
+function util.spawn(...)
+  local out, err = os.tmpname(), os.tmpname()
+  local argv = { util.LUA, "spec/helpers/child.lua", ... }
+  for i = 3, #argv do
+    argv[i] = tostring(argv[i])
+  end
+  local pid = assert(proc.spawn(argv, {
+    stdout = out,
+    stderr = err,
+    env = { LUA_PATH = package.path, LUA_CPATH = package.cpath },
+  }))
+  return setmetatable({ pid = pid, out_path = out, err_path = err, argv = argv }, Child)
+end
+
+--- Waits for the child to end, at most `seconds` (stretched by LXSHM_TEST_SLOW). A child still
+-- running then is killed and the wait raises: a hang is a failure. Returns how it ended
+-- ("exit" or "signal") and the code or signal number.
+function Child:wait(seconds)
+  local how, code = proc.wait(self.pid, (seconds or 20) * util.SLOW)
+  if not how then
+    proc.kill(self.pid, "KILL")
+    proc.wait(self.pid, 5)
+    error(("child %s did not finish in time; stderr: %s"):format(
+      table.concat(self.argv, " ", 3), self:stderr()), 2)
+  end
+  self.how, self.code = how, code
+  return how, code
+end
+
+--- Waits and requires a clean exit (status 0); returns the child's stdout.
+function Child:finish(seconds)
+  local how, code = self:wait(seconds)
+  if how ~= "exit" or code ~= 0 then
+    error(("child %s ended by %s %s; stderr: %s"):format(
+      table.concat(self.argv, " ", 3), how, code, self:stderr()), 2)
+  end
+  return self:stdout()
+end
+
+function Child:kill(sig)
+  return proc.kill(self.pid, sig or "KILL")
+end
+
+function Child:stdout()
+  return slurp(self.out_path)
+end
+
+function Child:stderr()
+  return slurp(self.err_path)
+end
+
+function Child:cleanup()
+  if not self.how then
+    proc.kill(self.pid, "KILL")
+    proc.wait(self.pid, 5)
+  end
+  os.remove(self.out_path)
+  os.remove(self.err_path)
+end
+
+--- Runs a child to completion and returns its stdout.
+function util.run(...)
+  local c = util.spawn(...)
+  local ok, out = pcall(Child.finish, c)
+  c:cleanup()
+  if not ok then
+    error(out, 2)
+  end
+  return out
+end
+
+--- Polls `cond` until it returns a true value, at most `seconds` (stretched); returns it or
+-- raises with `what`.
+function util.eventually(cond, seconds, what)
+  local deadline = proc.now() + (seconds or 10) * util.SLOW
+  repeat
+    local v = cond()
+    if v then
+      return v
+    end
+    proc.sleep(0.002)
+  until proc.now() > deadline
+  error("timed out waiting for " .. (what or "a condition"), 2)
+end
+
+return util

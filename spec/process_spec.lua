@@ -1,0 +1,134 @@
+--- Segments across real processes: exchange, races, and processes killed at any moment.
+local lxshm = require("lxshm")
+local util = require("util")
+local proc = util.proc
+
+--- Creates a fresh segment; removed when the test ends.
+local function fresh(size, tag)
+  local name = util.name(tag or "proc")
+  local seg = assert(lxshm.create(name, size))
+  finally(function()
+    seg:close()
+    lxshm.remove(name)
+  end)
+  return seg, name
+end
+
+--- Spawns a child that is killed (if still running) and cleaned up when the test ends.
+local function child(...)
+  local c = util.spawn(...)
+  finally(function() c:cleanup() end)
+  return c
+end
+
+describe("two processes", function()
+  it("exchange values both ways", function()
+    local seg, name = fresh(64)
+    assert.equal("1", util.run("write", name, "from the child"))
+    assert.equal("from the child", seg:read())
+    assert(seg:write("from the parent \0 with a zero"))
+    assert.equal("from the parent \0 with a zero", util.run("read", name))
+  end)
+
+  it("see EXISTS when one creates a name the other holds", function()
+    local _, name = fresh(8)
+    assert.equal(tostring(lxshm.EXISTS), util.run("create", name, 8))
+  end)
+
+  it("keep working through open handles after another process removes the name", function()
+    local seg, name = fresh(32)
+    local c = child("write_after", name, 0.3, "after remove")
+    proc.sleep(0.1 * util.SLOW) -- the child has opened its handle by now ...
+    util.eventually(function() return lxshm.remove(name) end, 5, "remove")
+    c:finish() -- ... and writes through it after the remove
+    assert.equal("after remove", seg:read())
+    local _, _, code = lxshm.open(name)
+    assert.equal(lxshm.NOT_FOUND, code)
+  end)
+
+  it("wake a waiter when the other commits", function()
+    local seg, name = fresh(16)
+    local waiter = child("wait", name, 0, 10)
+    util.eventually(function() return seg:stat().waiters == 1 end, 10, "the child to wait")
+    assert(seg:write("wake up"))
+    assert.equal("1", waiter:finish())
+  end)
+
+  it("let a waiter time out when nobody commits", function()
+    local _, name = fresh(16)
+    assert.equal("nil " .. lxshm.TIMEOUT, util.run("wait", name, 0, 0.05))
+  end)
+end)
+
+describe("racing processes", function()
+  it("attach: of 8 processes attaching a new name at once, all share one segment", function()
+    for _ = 1, 5 do
+      local name = util.name("race")
+      finally(function() lxshm.remove(name) end)
+      local start = proc.now() + 0.3 * util.SLOW
+      local kids = {}
+      for i = 1, 8 do
+        kids[i] = child("attach_race", name, 128, start)
+      end
+      for i = 1, 8 do
+        assert.equal("attached", kids[i]:finish())
+      end
+      local seg = assert(lxshm.open(name))
+      assert.equal(128, seg:size())
+      assert.equal(8, seg:version()) -- every child wrote into the same segment
+      seg:close()
+    end
+  end)
+
+  it("open never sees a half-made segment while another process creates it", function()
+    for round = 1, 10 do
+      local name = util.name("oc")
+      finally(function() lxshm.remove(name) end)
+      local opener = child("open_race", name, 4096 * round, 0.4)
+      proc.sleep((0.05 + 0.01 * round) * util.SLOW)
+      local seg = assert(lxshm.create(name, 4096 * round))
+      local opened = tonumber(opener:finish())
+      assert.is_true(opened > 0, "the opener never saw the segment")
+      seg:close()
+    end
+  end)
+end)
+
+describe("a process killed", function()
+  it("in the middle of writes leaves a whole value and a free lock", function()
+    local size = 256 * 1024
+    local seg, name = fresh(size)
+    for round = 1, 20 do
+      local writer = child("write_loop", name, size)
+      local v0 = seg:version()
+      util.eventually(function() return seg:version() > v0 + 2 end, 10, "the writer to start")
+      proc.sleep((round % 5) * 0.0007)
+      writer:kill("KILL")
+      local how = writer:wait()
+      assert.equal("signal", how)
+      local value = seg:read()
+      assert.is_true(util.whole(value), "a torn value after round " .. round)
+      -- The next process gets the lock at once and commits.
+      assert.is_true(seg:write(util.stamp(round, size), 5))
+      assert.equal(util.stamp(round, size), seg:read())
+    end
+  end)
+
+  it("while readers read concurrently never hands them a mixed value", function()
+    local size = 64 * 1024
+    local seg, name = fresh(size)
+    assert(seg:write(util.stamp(0, size)))
+    local writers = { child("write_loop", name, size), child("write_loop", name, size) }
+    local deadline, reads = proc.now() + 1.0, 0
+    while proc.now() < deadline do
+      local v = assert(seg:read())
+      assert.is_true(util.whole(v), "a mixed value")
+      reads = reads + 1
+    end
+    for _, w in ipairs(writers) do
+      w:kill("KILL")
+      w:wait()
+    end
+    assert.is_true(reads > 0 and seg:version() > 10)
+  end)
+end)
