@@ -40,23 +40,28 @@ function commands.attach_race(name, size, start)
   io.write("attached")
 end
 
---- open_race NAME SIZE SECONDS: open NAME in a loop for SECONDS; every result must be
--- NOT_FOUND or a whole segment of SIZE bytes. Prints how many opens succeeded.
-function commands.open_race(name, size, seconds)
+--- open_race NAME SIZE: open NAME in a loop, announcing "spinning" first, until 50 opens have
+-- succeeded; every result must be NOT_FOUND or a whole segment of SIZE bytes. Prints the
+-- number of opens that found nothing.
+function commands.open_race(name, size)
   size = tonumber(size)
-  local deadline, opened = proc.now() + tonumber(seconds), 0
-  while proc.now() < deadline do
+  io.stdout:setvbuf("no")
+  io.write("spinning ")
+  local opened, missed = 0, 0
+  while opened < 50 do
     local seg, err, code = lxshm.open(name)
     if seg then
       assert(seg:size() == size, "size " .. seg:size())
-      assert(seg:version() >= 0)
+      assert(seg:version() == 0 and seg:read() == "", "not a new segment")
       seg:close()
       opened = opened + 1
-    elseif code ~= lxshm.NOT_FOUND then
+    elseif code == lxshm.NOT_FOUND then
+      missed = missed + 1
+    else
       error("open during create returned " .. tostring(err))
     end
   end
-  io.write(opened)
+  io.write(missed)
 end
 
 --- write_loop NAME SIZE: write stamped values of SIZE bytes as fast as possible, forever.
