@@ -288,8 +288,28 @@ void lxshm__sleep_ns(uint64_t ns) {
   nanosleep(&ts, NULL);
 }
 
+/* getpid is a system call (glibc stopped caching it), and every commit stamps the writer's pid:
+ * cache it, and forget it in the child of a fork. glibc unregisters the handler if the module is
+ * unloaded. */
+static _Atomic uint32_t cached_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void forget_pid(void) {
+  atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void watch_forks(void) {
+  pthread_atfork(NULL, NULL, forget_pid);
+}
+
 uint32_t lxshm__pid(void) {
-  return (uint32_t)getpid();
+  uint32_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (pid == 0) {
+    pthread_once(&atfork_once, watch_forks);
+    pid = (uint32_t)getpid();
+    atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+  }
+  return pid;
 }
 
 int lxshm__pid_alive(uint32_t pid) {
