@@ -41,6 +41,14 @@ lxshm_status lxshm__write(lxshm_segment *seg, const void *data, size_t len, unsi
 lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
                          uint64_t *version, unsigned *format, lxshm_error *err);
 
+/* A lock-free view of the current value, for a caller that makes its own copy: *data and *len
+ * of the value committed as *version. Writers may overwrite the bytes during the copy; the copy
+ * is whole only if lxshm__view_valid(seg, *version) says so afterwards. Fails with CORRUPT (a
+ * damaged descriptor) or TIMEOUT (a writer moved on while looking: try again). */
+lxshm_status lxshm__view(lxshm_segment *seg, const char **data, size_t *len, uint64_t *version,
+                         unsigned *format);
+int lxshm__view_valid(lxshm_segment *seg, uint64_t version);
+
 /* Length of the value committed last: a hint for sizing a buffer before lxshm__read. */
 uint64_t lxshm__used(const lxshm_segment *seg);
 

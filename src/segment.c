@@ -352,34 +352,64 @@ lxshm_status lxshm_write(lxshm_segment *seg, const void *data, size_t len, doubl
   return lxshm__write(seg, data, len, LXSHM__FORMAT_RAW, timeout, err);
 }
 
+/* Reads the descriptor of the current value. OK: *data, *len and *format belong to version *v
+ * as long as the version does not move. CORRUPT: the descriptor is damaged (and no writer is at
+ * work); TIMEOUT: a writer moved the version while we looked. */
+static lxshm_status describe(lxshm_segment *seg, const char **data, size_t *len, uint64_t *v,
+                             unsigned *format) {
+  const lxshm__header *h = seg->hdr;
+  uint64_t version = atomic_load_explicit(&h->version, memory_order_acquire);
+  const lxshm__slot *slot = &h->slots[version & 1];
+  uint64_t n = atomic_load_explicit(&slot->length, memory_order_relaxed);
+  uint64_t tag = atomic_load_explicit(&slot->version, memory_order_relaxed);
+  unsigned fmt = atomic_load_explicit(&slot->format, memory_order_relaxed);
+
+  if (n > seg->capacity || tag != version || fmt > LXSHM__FORMAT_MSGPACK) {
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&h->version, memory_order_relaxed) == version ? LXSHM_CORRUPT
+                                                                              : LXSHM_TIMEOUT;
+  }
+  *data = (const char *)seg->data[version & 1];
+  *len = (size_t)n;
+  *v = version;
+  if (format != NULL)
+    *format = fmt;
+  return LXSHM_OK;
+}
+
+int lxshm__view_valid(lxshm_segment *seg, uint64_t version) {
+  atomic_thread_fence(memory_order_acquire); /* the caller's copy happens before the re-check */
+  return atomic_load_explicit(&seg->hdr->version, memory_order_relaxed) == version;
+}
+
+lxshm_status lxshm__view(lxshm_segment *seg, const char **data, size_t *len, uint64_t *version,
+                         unsigned *format) {
+  return describe(seg, data, len, version, format);
+}
+
 /* Copies the value of the version it reads into buf. Returns OK (whole copy), TIMEOUT (a writer
  * overtook the copy: try again), INVALID_SIZE (cap too small; *len says how much is needed) or
  * CORRUPT (the descriptor is damaged and no writer is at work). */
 static lxshm_status snapshot(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
                              uint64_t *version, unsigned *format) {
-  const lxshm__header *h = seg->hdr;
-  uint64_t v = atomic_load_explicit(&h->version, memory_order_acquire);
-  const lxshm__slot *slot = &h->slots[v & 1];
-  uint64_t n = atomic_load_explicit(&slot->length, memory_order_relaxed);
-  uint64_t tag = atomic_load_explicit(&slot->version, memory_order_relaxed);
-  unsigned fmt = atomic_load_explicit(&slot->format, memory_order_relaxed);
-  lxshm_status st = LXSHM_OK;
+  const char *data;
+  size_t n;
+  uint64_t v;
+  unsigned fmt;
+  lxshm_status st = describe(seg, &data, &n, &v, &fmt);
 
-  if (n > seg->capacity || tag != v || fmt > LXSHM__FORMAT_MSGPACK)
-    st = LXSHM_CORRUPT;
-  else if (n > cap)
-    st = LXSHM_INVALID_SIZE;
-  else
-    memcpy(buf, seg->data[v & 1], (size_t)n);
-  atomic_thread_fence(memory_order_acquire); /* the copy happens before the re-check */
-  if (atomic_load_explicit(&h->version, memory_order_relaxed) != v)
+  if (st != LXSHM_OK)
+    return st;
+  if (n <= cap)
+    memcpy(buf, data, n);
+  if (!lxshm__view_valid(seg, v))
     return LXSHM_TIMEOUT; /* the copy may mix two commits */
-  *len = (size_t)n;
+  *len = n;
   if (version != NULL)
     *version = v;
   if (format != NULL)
     *format = fmt;
-  return st;
+  return n <= cap ? LXSHM_OK : LXSHM_INVALID_SIZE;
 }
 
 lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
