@@ -1,7 +1,9 @@
 /* platform_posix.c — platform.h on Linux: POSIX shared memory (/dev/shm), a process-shared
  * robust pthread mutex, futex waits. The only file of the core that includes OS headers or
  * reads errno; it holds no policy (retries, deadlines, layout): segment.c decides those. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
