@@ -318,7 +318,8 @@ lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t l
    * publication of next - 1, so that a reader who sees any of our bytes also sees the version
    * move and discards its copy. */
   atomic_thread_fence(memory_order_release);
-  memcpy(seg->data[next & 1], data, len);
+  if (len > 0) /* data may be NULL for an empty value */
+    memcpy(seg->data[next & 1], data, len);
   atomic_store_explicit(&slot->length, len, memory_order_relaxed);
   atomic_store_explicit(&slot->format, format, memory_order_relaxed);
   atomic_store_explicit(&slot->writer_pid, lxshm__pid(), memory_order_relaxed);
@@ -400,7 +401,7 @@ static lxshm_status snapshot(lxshm_segment *seg, void *buf, size_t cap, size_t *
 
   if (st != LXSHM_OK)
     return st;
-  if (n <= cap)
+  if (n <= cap && n > 0) /* buf may be NULL when only the length is wanted */
     memcpy(buf, data, n);
   if (!lxshm__view_valid(seg, v))
     return LXSHM_TIMEOUT; /* the copy may mix two commits */
