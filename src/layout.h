@@ -15,6 +15,7 @@
 #define LXSHM__LOCK_BYTES 64     /* room for the platform's lock (a pthread_mutex_t is 40) */
 #define LXSHM__HEADER_SIZE 512u  /* the value slots start here */
 #define LXSHM__SLOT_ALIGN 64u    /* each slot starts on its own cache line */
+#define LXSHM__WAITER_SLOTS 64u  /* waiters tracked by pid; more are counted but not tracked */
 
 /* Descriptor of one of the two value slots. Written only by the lock holder, before it
  * publishes the version that makes the slot current; read lock-free. */
@@ -49,15 +50,19 @@ typedef struct lxshm__header {
                                Stored last in a commit (release): seeing it implies the bytes. */
   _Atomic uint32_t seq;     /* low 32 bits of version, stored after it: the word waiters sleep
                                on (futex); repaired from version after an owner died */
-  _Atomic uint32_t sleepers; /* waiters about to sleep or asleep on seq (incremented before the
-                                last check, decremented on waking): commits wake only if > 0 */
+  _Atomic uint32_t sleepers; /* registered waiters (about to sleep or asleep on seq): a commit
+                                wakes only if > 0. Incremented before a waiter's last check of
+                                the version, decremented when it leaves, or by whoever finds its
+                                waiter_pids entry naming a dead process */
   uint64_t reserved1[6];     /* zero */
 
   /* Cache line 3: the two value slots' descriptors. */
   lxshm__slot slots[2];
 
-  /* Lines 4..7: reserved for waiter bookkeeping and queues; zero. */
-  uint64_t reserved2[32];
+  /* Lines 4..7: the pid of each registered waiter, or 0 for a free entry. A waiter claims an
+   * entry (0 -> pid) with its registration and frees it (pid -> 0) when it leaves; an entry whose
+   * process died is freed by whoever notices (stat), so the count heals. */
+  _Atomic uint32_t waiter_pids[LXSHM__WAITER_SLOTS];
 } lxshm__header;
 
 _Static_assert(sizeof(lxshm__slot) == 32, "slot descriptor is 32 bytes");

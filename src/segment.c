@@ -30,6 +30,9 @@ struct lxshm_segment {
 #define OPEN_PATIENCE_NS 500000000u
 #define OPEN_PATIENCE_PER_MIB_NS 1000000u
 #define READ_TRIES 8 /* lock-free attempts before a reader takes the lock */
+/* A waiter sleeps at most this long before looking at the version again: a writer that dies
+ * between its commit and its wake-up call delays the waiters by no more than this. */
+#define WAIT_SLICE_NS 200000000u
 
 /* ---- names, sizes, deadlines ------------------------------------------------------------ */
 
@@ -454,6 +457,44 @@ uint64_t lxshm__used(const lxshm_segment *seg) {
 
 /* ---- waiting --------------------------------------------------------------------------------- */
 
+/* Registers the calling process as a waiter: counts it in sleepers (what commits look at) and
+ * claims a waiter_pids entry (what stat and healing look at). Returns the entry's index, or -1
+ * when all are taken (the waiter is then counted but not tracked). */
+static int waiter_enter(lxshm__header *h) {
+  uint32_t pid = lxshm__pid();
+  unsigned i, start = pid % LXSHM__WAITER_SLOTS;
+  atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_relaxed);
+  for (i = 0; i < LXSHM__WAITER_SLOTS; i++) {
+    unsigned k = (start + i) % LXSHM__WAITER_SLOTS;
+    uint32_t expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&h->waiter_pids[k], &expected, pid,
+                                                memory_order_relaxed, memory_order_relaxed))
+      return (int)k;
+  }
+  return -1;
+}
+
+/* Unregisters. If someone freed our entry believing us dead, they already took our count. */
+static void waiter_leave(lxshm__header *h, int entry) {
+  uint32_t pid = lxshm__pid();
+  if (entry < 0 || atomic_compare_exchange_strong_explicit(&h->waiter_pids[entry], &pid, 0,
+                                                            memory_order_relaxed,
+                                                            memory_order_relaxed))
+    atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_relaxed);
+}
+
+/* Frees the entries of waiters whose process has died, taking their counts with them. */
+static void waiters_heal(lxshm__header *h) {
+  unsigned k;
+  for (k = 0; k < LXSHM__WAITER_SLOTS; k++) {
+    uint32_t pid = atomic_load_explicit(&h->waiter_pids[k], memory_order_relaxed);
+    if (pid != 0 && !lxshm__pid_alive(pid) &&
+        atomic_compare_exchange_strong_explicit(&h->waiter_pids[k], &pid, 0, memory_order_relaxed,
+                                                memory_order_relaxed))
+      atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_relaxed);
+  }
+}
+
 lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout, uint64_t *now,
                         lxshm_error *err) {
   lxshm__header *h = seg->hdr;
@@ -462,15 +503,20 @@ lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout, ui
 
   for (;;) {
     uint32_t seq = atomic_load_explicit(&h->seq, memory_order_acquire);
+    uint64_t slice;
+    int entry;
     v = atomic_load_explicit(&h->version, memory_order_acquire);
     if (v != version || st == LXSHM_TIMEOUT)
       break;
-    atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_relaxed);
+    slice = lxshm__clock_ns() + WAIT_SLICE_NS;
+    entry = waiter_enter(h);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in commit */
     v = atomic_load_explicit(&h->version, memory_order_relaxed);
     if (v == version)
-      st = lxshm__word_wait(&seg->map, &h->seq, seq, deadline, err);
-    atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_relaxed);
+      st = lxshm__word_wait(&seg->map, &h->seq, seq, slice < deadline ? slice : deadline, err);
+    waiter_leave(h, entry);
+    if (st == LXSHM_TIMEOUT && lxshm__clock_ns() < deadline)
+      st = LXSHM_OK; /* only the slice ended: look at the version, then sleep again */
     if (st != LXSHM_OK && st != LXSHM_TIMEOUT)
       return st;
   }
@@ -484,7 +530,7 @@ lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout, ui
 /* ---- introspection -------------------------------------------------------------------------- */
 
 void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st) {
-  const lxshm__header *h = seg->hdr;
+  lxshm__header *h = seg->hdr;
   uint64_t v;
   do { /* the slot's fields belong to version v while the version has not moved */
     const lxshm__slot *slot;
@@ -499,5 +545,6 @@ void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st) {
   st->version = v;
   if (st->used > seg->capacity)
     st->used = seg->capacity;
+  waiters_heal(seg->hdr);
   st->waiters = atomic_load_explicit(&h->sleepers, memory_order_relaxed);
 }
