@@ -20,7 +20,7 @@ WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-protot
 LXFLAGS  = -std=c11 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(WARN)
 ASANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-CORE_SRC = src/status.c src/segment.c src/platform_posix.c
+CORE_SRC = src/status.c src/object.c src/segment.c src/queue.c src/platform_posix.c
 MOD_SRC  = $(CORE_SRC) src/binding.c
 HEADERS  = $(wildcard src/*.h)
 

@@ -28,7 +28,7 @@ uint64_t lxshm__deadline(double timeout);
 
 /* ---- what a stored value's bytes are --------------------------------------------------- */
 
-#define LXSHM__CODEC_VERSION 1  /* format of put/get values, kept in every segment header */
+#define LXSHM__CODEC_VERSION 1 /* format of put/get values (doc/FORMAT.md), kept in every header */
 
 #define LXSHM__FORMAT_RAW 0     /* bytes from write(): get() returns them as a string */
 #define LXSHM__FORMAT_MSGPACK 1 /* bytes from put(): get() decodes them */
@@ -69,6 +69,36 @@ void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, u
  * leaving the stored value unchanged. Wakes waiters once the lock is released. */
 lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t len,
                                   unsigned format, lxshm_error *err);
+
+/* ---- waiting ----------------------------------------------------------------------------- */
+
+/* Lets a caller run its own checks between sleeps (the Lua binding lets interrupt hooks such as
+ * lua.c's Ctrl-C handler fire); returning nonzero ends the wait with LXSHM__INTERRUPTED. */
+typedef struct lxshm__interrupt {
+  int (*check)(void *ud);
+  void *ud;
+} lxshm__interrupt;
+
+#define LXSHM__INTERRUPTED ((lxshm_status)100) /* internal: never returned by lxshm.h calls */
+
+/* As lxshm_wait, and returns LXSHM__INTERRUPTED when intr (may be NULL) says so. */
+lxshm_status lxshm__wait(lxshm_segment *seg, uint64_t version, double timeout, uint64_t *now,
+                         const lxshm__interrupt *intr, lxshm_error *err);
+
+/* ---- queues, with format tags and interruptible waits ---------------------------------- */
+
+/* As lxshm_queue_push, with the value's format tag and an interrupt check (may be NULL). */
+lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
+                               double timeout, const lxshm__interrupt *intr, lxshm_error *err);
+
+/* As lxshm_queue_pop (remove = 1) or lxshm_queue_peek (remove = 0, timeout 0 expected), giving
+ * the value's format tag too. */
+lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                               unsigned *format, int remove, double timeout,
+                               const lxshm__interrupt *intr, lxshm_error *err);
+
+/* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
+size_t lxshm__queue_front_length(lxshm_queue *q);
 
 /* ---- introspection ------------------------------------------------------------------------ */
 

@@ -1,6 +1,9 @@
-/* layout.h — the bytes of a segment mapping, shared by every process that maps it, possibly built
+/* layout.h — the bytes of an lxshm mapping, shared by every process that maps it, possibly built
  * from different commits. Fixed-width fields only (no pointers, size_t, bool or long); any change
- * to what a byte means bumps LXSHM__LAYOUT_VERSION so that other builds refuse to attach. */
+ * to what a byte means bumps LXSHM__LAYOUT_VERSION so that other builds refuse to attach.
+ *
+ * A mapping is a 1 KiB header, then its data: a segment's two value slots, or a queue's ring.
+ * Both kinds share cache line 0 (identity) and line 1 (a lock); the rest depends on the kind. */
 #ifndef LXSHM_LAYOUT_H
 #define LXSHM_LAYOUT_H
 
@@ -13,11 +16,22 @@
 #define LXSHM__KIND_SEGMENT 1u
 #define LXSHM__KIND_QUEUE 2u
 #define LXSHM__LOCK_BYTES 64     /* room for the platform's lock (a pthread_mutex_t is 40) */
-#define LXSHM__HEADER_SIZE 512u  /* the value slots start here */
-#define LXSHM__SLOT_ALIGN 64u    /* each slot starts on its own cache line */
-#define LXSHM__WAITER_SLOTS 64u  /* waiters tracked by pid; more are counted but not tracked */
+#define LXSHM__HEADER_SIZE 1024u /* the data (slots or ring) starts here */
+#define LXSHM__SLOT_ALIGN 64u    /* each value slot starts on its own cache line */
+#define LXSHM__WAITER_PIDS 30u   /* waiters tracked by pid per waitlist; more are only counted */
+#define LXSHM__RECORD_ALIGN 8u   /* queue records start at multiples of 8 bytes */
 
-/* Descriptor of one of the two value slots. Written only by the lock holder, before it
+/* Processes sleeping until something changes: a futex word and who sleeps on it. */
+typedef struct lxshm__waitlist {
+  _Atomic uint32_t word;     /* bumped after a change when sleepers > 0; a sleeper sleeps only
+                                while it still holds the value read before its last check */
+  _Atomic uint32_t sleepers; /* registered waiters: incremented before a waiter's last check,
+                                decremented when it leaves, or by whoever frees the pid entry of
+                                a waiter that died. A change wakes only if it is > 0 */
+  _Atomic uint32_t pids[LXSHM__WAITER_PIDS]; /* pid of each registered waiter; 0 = free */
+} lxshm__waitlist;
+
+/* Descriptor of one of a segment's two value slots. Written only by the lock holder, before it
  * publishes the version that makes the slot current; read lock-free. */
 typedef struct lxshm__slot {
   _Atomic uint64_t length;     /* bytes of the value in this slot, at most the capacity */
@@ -27,49 +41,84 @@ typedef struct lxshm__slot {
   _Atomic uint32_t format;     /* LXSHM__FORMAT_RAW (write) or LXSHM__FORMAT_MSGPACK (put) */
 } lxshm__slot;
 
+/* Cache lines 2..15 of a segment. */
+typedef struct lxshm__segment_state {
+  /* Line 2: the commit counter, written by the lock holder. */
+  _Atomic uint64_t version; /* commits so far; the current value is in slots[version & 1].
+                               Stored last in a commit (release): seeing it implies the bytes */
+  uint64_t reserved0[7];
+  /* Line 3: the two value slots' descriptors. */
+  lxshm__slot slots[2];
+  /* Lines 4-5: processes blocked in wait(); woken by every commit. */
+  lxshm__waitlist waiters;
+  uint64_t reserved1[80]; /* lines 6..15, zero */
+} lxshm__segment_state;
+
+/* Cache lines 2..15 of a queue. The ring holds records back to back: an 8-byte header (u32
+ * length of the value, u32 format) and the value's bytes, padded to 8. A record may wrap around
+ * the end of the ring. `tail` and `head` count bytes since creation and never wrap: the ring
+ * offset of a position is position % capacity, and tail - head bytes are in use. */
+typedef struct lxshm__queue_state {
+  /* Line 2: the producers' side, written under the push lock (line 1). */
+  _Atomic uint64_t tail;   /* end of the last whole record. Stored after the record's bytes
+                              (release): a consumer that sees it sees the record */
+  _Atomic uint64_t pushed; /* values ever pushed (count = pushed - popped); stored after tail */
+  _Atomic uint64_t push_tail;   /* intent of the push in progress: the tail and pushed it will */
+  _Atomic uint64_t push_pushed; /* store. A push lock taken from a dead owner whose tail matches
+                                   push_tail finishes the count from push_pushed */
+  uint64_t reserved0[4];
+  /* Line 3: the consumers' lock, separate so that a producer and a consumer never contend. */
+  unsigned char pop_lock[LXSHM__LOCK_BYTES];
+  /* Line 4: the consumers' side, written under the pop lock. */
+  _Atomic uint64_t head;   /* start of the oldest record. Stored after its bytes were copied
+                              out (release): a producer that sees it may reuse them */
+  _Atomic uint64_t popped; /* values ever popped; stored after head */
+  _Atomic uint64_t pop_head;   /* intent of the pop in progress, as push_tail/push_pushed */
+  _Atomic uint64_t pop_popped;
+  uint64_t reserved1[4];
+  /* Lines 5-6: consumers waiting for a value; lines 7-8: producers waiting for room. */
+  lxshm__waitlist not_empty;
+  lxshm__waitlist not_full;
+  uint64_t reserved2[56]; /* lines 9..15, zero */
+} lxshm__queue_state;
+
 /* The first LXSHM__HEADER_SIZE bytes of every lxshm mapping. */
 typedef struct lxshm__header {
   /* Cache line 0, identity: written once by the creator, then never; `magic` is stored last
    * with release ordering, so a process that reads LXSHM__MAGIC sees every field below it. */
-  _Atomic uint32_t magic;  /* LXSHM__MAGIC once initialized; 0 while the creator works */
-  uint32_t layout;         /* LXSHM__LAYOUT_VERSION of the creator's build */
-  uint32_t kind;           /* LXSHM__KIND_SEGMENT or LXSHM__KIND_QUEUE */
-  uint32_t codec;          /* version of the value format (LXSHM__CODEC_VERSION) */
-  uint64_t capacity;       /* bytes one value may take: the size given to create */
-  uint64_t map_size;       /* bytes of the whole mapping */
-  uint64_t slot_stride;    /* distance in bytes from slot 0's data to slot 1's */
-  uint32_t creator_pid;    /* process that created the segment (diagnostics only) */
-  uint32_t reserved0[5];   /* zero */
+  _Atomic uint32_t magic; /* LXSHM__MAGIC once initialized; 0 while the creator works */
+  uint32_t layout;        /* LXSHM__LAYOUT_VERSION of the creator's build */
+  uint32_t kind;          /* LXSHM__KIND_SEGMENT or LXSHM__KIND_QUEUE */
+  uint32_t codec;         /* version of the value format (LXSHM__CODEC_VERSION) */
+  uint64_t capacity;      /* segment: bytes one value may take; queue: bytes of the ring */
+  uint64_t map_size;      /* bytes of the whole mapping */
+  uint64_t slot_stride;   /* segment: distance from slot 0's data to slot 1's; queue: 0 */
+  uint32_t creator_pid;   /* process that created it (diagnostics only) */
+  uint32_t reserved0[5];  /* zero */
 
   /* Cache line 1: the inter-process lock (platform-defined bytes; unused on Windows, where the
-   * lock is a named mutex). Serializes commits; readers never take it. */
+   * lock is a named mutex). A segment's commit lock; a queue's push lock. */
   unsigned char lock[LXSHM__LOCK_BYTES];
 
-  /* Cache line 2, commit state: written by the lock holder. */
-  _Atomic uint64_t version; /* commits so far; the current value is in slots[version & 1].
-                               Stored last in a commit (release): seeing it implies the bytes. */
-  _Atomic uint32_t seq;     /* low 32 bits of version, stored after it: the word waiters sleep
-                               on (futex); repaired from version after an owner died */
-  _Atomic uint32_t sleepers; /* registered waiters (about to sleep or asleep on seq): a commit
-                                wakes only if > 0. Incremented before a waiter's last check of
-                                the version, decremented when it leaves, or by whoever finds its
-                                waiter_pids entry naming a dead process */
-  uint64_t reserved1[6];     /* zero */
-
-  /* Cache line 3: the two value slots' descriptors. */
-  lxshm__slot slots[2];
-
-  /* Lines 4..7: the pid of each registered waiter, or 0 for a free entry. A waiter claims an
-   * entry (0 -> pid) with its registration and frees it (pid -> 0) when it leaves; an entry whose
-   * process died is freed by whoever notices (stat), so the count heals. */
-  _Atomic uint32_t waiter_pids[LXSHM__WAITER_SLOTS];
+  union {
+    lxshm__segment_state segment;
+    lxshm__queue_state queue;
+  } u;
 } lxshm__header;
 
+_Static_assert(sizeof(lxshm__waitlist) == 128, "a waitlist is two cache lines");
 _Static_assert(sizeof(lxshm__slot) == 32, "slot descriptor is 32 bytes");
 _Static_assert(offsetof(lxshm__header, lock) == 64, "lock on cache line 1");
-_Static_assert(offsetof(lxshm__header, version) == 128, "commit state on cache line 2");
-_Static_assert(offsetof(lxshm__header, slots) == 192, "slots on cache line 3");
-_Static_assert(sizeof(lxshm__header) == LXSHM__HEADER_SIZE, "header is 512 bytes");
+_Static_assert(offsetof(lxshm__header, u.segment.version) == 128, "version on line 2");
+_Static_assert(offsetof(lxshm__header, u.segment.slots) == 192, "slots on line 3");
+_Static_assert(offsetof(lxshm__header, u.segment.waiters) == 256, "waiters on lines 4-5");
+_Static_assert(offsetof(lxshm__header, u.queue.tail) == 128, "push side on line 2");
+_Static_assert(offsetof(lxshm__header, u.queue.pop_lock) == 192, "pop lock on line 3");
+_Static_assert(offsetof(lxshm__header, u.queue.head) == 256, "pop side on line 4");
+_Static_assert(offsetof(lxshm__header, u.queue.not_empty) == 320, "not_empty on lines 5-6");
+_Static_assert(offsetof(lxshm__header, u.queue.not_full) == 448, "not_full on lines 7-8");
+_Static_assert(sizeof(lxshm__segment_state) == sizeof(lxshm__queue_state), "both fill the header");
+_Static_assert(sizeof(lxshm__header) == LXSHM__HEADER_SIZE, "header is 1 KiB");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "shared atomics must be lock-free to work across processes");
 

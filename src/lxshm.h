@@ -115,6 +115,43 @@ LXSHM_API lxshm_status lxshm_read(lxshm_segment *seg, void *buf, size_t cap, siz
 LXSHM_API lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout,
                                   uint64_t *now, lxshm_error *err);
 
+/* ---- queues: many values, in order, each popped once --------------------------------------
+ *
+ * A queue is a ring of `size` bytes (rounded up to a multiple of 8) in a named object, shared by
+ * any number of producers and consumers. Each value takes its length plus 8 bytes, rounded up
+ * to 8. Values pushed by one producer are popped in push order, each exactly once. A process
+ * killed in the middle of a push or pop leaves no half value and does not block the others.
+ * Queues and segments share one namespace: lxshm_remove removes either. */
+typedef struct lxshm_queue lxshm_queue;
+
+/* As lxshm_create / lxshm_open, for queues. Opening a segment as a queue is INVALID. */
+LXSHM_API lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
+                                          lxshm_queue **out, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err);
+LXSHM_API void lxshm_queue_close(lxshm_queue *q);
+
+LXSHM_API uint64_t lxshm_queue_size(const lxshm_queue *q);    /* bytes of the ring */
+LXSHM_API const char *lxshm_queue_name(const lxshm_queue *q); /* the queue's name */
+LXSHM_API uint64_t lxshm_queue_count(const lxshm_queue *q);   /* values waiting */
+LXSHM_API uint64_t lxshm_queue_used(const lxshm_queue *q);    /* bytes in use */
+
+/* Appends `len` bytes as one value, waiting up to `timeout` seconds (negative: no limit; 0:
+ * don't wait) while the queue is full. Fails with INVALID_SIZE (the value cannot fit even an
+ * empty queue), TIMEOUT (still full), CORRUPT or INVALID (a lock already held by this thread). */
+LXSHM_API lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len,
+                                        double timeout, lxshm_error *err);
+
+/* Removes the oldest value and copies it into buf (cap bytes), waiting up to `timeout` seconds
+ * while the queue is empty. On LXSHM_OK *len is its length. Fails with TIMEOUT (still empty),
+ * INVALID_SIZE (cap too small: *len says how much is needed, and the value stays queued) or
+ * CORRUPT (the ring is damaged). */
+LXSHM_API lxshm_status lxshm_queue_pop(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                                       double timeout, lxshm_error *err);
+
+/* As lxshm_queue_pop without removing the value and without waiting: TIMEOUT when empty. */
+LXSHM_API lxshm_status lxshm_queue_peek(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                                        lxshm_error *err);
+
 #ifdef __cplusplus
 }
 #endif

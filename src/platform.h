@@ -66,8 +66,8 @@ void lxshm__lock_release(lxshm__mapping *m, void *lock);
 lxshm_status lxshm__word_wait(lxshm__mapping *m, _Atomic uint32_t *word, uint32_t expected,
                               uint64_t deadline, lxshm_error *err);
 
-/* Wakes every process sleeping on `word`. */
-void lxshm__word_wake(lxshm__mapping *m, _Atomic uint32_t *word);
+/* Wakes every process sleeping on `word`; returns how many were asleep (0 when unknown). */
+int lxshm__word_wake(lxshm__mapping *m, _Atomic uint32_t *word);
 
 /* ---- clocks and processes ---------------------------------------------------------------- */
 
@@ -76,6 +76,6 @@ int64_t lxshm__wallclock_ns(void);  /* wall-clock time, ns since the Unix epoch 
 void lxshm__sleep_ns(uint64_t ns);  /* sleeps about ns (signals may shorten it) */
 uint32_t lxshm__pid(void);          /* this process's id */
 int lxshm__pid_alive(uint32_t pid); /* 1 if a process with this id exists, else 0 */
-unsigned lxshm__cpu_count(void);    /* processors online, at least 1 */
+unsigned lxshm__cpu_count(void);    /* processors this process may run on, at least 1 */
 
 #endif

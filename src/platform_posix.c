@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -266,9 +267,11 @@ lxshm_status lxshm__word_wait(lxshm__mapping *m, _Atomic uint32_t *word, uint32_
   }
 }
 
-void lxshm__word_wake(lxshm__mapping *m, _Atomic uint32_t *word) {
+int lxshm__word_wake(lxshm__mapping *m, _Atomic uint32_t *word) {
+  long woken;
   (void)m;
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  woken = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+  return woken > 0 ? (int)woken : 0;
 }
 
 /* ---- clocks and processes ------------------------------------------------------------------ */
@@ -321,6 +324,10 @@ int lxshm__pid_alive(uint32_t pid) {
 }
 
 unsigned lxshm__cpu_count(void) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  cpu_set_t set;
+  long n;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) /* taskset or a container may allow fewer */
+    return CPU_COUNT(&set) > 0 ? (unsigned)CPU_COUNT(&set) : 1u;
+  n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (unsigned)n : 1u;
 }

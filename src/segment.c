@@ -1,6 +1,6 @@
-/* segment.c — segments: create, open, close, remove, header validation, the commit protocol,
- * lock-free snapshots, waiting and owner-death recovery. Makes no OS call itself (platform.h
- * does) and knows nothing of Lua.
+/* segment.c — segments: one current value shared by every process that opens the name; the
+ * commit protocol, lock-free snapshots, waiting for the next version, and repair after a lock
+ * owner died. Built on object.c; makes no OS call itself and knows nothing of Lua.
  *
  * Commit protocol. A segment holds two value slots. Version v's value is in slot v & 1, so a
  * commit writes the idle slot while readers copy the current one, and publishes the new version
@@ -8,226 +8,61 @@
  * version: only a writer of version v + 2 could have touched that slot, and it can only start
  * after v + 1 is published, so an unchanged version proves the copy whole. A writer that dies
  * mid-commit leaves the version unpublished: the previous value is still the current one. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "layout.h"
-#include "platform.h"
+#include "object.h"
 
 struct lxshm_segment {
-  lxshm__mapping map;        /* the view of the whole object */
-  lxshm__header *hdr;        /* == map.base */
-  unsigned char *data[2];    /* first byte of each slot's value */
-  uint64_t capacity;         /* hdr->capacity, read once at open: never trust it again */
-  int wake_pending;          /* a commit under the lock found sleepers: wake them on unlock */
-  char name[LXSHM_NAME_MAX + 1];
+  lxshm__object obj;
+  lxshm__segment_state *state; /* &obj.hdr->u.segment */
+  unsigned char *data[2];      /* first byte of each slot's value */
 };
 
-/* Open waits this long for a concurrent creator, plus OPEN_PATIENCE_PER_MIB for every MiB the
- * creator must reserve (reserving memory runs well above 1 GiB/s). */
-#define OPEN_PATIENCE_NS 500000000u
-#define OPEN_PATIENCE_PER_MIB_NS 1000000u
 #define READ_TRIES 8 /* lock-free attempts before a reader takes the lock */
-/* A waiter sleeps at most this long before looking at the version again: a writer that dies
- * between its commit and its wake-up call delays the waiters by no more than this. */
-#define WAIT_SLICE_NS 200000000u
 
-/* ---- names, sizes, deadlines ------------------------------------------------------------ */
-
-static int name_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
-
-lxshm_status lxshm__check_name(const char *name, size_t len) {
-  size_t i;
-  if (len == 0 || len > LXSHM_NAME_MAX || name[0] == '.' || name[0] == '-')
-    return LXSHM_INVALID;
-  for (i = 0; i < len; i++)
-    if (!name_char((unsigned char)name[i]))
-      return LXSHM_INVALID;
-  return LXSHM_OK;
-}
-
-lxshm_status lxshm_check_name(const char *name) {
-  size_t len = 0;
-  if (name == NULL)
-    return LXSHM_INVALID;
-  while (len <= LXSHM_NAME_MAX && name[len] != '\0') /* never reads past a too-long name's limit */
-    len++;
-  return lxshm__check_name(name, len);
-}
-
-static lxshm_status bad_name(lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_INVALID,
-                     "invalid name: use 1-%d characters from A-Z a-z 0-9 . _ -, "
-                     "not starting with . or -",
-                     LXSHM_NAME_MAX);
-}
-
-uint64_t lxshm__deadline(double timeout) {
-  if (!(timeout >= 0) || timeout >= 1e9) /* negative, NaN, or beyond 30 years: no limit */
-    return UINT64_MAX;
-  return lxshm__clock_ns() + (uint64_t)(timeout * 1e9);
-}
-
-static uint64_t stride_for(uint64_t capacity) {
-  return (capacity + LXSHM__SLOT_ALIGN - 1) / LXSHM__SLOT_ALIGN * LXSHM__SLOT_ALIGN;
-}
-
-/* ---- handles ------------------------------------------------------------------------------- */
-
-static lxshm_segment *handle_new(const char *name) {
-  lxshm_segment *seg = calloc(1, sizeof *seg);
-  if (seg != NULL)
-    strcpy(seg->name, name); /* checked: at most LXSHM_NAME_MAX bytes */
+static lxshm_segment *bind(lxshm_segment *seg) {
+  seg->state = &seg->obj.hdr->u.segment;
+  seg->data[0] = seg->obj.data;
+  seg->data[1] = seg->obj.data + seg->obj.hdr->slot_stride;
   return seg;
 }
 
-static void handle_bind(lxshm_segment *seg) {
-  seg->hdr = (lxshm__header *)seg->map.base;
-  seg->capacity = seg->hdr->capacity;
-  seg->data[0] = seg->map.base + LXSHM__HEADER_SIZE;
-  seg->data[1] = seg->data[0] + seg->hdr->slot_stride;
-}
-
-void lxshm_close(lxshm_segment *seg) {
-  if (seg == NULL)
-    return;
-  lxshm__map_close(&seg->map);
-  free(seg);
-}
-
-uint64_t lxshm_size(const lxshm_segment *seg) {
-  return seg->capacity;
-}
-
-const char *lxshm_name(const lxshm_segment *seg) {
-  return seg->name;
-}
-
-/* ---- create, open, attach, remove ---------------------------------------------------------- */
+/* ---- create, open, attach, remove, close ------------------------------------------------- */
 
 lxshm_status lxshm_create(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
                           lxshm_error *err) {
-  lxshm_segment *seg;
-  lxshm__header *h;
+  lxshm_segment *seg = calloc(1, sizeof *seg);
   lxshm_status st;
-  uint64_t stride;
 
   *out = NULL;
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
-  if (size == 0 || size > LXSHM_SIZE_MAX)
-    return lxshm__fail(err, LXSHM_INVALID_SIZE, "size must be 1 to %llu bytes",
-                       (unsigned long long)LXSHM_SIZE_MAX);
-  stride = stride_for(size);
-  if ((seg = handle_new(name)) == NULL)
+  if (seg == NULL)
     return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  st = lxshm__map_create(name, (size_t)(LXSHM__HEADER_SIZE + 2 * stride), mode, &seg->map, err);
+  /* A new object is all zero: both slots hold the empty value of version 0, with no waiters. */
+  st = lxshm__object_create(&seg->obj, name, LXSHM__KIND_SEGMENT, size, mode, err);
   if (st != LXSHM_OK) {
-    free(seg);
-    return st == LXSHM_EXISTS ? lxshm__fail(err, st, "already exists") : st;
-  }
-  /* The object is new and all zero: both slots hold the empty value of version 0. */
-  h = (lxshm__header *)seg->map.base;
-  h->layout = LXSHM__LAYOUT_VERSION;
-  h->kind = LXSHM__KIND_SEGMENT;
-  h->codec = LXSHM__CODEC_VERSION;
-  h->capacity = size;
-  h->map_size = seg->map.size;
-  h->slot_stride = stride;
-  h->creator_pid = lxshm__pid();
-  st = lxshm__lock_init(&seg->map, h->lock, err);
-  if (st != LXSHM_OK) {
-    lxshm__map_close(&seg->map);
-    lxshm__map_unlink(name, NULL);
     free(seg);
     return st;
   }
-  atomic_store_explicit(&h->magic, LXSHM__MAGIC, memory_order_release); /* last: publishes */
-  handle_bind(seg);
-  *out = seg;
-  return LXSHM_OK;
-}
-
-/* Checks a published header against the mapping it sits in. Everything a later access relies
- * on (the capacity, the slots' places) is checked here, once; per-commit fields are checked at
- * every read. */
-static lxshm_status validate_header(const lxshm__header *h, size_t mapped, lxshm_error *err) {
-  if (h->layout != LXSHM__LAYOUT_VERSION)
-    return lxshm__fail(err, LXSHM_INVALID, "made by another lxshm build (layout %u, expected %u)",
-                       h->layout, LXSHM__LAYOUT_VERSION);
-  if (h->kind == LXSHM__KIND_QUEUE)
-    return lxshm__fail(err, LXSHM_INVALID, "is a queue, not a segment (use open_queue)");
-  if (h->kind != LXSHM__KIND_SEGMENT)
-    return lxshm__fail(err, LXSHM_CORRUPT, "header names an unknown kind %u", h->kind);
-  if (h->codec != LXSHM__CODEC_VERSION)
-    return lxshm__fail(err, LXSHM_INVALID, "values in format %u, this build reads %u", h->codec,
-                       LXSHM__CODEC_VERSION);
-  if (h->capacity == 0 || h->capacity > LXSHM_SIZE_MAX || h->slot_stride != stride_for(h->capacity) ||
-      h->map_size != LXSHM__HEADER_SIZE + 2 * h->slot_stride)
-    return lxshm__fail(err, LXSHM_CORRUPT, "header sizes are inconsistent");
-  if (h->map_size != mapped)
-    return lxshm__fail(err, LXSHM_CORRUPT, "header says %llu bytes, the mapping has %zu",
-                       (unsigned long long)h->map_size, mapped);
+  lxshm__object_publish(&seg->obj);
+  *out = bind(seg);
   return LXSHM_OK;
 }
 
 lxshm_status lxshm_open(const char *name, lxshm_segment **out, lxshm_error *err) {
-  lxshm_segment *seg;
+  lxshm_segment *seg = calloc(1, sizeof *seg);
   lxshm_status st;
-  uint64_t start, patience, pause = 100000; /* 0.1 ms, doubling up to 10 ms */
 
   *out = NULL;
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
-  if ((seg = handle_new(name)) == NULL)
+  if (seg == NULL)
     return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  start = lxshm__clock_ns();
-  for (;;) {
-    st = lxshm__map_open(name, &seg->map, err);
-    if (st == LXSHM_NOT_FOUND)
-      st = lxshm__fail(err, st, "does not exist");
-    if (st != LXSHM_OK)
-      break;
-    patience = OPEN_PATIENCE_NS + (uint64_t)(seg->map.size >> 20) * OPEN_PATIENCE_PER_MIB_NS;
-    if (seg->map.size >= sizeof(lxshm__header)) {
-      const lxshm__header *h = (const lxshm__header *)seg->map.base;
-      uint32_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
-      if (magic == LXSHM__MAGIC) {
-        st = validate_header(h, seg->map.size, err);
-        if (st == LXSHM_OK) {
-          handle_bind(seg);
-          *out = seg;
-          return LXSHM_OK;
-        }
-        break;
-      }
-      if (magic != 0) {
-        st = lxshm__fail(err, LXSHM_INVALID, "not an lxshm segment");
-        break;
-      }
-    }
-    else if (seg->map.size > 0 && seg->map.size < sizeof(lxshm__header)) {
-      st = lxshm__fail(err, LXSHM_INVALID, "not an lxshm segment (%zu bytes)", seg->map.size);
-      break;
-    }
-    /* Empty, or magic still 0: a creator is at work. Look again shortly, within bounds. */
-    lxshm__map_close(&seg->map);
-    if (lxshm__clock_ns() - start >= patience) {
-      st = lxshm__fail(err, LXSHM_CORRUPT, "never finished initializing (its creator died?)");
-      break;
-    }
-    lxshm__sleep_ns(pause);
-    if (pause < 10000000)
-      pause *= 2;
+  st = lxshm__object_open(&seg->obj, name, LXSHM__KIND_SEGMENT, err);
+  if (st != LXSHM_OK) {
+    free(seg);
+    return st;
   }
-  lxshm__map_close(&seg->map);
-  free(seg);
-  return st;
+  *out = bind(seg);
+  return LXSHM_OK;
 }
 
 lxshm_status lxshm_attach(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
@@ -256,67 +91,73 @@ lxshm_status lxshm_attach(const char *name, uint64_t size, unsigned mode, lxshm_
 lxshm_status lxshm_remove(const char *name, lxshm_error *err) {
   lxshm_status st;
   if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
+    return lxshm__fail(err, LXSHM_INVALID, "invalid name");
   st = lxshm__map_unlink(name, err);
   return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
 }
 
-/* ---- the lock --------------------------------------------------------------------------- */
+void lxshm_close(lxshm_segment *seg) {
+  if (seg == NULL)
+    return;
+  lxshm__object_close(&seg->obj);
+  free(seg);
+}
+
+uint64_t lxshm_size(const lxshm_segment *seg) {
+  return seg->obj.capacity;
+}
+
+const char *lxshm_name(const lxshm_segment *seg) {
+  return seg->obj.name;
+}
+
+/* ---- the lock ------------------------------------------------------------------------------ */
 
 /* After an owner died holding the lock. Its commit either published the version (then the value
- * is whole: all bytes precede the version) or did not (then the idle slot is scratch). Only the
- * wait word may lag behind the version: bring it up to date and wake everyone. */
-static void repair_locked(lxshm_segment *seg) {
-  uint64_t v = atomic_load_explicit(&seg->hdr->version, memory_order_relaxed);
-  atomic_store_explicit(&seg->hdr->seq, (uint32_t)v, memory_order_release);
-  seg->wake_pending = 1;
+ * is whole: all bytes precede the version) or did not (then the idle slot is scratch). Its
+ * waiters may not have been woken: wake them all. */
+static void repair(lxshm__object *o) {
+  lxshm__wake_all(o, &o->hdr->u.segment.waiters);
 }
 
 lxshm_status lxshm__lock(lxshm_segment *seg, uint64_t deadline, lxshm_error *err) {
-  int owner_died;
-  lxshm_status st = lxshm__lock_acquire(&seg->map, seg->hdr->lock, deadline, &owner_died, err);
-  if (st == LXSHM_OK && owner_died) {
-    repair_locked(seg);
-    lxshm__lock_recovered(&seg->map, seg->hdr->lock);
-  }
-  return st;
+  return lxshm__object_lock(&seg->obj, seg->obj.hdr->lock, deadline, repair, err);
 }
 
 void lxshm__unlock(lxshm_segment *seg) {
-  lxshm__lock_release(&seg->map, seg->hdr->lock);
-  if (seg->wake_pending) { /* after unlocking: the woken need not queue on the lock */
-    seg->wake_pending = 0;
-    lxshm__word_wake(&seg->map, &seg->hdr->seq);
-  }
+  lxshm__object_unlock(&seg->obj, seg->obj.hdr->lock);
+  /* After unlocking: woken waiters need not queue on the lock. A commit may not have happened
+   * (update whose function raised); a wake-up then costs a spurious look at the version. */
+  lxshm__wake(&seg->obj, &seg->state->waiters);
 }
 
 /* ---- commits and snapshots ---------------------------------------------------------------- */
 
 static lxshm_status too_large(lxshm_segment *seg, size_t len, lxshm_error *err) {
   return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes exceeds the capacity of %llu",
-                     len, (unsigned long long)seg->capacity);
+                     len, (unsigned long long)seg->obj.capacity);
 }
 
 void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, unsigned *format) {
-  uint64_t v = atomic_load_explicit(&seg->hdr->version, memory_order_relaxed);
-  const lxshm__slot *slot = &seg->hdr->slots[v & 1];
+  uint64_t v = atomic_load_explicit(&seg->state->version, memory_order_relaxed);
+  const lxshm__slot *slot = &seg->state->slots[v & 1];
   uint64_t n = atomic_load_explicit(&slot->length, memory_order_relaxed);
   *data = (const char *)seg->data[v & 1];
-  *len = (size_t)(n <= seg->capacity ? n : 0); /* a damaged length never reaches a copy */
+  *len = (size_t)(n <= seg->obj.capacity ? n : 0); /* a damaged length never reaches a copy */
   if (format != NULL)
     *format = atomic_load_explicit(&slot->format, memory_order_relaxed);
 }
 
 lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t len,
                                   unsigned format, lxshm_error *err) {
-  lxshm__header *h = seg->hdr;
+  lxshm__segment_state *s = seg->state;
   uint64_t next;
   lxshm__slot *slot;
 
-  if (len > seg->capacity)
+  if (len > seg->obj.capacity)
     return too_large(seg, len, err);
-  next = atomic_load_explicit(&h->version, memory_order_relaxed) + 1;
-  slot = &h->slots[next & 1];
+  next = atomic_load_explicit(&s->version, memory_order_relaxed) + 1;
+  slot = &s->slots[next & 1];
   /* A reader may still be copying this slot as version next - 2. Order our stores after the
    * publication of next - 1, so that a reader who sees any of our bytes also sees the version
    * move and discards its copy. */
@@ -328,20 +169,14 @@ lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t l
   atomic_store_explicit(&slot->writer_pid, lxshm__pid(), memory_order_relaxed);
   atomic_store_explicit(&slot->updated_ns, lxshm__wallclock_ns(), memory_order_relaxed);
   atomic_store_explicit(&slot->version, next, memory_order_relaxed);
-  atomic_store_explicit(&h->version, next, memory_order_release); /* last: implies the bytes */
-  atomic_store_explicit(&h->seq, (uint32_t)next, memory_order_release);
-  /* Pairs with the fence in lxshm_wait: either the waiter sees the new version, or we see it
-   * counted in sleepers and wake it. */
-  atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&h->sleepers, memory_order_relaxed) != 0)
-    seg->wake_pending = 1;
+  atomic_store_explicit(&s->version, next, memory_order_release); /* last: implies the bytes */
   return LXSHM_OK;
 }
 
 lxshm_status lxshm__write(lxshm_segment *seg, const void *data, size_t len, unsigned format,
                           double timeout, lxshm_error *err) {
   lxshm_status st;
-  if (len > seg->capacity) /* refuse before waiting for the lock */
+  if (len > seg->obj.capacity) /* refuse before waiting for the lock */
     return too_large(seg, len, err);
   st = lxshm__lock(seg, lxshm__deadline(timeout), err);
   if (st != LXSHM_OK)
@@ -361,16 +196,16 @@ lxshm_status lxshm_write(lxshm_segment *seg, const void *data, size_t len, doubl
  * work); TIMEOUT: a writer moved the version while we looked. */
 static lxshm_status describe(lxshm_segment *seg, const char **data, size_t *len, uint64_t *v,
                              unsigned *format) {
-  const lxshm__header *h = seg->hdr;
-  uint64_t version = atomic_load_explicit(&h->version, memory_order_acquire);
-  const lxshm__slot *slot = &h->slots[version & 1];
+  const lxshm__segment_state *s = seg->state;
+  uint64_t version = atomic_load_explicit(&s->version, memory_order_acquire);
+  const lxshm__slot *slot = &s->slots[version & 1];
   uint64_t n = atomic_load_explicit(&slot->length, memory_order_relaxed);
   uint64_t tag = atomic_load_explicit(&slot->version, memory_order_relaxed);
   unsigned fmt = atomic_load_explicit(&slot->format, memory_order_relaxed);
 
-  if (n > seg->capacity || tag != version || fmt > LXSHM__FORMAT_MSGPACK) {
+  if (n > seg->obj.capacity || tag != version || fmt > LXSHM__FORMAT_MSGPACK) {
     atomic_thread_fence(memory_order_acquire);
-    return atomic_load_explicit(&h->version, memory_order_relaxed) == version ? LXSHM_CORRUPT
+    return atomic_load_explicit(&s->version, memory_order_relaxed) == version ? LXSHM_CORRUPT
                                                                               : LXSHM_TIMEOUT;
   }
   *data = (const char *)seg->data[version & 1];
@@ -383,7 +218,7 @@ static lxshm_status describe(lxshm_segment *seg, const char **data, size_t *len,
 
 int lxshm__view_valid(lxshm_segment *seg, uint64_t version) {
   atomic_thread_fence(memory_order_acquire); /* the caller's copy happens before the re-check */
-  return atomic_load_explicit(&seg->hdr->version, memory_order_relaxed) == version;
+  return atomic_load_explicit(&seg->state->version, memory_order_relaxed) == version;
 }
 
 lxshm_status lxshm__view(lxshm_segment *seg, const char **data, size_t *len, uint64_t *version,
@@ -431,7 +266,7 @@ lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
   if (st != LXSHM_OK)
     return st;
   st = snapshot(seg, buf, cap, len, version, format);
-  lxshm__unlock(seg);
+  lxshm__object_unlock(&seg->obj, seg->obj.hdr->lock); /* nothing committed: nobody to wake */
 done:
   if (st == LXSHM_INVALID_SIZE)
     return lxshm__fail(err, st, "value of %zu bytes does not fit a buffer of %zu", *len, cap);
@@ -446,105 +281,55 @@ lxshm_status lxshm_read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
 }
 
 uint64_t lxshm_version(const lxshm_segment *seg) {
-  return atomic_load_explicit(&seg->hdr->version, memory_order_acquire);
+  return atomic_load_explicit(&seg->state->version, memory_order_acquire);
 }
 
 uint64_t lxshm__used(const lxshm_segment *seg) {
-  uint64_t v = atomic_load_explicit(&seg->hdr->version, memory_order_acquire);
-  uint64_t n = atomic_load_explicit(&seg->hdr->slots[v & 1].length, memory_order_relaxed);
-  return n <= seg->capacity ? n : seg->capacity;
+  uint64_t v = atomic_load_explicit(&seg->state->version, memory_order_acquire);
+  uint64_t n = atomic_load_explicit(&seg->state->slots[v & 1].length, memory_order_relaxed);
+  return n <= seg->obj.capacity ? n : seg->obj.capacity;
 }
 
 /* ---- waiting --------------------------------------------------------------------------------- */
 
-/* Registers the calling process as a waiter: counts it in sleepers (what commits look at) and
- * claims a waiter_pids entry (what stat and healing look at). Returns the entry's index, or -1
- * when all are taken (the waiter is then counted but not tracked). */
-static int waiter_enter(lxshm__header *h) {
-  uint32_t pid = lxshm__pid();
-  unsigned i, start = pid % LXSHM__WAITER_SLOTS;
-  atomic_fetch_add_explicit(&h->sleepers, 1, memory_order_relaxed);
-  for (i = 0; i < LXSHM__WAITER_SLOTS; i++) {
-    unsigned k = (start + i) % LXSHM__WAITER_SLOTS;
-    uint32_t expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&h->waiter_pids[k], &expected, pid,
-                                                memory_order_relaxed, memory_order_relaxed))
-      return (int)k;
-  }
-  return -1;
+static int version_moved(lxshm__object *o, void *ctx) {
+  return atomic_load_explicit(&o->hdr->u.segment.version, memory_order_acquire) !=
+         *(const uint64_t *)ctx;
 }
 
-/* Unregisters. If someone freed our entry believing us dead, they already took our count. */
-static void waiter_leave(lxshm__header *h, int entry) {
-  uint32_t pid = lxshm__pid();
-  if (entry < 0 || atomic_compare_exchange_strong_explicit(&h->waiter_pids[entry], &pid, 0,
-                                                            memory_order_relaxed,
-                                                            memory_order_relaxed))
-    atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_relaxed);
-}
-
-/* Frees the entries of waiters whose process has died, taking their counts with them. */
-static void waiters_heal(lxshm__header *h) {
-  unsigned k;
-  for (k = 0; k < LXSHM__WAITER_SLOTS; k++) {
-    uint32_t pid = atomic_load_explicit(&h->waiter_pids[k], memory_order_relaxed);
-    if (pid != 0 && !lxshm__pid_alive(pid) &&
-        atomic_compare_exchange_strong_explicit(&h->waiter_pids[k], &pid, 0, memory_order_relaxed,
-                                                memory_order_relaxed))
-      atomic_fetch_sub_explicit(&h->sleepers, 1, memory_order_relaxed);
-  }
+lxshm_status lxshm__wait(lxshm_segment *seg, uint64_t version, double timeout, uint64_t *now,
+                         const lxshm__interrupt *intr, lxshm_error *err) {
+  lxshm_status st = lxshm__wait_until(&seg->obj, &seg->state->waiters, version_moved, &version,
+                                      lxshm__deadline(timeout), intr, err);
+  if (st == LXSHM_TIMEOUT)
+    return lxshm__fail(err, st, "no new version within %g s", timeout);
+  if (st == LXSHM_OK && now != NULL)
+    *now = lxshm_version(seg);
+  return st;
 }
 
 lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout, uint64_t *now,
                         lxshm_error *err) {
-  lxshm__header *h = seg->hdr;
-  uint64_t deadline = lxshm__deadline(timeout), v;
-  lxshm_status st = LXSHM_OK;
-
-  for (;;) {
-    uint32_t seq = atomic_load_explicit(&h->seq, memory_order_acquire);
-    uint64_t slice;
-    int entry;
-    v = atomic_load_explicit(&h->version, memory_order_acquire);
-    if (v != version || st == LXSHM_TIMEOUT)
-      break;
-    slice = lxshm__clock_ns() + WAIT_SLICE_NS;
-    entry = waiter_enter(h);
-    atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in commit */
-    v = atomic_load_explicit(&h->version, memory_order_relaxed);
-    if (v == version)
-      st = lxshm__word_wait(&seg->map, &h->seq, seq, slice < deadline ? slice : deadline, err);
-    waiter_leave(h, entry);
-    if (st == LXSHM_TIMEOUT && lxshm__clock_ns() < deadline)
-      st = LXSHM_OK; /* only the slice ended: look at the version, then sleep again */
-    if (st != LXSHM_OK && st != LXSHM_TIMEOUT)
-      return st;
-  }
-  if (v == version)
-    return lxshm__fail(err, LXSHM_TIMEOUT, "no new version within %g s", timeout);
-  if (now != NULL)
-    *now = v;
-  return LXSHM_OK;
+  return lxshm__wait(seg, version, timeout, now, NULL, err);
 }
 
 /* ---- introspection -------------------------------------------------------------------------- */
 
 void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st) {
-  lxshm__header *h = seg->hdr;
+  const lxshm__segment_state *s = seg->state;
   uint64_t v;
   do { /* the slot's fields belong to version v while the version has not moved */
     const lxshm__slot *slot;
-    v = atomic_load_explicit(&h->version, memory_order_acquire);
-    slot = &h->slots[v & 1];
+    v = atomic_load_explicit(&s->version, memory_order_acquire);
+    slot = &s->slots[v & 1];
     st->used = atomic_load_explicit(&slot->length, memory_order_relaxed);
     st->writer_pid = atomic_load_explicit(&slot->writer_pid, memory_order_relaxed);
     st->updated_ns = atomic_load_explicit(&slot->updated_ns, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
-  } while (atomic_load_explicit(&h->version, memory_order_relaxed) != v);
-  st->size = seg->capacity;
+  } while (atomic_load_explicit(&s->version, memory_order_relaxed) != v);
+  st->size = seg->obj.capacity;
   st->version = v;
-  if (st->used > seg->capacity)
-    st->used = seg->capacity;
-  waiters_heal(seg->hdr);
-  st->waiters = atomic_load_explicit(&h->sleepers, memory_order_relaxed);
+  if (st->used > seg->obj.capacity)
+    st->used = seg->obj.capacity;
+  st->waiters = lxshm__waiter_count(&seg->obj, &seg->state->waiters);
 }

@@ -915,12 +915,12 @@ static void test_dies_mid_commit(void) {
     CHECK_ST(lxshm_open(name, &own, &err), LXSHM_OK);
     lock_or_fail(own);
     h = (lxshm__header *)map_raw(name, &size);
-    idle = (atomic_load(&h->version) + 1) & 1;
+    idle = (atomic_load(&h->u.segment.version) + 1) & 1;
     memset((unsigned char *)h + LXSHM__HEADER_SIZE + idle * h->slot_stride, 0xa5,
            (size_t)h->slot_stride);
-    atomic_store(&h->slots[idle].length, h->capacity * 1000 + 7);
-    atomic_store(&h->slots[idle].format, 0xdeadu);
-    atomic_store(&h->slots[idle].version, atomic_load(&h->version) + 1);
+    atomic_store(&h->u.segment.slots[idle].length, h->capacity * 1000 + 7);
+    atomic_store(&h->u.segment.slots[idle].format, 0xdeadu);
+    atomic_store(&h->u.segment.slots[idle].version, atomic_load(&h->u.segment.version) + 1);
     _exit(0); /* holding the lock */
   }
   reap_ok(pid);
@@ -1340,7 +1340,7 @@ static void test_damaged_length(void) {
   CHECK_ST(lxshm_create(name, cap, LXSHM_DEFAULT_MODE, &seg, &err), LXSHM_OK);
   CHECK_ST(lxshm_write(seg, "valid", 5, scaled(5), &err), LXSHM_OK);
   h = (lxshm__header *)map_raw(name, &size);
-  current = &h->slots[atomic_load(&h->version) & 1];
+  current = &h->u.segment.slots[atomic_load(&h->u.segment.version) & 1];
   atomic_store(&current->length, cap + 1);
 
   buf = malloc((size_t)cap); /* exactly the capacity: ASan sees any read beyond it */
@@ -1470,6 +1470,234 @@ static void test_lock_timeout(void) {
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
 }
 
+/* ==== queues =============================================================================== */
+
+/* 24. Values come out in push order, count and used follow, sizes are refused up front. */
+static void test_queue_basics(void) {
+  char name[NAME_BUF], buf[64];
+  lxshm_queue *q, *other;
+  lxshm_segment *seg;
+  lxshm_error err;
+  size_t len;
+  int i;
+
+  fresh_name(name, "qbasic");
+  CHECK_ST(lxshm_queue_create(name, 100, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  CHECK_U64(lxshm_queue_size(q), ==, 104); /* rounded up to whole 8-byte units */
+  CHECK_STR(lxshm_queue_name(q), name);
+  CHECK_U64(lxshm_queue_count(q), ==, 0);
+  CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_TIMEOUT);
+  CHECK_HAS(err.message, "empty");
+  CHECK_ST(lxshm_queue_peek(q, buf, sizeof buf, &len, &err), LXSHM_TIMEOUT);
+
+  /* A record takes 8 bytes of header plus the value, padded to 8: "v0".."v5" take 16 each. */
+  for (i = 0; i < 6; i++) {
+    snprintf(buf, sizeof buf, "v%d", i);
+    CHECK_ST(lxshm_queue_push(q, buf, strlen(buf), 0, &err), LXSHM_OK);
+  }
+  CHECK_U64(lxshm_queue_count(q), ==, 6);
+  CHECK_U64(lxshm_queue_used(q), ==, 96);
+  CHECK_ST(lxshm_queue_push(q, "full", 4, 0, &err), LXSHM_TIMEOUT);
+  CHECK_HAS(err.message, "full");
+  CHECK_ST(lxshm_queue_push(q, buf, 97, scaled(5), &err), LXSHM_INVALID_SIZE); /* never fits */
+  CHECK_ST(lxshm_queue_peek(q, buf, sizeof buf, &len, &err), LXSHM_OK);
+  CHECK_INT(len, ==, 2);
+  CHECK(memcmp(buf, "v0", 2) == 0);
+  CHECK_ST(lxshm_queue_pop(q, buf, 1, &len, 0, &err), LXSHM_INVALID_SIZE); /* stays queued */
+  CHECK_INT(len, ==, 2);
+  for (i = 0; i < 6; i++) {
+    char want[8];
+    snprintf(want, sizeof want, "v%d", i);
+    CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+    CHECK_INT(len, ==, strlen(want));
+    CHECK(memcmp(buf, want, len) == 0);
+  }
+  CHECK_U64(lxshm_queue_count(q), ==, 0);
+  CHECK_U64(lxshm_queue_used(q), ==, 0);
+  CHECK_ST(lxshm_queue_push(q, NULL, 0, 0, &err), LXSHM_OK); /* an empty value */
+  CHECK_ST(lxshm_queue_pop(q, NULL, 0, &len, 0, &err), LXSHM_OK);
+  CHECK_INT(len, ==, 0);
+
+  /* One namespace with segments; each kind refuses the other. */
+  CHECK_ST(lxshm_queue_create(name, 64, LXSHM_DEFAULT_MODE, &other, &err), LXSHM_EXISTS);
+  CHECK_ST(lxshm_open(name, &seg, &err), LXSHM_INVALID);
+  CHECK_HAS(err.message, "queue");
+  CHECK_ST(lxshm_queue_open(name, &other, &err), LXSHM_OK);
+  lxshm_queue_close(other);
+  lxshm_queue_close(q);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
+  CHECK_ST(lxshm_queue_open(name, &q, &err), LXSHM_NOT_FOUND);
+}
+
+/* 25. Values of every length keep their bytes across the end of the ring. */
+static void test_queue_wraps(void) {
+  char name[NAME_BUF];
+  unsigned char in[200], out[200];
+  lxshm_queue *q;
+  lxshm_error err;
+  size_t len, pushed = 0, popped = 0;
+
+  fresh_name(name, "qwrap");
+  CHECK_ST(lxshm_queue_create(name, 256, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  while (popped < 3000) {
+    size_t n = (pushed * 37) % 150;
+    memset(in, (int)(pushed & 0xff), n);
+    if (pushed < 3000 && lxshm_queue_push(q, in, n, 0, &err) == LXSHM_OK) {
+      pushed++;
+      continue;
+    }
+    CHECK_ST(lxshm_queue_pop(q, out, sizeof out, &len, 0, &err), LXSHM_OK);
+    CHECK_INT(len, ==, (popped * 37) % 150);
+    for (n = 0; n < len; n++)
+      CHECK_INT(out[n], ==, popped & 0xff);
+    popped++;
+  }
+  CHECK_U64(lxshm_queue_count(q), ==, 0);
+  lxshm_queue_close(q);
+}
+
+enum { PRODUCERS = 2, PER_PRODUCER = 3000 };
+
+/* 26. Two producer processes and one consumer: every value once, in each producer's order. */
+static void test_queue_producers(void) {
+  char name[NAME_BUF];
+  lxshm_queue *q;
+  lxshm_error err;
+  pid_t pids[PRODUCERS];
+  uint32_t next[PRODUCERS] = {0}, v[2];
+  size_t len;
+  int p, total;
+
+  fresh_name(name, "qprod");
+  CHECK_ST(lxshm_queue_create(name, 1024, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  for (p = 0; p < PRODUCERS; p++) {
+    if ((pids[p] = fork_helper()) == 0) {
+      lxshm_queue *own;
+      uint32_t i;
+      CHECK_ST(lxshm_queue_open(name, &own, &err), LXSHM_OK);
+      for (i = 0; i < PER_PRODUCER; i++) {
+        uint32_t rec[2] = {(uint32_t)p, i};
+        CHECK_ST(lxshm_queue_push(own, rec, sizeof rec, scaled(10), &err), LXSHM_OK);
+      }
+      exit(0);
+    }
+  }
+  for (total = 0; total < PRODUCERS * PER_PRODUCER; total++) {
+    CHECK_ST(lxshm_queue_pop(q, v, sizeof v, &len, scaled(10), &err), LXSHM_OK);
+    CHECK_INT(len, ==, sizeof v);
+    CHECK(v[0] < PRODUCERS);
+    CHECK_U64(v[1], ==, next[v[0]]); /* each producer's values in order, none missing */
+    next[v[0]]++;
+  }
+  for (p = 0; p < PRODUCERS; p++)
+    reap_ok(pids[p]);
+  CHECK_ST(lxshm_queue_pop(q, v, sizeof v, &len, 0, &err), LXSHM_TIMEOUT);
+  lxshm_queue_close(q);
+}
+
+/* 27. Producers and consumers killed at any moment leave no half value, a right count, and
+ * free locks. Every value a consumer popped it reports through a pipe before the next pop. */
+static void test_queue_killed(void) {
+  char name[NAME_BUF];
+  lxshm_queue *q;
+  lxshm_error err;
+  uint64_t v[32];
+  size_t len;
+  int round, fds[2];
+
+  fresh_name(name, "qkill");
+  CHECK_ST(lxshm_queue_create(name, 4096, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  for (round = 0; round < 30; round++) {
+    pid_t producer, consumer;
+    note("round %d", round);
+    open_pipe(fds);
+    if ((producer = fork_helper()) == 0) { /* pushes 256-byte values forever */
+      lxshm_queue *own;
+      uint64_t i;
+      close(fds[0]);
+      close(fds[1]);
+      CHECK_ST(lxshm_queue_open(name, &own, &err), LXSHM_OK);
+      for (i = 0;; i++) {
+        int k;
+        for (k = 0; k < 32; k++)
+          v[k] = ((uint64_t)round << 40) + i;
+        CHECK_ST(lxshm_queue_push(own, v, sizeof v, scaled(10), &err), LXSHM_OK);
+      }
+    }
+    if ((consumer = fork_helper()) == 0) { /* pops forever, checking every value is whole */
+      lxshm_queue *own;
+      close(fds[0]);
+      CHECK_ST(lxshm_queue_open(name, &own, &err), LXSHM_OK);
+      for (;;) {
+        int k;
+        CHECK_ST(lxshm_queue_pop(own, v, sizeof v, &len, scaled(10), &err), LXSHM_OK);
+        CHECK_INT(len, ==, sizeof v);
+        for (k = 1; k < 32; k++)
+          CHECK_U64(v[k], ==, v[0]);
+        put_byte(fds[1], 'p');
+      }
+    }
+    close(fds[1]);
+    sleep_s(0.002 + (round % 5) * 0.001);
+    kill_and_reap(producer);
+    kill_and_reap(consumer);
+    await_close(fds[0], scaled(1));
+    close(fds[0]);
+    /* Whatever is left is whole, and count agrees with what pops find. */
+    while (lxshm_queue_count(q) > 0) {
+      int k;
+      CHECK_ST(lxshm_queue_pop(q, v, sizeof v, &len, 0, &err), LXSHM_OK);
+      CHECK_INT(len, ==, sizeof v);
+      for (k = 1; k < 32; k++)
+        CHECK_U64(v[k], ==, v[0]);
+    }
+    CHECK_ST(lxshm_queue_pop(q, v, sizeof v, &len, 0, &err), LXSHM_TIMEOUT);
+    CHECK_U64(lxshm_queue_used(q), ==, 0);
+    CHECK_ST(lxshm_queue_push(q, v, 8, scaled(5), &err), LXSHM_OK); /* both locks are free */
+    CHECK_ST(lxshm_queue_pop(q, v, sizeof v, &len, scaled(5), &err), LXSHM_OK);
+  }
+  lxshm_queue_close(q);
+}
+
+/* 28. A consumer blocked on an empty queue wakes for another process's push, and a producer
+ * blocked on a full one for a pop. */
+static void test_queue_blocking(void) {
+  char name[NAME_BUF], buf[32];
+  lxshm_queue *q;
+  lxshm_error err;
+  size_t len;
+  pid_t pid;
+
+  fresh_name(name, "qblock");
+  CHECK_ST(lxshm_queue_create(name, 32, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  if ((pid = fork_helper()) == 0) {
+    lxshm_queue *own;
+    CHECK_ST(lxshm_queue_open(name, &own, &err), LXSHM_OK);
+    CHECK_ST(lxshm_queue_pop(own, buf, sizeof buf, &len, -1, &err), LXSHM_OK); /* no limit */
+    CHECK(len == 5 && memcmp(buf, "hello", 5) == 0);
+    exit(0);
+  }
+  sleep_s(0.05);
+  CHECK_ST(lxshm_queue_push(q, "hello", 5, 0, &err), LXSHM_OK);
+  REAP_WOKEN(pid);
+
+  CHECK_ST(lxshm_queue_push(q, "0123456789abcdef", 16, 0, &err), LXSHM_OK); /* 24 of 32 */
+  if ((pid = fork_helper()) == 0) {
+    lxshm_queue *own;
+    CHECK_ST(lxshm_queue_open(name, &own, &err), LXSHM_OK);
+    CHECK_ST(lxshm_queue_push(own, "next", 4, -1, &err), LXSHM_OK); /* waits for room */
+    exit(0);
+  }
+  sleep_s(0.05);
+  CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+  REAP_WOKEN(pid);
+  CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+  CHECK(len == 4 && memcmp(buf, "next", 4) == 0);
+  lxshm_queue_close(q);
+}
+
+/* ==== the list ============================================================================== */
+
 static const test tests[] = {
     {"round trip", test_round_trip},
     {"read into a short buffer", test_read_short_buffer},
@@ -1494,6 +1722,11 @@ static const test tests[] = {
     {"relock from the same thread", test_relock},
     {"status names", test_status_names},
     {"lock timeout", test_lock_timeout},
+    {"queue basics", test_queue_basics},
+    {"queue wraps", test_queue_wraps},
+    {"queue: two producer processes, one consumer", test_queue_producers},
+    {"queue: producers and consumers killed", test_queue_killed},
+    {"queue: blocking push and pop", test_queue_blocking},
 };
 
 /* ---- running one test --------------------------------------------------------------------- */

@@ -1,0 +1,332 @@
+/* queue.c — queues: a ring of values in a named object, for many producers and consumers in
+ * many processes. Built on object.c; makes no OS call itself and knows nothing of Lua.
+ *
+ * Producers serialize on the push lock and consumers on the pop lock, so a producer and a
+ * consumer never wait for each other. A push writes its record past `tail`, then publishes the
+ * new tail (release); a pop copies the record at `head` out, then publishes the new head. A
+ * process killed at any instant leaves either the old or the new index: never half a value. The
+ * counters beside them (pushed, popped) are finished by the next locker from an intent record
+ * when their writer died between index and counter. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "object.h"
+
+struct lxshm_queue {
+  lxshm__object obj;
+  lxshm__queue_state *state; /* &obj.hdr->u.queue */
+  uint64_t head_seen;        /* a producer's last look at head (head only grows) */
+  uint64_t tail_seen;        /* a consumer's last look at tail (tail only grows) */
+};
+
+#define RECORD_HEADER 8u /* u32 length of the value, u32 format tag */
+
+static uint64_t record_size(uint64_t len) {
+  return (RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
+         LXSHM__RECORD_ALIGN;
+}
+
+static lxshm_queue *bind(lxshm_queue *q) {
+  q->state = &q->obj.hdr->u.queue;
+  return q;
+}
+
+/* ---- create, open, close ---------------------------------------------------------------- */
+
+lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
+                                lxshm_queue **out, lxshm_error *err) {
+  lxshm_queue *q = calloc(1, sizeof *q);
+  lxshm_status st;
+
+  *out = NULL;
+  if (q == NULL)
+    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
+  if (size > 0 && size <= LXSHM_SIZE_MAX) /* the ring holds whole 8-byte units */
+    size = (size + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN * LXSHM__RECORD_ALIGN;
+  st = lxshm__object_create(&q->obj, name, LXSHM__KIND_QUEUE, size, mode, err);
+  if (st == LXSHM_OK) {
+    st = lxshm__lock_init(&q->obj.map, q->obj.hdr->u.queue.pop_lock, err);
+    if (st != LXSHM_OK)
+      lxshm__object_abandon(&q->obj);
+  }
+  if (st != LXSHM_OK) {
+    free(q);
+    return st;
+  }
+  lxshm__object_publish(&q->obj); /* the rest of a new queue's state is all zero: empty */
+  *out = bind(q);
+  return LXSHM_OK;
+}
+
+lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err) {
+  lxshm_queue *q = calloc(1, sizeof *q);
+  lxshm_status st;
+
+  *out = NULL;
+  if (q == NULL)
+    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
+  st = lxshm__object_open(&q->obj, name, LXSHM__KIND_QUEUE, err);
+  if (st != LXSHM_OK) {
+    free(q);
+    return st;
+  }
+  *out = bind(q);
+  return LXSHM_OK;
+}
+
+void lxshm_queue_close(lxshm_queue *q) {
+  if (q == NULL)
+    return;
+  lxshm__object_close(&q->obj);
+  free(q);
+}
+
+uint64_t lxshm_queue_size(const lxshm_queue *q) {
+  return q->obj.capacity;
+}
+
+const char *lxshm_queue_name(const lxshm_queue *q) {
+  return q->obj.name;
+}
+
+uint64_t lxshm_queue_count(const lxshm_queue *q) {
+  /* popped first: pushed only grows, so the difference is never negative. */
+  uint64_t popped = atomic_load_explicit(&q->state->popped, memory_order_acquire);
+  uint64_t pushed = atomic_load_explicit(&q->state->pushed, memory_order_acquire);
+  return pushed - popped;
+}
+
+uint64_t lxshm_queue_used(const lxshm_queue *q) {
+  uint64_t head = atomic_load_explicit(&q->state->head, memory_order_acquire);
+  uint64_t tail = atomic_load_explicit(&q->state->tail, memory_order_acquire);
+  uint64_t used = tail - head;
+  return used <= q->obj.capacity ? used : q->obj.capacity;
+}
+
+/* ---- locks and repair -------------------------------------------------------------------- */
+
+/* A push lock taken from a dead producer. Its record either was published (tail moved) or is
+ * scratch past the tail. If tail matches its intent, the count may lag: finish it. */
+static void repair_push(lxshm__object *o) {
+  lxshm__queue_state *s = &o->hdr->u.queue;
+  if (atomic_load_explicit(&s->tail, memory_order_relaxed) ==
+      atomic_load_explicit(&s->push_tail, memory_order_relaxed))
+    atomic_store_explicit(&s->pushed, atomic_load_explicit(&s->push_pushed, memory_order_relaxed),
+                          memory_order_release);
+  lxshm__wake_all(o, &s->not_empty);
+}
+
+static void repair_pop(lxshm__object *o) {
+  lxshm__queue_state *s = &o->hdr->u.queue;
+  if (atomic_load_explicit(&s->head, memory_order_relaxed) ==
+      atomic_load_explicit(&s->pop_head, memory_order_relaxed))
+    atomic_store_explicit(&s->popped, atomic_load_explicit(&s->pop_popped, memory_order_relaxed),
+                          memory_order_release);
+  lxshm__wake_all(o, &s->not_full);
+}
+
+/* ---- the ring ------------------------------------------------------------------------------ */
+
+/* Copies n bytes into the ring at position pos, wrapping at its end. */
+static void ring_put(lxshm_queue *q, uint64_t pos, const void *src, size_t n) {
+  uint64_t off = pos % q->obj.capacity;
+  size_t first = (size_t)(q->obj.capacity - off) < n ? (size_t)(q->obj.capacity - off) : n;
+  if (first > 0)
+    memcpy(q->obj.data + off, src, first);
+  if (n > first)
+    memcpy(q->obj.data, (const char *)src + first, n - first);
+}
+
+/* Copies n bytes out of the ring from position pos, wrapping at its end. */
+static void ring_get(lxshm_queue *q, uint64_t pos, void *dst, size_t n) {
+  uint64_t off = pos % q->obj.capacity;
+  size_t first = (size_t)(q->obj.capacity - off) < n ? (size_t)(q->obj.capacity - off) : n;
+  if (first > 0)
+    memcpy(dst, q->obj.data + off, first);
+  if (n > first)
+    memcpy((char *)dst + first, q->obj.data, n - first);
+}
+
+/* ---- push ---------------------------------------------------------------------------------- */
+
+typedef struct room_wanted {
+  uint64_t bytes;
+} room_wanted;
+
+static int has_room(lxshm__object *o, void *ctx) {
+  const lxshm__queue_state *s = &o->hdr->u.queue;
+  uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
+  uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
+  if (tail - head > o->capacity) /* the indices moved between the two loads: look under lock */
+    return 1;
+  return o->capacity - (tail - head) >= ((room_wanted *)ctx)->bytes;
+}
+
+/* Writes one record if it fits; the push lock must be held. Returns 1 if pushed. */
+static int push_locked(lxshm_queue *q, const void *data, size_t len, unsigned format) {
+  lxshm__queue_state *s = q->state;
+  uint64_t rec = record_size(len);
+  uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
+  uint64_t pushed = atomic_load_explicit(&s->pushed, memory_order_relaxed);
+  uint32_t header[2];
+
+  /* Full by our last look at head? Other producers may have moved tail far past that look, so
+   * compare used bytes with the room left (rec <= capacity): capacity - used could wrap. */
+  if (tail - q->head_seen > q->obj.capacity - rec) {
+    q->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
+    if (tail - q->head_seen > q->obj.capacity - rec)
+      return 0;
+  }
+  header[0] = (uint32_t)len;
+  header[1] = format;
+  ring_put(q, tail, header, sizeof header);
+  if (len > 0)
+    ring_put(q, tail + RECORD_HEADER, data, len);
+  atomic_store_explicit(&s->push_tail, tail + rec, memory_order_relaxed);
+  atomic_store_explicit(&s->push_pushed, pushed + 1, memory_order_relaxed);
+  atomic_store_explicit(&s->tail, tail + rec, memory_order_release); /* publishes the record */
+  atomic_store_explicit(&s->pushed, pushed + 1, memory_order_release);
+  return 1;
+}
+
+lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
+                               double timeout, const lxshm__interrupt *intr, lxshm_error *err) {
+  uint64_t deadline = lxshm__deadline(timeout);
+  room_wanted want;
+  lxshm_status st;
+
+  if (len > UINT32_MAX || record_size(len) > q->obj.capacity)
+    return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes cannot fit a queue of %llu",
+                       len, (unsigned long long)q->obj.capacity);
+  want.bytes = record_size(len);
+  for (;;) {
+    int pushed;
+    st = lxshm__object_lock(&q->obj, q->obj.hdr->lock, deadline, repair_push, err);
+    if (st != LXSHM_OK)
+      return st;
+    pushed = push_locked(q, data, len, format);
+    lxshm__object_unlock(&q->obj, q->obj.hdr->lock);
+    if (pushed) {
+      lxshm__wake(&q->obj, &q->state->not_empty);
+      return LXSHM_OK;
+    }
+    st = lxshm__wait_until(&q->obj, &q->state->not_full, has_room, &want, deadline, intr, err);
+    if (st == LXSHM_TIMEOUT && timeout == 0)
+      return lxshm__fail(err, st, "queue is full");
+    if (st == LXSHM_TIMEOUT)
+      return lxshm__fail(err, st, "queue still full after %g s", timeout);
+    if (st != LXSHM_OK)
+      return st;
+  }
+}
+
+lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len, double timeout,
+                              lxshm_error *err) {
+  return lxshm__queue_push(q, data, len, LXSHM__FORMAT_RAW, timeout, NULL, err);
+}
+
+/* ---- pop and peek --------------------------------------------------------------------------- */
+
+static int not_empty(lxshm__object *o, void *ctx) {
+  const lxshm__queue_state *s = &o->hdr->u.queue;
+  (void)ctx;
+  return atomic_load_explicit(&s->tail, memory_order_acquire) !=
+         atomic_load_explicit(&s->head, memory_order_acquire);
+}
+
+/* Reads the oldest record's header; the pop lock must be held. Returns OK (*len, *format and
+ * *rec filled), TIMEOUT (empty) or CORRUPT (a header that does not fit what was published). */
+static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, unsigned *format,
+                                 uint64_t *rec) {
+  uint32_t header[2];
+  uint64_t avail = q->tail_seen - head;
+  /* Empty by our last look, or our look is older than another consumer's pops (head passed it:
+   * the difference wrapped): look again. */
+  if (avail == 0 || avail > q->obj.capacity) {
+    q->tail_seen = atomic_load_explicit(&q->state->tail, memory_order_acquire);
+    avail = q->tail_seen - head;
+    if (avail == 0)
+      return LXSHM_TIMEOUT;
+    if (avail > q->obj.capacity)
+      return LXSHM_CORRUPT;
+  }
+  ring_get(q, head, header, sizeof header);
+  *len = header[0];
+  *format = header[1];
+  *rec = record_size(header[0]);
+  if (*rec > avail || *format > LXSHM__FORMAT_MSGPACK)
+    return LXSHM_CORRUPT;
+  return LXSHM_OK;
+}
+
+lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                               unsigned *format, int remove, double timeout,
+                               const lxshm__interrupt *intr, lxshm_error *err) {
+  lxshm__queue_state *s = q->state;
+  uint64_t deadline = lxshm__deadline(timeout);
+  lxshm_status st;
+
+  for (;;) {
+    uint64_t head, rec = 0;
+    uint32_t n = 0;
+    unsigned fmt = 0;
+    st = lxshm__object_lock(&q->obj, s->pop_lock, deadline, repair_pop, err);
+    if (st != LXSHM_OK)
+      return st;
+    head = atomic_load_explicit(&s->head, memory_order_relaxed);
+    st = front_locked(q, head, &n, &fmt, &rec);
+    if (st == LXSHM_OK && n <= cap) {
+      if (n > 0)
+        ring_get(q, head + RECORD_HEADER, buf, n);
+      if (remove) {
+        uint64_t popped = atomic_load_explicit(&s->popped, memory_order_relaxed);
+        atomic_store_explicit(&s->pop_head, head + rec, memory_order_relaxed);
+        atomic_store_explicit(&s->pop_popped, popped + 1, memory_order_relaxed);
+        atomic_store_explicit(&s->head, head + rec, memory_order_release); /* frees the bytes */
+        atomic_store_explicit(&s->popped, popped + 1, memory_order_release);
+      }
+    }
+    lxshm__object_unlock(&q->obj, s->pop_lock);
+    if (st == LXSHM_OK) {
+      *len = n;
+      if (format != NULL)
+        *format = fmt;
+      if (n > cap) /* the value stays queued for a bigger buffer */
+        return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %u bytes does not fit a buffer of %zu",
+                           (unsigned)n, cap);
+      if (remove)
+        lxshm__wake(&q->obj, &s->not_full);
+      return LXSHM_OK;
+    }
+    if (st == LXSHM_CORRUPT)
+      return lxshm__fail(err, st, "record at byte %llu of the ring is damaged",
+                         (unsigned long long)(head % q->obj.capacity));
+    st = lxshm__wait_until(&q->obj, &s->not_empty, not_empty, NULL, deadline, intr, err);
+    if (st == LXSHM_TIMEOUT && timeout == 0)
+      return lxshm__fail(err, st, "queue is empty");
+    if (st == LXSHM_TIMEOUT)
+      return lxshm__fail(err, st, "queue still empty after %g s", timeout);
+    if (st != LXSHM_OK)
+      return st;
+  }
+}
+
+lxshm_status lxshm_queue_pop(lxshm_queue *q, void *buf, size_t cap, size_t *len, double timeout,
+                             lxshm_error *err) {
+  return lxshm__queue_take(q, buf, cap, len, NULL, 1, timeout, NULL, err);
+}
+
+lxshm_status lxshm_queue_peek(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                              lxshm_error *err) {
+  return lxshm__queue_take(q, buf, cap, len, NULL, 0, 0, NULL, err);
+}
+
+size_t lxshm__queue_front_length(lxshm_queue *q) {
+  uint64_t head = atomic_load_explicit(&q->state->head, memory_order_acquire);
+  uint64_t tail = atomic_load_explicit(&q->state->tail, memory_order_acquire);
+  uint32_t header[2];
+  if (head == tail)
+    return 0;
+  ring_get(q, head, header, sizeof header); /* a hint: a racing pop may change it */
+  return header[0] <= q->obj.capacity ? header[0] : 0;
+}
