@@ -21,7 +21,7 @@ LXFLAGS  = -std=c11 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(WARN)
 ASANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
 CORE_SRC = src/status.c src/object.c src/segment.c src/queue.c src/platform_posix.c
-MOD_SRC  = $(CORE_SRC) src/binding.c
+MOD_SRC  = $(CORE_SRC) src/codec.c src/binding.c
 HEADERS  = $(wildcard src/*.h)
 
 MODULE      = build/lxshm/core.so
@@ -35,7 +35,7 @@ CTEST       = build/test_core
 RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench lint install uninstall clean help
+.PHONY: all test ctest specs asan valgrind demo bench fuzz lint install uninstall clean help
 
 all: $(MODULE)
 
@@ -46,6 +46,7 @@ help:
 	@echo "make asan       the whole suite against an ASan+UBSan build"
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
+	@echo "make fuzz       the decoder under libFuzzer for FUZZ_TIME seconds (default 60)"
 	@echo "make lint       luacheck over the Lua sources"
 	@echo "make install PREFIX=/usr/local"
 	@echo "make clean"
@@ -114,6 +115,24 @@ bench:
 	$(call deps,bench)
 	@$(MAKE) --no-print-directory $(MODULE)
 	$(LUAENV) $(LUA) bench/run.lua
+
+# The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
+# go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.
+FUZZ_TIME ?= 60
+FUZZER = build/fuzz/decode_fuzz
+
+$(FUZZER): fuzz/decode_fuzz.c src/codec.c src/status.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
+	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ fuzz/decode_fuzz.c src/codec.c \
+	  src/status.c -llua$(LUA_VERSION)
+
+fuzz:
+	$(call deps,fuzz)
+	@$(MAKE) --no-print-directory $(FUZZER)
+	@mkdir -p fuzz/work fuzz/findings
+	nice ./$(FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
+	  -print_final_stats=1 fuzz/work fuzz/seeds
 
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/

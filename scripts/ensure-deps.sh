@@ -1,5 +1,5 @@
 #!/bin/sh
-# ensure-deps.sh [demo|test|bench|windows] — make sure the Debian packages a make target needs
+# ensure-deps.sh [demo|test|bench|fuzz|windows] — make sure the Debian packages a make target needs
 # are installed. Installs what is missing when it can (root, or sudo without a password);
 # otherwise prints the one command to run and fails. Changes nothing when all is present.
 set -eu
@@ -10,6 +10,7 @@ case "${1:-test}" in
   test) need="$need lua-busted python3-msgpack valgrind" ;;
   bench) need="$need lua-cjson lua-messagepack lua-socket lua-redis redis-server" ;;
   windows) need="$need mingw-w64 wine64" ;;
+  fuzz) need="$need clang libclang-rt-14-dev" ;;
   *) echo "ensure-deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

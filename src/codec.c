@@ -1,0 +1,1363 @@
+/* codec.c — Lua values to MessagePack bytes and back (SPEC §6, doc/FORMAT.md).
+ * Owns the encoder (output buffer, table-identity index, path messages) and the decoder. Makes
+ * no OS call and never calls a metamethod; trusts none of the bytes it decodes: every length
+ * and count is compared with the bytes left before use, and nesting is bounded both ways. */
+#include "codec.h"
+
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "internal.h"
+
+_Static_assert(sizeof(lua_Integer) == 8, "lxshm needs 64-bit Lua integers");
+_Static_assert(sizeof(lua_Number) == 8, "lxshm needs double Lua floats");
+
+/* MessagePack ext type of a back-reference to a table met before (doc/FORMAT.md). Its payload
+ * is the table's number, big-endian, in 1, 2 or 4 bytes (the decoder also accepts 8). */
+#define EXT_REF 76 /* 0x4C, ASCII 'L' */
+
+/* Internal results besides the lxshm_status values: kept apart from the public codes. */
+#define R_OK 0
+#define R_NOMEM (-1)   /* malloc failed: raised as a Lua error once the encoder is idle again */
+#define R_NOTSEQ (-2)  /* the optimistic array pass met a key outside 1..n */
+#define R_NOSTACK (-3) /* lua_checkstack failed: raised once the encoder is idle again */
+
+#define COUNT_MAX 0xffffffffu /* most elements a MessagePack array, map or string can hold */
+
+
+/* ---- big-endian bytes ------------------------------------------------------------------------ */
+
+static inline void be16(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 8);
+  p[1] = (unsigned char)v;
+}
+
+static inline void be32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static inline void be64(unsigned char *p, uint64_t v) {
+  be32(p, (uint32_t)(v >> 32));
+  be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t rd16(const unsigned char *p) {
+  return (uint32_t)p[0] << 8 | p[1];
+}
+
+static inline uint32_t rd32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t rd64(const unsigned char *p) {
+  return (uint64_t)rd32(p) << 32 | rd32(p + 4);
+}
+
+
+/* ---- UTF-8 check ----------------------------------------------------------------------------- */
+
+#define HIGH_BITS 0x8080808080808080u
+
+static inline uint64_t load64(const unsigned char *p) {
+  uint64_t w;
+  memcpy(&w, p, sizeof w);
+  return w;
+}
+
+/* A UTF-8 automaton run as a "shift DFA": each state is a bit offset (a multiple of 6) into a
+ * 64-bit row, and the row of a byte holds every state's successor, so one step is
+ * state = (row >> state) & 63. The row does not depend on the state, so its loads overlap and
+ * only a shift and a mask sit on the chain from one byte to the next. States: U_OK (between
+ * characters), U_N1..U_N3 (1..3 continuation bytes still due), U_E0, U_ED, U_F0, U_F4 (the
+ * first continuation byte is restricted: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), U_BAD (rejected, for good). */
+enum {
+  U_OK = 0,
+  U_N1 = 6,
+  U_N2 = 12,
+  U_N3 = 18,
+  U_E0 = 24,
+  U_ED = 30,
+  U_F0 = 36,
+  U_F4 = 42,
+  U_BAD = 48
+};
+
+#define U_TO(from, to) ((uint64_t)(to) << (from))
+/* Every state but U_OK to U_BAD: what a byte does when it cannot come next. */
+#define U_ELSE_BAD                                                                 \
+  (U_TO(U_N1, U_BAD) | U_TO(U_N2, U_BAD) | U_TO(U_N3, U_BAD) | U_TO(U_E0, U_BAD) | \
+   U_TO(U_ED, U_BAD) | U_TO(U_F0, U_BAD) | U_TO(U_F4, U_BAD) | U_TO(U_BAD, U_BAD))
+/* A continuation byte: ends or shortens a pending character, is refused at U_OK. */
+#define U_CONT(e0, ed, f0, f4)                                                                     \
+  (U_TO(U_OK, U_BAD) | U_TO(U_N1, U_OK) | U_TO(U_N2, U_N1) | U_TO(U_N3, U_N2) | U_TO(U_E0, (e0)) | \
+   U_TO(U_ED, (ed)) | U_TO(U_F0, (f0)) | U_TO(U_F4, (f4)) | U_TO(U_BAD, U_BAD))
+
+/* Rows by byte class (utf8_class below). */
+static const uint64_t utf8_rows[12] = {
+    U_ELSE_BAD,                       /* 0: 00..7F ASCII */
+    U_CONT(U_BAD, U_N1, U_BAD, U_N2), /* 1: 80..8F */
+    U_CONT(U_BAD, U_N1, U_N2, U_BAD), /* 2: 90..9F */
+    U_CONT(U_N1, U_BAD, U_N2, U_BAD), /* 3: A0..BF */
+    U_TO(U_OK, U_BAD) | U_ELSE_BAD,   /* 4: C0, C1, F5..FF: never in UTF-8 */
+    U_TO(U_OK, U_N1) | U_ELSE_BAD,    /* 5: C2..DF, 2-byte lead */
+    U_TO(U_OK, U_E0) | U_ELSE_BAD,    /* 6: E0 */
+    U_TO(U_OK, U_N2) | U_ELSE_BAD,    /* 7: E1..EC, EE, EF, 3-byte lead */
+    U_TO(U_OK, U_ED) | U_ELSE_BAD,    /* 8: ED */
+    U_TO(U_OK, U_F0) | U_ELSE_BAD,    /* 9: F0 */
+    U_TO(U_OK, U_N3) | U_ELSE_BAD,    /* 10: F1..F3, 4-byte lead */
+    U_TO(U_OK, U_F4) | U_ELSE_BAD,    /* 11: F4 */
+};
+
+static const unsigned char utf8_class[256] = {
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 00 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 20 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 30 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 40 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 50 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 60 */
+    0, 0,  0,  0,  0,  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 70 */
+    1, 1,  1,  1,  1,  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 80 */
+    2, 2,  2,  2,  2,  2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* 90 */
+    3, 3,  3,  3,  3,  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* A0 */
+    3, 3,  3,  3,  3,  3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* B0 */
+    4, 4,  5,  5,  5,  5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* C0 */
+    5, 5,  5,  5,  5,  5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, /* D0 */
+    6, 7,  7,  7,  7,  7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 7, /* E0 */
+    9, 10, 10, 10, 11, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, /* F0 */
+};
+
+/* True when s[0..n-1] is well-formed UTF-8 (Unicode Table 3-7: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), the rule strict decoders such as Python's apply to the
+ * str family. Between characters, ASCII runs are skipped 64 and then 8 bytes at a time; other
+ * bytes go through the automaton 16 at a time, so a rejection is noticed within 16 bytes. */
+static int utf8_valid(const unsigned char *s, size_t n) {
+  const unsigned char *end = s + n;
+  uint64_t st = U_OK;
+
+  while (s < end) {
+    const unsigned char *stop;
+    if (st == U_OK) {
+      while ((size_t)(end - s) >= 64 &&
+             !((load64(s) | load64(s + 8) | load64(s + 16) | load64(s + 24) | load64(s + 32) |
+                load64(s + 40) | load64(s + 48) | load64(s + 56)) &
+               HIGH_BITS))
+        s += 64;
+      while ((size_t)(end - s) >= 8 && !(load64(s) & HIGH_BITS))
+        s += 8;
+      while (s < end && *s < 0x80) /* short strings, and the ASCII before a multibyte character */
+        s++;
+      if (s == end)
+        break;
+    }
+    stop = (size_t)(end - s) > 16 ? s + 16 : end;
+    while (s < stop)
+      st = (utf8_rows[utf8_class[*s++]] >> st) & 63;
+    if (st == U_BAD)
+      return 0;
+  }
+  return st == U_OK;
+}
+
+/* True for a string of at most 32 bytes, all ASCII, as most keys and names are. Branch-free
+ * and inlined where strings are encoded, so that those skip the call to utf8_valid. */
+static inline int short_ascii(const unsigned char *s, size_t n) {
+  unsigned acc = 0;
+  size_t i;
+  if (n > 32)
+    return 0;
+  for (i = 0; i < n; i++)
+    acc |= s[i];
+  return acc < 0x80;
+}
+
+
+/* ---- encoder state --------------------------------------------------------------------------- */
+
+/* One slot of the table-identity index: open addressing, linear probing, keyed by the table's
+ * address (lua_topointer). Slots written by an earlier encoding (another epoch) count as empty,
+ * so starting an encoding costs nothing however large the index grew. */
+typedef struct slot {
+  const void *p;  /* the table's address */
+  uint32_t id;    /* its number, valid only if id < count and order[id] == p */
+  uint32_t epoch; /* the encoding that wrote this slot; 0 never matches */
+} slot;
+
+struct lxshm__encoder {
+  char *buf;                    /* output bytes (malloc); freed by __gc */
+  size_t cap;                   /* bytes allocated at buf */
+  slot *slots;                  /* identity index (malloc), nslots entries, at most half in use */
+  size_t nslots;                /* a power of two, or 0 before the first table */
+  size_t used;                  /* slots written in the current epoch */
+  uint32_t epoch;               /* current encoding's stamp */
+  const void **order;           /* order[id]: address of table number id in the current encoding */
+  size_t ordercap;              /* entries allocated at order */
+  int busy;                     /* an encoding is using this encoder */
+  int closed;                   /* __gc ran: the buffers are gone */
+  struct lxshm__encoder *spare; /* for an encoding started while this one is busy (malloc) */
+};
+
+/* How the encoder went from a table to the value being encoded inside it: for messages. */
+enum { STEP_INDEX, STEP_KEY, STEP_INTO_KEY };
+typedef struct step {
+  int kind;          /* STEP_INDEX: [index]; STEP_KEY: under the key at stack slot `key`;
+                        STEP_INTO_KEY: inside the table used as the key at slot `key` */
+  int key;           /* absolute stack index of the key (STEP_KEY, STEP_INTO_KEY) */
+  lua_Integer index; /* array index (STEP_INDEX) */
+} step;
+
+/* One encoding call. The output lives in enc->buf; buf/cap are cached copies of its fields. */
+typedef struct enc_state {
+  lua_State *L;
+  lxshm__encoder *e;
+  unsigned char *buf;
+  size_t len, cap, limit;
+  uint32_t count; /* tables numbered so far */
+  lxshm_error *err;
+  step path[LXSHM__MAX_DEPTH + 2]; /* path[d]: the step out of the table at depth d */
+} enc_state;
+
+
+/* ---- encoder: output buffer ------------------------------------------------------------------ */
+
+static int too_large(enc_state *s) {
+  return lxshm__fail(s->err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %zu bytes",
+                     s->limit);
+}
+
+static int grow(enc_state *s, size_t n) {
+  size_t need = s->len + n; /* cannot overflow: n <= limit - len */
+  size_t cap = s->cap < 256 ? 256 : s->cap;
+  char *b;
+  while (cap < need)
+    cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  b = (char *)realloc(s->e->buf, cap);
+  if (b == NULL)
+    return R_NOMEM;
+  s->e->buf = b;
+  s->e->cap = cap;
+  s->buf = (unsigned char *)b;
+  s->cap = cap;
+  return R_OK;
+}
+
+/* Makes room for exactly n more bytes. Fails with INVALID_SIZE when they would pass the limit,
+ * so an encoding stops as soon as it is too large. */
+static inline int room(enc_state *s, size_t n) {
+  if (n > s->limit - s->len)
+    return too_large(s);
+  if (n > s->cap - s->len)
+    return grow(s, n);
+  return R_OK;
+}
+
+#define ROOM(s, n)           \
+  do {                       \
+    int r_ = room((s), (n)); \
+    if (r_ != R_OK)          \
+      return r_;             \
+  } while (0)
+
+
+/* ---- encoder: table identity ----------------------------------------------------------------- */
+
+static inline size_t hash_ptr(const void *p) {
+  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u) >> 32);
+}
+
+/* The slot holding p in the current epoch, or the empty slot where it would go. */
+static slot *ident_slot(const lxshm__encoder *e, const void *p) {
+  size_t mask = e->nslots - 1, i = hash_ptr(p) & mask;
+  for (;;) {
+    slot *sl = &e->slots[i];
+    if (sl->epoch != e->epoch || sl->p == p)
+      return sl;
+    i = (i + 1) & mask;
+  }
+}
+
+static inline int ident_valid(const enc_state *s, const slot *sl, const void *p) {
+  return sl->epoch == s->e->epoch && sl->p == p && sl->id < s->count && s->e->order[sl->id] == p;
+}
+
+/* Rebuilds the index with twice the slots, keeping only this epoch's valid entries. */
+static int ident_grow(enc_state *s) {
+  lxshm__encoder *e = s->e;
+  size_t n = e->nslots ? e->nslots * 2 : 64, i;
+  slot *old = e->slots, *fresh = (slot *)calloc(n, sizeof *fresh);
+  size_t oldn = e->nslots;
+  if (fresh == NULL)
+    return R_NOMEM;
+  e->slots = fresh;
+  e->nslots = n;
+  e->used = 0;
+  for (i = 0; i < oldn; i++) {
+    if (ident_valid(s, &old[i], old[i].p)) {
+      slot *sl = ident_slot(e, old[i].p);
+      *sl = old[i];
+      e->used++;
+    }
+  }
+  free(old);
+  return R_OK;
+}
+
+/* Looks table p up. If it was numbered before, sets *id and returns 1. Otherwise numbers it
+ * (the next number), returns 0; R_NOMEM or UNSUPPORTED (too many tables) on failure. */
+static int ident_lookup_add(enc_state *s, const void *p, uint32_t *id) {
+  lxshm__encoder *e = s->e;
+  slot *sl;
+  if (e->nslots == 0 && ident_grow(s) != R_OK)
+    return R_NOMEM;
+  sl = ident_slot(e, p);
+  if (ident_valid(s, sl, p)) {
+    *id = sl->id;
+    return 1;
+  }
+  if (s->count == COUNT_MAX)
+    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "more than %u tables", COUNT_MAX);
+  if (s->count == e->ordercap) {
+    size_t n = e->ordercap ? e->ordercap * 2 : 64;
+    const void **o = (const void **)realloc((void *)e->order, n * sizeof *o);
+    if (o == NULL)
+      return R_NOMEM;
+    e->order = o;
+    e->ordercap = n;
+  }
+  if (sl->epoch != e->epoch) { /* a fresh slot, not a stale one of p from a rolled-back pass */
+    sl->epoch = e->epoch;
+    sl->p = p;
+    e->used++;
+  }
+  sl->id = s->count;
+  e->order[s->count++] = p;
+  if (e->used * 2 > e->nslots && ident_grow(s) != R_OK)
+    return R_NOMEM;
+  return 0;
+}
+
+
+/* ---- encoder: path messages ------------------------------------------------------------------ */
+
+/* A bounded string builder: appends silently stop at the capacity. */
+typedef struct text {
+  char *p;
+  size_t len, cap; /* cap includes the final zero */
+} text;
+
+static void text_add(text *t, const char *s, size_t n) {
+  if (n > t->cap - 1 - t->len)
+    n = t->cap - 1 - t->len;
+  memcpy(t->p + t->len, s, n);
+  t->len += n;
+  t->p[t->len] = '\0';
+}
+
+static void text_str(text *t, const char *s) {
+  text_add(t, s, strlen(s));
+}
+
+static int is_identifier(const char *s, size_t n) {
+  static const char *const reserved[] = {"and",   "break", "do",       "else",  "elseif", "end",
+                                         "false", "for",   "function", "goto",  "if",     "in",
+                                         "local", "nil",   "not",      "or",    "repeat", "return",
+                                         "then",  "true",  "until",    "while", NULL};
+  size_t i;
+  if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+    return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+      return 0;
+  }
+  for (i = 0; reserved[i] != NULL; i++)
+    if (strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
+      return 0;
+  return 1;
+}
+
+#define KEY_SHOWN 32 /* bytes of a string key shown in a message before "..." (at most) */
+
+/* Appends the path step for the key at stack index k: .name, [3], ["a b"], [1.5], [true],
+ * [table]. Reads the key raw: never converts it in place (it drives a lua_next loop). */
+static void text_key(text *t, lua_State *L, int k) {
+  char tmp[64];
+  switch (lua_type(L, k)) {
+    case LUA_TSTRING: {
+      size_t n, i, start;
+      const char *s = lua_tolstring(L, k, &n);
+      int utf8 = utf8_valid((const unsigned char *)s, n);
+      if (n <= KEY_SHOWN && is_identifier(s, n)) {
+        text_add(t, ".", 1);
+        text_add(t, s, n);
+        return;
+      }
+      text_add(t, "[\"", 2);
+      start = t->len;
+      for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* cut at a character boundary after KEY_SHOWN bytes or about as many shown characters,
+         * so that one step never fills a message */
+        if ((!utf8 || (c & 0xc0) != 0x80) && (i >= KEY_SHOWN || t->len - start >= KEY_SHOWN + 16))
+          break;
+        if (c == '"' || c == '\\')
+          snprintf(tmp, sizeof tmp, "\\%c", c);
+        else if (c == '\n' || c == '\t' || c == '\r')
+          snprintf(tmp, sizeof tmp, "\\%c", c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
+          snprintf(tmp, sizeof tmp, "\\x%02X", c);
+        else
+          tmp[0] = (char)c, tmp[1] = '\0';
+        text_str(t, tmp);
+      }
+      text_str(t, i < n ? "...\"]" : "\"]");
+      return;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, k))
+        snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)lua_tointeger(L, k));
+      else {
+        double d = (double)lua_tonumber(L, k);
+        int n = snprintf(tmp, sizeof tmp, "[%.14g", d);
+        /* like tostring: a float that prints as an integer gets ".0" */
+        if (n > 0 && (size_t)n < sizeof tmp - 3 && strspn(tmp + 1, "-0123456789") == (size_t)n - 1)
+          strcat(tmp, ".0");
+        strcat(tmp, "]");
+      }
+      text_str(t, tmp);
+      return;
+    case LUA_TBOOLEAN:
+      text_str(t, lua_toboolean(L, k) ? "[true]" : "[false]");
+      return;
+    case LUA_TTABLE:
+      text_str(t, "[table]");
+      return;
+    default: /* a key that cannot be stored; the message names it by its own "key at" */
+      snprintf(tmp, sizeof tmp, "[%s]", luaL_typename(L, k));
+      text_str(t, tmp);
+      return;
+  }
+}
+
+#define PATH_SHOWN 120 /* longest path in a message; longer ones keep their two ends */
+
+/* Writes the path of steps 1..n into out (at least PATH_SHOWN + 4 bytes). A long path keeps
+ * its first and last whole steps around "...". An empty path writes "". */
+static void render_path(const enc_state *s, int n, char *out) {
+  char full[(LXSHM__MAX_DEPTH + 2) * (KEY_SHOWN * 4 + 16)];
+  size_t starts[LXSHM__MAX_DEPTH + 3]; /* starts[d - 1]: offset of step d; starts[n]: end */
+  text t = {full, 0, sizeof full};
+  size_t head = 0, tail;
+  int d;
+  full[0] = '\0';
+  for (d = 1; d <= n; d++) {
+    const step *st = &s->path[d];
+    starts[d - 1] = t.len;
+    if (st->kind == STEP_INDEX) {
+      char tmp[32];
+      snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)st->index);
+      text_str(&t, tmp);
+    }
+    else if (st->kind == STEP_KEY)
+      text_key(&t, s->L, st->key);
+    else
+      text_str(&t, "<key>");
+  }
+  starts[n] = t.len;
+  if (t.len <= PATH_SHOWN) {
+    memcpy(out, full, t.len + 1);
+    return;
+  }
+  for (d = 1; d <= n && starts[d] <= PATH_SHOWN / 2; d++)
+    head = starts[d];
+  for (d = n - 1, tail = t.len; d > 0 && t.len - starts[d] <= PATH_SHOWN / 2; d--)
+    tail = starts[d];
+  memcpy(out, full, head);
+  memcpy(out + head, "...", 3);
+  memcpy(out + head + 3, full + tail, t.len - tail + 1);
+}
+
+/* Fails with UNSUPPORTED for a value that cannot be stored: "value at .a.b is a function",
+ * "key at .a is a function", or without " at ..." at the top. plen is the value's path length;
+ * a key's own path is its table's, one step shorter. */
+static int refuse(enc_state *s, int plen, int iskey, const char *what) {
+  char path[PATH_SHOWN + 8];
+  render_path(s, iskey ? plen - 1 : plen, path);
+  return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "%s%s%s is %s", iskey ? "key" : "value",
+                     path[0] ? " at " : "", path, what);
+}
+
+static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
+  const char *what;
+  switch (lua_type(s->L, idx)) {
+    case LUA_TFUNCTION:
+      what = "a function";
+      break;
+    case LUA_TTHREAD:
+      what = "a thread";
+      break;
+    case LUA_TLIGHTUSERDATA:
+      what = "a light userdata";
+      break;
+    default:
+      what = "a userdata";
+      break;
+  }
+  return refuse(s, plen, iskey, what);
+}
+
+
+/* ---- encoder: values ------------------------------------------------------------------------- */
+
+static int enc_value(enc_state *s, int idx, int plen, int iskey);
+
+static int enc_int(enc_state *s, lua_Integer i) {
+  unsigned char *p;
+  if (i >= 0) {
+    if (i < 0x80) {
+      ROOM(s, 1);
+      s->buf[s->len++] = (unsigned char)i;
+    }
+    else if (i <= 0xff) {
+      ROOM(s, 2);
+      p = s->buf + s->len;
+      p[0] = 0xcc, p[1] = (unsigned char)i;
+      s->len += 2;
+    }
+    else if (i <= 0xffff) {
+      ROOM(s, 3);
+      p = s->buf + s->len;
+      p[0] = 0xcd, be16(p + 1, (uint32_t)i);
+      s->len += 3;
+    }
+    else if (i <= 0xffffffff) {
+      ROOM(s, 5);
+      p = s->buf + s->len;
+      p[0] = 0xce, be32(p + 1, (uint32_t)i);
+      s->len += 5;
+    }
+    else {
+      ROOM(s, 9);
+      p = s->buf + s->len;
+      p[0] = 0xcf, be64(p + 1, (uint64_t)i);
+      s->len += 9;
+    }
+  }
+  else if (i >= -32) {
+    ROOM(s, 1);
+    s->buf[s->len++] = (unsigned char)(0x100 + i); /* negative fixint 0xe0..0xff */
+  }
+  else if (i >= INT8_MIN) {
+    ROOM(s, 2);
+    p = s->buf + s->len;
+    p[0] = 0xd0, p[1] = (unsigned char)(0x100 + i);
+    s->len += 2;
+  }
+  else if (i >= INT16_MIN) {
+    ROOM(s, 3);
+    p = s->buf + s->len;
+    p[0] = 0xd1, be16(p + 1, (uint32_t)(0x10000 + i));
+    s->len += 3;
+  }
+  else if (i >= INT32_MIN) {
+    ROOM(s, 5);
+    p = s->buf + s->len;
+    p[0] = 0xd2, be32(p + 1, (uint32_t)((uint64_t)i & 0xffffffffu));
+    s->len += 5;
+  }
+  else {
+    ROOM(s, 9);
+    p = s->buf + s->len;
+    p[0] = 0xd3, be64(p + 1, (uint64_t)i);
+    s->len += 9;
+  }
+  return R_OK;
+}
+
+/* float32 when the double survives the round trip through float exactly (incl. -0.0 and the
+ * infinities), else float64, which also keeps every NaN's bits. */
+static int enc_float(enc_state *s, double d) {
+  unsigned char *p;
+  if ((d >= -FLT_MAX && d <= FLT_MAX) || isinf(d)) { /* (float)d is defined: no overflow */
+    float f = (float)d;
+    if ((double)f == d) {
+      uint32_t b;
+      memcpy(&b, &f, 4);
+      ROOM(s, 5);
+      p = s->buf + s->len;
+      p[0] = 0xca, be32(p + 1, b);
+      s->len += 5;
+      return R_OK;
+    }
+  }
+  {
+    uint64_t b;
+    memcpy(&b, &d, 8);
+    ROOM(s, 9);
+    p = s->buf + s->len;
+    p[0] = 0xcb, be64(p + 1, b);
+    s->len += 9;
+  }
+  return R_OK;
+}
+
+/* Valid UTF-8 goes to the str family, other bytes to bin; both hold the bytes unchanged. */
+static int enc_string(enc_state *s, int idx, int plen, int iskey) {
+  size_t n, h;
+  const char *str = lua_tolstring(s->L, idx, &n);
+  unsigned char *p;
+  int utf8;
+  if (n > COUNT_MAX)
+    return refuse(s, plen, iskey, "a string longer than 4294967295 bytes");
+  utf8 = short_ascii((const unsigned char *)str, n) || utf8_valid((const unsigned char *)str, n);
+  if (utf8)
+    h = n < 32 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 5;
+  else
+    h = n <= 0xff ? 2 : n <= 0xffff ? 3 : 5;
+  ROOM(s, h + n);
+  p = s->buf + s->len;
+  if (h == 1)
+    p[0] = (unsigned char)(0xa0 | n);
+  else if (h == 2)
+    p[0] = utf8 ? 0xd9 : 0xc4, p[1] = (unsigned char)n;
+  else if (h == 3)
+    p[0] = utf8 ? 0xda : 0xc5, be16(p + 1, (uint32_t)n);
+  else
+    p[0] = utf8 ? 0xdb : 0xc6, be32(p + 1, (uint32_t)n);
+  memcpy(p + h, str, n);
+  s->len += h + n;
+  return R_OK;
+}
+
+/* A table met before: fixext 1, 2 or 4 holding its number. */
+static int enc_ref(enc_state *s, uint32_t id) {
+  unsigned char *p;
+  if (id <= 0xff) {
+    ROOM(s, 3);
+    p = s->buf + s->len;
+    p[0] = 0xd4, p[1] = EXT_REF, p[2] = (unsigned char)id;
+    s->len += 3;
+  }
+  else if (id <= 0xffff) {
+    ROOM(s, 4);
+    p = s->buf + s->len;
+    p[0] = 0xd5, p[1] = EXT_REF, be16(p + 2, id);
+    s->len += 4;
+  }
+  else {
+    ROOM(s, 6);
+    p = s->buf + s->len;
+    p[0] = 0xd6, p[1] = EXT_REF, be32(p + 2, id);
+    s->len += 6;
+  }
+  return R_OK;
+}
+
+static int enc_array_header(enc_state *s, size_t n) {
+  unsigned char *p;
+  if (n <= 15) {
+    ROOM(s, 1);
+    s->buf[s->len++] = (unsigned char)(0x90 | n);
+  }
+  else if (n <= 0xffff) {
+    ROOM(s, 3);
+    p = s->buf + s->len;
+    p[0] = 0xdc, be16(p + 1, (uint32_t)n);
+    s->len += 3;
+  }
+  else {
+    ROOM(s, 5);
+    p = s->buf + s->len;
+    p[0] = 0xdd, be32(p + 1, (uint32_t)n);
+    s->len += 5;
+  }
+  return R_OK;
+}
+
+/* The optimistic pass for a table whose border is n >= 1: writes an array of n elements while
+ * lua_next yields exactly the keys 1, 2, ..., n in this order (the array part of a sequence).
+ * Returns R_NOTSEQ at the first other key; the caller then rewinds the output and the table
+ * numbering to where this pass started. */
+static int enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int depth) {
+  lua_State *L = s->L;
+  step *st = &s->path[depth];
+  lua_Integer i = 0;
+  int r = enc_array_header(s, (size_t)n);
+  if (r != R_OK)
+    return r;
+  st->kind = STEP_INDEX;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || (lua_Unsigned)i == n) {
+      lua_pop(L, 2);
+      return R_NOTSEQ;
+    }
+    st->index = ++i;
+    r = enc_value(s, lua_gettop(L), depth, 0);
+    lua_pop(L, 1);
+    if (r != R_OK) {
+      lua_pop(L, 1);
+      return r;
+    }
+  }
+  return (lua_Unsigned)i == n ? R_OK : R_NOTSEQ;
+}
+
+/* True when the keys of the table at idx are exactly 1..n, in any traversal order. */
+static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
+  lua_Unsigned count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_Integer k;
+    lua_pop(L, 1);
+    k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    if (k < 1 || (lua_Unsigned)k > n || ++count > n) {
+      lua_pop(L, 1);
+      return 0;
+    }
+  }
+  return count == n;
+}
+
+/* A sequence whose traversal order is not 1..n (elements in the hash part): by index. */
+static int enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
+  lua_State *L = s->L;
+  step *st = &s->path[depth];
+  lua_Integer i;
+  int r = enc_array_header(s, (size_t)n);
+  if (r != R_OK)
+    return r;
+  st->kind = STEP_INDEX;
+  for (i = 1; (lua_Unsigned)i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    st->index = i;
+    r = enc_value(s, lua_gettop(L), depth, 0);
+    lua_pop(L, 1);
+    if (r != R_OK)
+      return r;
+  }
+  return R_OK;
+}
+
+/* Any other table: a map. The pair count is known only at the end, so a fixmap header byte is
+ * written first and widened (the body moved up 2 or 4 bytes) when the count passes 15. */
+static int enc_map(enc_state *s, int idx, int depth) {
+  lua_State *L = s->L;
+  step *st = &s->path[depth];
+  size_t hdr = s->len, count = 0, body;
+  int r;
+  ROOM(s, 1);
+  s->buf[s->len++] = 0x80;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int top = lua_gettop(L);
+    st->kind = STEP_INTO_KEY;
+    st->key = top - 1;
+    r = enc_value(s, top - 1, depth, 1);
+    if (r == R_OK) {
+      st->kind = STEP_KEY;
+      r = enc_value(s, top, depth, 0);
+    }
+    lua_pop(L, 1);
+    if (r != R_OK) {
+      lua_pop(L, 1);
+      return r;
+    }
+    count++;
+  }
+  if (count <= 15) {
+    s->buf[hdr] = (unsigned char)(0x80 | count);
+    return R_OK;
+  }
+  if (count > COUNT_MAX)
+    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX);
+  body = s->len - hdr - 1;
+  if (count <= 0xffff) {
+    ROOM(s, 2);
+    memmove(s->buf + hdr + 3, s->buf + hdr + 1, body);
+    s->buf[hdr] = 0xde, be16(s->buf + hdr + 1, (uint32_t)count);
+    s->len += 2;
+  }
+  else {
+    ROOM(s, 4);
+    memmove(s->buf + hdr + 5, s->buf + hdr + 1, body);
+    s->buf[hdr] = 0xdf, be32(s->buf + hdr + 1, (uint32_t)count);
+    s->len += 4;
+  }
+  return R_OK;
+}
+
+/* A table at path length plen (its depth is plen + 1). A table met before becomes a
+ * back-reference; a new one is numbered, then written as an array if its keys are exactly 1..n
+ * (n >= 1), else as a map. */
+static int enc_table(enc_state *s, int idx, int plen) {
+  lua_State *L = s->L;
+  const void *p = lua_topointer(L, idx);
+  int depth = plen + 1, r;
+  uint32_t id = 0;
+  lua_Unsigned n;
+
+  r = ident_lookup_add(s, p, &id);
+  if (r == 1)
+    return enc_ref(s, id);
+  if (r != 0)
+    return r;
+  if (depth > LXSHM__MAX_DEPTH) {
+    char path[PATH_SHOWN + 8];
+    render_path(s, plen, path);
+    return lxshm__fail(s->err, LXSHM_UNSUPPORTED,
+                       "value%s%s exceeds the nesting limit of %d tables", path[0] ? " at " : "",
+                       path, LXSHM__MAX_DEPTH);
+  }
+  if (!lua_checkstack(L, 4)) /* key, value, a spare; fails only out of memory or Lua stack */
+    return R_NOSTACK;
+  n = lua_rawlen(L, idx);
+  if (n > 0) {
+    size_t mark = s->len;
+    uint32_t idmark = s->count;
+    if (n > COUNT_MAX)
+      return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u elements",
+                         COUNT_MAX);
+    r = enc_array_fast(s, idx, n, depth);
+    if (r != R_NOTSEQ)
+      return r;
+    s->len = mark;
+    s->count = idmark; /* tables first met in the abandoned pass are new again */
+    if (is_sequence(L, idx, n))
+      return enc_array_indexed(s, idx, n, depth);
+  }
+  return enc_map(s, idx, depth);
+}
+
+/* Encodes the value at absolute stack index idx, whose path has plen steps (a key's path is
+ * its table's plus a STEP_INTO_KEY step, for messages about its contents). */
+static int enc_value(enc_state *s, int idx, int plen, int iskey) {
+  lua_State *L = s->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: /* an absent argument encodes as nil */
+    case LUA_TNIL:
+      ROOM(s, 1);
+      s->buf[s->len++] = 0xc0;
+      return R_OK;
+    case LUA_TBOOLEAN:
+      ROOM(s, 1);
+      s->buf[s->len++] = lua_toboolean(L, idx) ? 0xc3 : 0xc2;
+      return R_OK;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        return enc_int(s, lua_tointeger(L, idx));
+      return enc_float(s, (double)lua_tonumber(L, idx));
+    case LUA_TSTRING:
+      return enc_string(s, idx, plen, iskey);
+    case LUA_TTABLE:
+      return enc_table(s, idx, plen);
+    default:
+      return refuse_type(s, idx, plen, iskey);
+  }
+}
+
+static lxshm__encoder *encoder_alloc(void) {
+  return (lxshm__encoder *)calloc(1, sizeof(lxshm__encoder));
+}
+
+/* Frees what the encoder owns (not the struct itself) and marks it closed. */
+static void encoder_release(lxshm__encoder *e) {
+  free(e->buf);
+  free(e->slots);
+  free((void *)e->order);
+  if (e->spare != NULL) {
+    encoder_release(e->spare);
+    free(e->spare);
+  }
+  memset(e, 0, sizeof *e);
+  e->closed = 1;
+}
+
+lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t limit,
+                           const char **out, size_t *len, lxshm_error *err) {
+  lxshm__encoder *e = enc;
+  enc_state s;
+  int top = lua_gettop(L), r;
+
+  if (enc->closed)
+    return lxshm__fail(err, LXSHM_UNSUPPORTED, "the encoder was finalized (Lua state closing)");
+  idx = lua_absindex(L, idx);
+  while (e->busy) { /* re-entered (a finalizer): take a private encoder, owned by this one */
+    if (e->spare == NULL && (e->spare = encoder_alloc()) == NULL)
+      return (lxshm_status)luaL_error(L, "not enough memory");
+    e = e->spare;
+  }
+  if (++e->epoch == 0) { /* wrapped: old stamps could match again, so forget them */
+    if (e->slots != NULL)
+      memset(e->slots, 0, e->nslots * sizeof *e->slots);
+    e->epoch = 1;
+  }
+  e->used = 0;
+  e->busy = 1;
+  s.L = L;
+  s.e = e;
+  s.buf = (unsigned char *)e->buf;
+  s.cap = e->cap;
+  s.len = 0;
+  s.limit = limit;
+  s.count = 0;
+  s.err = err;
+  r = enc_value(&s, idx, 0, 0);
+  lua_settop(L, top);
+  e->busy = 0;
+  if (r == R_NOMEM)
+    return (lxshm_status)luaL_error(L, "not enough memory");
+  if (r == R_NOSTACK)
+    return (lxshm_status)luaL_error(L, "stack overflow (lxshm encode)");
+  if (r != R_OK)
+    return (lxshm_status)r;
+  *out = e->buf;
+  *len = s.len;
+  return LXSHM_OK;
+}
+
+
+/* ---- decoder --------------------------------------------------------------------------------- */
+
+typedef struct dec_state {
+  lua_State *L;
+  const unsigned char *p;
+  size_t n, pos;       /* input size and read position */
+  int refs;            /* stack slot of the list of tables, nil until a second table */
+  int keep;            /* tables must be listed: the input may hold back-references */
+  int root;            /* stack slot of table number 0 (always the top value) */
+  lua_Integer ntables; /* tables started so far */
+  size_t reserved;     /* slots presized by open tables and not filled yet */
+  lxshm_error *err;
+} dec_state;
+
+static int corrupt_short(dec_state *s, size_t at, const char *what, size_t need) {
+  return lxshm__fail(s->err, LXSHM_CORRUPT,
+                     "truncated: %s at offset %zu needs %zu more bytes, %zu left", what, at, need,
+                     s->n - s->pos);
+}
+
+/* Length fields and fixed payloads: checked against the bytes left before any use. */
+#define NEED(s, k, at, what)                                \
+  do {                                                      \
+    if ((k) > (s)->n - (s)->pos)                            \
+      return corrupt_short((s), (at), (what), (size_t)(k)); \
+  } while (0)
+
+static int dec_value(dec_state *s, int depth);
+
+/* Gives the new table at the stack top its number, so that later back-references find it. */
+static void dec_number_table(dec_state *s) {
+  lua_State *L = s->L;
+  lua_Integer id = s->ntables++;
+  if (!s->keep)
+    return;
+  if (id == 0) {
+    s->root = lua_gettop(L);
+    return;
+  }
+  if (id == 1) { /* the list is only needed once there are two tables */
+    lua_createtable(L, 8, 0);
+    lua_pushvalue(L, s->root);
+    lua_rawseti(L, -2, 1);
+    lua_replace(L, s->refs);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, s->refs, id + 1);
+}
+
+static int dec_enter(dec_state *s, size_t at, int depth) {
+  if (depth >= LXSHM__MAX_DEPTH)
+    return lxshm__fail(s->err, LXSHM_CORRUPT,
+                       "table at offset %zu is nested deeper than the limit of %d tables", at,
+                       LXSHM__MAX_DEPTH);
+  luaL_checkstack(s->L, 4, "lxshm decode"); /* raises only out of memory or Lua stack */
+  return R_OK;
+}
+
+#define PRESIZE_MAX (1 << 24) /* larger tables grow as their elements arrive */
+
+/* How many of `count` slots (of `unit` input bytes each at least) a new table may presize.
+ * All open tables share the bytes left: their unfilled presized slots never add up to more
+ * than those bytes could fill, so nested forged counts cannot multiply an allocation. */
+static size_t presize(dec_state *s, size_t count, size_t unit) {
+  size_t left = s->n - s->pos, free_ = left > s->reserved ? (left - s->reserved) / unit : 0;
+  size_t pre = count < free_ ? count : free_;
+  if (pre > PRESIZE_MAX)
+    pre = PRESIZE_MAX;
+  s->reserved += pre * unit;
+  return pre;
+}
+
+static int dec_array(dec_state *s, size_t count, size_t at, int depth) {
+  lua_State *L = s->L;
+  size_t i, pre;
+  int r = dec_enter(s, at, depth);
+  if (r != R_OK)
+    return r;
+  if (count > s->n - s->pos) /* every element takes at least one byte */
+    return lxshm__fail(s->err, LXSHM_CORRUPT,
+                       "array at offset %zu claims %zu elements, only %zu bytes left", at, count,
+                       s->n - s->pos);
+  pre = presize(s, count, 1);
+  lua_createtable(L, (int)pre, 0);
+  dec_number_table(s);
+  for (i = 1; i <= count; i++) {
+    r = dec_value(s, depth + 1);
+    if (r != R_OK)
+      return r;
+    lua_rawseti(L, -2, (lua_Integer)i);
+    if (i <= pre)
+      s->reserved--;
+  }
+  return R_OK;
+}
+
+static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
+  lua_State *L = s->L;
+  size_t i, pre;
+  int r = dec_enter(s, at, depth);
+  if (r != R_OK)
+    return r;
+  if (count > (s->n - s->pos) / 2) /* every pair takes at least two bytes */
+    return lxshm__fail(s->err, LXSHM_CORRUPT,
+                       "map at offset %zu claims %zu pairs, only %zu bytes left", at, count,
+                       s->n - s->pos);
+  pre = presize(s, count, 2);
+  lua_createtable(L, 0, (int)pre);
+  dec_number_table(s);
+  for (i = 0; i < count; i++) {
+    size_t kat = s->pos;
+    r = dec_value(s, depth + 1);
+    if (r != R_OK)
+      return r;
+    switch (lua_type(L, -1)) {
+      case LUA_TNIL:
+        return lxshm__fail(s->err, LXSHM_CORRUPT, "nil map key at offset %zu", kat);
+      case LUA_TNUMBER:
+        if (!lua_isinteger(L, -1) && isnan(lua_tonumber(L, -1)))
+          return lxshm__fail(s->err, LXSHM_CORRUPT, "NaN map key at offset %zu", kat);
+        break;
+      default:
+        break;
+    }
+    r = dec_value(s, depth + 1);
+    if (r != R_OK)
+      return r;
+    lua_rawset(L, -3); /* a repeated key: the last value wins */
+    if (i < pre)
+      s->reserved -= 2;
+  }
+  return R_OK;
+}
+
+static int dec_string(dec_state *s, size_t n, size_t at, const char *what) {
+  NEED(s, n, at, what);
+  lua_pushlstring(s->L, (const char *)s->p + s->pos, n);
+  s->pos += n;
+  return R_OK;
+}
+
+/* An ext value of len payload bytes (the type byte comes first): only back-references. */
+static int dec_ext(dec_state *s, size_t len, size_t at) {
+  int type;
+  uint64_t id;
+  const unsigned char *q;
+  NEED(s, len + 1, at, "ext");
+  q = s->p + s->pos;
+  type = q[0] < 0x80 ? q[0] : (int)q[0] - 0x100;
+  if (type != EXT_REF)
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "unsupported ext type %d%s at offset %zu", type,
+                       type == -1 ? " (timestamp)" : "", at);
+  switch (len) {
+    case 1:
+      id = q[1];
+      break;
+    case 2:
+      id = rd16(q + 1);
+      break;
+    case 4:
+      id = rd32(q + 1);
+      break;
+    case 8:
+      id = rd64(q + 1);
+      break;
+    default:
+      return lxshm__fail(s->err, LXSHM_CORRUPT,
+                         "back-reference at offset %zu has a %zu-byte payload", at, len);
+  }
+  if (id >= (uint64_t)s->ntables)
+    return lxshm__fail(s->err, LXSHM_CORRUPT,
+                       "back-reference at offset %zu to table %llu, which has not started", at,
+                       (unsigned long long)id);
+  if (!s->keep) /* may_hold_refs missed one: cannot happen, but never read an unset slot */
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "back-reference at offset %zu not expected", at);
+  s->pos += len + 1;
+  if (id == 0)
+    lua_pushvalue(s->L, s->root);
+  else
+    lua_rawgeti(s->L, s->refs, (lua_Integer)id + 1);
+  return R_OK;
+}
+
+/* Decodes one value at s->pos and pushes it; depth counts the tables around it. */
+static int dec_value(dec_state *s, int depth) {
+  lua_State *L = s->L;
+  size_t at = s->pos;
+  const unsigned char *q;
+  unsigned c;
+
+  if (s->pos >= s->n)
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "truncated: value expected at offset %zu", at);
+  c = s->p[s->pos++];
+  if (c <= 0x7f) {
+    lua_pushinteger(L, (lua_Integer)c);
+    return R_OK;
+  }
+  if (c >= 0xe0) {
+    lua_pushinteger(L, (lua_Integer)c - 0x100);
+    return R_OK;
+  }
+  if (c <= 0x8f)
+    return dec_map(s, c & 0x0f, at, depth);
+  if (c <= 0x9f)
+    return dec_array(s, c & 0x0f, at, depth);
+  if (c <= 0xbf)
+    return dec_string(s, c & 0x1f, at, "fixstr");
+  q = s->p + s->pos;
+  switch (c) {
+    case 0xc0:
+      lua_pushnil(L);
+      return R_OK;
+    case 0xc2:
+      lua_pushboolean(L, 0);
+      return R_OK;
+    case 0xc3:
+      lua_pushboolean(L, 1);
+      return R_OK;
+    case 0xc4: /* bin 8, 16, 32 */
+      NEED(s, 1, at, "bin8");
+      s->pos += 1;
+      return dec_string(s, q[0], at, "bin8");
+    case 0xc5:
+      NEED(s, 2, at, "bin16");
+      s->pos += 2;
+      return dec_string(s, rd16(q), at, "bin16");
+    case 0xc6:
+      NEED(s, 4, at, "bin32");
+      s->pos += 4;
+      return dec_string(s, rd32(q), at, "bin32");
+    case 0xc7: /* ext 8, 16, 32 */
+      NEED(s, 1, at, "ext8");
+      s->pos += 1;
+      return dec_ext(s, q[0], at);
+    case 0xc8:
+      NEED(s, 2, at, "ext16");
+      s->pos += 2;
+      return dec_ext(s, rd16(q), at);
+    case 0xc9:
+      NEED(s, 4, at, "ext32");
+      s->pos += 4;
+      return dec_ext(s, rd32(q), at);
+    case 0xca: {
+      uint32_t b;
+      float f;
+      NEED(s, 4, at, "float32");
+      b = rd32(q);
+      memcpy(&f, &b, 4);
+      s->pos += 4;
+      lua_pushnumber(L, (lua_Number)f);
+      return R_OK;
+    }
+    case 0xcb: {
+      uint64_t b;
+      double d;
+      NEED(s, 8, at, "float64");
+      b = rd64(q);
+      memcpy(&d, &b, 8);
+      s->pos += 8;
+      lua_pushnumber(L, (lua_Number)d);
+      return R_OK;
+    }
+    case 0xcc:
+      NEED(s, 1, at, "uint8");
+      s->pos += 1;
+      lua_pushinteger(L, (lua_Integer)q[0]);
+      return R_OK;
+    case 0xcd:
+      NEED(s, 2, at, "uint16");
+      s->pos += 2;
+      lua_pushinteger(L, (lua_Integer)rd16(q));
+      return R_OK;
+    case 0xce:
+      NEED(s, 4, at, "uint32");
+      s->pos += 4;
+      lua_pushinteger(L, (lua_Integer)rd32(q));
+      return R_OK;
+    case 0xcf: {
+      uint64_t u;
+      NEED(s, 8, at, "uint64");
+      u = rd64(q);
+      if (u > (uint64_t)LUA_MAXINTEGER)
+        return lxshm__fail(s->err, LXSHM_CORRUPT,
+                           "integer %llu at offset %zu is above math.maxinteger",
+                           (unsigned long long)u, at);
+      s->pos += 8;
+      lua_pushinteger(L, (lua_Integer)u);
+      return R_OK;
+    }
+    case 0xd0:
+      NEED(s, 1, at, "int8");
+      s->pos += 1;
+      lua_pushinteger(L, (lua_Integer)q[0] - (q[0] & 0x80 ? 0x100 : 0));
+      return R_OK;
+    case 0xd1: {
+      uint32_t u;
+      NEED(s, 2, at, "int16");
+      u = rd16(q);
+      s->pos += 2;
+      lua_pushinteger(L, (lua_Integer)u - (u & 0x8000 ? 0x10000 : 0));
+      return R_OK;
+    }
+    case 0xd2: {
+      uint32_t u;
+      NEED(s, 4, at, "int32");
+      u = rd32(q);
+      s->pos += 4;
+      lua_pushinteger(L, (lua_Integer)u - (u & 0x80000000u ? (lua_Integer)0x100000000 : 0));
+      return R_OK;
+    }
+    case 0xd3: {
+      uint64_t u;
+      NEED(s, 8, at, "int64");
+      u = rd64(q);
+      s->pos += 8;
+      /* two's complement without an implementation-defined conversion */
+      lua_pushinteger(L, u <= (uint64_t)LUA_MAXINTEGER ? (lua_Integer)u : -(lua_Integer)(~u) - 1);
+      return R_OK;
+    }
+    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
+      return dec_ext(s, 1, at);
+    case 0xd5:
+      return dec_ext(s, 2, at);
+    case 0xd6:
+      return dec_ext(s, 4, at);
+    case 0xd7:
+      return dec_ext(s, 8, at);
+    case 0xd8:
+      return dec_ext(s, 16, at);
+    case 0xd9: /* str 8, 16, 32 */
+      NEED(s, 1, at, "str8");
+      s->pos += 1;
+      return dec_string(s, q[0], at, "str8");
+    case 0xda:
+      NEED(s, 2, at, "str16");
+      s->pos += 2;
+      return dec_string(s, rd16(q), at, "str16");
+    case 0xdb:
+      NEED(s, 4, at, "str32");
+      s->pos += 4;
+      return dec_string(s, rd32(q), at, "str32");
+    case 0xdc: /* array 16, 32 */
+      NEED(s, 2, at, "array16");
+      s->pos += 2;
+      return dec_array(s, rd16(q), at, depth);
+    case 0xdd:
+      NEED(s, 4, at, "array32");
+      s->pos += 4;
+      return dec_array(s, rd32(q), at, depth);
+    case 0xde: /* map 16, 32 */
+      NEED(s, 2, at, "map16");
+      s->pos += 2;
+      return dec_map(s, rd16(q), at, depth);
+    case 0xdf:
+      NEED(s, 4, at, "map32");
+      s->pos += 4;
+      return dec_map(s, rd32(q), at, depth);
+    default: /* 0xc1, never used */
+      return lxshm__fail(s->err, LXSHM_CORRUPT, "invalid type byte 0x%02x at offset %zu", c, at);
+  }
+}
+
+#define SCAN_MAX 65536 /* larger inputs skip the scan below: it would cost more than it saves */
+
+/* False only when p[0..n-1] cannot hold a back-reference: no ext type byte EXT_REF sits where
+ * an ext header of any size would put it. Then decoding need not list the tables it makes,
+ * which is most of the cost of a table. A false "maybe" (bytes inside a string) is harmless. */
+static int may_hold_refs(const unsigned char *p, size_t n) {
+  const unsigned char *q = p, *end = p + n;
+  if (n > SCAN_MAX)
+    return 1;
+  while ((q = (const unsigned char *)memchr(q, EXT_REF, (size_t)(end - q))) != NULL) {
+    size_t i = (size_t)(q - p);
+    if ((i >= 1 && p[i - 1] >= 0xd4 && p[i - 1] <= 0xd8) || (i >= 2 && p[i - 2] == 0xc7) ||
+        (i >= 3 && p[i - 3] == 0xc8) || (i >= 5 && p[i - 5] == 0xc9))
+      return 1;
+    q++;
+  }
+  return 0;
+}
+
+lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *err) {
+  dec_state s;
+  int base = lua_gettop(L), r;
+
+  luaL_checkstack(L, 8, "lxshm decode");
+  lua_pushnil(L); /* slot of the table list */
+  s.L = L;
+  s.p = (const unsigned char *)p;
+  s.n = n;
+  s.pos = 0;
+  s.refs = base + 1;
+  s.root = 0;
+  s.keep = may_hold_refs(s.p, n);
+  s.ntables = 0;
+  s.reserved = 0;
+  s.err = err;
+  r = dec_value(&s, 0);
+  if (r == R_OK && s.pos != n)
+    r = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
+                    s.pos, n);
+  if (r != R_OK) {
+    lua_settop(L, base);
+    return (lxshm_status)r;
+  }
+  lua_replace(L, base + 1); /* the value takes the list's slot */
+  return LXSHM_OK;
+}
+
+
+/* ---- encoder userdata ------------------------------------------------------------------------ */
+
+#define ENCODER_MT "lxshm.encoder"
+
+static int encoder_gc(lua_State *L) {
+  lxshm__encoder *e = (lxshm__encoder *)lua_touserdata(L, 1);
+  if (e != NULL && !e->closed)
+    encoder_release(e);
+  return 0;
+}
+
+lxshm__encoder *lxshm__encoder_push(lua_State *L) {
+  lxshm__encoder *e = (lxshm__encoder *)lua_newuserdatauv(L, sizeof *e, 0);
+  memset(e, 0, sizeof *e);
+  if (luaL_newmetatable(L, ENCODER_MT)) {
+    lua_pushcfunction(L, encoder_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, ENCODER_MT);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_setmetatable(L, -2);
+  return e;
+}

@@ -1,0 +1,44 @@
+/* codec.h — Lua values to MessagePack bytes and back (SPEC §6, doc/FORMAT.md).
+ * The only core file that includes lua.h. No OS calls, no segments, no locks: callers encode
+ * before taking a segment's lock and decode after releasing it. */
+#ifndef LXSHM_CODEC_H
+#define LXSHM_CODEC_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "internal.h" /* LXSHM__CODEC_VERSION: the format version kept in every header */
+#define LXSHM__MAX_DEPTH 200   /* tables nested deeper than this are refused (UNSUPPORTED) */
+
+/* Reusable encoding state (output buffer, table-identity index), owned by a full userdata whose
+ * __gc frees it. One per lua_State, kept as an upvalue by the binding. */
+typedef struct lxshm__encoder lxshm__encoder;
+
+/* Pushes a new encoder userdata and returns it. Raises only on memory errors. */
+lxshm__encoder *lxshm__encoder_push(lua_State *L);
+
+/* Encodes the value at stack index idx (an absent value encodes as nil). On LXSHM_OK, *out and
+ * *len give the bytes: they stay valid until enc is used again, and no Lua allocation is needed
+ * to read them. Fails with LXSHM_UNSUPPORTED (function, userdata, thread, nesting past
+ * LXSHM__MAX_DEPTH; the message names the path, e.g. "value at .player.on_hit is a function";
+ * also once enc's __gc has run, which only a finalizer running during lua_close can meet) or
+ * LXSHM_INVALID_SIZE (the encoding would exceed `limit` bytes; encoding stops as soon as it
+ * does). The stack is left as it was. Never calls a metamethod and makes no Lua allocation, so
+ * no Lua code runs during the call. Raises only when memory (or the Lua stack) runs out, and
+ * then only after enc is idle again. Re-entrant: a call made while enc is busy uses a private
+ * spare encoder owned by enc. */
+lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t limit,
+                           const char **out, size_t *len, lxshm_error *err);
+
+/* Decodes exactly n bytes holding one MessagePack value. On LXSHM_OK pushes the value and
+ * returns; on LXSHM_CORRUPT (malformed, truncated, trailing bytes, unrepresentable in Lua,
+ * nested past LXSHM__MAX_DEPTH) pushes nothing and says what and at which byte offset in err.
+ * Reads only p[0..n-1]; no allocation is sized by a length not yet checked against the bytes
+ * left, and the tables open at any moment never presize more slots than the bytes left could
+ * fill. Uses no encoder and no C heap. Raises only when memory (or the Lua stack) runs out; it
+ * allocates, so finalizers may run during the call. The bytes must not change during the call
+ * (pass a private copy, never a live mapping). */
+lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *err);
+
+#endif
