@@ -3,11 +3,13 @@ local lxshm = require("lxshm")
 local util = require("util")
 local proc = util.proc
 
+after_each(util.cleanup)
+
 --- Creates a fresh segment; removed when the test ends.
 local function fresh(size, tag)
   local name = util.name(tag or "proc")
   local seg = assert(lxshm.create(name, size))
-  finally(function()
+  util.defer(function()
     seg:close()
     lxshm.remove(name)
   end)
@@ -17,7 +19,7 @@ end
 --- Spawns a child that is killed (if still running) and cleaned up when the test ends.
 local function child(...)
   local c = util.spawn(...)
-  finally(function() c:cleanup() end)
+  util.defer(function() c:cleanup() end)
   return c
 end
 
@@ -54,6 +56,19 @@ describe("two processes", function()
     assert.equal("1", waiter:finish())
   end)
 
+  it("exchange nested tables", function()
+    local seg, name = fresh(1024)
+    util.run("put_table", name)
+    local t = seg:get()
+    assert.same({
+      tick = 42, time = 1.5, paused = false, name = "arena",
+      players = { { name = "alice", pos = { 1.25, -3.5 } }, { name = "bob", pos = { 0.0, 2 } } },
+      [7] = "seven", [1.5] = "one and a half",
+    }, t)
+    assert.equal("float", math.type(t.players[2].pos[1]))
+    assert.equal("integer", math.type(t.players[2].pos[2]))
+  end)
+
   it("let a waiter time out when nobody commits", function()
     local _, name = fresh(16)
     assert.equal("nil " .. lxshm.TIMEOUT, util.run("wait", name, 0, 0.05))
@@ -64,7 +79,7 @@ describe("racing processes", function()
   it("attach: of 8 processes attaching a new name at once, all share one segment", function()
     for _ = 1, 5 do
       local name = util.name("race")
-      finally(function() lxshm.remove(name) end)
+      util.defer(function() lxshm.remove(name) end)
       local start = proc.now() + 0.3 * util.SLOW
       local kids = {}
       for i = 1, 8 do
@@ -83,7 +98,7 @@ describe("racing processes", function()
   it("open never sees a half-made segment while another process creates it", function()
     for round = 1, 10 do
       local name = util.name("oc")
-      finally(function() lxshm.remove(name) end)
+      util.defer(function() lxshm.remove(name) end)
       local opener = child("open_race", name, 4096 * round)
       util.eventually(function() return opener:stdout():find("spinning") end, 10, "the opener")
       proc.sleep(0.001 * round)
@@ -95,7 +110,67 @@ describe("racing processes", function()
   end)
 end)
 
+describe("update across processes", function()
+  it("loses no increment: 4 processes x 500 updates give 2000", function()
+    local seg, name = fresh(64)
+    local kids = {}
+    for i = 1, 4 do
+      kids[i] = child("increment", name, 500)
+    end
+    for i = 1, 4 do
+      kids[i]:finish(60)
+    end
+    assert.equal(2000, seg:get())
+    assert.equal(2000, seg:version())
+  end)
+
+  it("times out with TIMEOUT while another process holds the lock, changing nothing", function()
+    local seg, name = fresh(64)
+    assert(seg:put("before"))
+    local holder = child("update_hang", name)
+    util.eventually(function() return holder:stdout() == "locked" end, 10, "the lock holder")
+    for _, call in ipairs({
+      function() return seg:update(function() return "mine" end, 0.05) end,
+      function() return seg:update(function() return "mine" end, 0) end,
+      function() return seg:write("mine", 0.05) end,
+      function() return seg:put("mine", 0) end,
+    }) do
+      local r, err, code = call()
+      assert.is_nil(r)
+      assert.equal(lxshm.TIMEOUT, code)
+      assert.equal(name .. ": lock not obtained in time", err)
+    end
+    assert.equal("before", seg:get()) -- readers never wait for the lock
+    holder:kill("KILL")
+    holder:wait()
+  end)
+end)
+
 describe("a process killed", function()
+  it("or exiting inside update leaves the lock to the next process and the value intact",
+    function()
+      local seg, name = fresh(64)
+      for round = 1, 6 do
+        assert(seg:put({ round = round }))
+        local c
+        if round % 2 == 1 then
+          c = child("update_exit", name)
+          assert.same({ "exit", 3 }, { c:wait() })
+        else
+          c = child("update_hang", name)
+          util.eventually(function() return c:stdout() == "locked" end, 10, "the lock holder")
+          c:kill("KILL")
+          assert.equal("signal", (c:wait()))
+        end
+        assert.same({ round = round }, seg:get())
+        local v = assert(seg:update(function(t)
+          t.after = true
+          return t
+        end, 5))
+        assert.same({ round = round, after = true }, v)
+      end
+    end)
+
   it("in the middle of writes leaves a whole value and a free lock", function()
     local size = 256 * 1024
     local seg, name = fresh(size)

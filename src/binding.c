@@ -11,9 +11,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "codec.h"
 #include "internal.h"
 
 #define SEGMENT_MT "lxshm.segment"
+#define QUEUE_MT "lxshm.queue"
 #define SMALL_VALUE 1024            /* values up to this many bytes are copied on the C stack */
 #define SCRATCH_KEEP (64u << 20)    /* a handle keeps a copy buffer up to this size for reuse */
 
@@ -24,6 +26,13 @@ typedef struct seg_ud {
   uint64_t size;                 /* capacity, kept for __tostring after close */
   char name[LXSHM_NAME_MAX + 1]; /* kept for messages after close */
 } seg_ud;
+
+/* A queue handle. Its user value 1 caches a copy buffer, as a segment handle's does. */
+typedef struct queue_ud {
+  lxshm_queue *q;                /* NULL once closed */
+  uint64_t size;                 /* ring bytes, kept for __tostring after close */
+  char name[LXSHM_NAME_MAX + 1]; /* kept for messages after close */
+} queue_ud;
 
 /* ---- results ------------------------------------------------------------------------------ */
 
@@ -197,6 +206,29 @@ static void scratch_give(lua_State *L, int handle) {
     lua_pop(L, 1);
 }
 
+/* Pushes a large raw value with a single copy, from the mapping straight into a new Lua
+ * string, and keeps it only if no writer overtook the copy. Safe because Lua copies a string
+ * this long without hashing it (strings above 40 bytes are hashed lazily, once complete).
+ * Returns 1 with the string pushed, or 0 (nothing pushed) to fall back to push_value's path. */
+static int push_large_raw(lua_State *L, seg_ud *ud, int raw) {
+  int tries;
+  for (tries = 0; tries < 4; tries++) {
+    const char *data;
+    size_t len;
+    uint64_t version;
+    unsigned format;
+    if (lxshm__view(ud->seg, &data, &len, &version, &format) != LXSHM_OK)
+      continue;
+    if (len <= SMALL_VALUE || (!raw && format != LXSHM__FORMAT_RAW))
+      return 0;
+    lua_pushlstring(L, data, len);
+    if (lxshm__view_valid(ud->seg, version))
+      return 1;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
 /* Copies the current value and pushes it as a string (raw = 1) or as what it holds: the string
  * for a write(), the decoded value for a put(), nil before the first commit (raw = 0). Returns
  * the number of results. Takes no lock (unless writers keep overtaking the copy) and calls Lua
@@ -211,6 +243,8 @@ static int push_value(lua_State *L, seg_ud *ud, int raw) {
   lxshm_error err;
   int on_stack = 0; /* a scratch buffer sits on the stack top */
 
+  if (need > SMALL_VALUE && push_large_raw(L, ud, raw))
+    return 1;
   for (;;) {
     if (need > cap) {
       if (on_stack)
@@ -230,12 +264,14 @@ static int push_value(lua_State *L, seg_ud *ud, int raw) {
   }
   if (raw || format == LXSHM__FORMAT_RAW) {
     if (!raw && version == 0)
-      lua_pushnil(L);
+      lua_pushnil(L); /* nothing stored yet */
     else
       lua_pushlstring(L, buf, len);
   }
-  else {
-    (void)0; /* decoding arrives with the codec */
+  else if ((st = lxshm__decode(L, buf, len, &err)) != LXSHM_OK) {
+    if (on_stack)
+      scratch_give(L, 1);
+    return push_failure(L, ud->name, st, &err);
   }
   if (on_stack) {
     lua_rotate(L, -2, 1); /* buffer on top again */
@@ -325,6 +361,35 @@ static int mod_strerror(lua_State *L) {
   return 2;
 }
 
+/* lxshm.encode(v) -> bytes | nil, msg, UNSUPPORTED */
+static int mod_encode(lua_State *L) {
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
+  const char *out;
+  size_t len;
+  lxshm_error err;
+  lxshm_status st;
+
+  luaL_checkany(L, 1);
+  st = lxshm__encode(L, enc, 1, SIZE_MAX, &out, &len, &err);
+  if (st != LXSHM_OK)
+    return push_failure(L, "encode", st, &err);
+  lua_pushlstring(L, out, len);
+  return 1;
+}
+
+/* lxshm.decode(bytes) -> value | nil, msg, CORRUPT. Only a string is accepted (no numbers). */
+static int mod_decode(lua_State *L) {
+  size_t len;
+  const char *s;
+  lxshm_error err;
+  lxshm_status st;
+
+  luaL_checktype(L, 1, LUA_TSTRING);
+  s = lua_tolstring(L, 1, &len);
+  st = lxshm__decode(L, s, len, &err);
+  return st == LXSHM_OK ? 1 : push_failure(L, "decode", st, &err);
+}
+
 /* ---- segment methods --------------------------------------------------------------------------- */
 
 static int seg_size(lua_State *L) {
@@ -365,14 +430,153 @@ static int seg_read(lua_State *L) {
   return push_value(L, ud, 1);
 }
 
+/* seg:get() -> the current value: decoded if put() stored it, the string if write() did, nil
+ * before the first commit | nil, msg, CORRUPT */
+static int seg_get(lua_State *L) {
+  seg_ud *ud = check_open(L);
+  lua_settop(L, 1);
+  return push_value(L, ud, 0);
+}
+
+/* seg:put(v [, timeout]) -> true | nil, msg, code. Encodes before taking the lock. */
+static int seg_put(lua_State *L) {
+  seg_ud *ud = check_open(L);
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
+  double timeout = opt_timeout(L, 3);
+  const char *out;
+  size_t len;
+  lxshm_error err;
+  lxshm_status st;
+
+  luaL_checkany(L, 2);
+  check_not_busy(L, ud);
+  st = lxshm__encode(L, enc, 2, (size_t)ud->size, &out, &len, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
+    st = lxshm__write(ud->seg, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  if (st == LXSHM_INVALID)
+    return luaL_error(L, "%s: %s", ud->name, err.message);
+  return push_ok(L, st, ud->name, &err);
+}
+
+/* The part of update that runs under the lock, inside lua_pcall: decodes the current value,
+ * calls fn with it, encodes and commits the result. Arguments: the handle, fn, the encoder.
+ * Returns true, new value; or false, cause, code when the current value cannot be decoded or
+ * the result cannot be stored (nothing is committed then). */
+static int update_locked(lua_State *L) {
+  seg_ud *ud = (seg_ud *)lua_touserdata(L, 1);
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, 3);
+  const char *data, *out;
+  size_t len, cap;
+  unsigned format;
+  lxshm_error err;
+  lxshm_status st;
+
+  lxshm__current_locked(ud->seg, &data, &len, &format);
+  lua_settop(L, 2); /* handle, fn */
+  if (lxshm_version(ud->seg) == 0) {
+    lua_pushnil(L);
+  }
+  else if (format == LXSHM__FORMAT_RAW) {
+    lua_pushlstring(L, data, len);
+  }
+  else {
+    char *copy = scratch_take(L, 1, len, &cap); /* decode a private copy, as get does */
+    memcpy(copy, data, len);
+    st = lxshm__decode(L, copy, len, &err);
+    if (st != LXSHM_OK) {
+      lua_pushboolean(L, 0);
+      lua_pushstring(L, err.message);
+      lua_pushinteger(L, st);
+      return 3;
+    }
+    lua_rotate(L, -2, 1);
+    scratch_give(L, 1);
+  }
+  lua_call(L, 1, 1); /* fn(current): may raise; lua_pcall in seg_update catches it */
+  st = lxshm__encode(L, enc, -1, (size_t)ud->size, &out, &len, &err);
+  if (st == LXSHM_OK)
+    st = lxshm__commit_locked(ud->seg, out, len, LXSHM__FORMAT_MSGPACK, &err);
+  if (st != LXSHM_OK) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, err.message);
+    lua_pushinteger(L, st);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  lua_rotate(L, -2, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* seg:update(fn [, timeout]) -> new value | nil, msg, code. fn runs while this process holds the
+ * lock; if it raises, nothing is stored, the lock is released and the error propagates. */
+static int seg_update(lua_State *L) {
+  seg_ud *ud = check_open(L);
+  double timeout;
+  lxshm_error err;
+  lxshm_status st;
+  int rc;
+
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  timeout = opt_timeout(L, 3);
+  check_not_busy(L, ud);
+  lua_settop(L, 2);
+  luaL_checkstack(L, 8, NULL); /* room for the call below, reserved before locking */
+  st = lxshm__lock(ud->seg, lxshm__deadline(timeout), &err);
+  if (st == LXSHM_INVALID)
+    return luaL_error(L, "%s: %s", ud->name, err.message);
+  if (st != LXSHM_OK)
+    return push_failure(L, ud->name, st, &err);
+  /* From here to the unlock nothing may raise: Lua runs only inside the protected call, and the
+   * pushes before it neither allocate nor fail. */
+  ud->busy = 1;
+  lua_pushcfunction(L, update_locked);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushlightuserdata(L, lua_touserdata(L, lua_upvalueindex(1)));
+  rc = lua_pcall(L, 3, 3, 0);
+  lxshm__unlock(ud->seg);
+  ud->busy = 0;
+  if (rc != LUA_OK)
+    return lua_error(L); /* re-raise only once the lock is free */
+  if (lua_toboolean(L, -3)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", ud->name, lua_tostring(L, -3));
+  lua_pushvalue(L, -3);
+  return 3;
+}
+
+static int noop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/* Between sleeps of a long wait: calls a Lua function, so that a pending hook runs (lua.c turns
+ * Ctrl-C into a hook that raises "interrupted!"). Returns 1 with the error on the stack if it
+ * raised. No lock is held during waits. */
+static int wait_interrupted(void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushcfunction(L, noop);
+  return lua_pcall(L, 0, 0, 0) != LUA_OK;
+}
+
 /* seg:wait(version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int seg_wait(lua_State *L) {
   seg_ud *ud = check_open(L);
   lua_Integer version = luaL_checkinteger(L, 2);
   double timeout = opt_timeout(L, 3);
+  lxshm__interrupt intr = {wait_interrupted, L};
   uint64_t now;
   lxshm_error err;
-  lxshm_status st = lxshm_wait(ud->seg, (uint64_t)version, timeout, &now, &err);
+  lxshm_status st;
+
+  luaL_checkstack(L, 4, NULL);
+  st = lxshm__wait(ud->seg, (uint64_t)version, timeout, &now, &intr, &err);
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
   if (st != LXSHM_OK)
     return push_failure(L, ud->name, st, &err);
   lua_pushinteger(L, (lua_Integer)now);
@@ -424,31 +628,249 @@ static int seg_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---- queues ------------------------------------------------------------------------------- */
+
+static queue_ud *new_queue_handle(lua_State *L) {
+  queue_ud *ud = (queue_ud *)lua_newuserdatauv(L, sizeof *ud, 1);
+  memset(ud, 0, sizeof *ud);
+  luaL_setmetatable(L, QUEUE_MT);
+  return ud;
+}
+
+static void bind_queue(queue_ud *ud, lxshm_queue *q) {
+  ud->q = q;
+  ud->size = lxshm_queue_size(q);
+  strcpy(ud->name, lxshm_queue_name(q));
+}
+
+static queue_ud *check_queue(lua_State *L) {
+  queue_ud *ud = (queue_ud *)luaL_checkudata(L, 1, QUEUE_MT);
+  if (ud->q == NULL)
+    luaL_error(L, "attempt to use a closed lxshm queue");
+  return ud;
+}
+
+/* lxshm.create_queue(name, bytes [, opts]) -> queue | nil, msg, code */
+static int mod_create_queue(lua_State *L) {
+  const char *name = check_name(L, 1);
+  uint64_t size;
+  unsigned mode;
+  lxshm_queue *q;
+  lxshm_status st;
+  lxshm_error err;
+  queue_ud *ud;
+
+  if (name == NULL)
+    return 3;
+  size = check_size(L, 2);
+  mode = opt_mode(L, 3);
+  if (size == 0)
+    return bad_size(L, name);
+  ud = new_queue_handle(L);
+  st = lxshm_queue_create(name, size, mode, &q, &err);
+  if (st != LXSHM_OK)
+    return push_failure(L, name, st, &err);
+  bind_queue(ud, q);
+  return 1;
+}
+
+/* lxshm.open_queue(name) -> queue | nil, msg, code */
+static int mod_open_queue(lua_State *L) {
+  const char *name = check_name(L, 1);
+  lxshm_queue *q;
+  lxshm_status st;
+  lxshm_error err;
+  queue_ud *ud;
+
+  if (name == NULL)
+    return 3;
+  ud = new_queue_handle(L);
+  st = lxshm_queue_open(name, &q, &err);
+  if (st != LXSHM_OK)
+    return push_failure(L, name, st, &err);
+  bind_queue(ud, q);
+  return 1;
+}
+
+/* q:push(v [, timeout]) -> true | nil, msg, code. Encodes before taking the lock; waits while
+ * the queue is full (no limit by default, 0: not at all). */
+static int queue_push(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
+  double timeout = opt_timeout(L, 3);
+  lxshm__interrupt intr = {wait_interrupted, L};
+  size_t room = ud->size > 8 ? (size_t)ud->size - 8 : 0; /* a record's header takes 8 bytes */
+  const char *out;
+  size_t len;
+  lxshm_error err;
+  lxshm_status st;
+
+  luaL_checkany(L, 2);
+  luaL_checkstack(L, 4, NULL);
+  st = lxshm__encode(L, enc, 2, room, &out, &len, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
+    st = lxshm__queue_push(ud->q, out, len, LXSHM__FORMAT_MSGPACK, timeout, &intr, &err);
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  if (st == LXSHM_INVALID)
+    return luaL_error(L, "%s: %s", ud->name, err.message);
+  return push_ok(L, st, ud->name, &err);
+}
+
+/* Takes the oldest value (remove) or looks at it, and pushes it decoded; returns the number of
+ * results (1, or 3 on failure). The copy is private before any Lua call. */
+static int take_value(lua_State *L, queue_ud *ud, int remove, double timeout) {
+  char small[SMALL_VALUE], *buf = small;
+  size_t cap = sizeof small, len = 0;
+  size_t need = lxshm__queue_front_length(ud->q);
+  lxshm__interrupt intr = {wait_interrupted, L};
+  unsigned format;
+  lxshm_status st;
+  lxshm_error err;
+  int on_stack = 0;
+
+  luaL_checkstack(L, 4, NULL);
+  for (;;) {
+    if (need > cap) {
+      if (on_stack)
+        lua_pop(L, 1);
+      buf = scratch_take(L, 1, need, &cap);
+      on_stack = 1;
+    }
+    st = lxshm__queue_take(ud->q, buf, cap, &len, &format, remove, timeout, &intr, &err);
+    if (st != LXSHM_INVALID_SIZE)
+      break;
+    need = len; /* the value stayed queued: copy again with room for it */
+  }
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  if (st == LXSHM_OK && format == LXSHM__FORMAT_RAW)
+    lua_pushlstring(L, buf, len);
+  else if (st == LXSHM_OK)
+    st = lxshm__decode(L, buf, len, &err);
+  if (on_stack) {
+    if (st == LXSHM_OK)
+      lua_rotate(L, -2, 1); /* buffer on top again */
+    scratch_give(L, 1);
+  }
+  if (st != LXSHM_OK) {
+    if (st == LXSHM_INVALID)
+      return luaL_error(L, "%s: %s", ud->name, err.message);
+    return push_failure(L, ud->name, st, &err);
+  }
+  return 1;
+}
+
+/* q:pop([timeout]) -> the oldest value | nil, msg, TIMEOUT when still empty */
+static int queue_pop(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  double timeout = opt_timeout(L, 2);
+  lua_settop(L, 1);
+  return take_value(L, ud, 1, timeout);
+}
+
+/* q:peek() -> the oldest value, left in the queue | nil, msg, TIMEOUT when empty */
+static int queue_peek(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  lua_settop(L, 1);
+  return take_value(L, ud, 0, 0);
+}
+
+static int queue_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_queue_count(check_queue(L)->q));
+  return 1;
+}
+
+static int queue_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_queue_size(check_queue(L)->q));
+  return 1;
+}
+
+static int queue_used(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_queue_used(check_queue(L)->q));
+  return 1;
+}
+
+static int queue_name(lua_State *L) {
+  lua_pushstring(L, check_queue(L)->name);
+  return 1;
+}
+
+/* q:close(), __gc, __close: unmaps; idempotent. */
+static int queue_close(lua_State *L) {
+  queue_ud *ud = (queue_ud *)luaL_checkudata(L, 1, QUEUE_MT);
+  lxshm_queue *q = ud->q;
+  ud->q = NULL;
+  lxshm_queue_close(q);
+  lua_pushnil(L);
+  lua_setiuservalue(L, 1, 1);
+  return 0;
+}
+
+static int queue_tostring(lua_State *L) {
+  queue_ud *ud = (queue_ud *)luaL_checkudata(L, 1, QUEUE_MT);
+  if (ud->q == NULL)
+    lua_pushfstring(L, "lxshm.queue: %s (closed)", ud->name);
+  else
+    lua_pushfstring(L, "lxshm.queue: %s (%I bytes, %I values)", ud->name, (lua_Integer)ud->size,
+                    (lua_Integer)lxshm_queue_count(ud->q));
+  return 1;
+}
+
 /* ---- registration -------------------------------------------------------------------------- */
 
 static const luaL_Reg mod_funcs[] = {
-    {"create", mod_create}, {"open", mod_open},         {"attach", mod_attach},
-    {"remove", mod_remove}, {"strerror", mod_strerror}, {NULL, NULL}};
+    {"create", mod_create},
+    {"open", mod_open},
+    {"attach", mod_attach},
+    {"remove", mod_remove},
+    {"create_queue", mod_create_queue},
+    {"open_queue", mod_open_queue},
+    {"strerror", mod_strerror},
+    {"encode", mod_encode},
+    {"decode", mod_decode},
+    {NULL, NULL}};
 
 static const luaL_Reg seg_methods[] = {
-    {"size", seg_size},   {"name", seg_name},   {"version", seg_version}, {"write", seg_write},
-    {"read", seg_read},   {"wait", seg_wait},   {"stat", seg_stat},       {"close", seg_close},
-    {NULL, NULL}};
+    {"size", seg_size}, {"name", seg_name},     {"version", seg_version}, {"write", seg_write},
+    {"read", seg_read}, {"put", seg_put},       {"get", seg_get},         {"update", seg_update},
+    {"wait", seg_wait}, {"stat", seg_stat},     {"close", seg_close},     {NULL, NULL}};
 
 static const luaL_Reg seg_meta[] = {
     {"__gc", seg_close}, {"__close", seg_close}, {"__tostring", seg_tostring}, {NULL, NULL}};
+
+static const luaL_Reg queue_methods[] = {
+    {"push", queue_push},   {"pop", queue_pop},   {"peek", queue_peek}, {"count", queue_count},
+    {"size", queue_size},   {"used", queue_used}, {"name", queue_name}, {"close", queue_close},
+    {NULL, NULL}};
+
+static const luaL_Reg queue_meta[] = {
+    {"__gc", queue_close}, {"__close", queue_close}, {"__tostring", queue_tostring}, {NULL, NULL}};
+
+/* Creates metatable `name` with `meta`, and an __index table of `methods` that get the encoder
+ * (on the stack top) as upvalue 1. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *meta,
+                      const luaL_Reg *methods) {
+  luaL_newmetatable(L, name); /* also sets __name */
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
 
 LXSHM_API int luaopen_lxshm_core(lua_State *L);
 
 LXSHM_API int luaopen_lxshm_core(lua_State *L) {
   luaL_checkversion(L);
-  luaL_newmetatable(L, SEGMENT_MT); /* also sets __name */
-  luaL_setfuncs(L, seg_meta, 0);
-  luaL_newlib(L, seg_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
+  new_class(L, SEGMENT_MT, seg_meta, seg_methods);
+  new_class(L, QUEUE_MT, queue_meta, queue_methods);
 
-  luaL_newlib(L, mod_funcs);
+  luaL_newlibtable(L, mod_funcs);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, mod_funcs, 1);
 #define LXSHM_CONSTANT(name, value, text)                                                         \
   lua_pushinteger(L, value);                                                                       \
   lua_setfield(L, -2, #name);
@@ -456,5 +878,7 @@ LXSHM_API int luaopen_lxshm_core(lua_State *L) {
 #undef LXSHM_CONSTANT
   lua_pushliteral(L, "lxshm " LXSHM_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  lua_pushinteger(L, LXSHM__MAX_DEPTH);
+  lua_setfield(L, -2, "MAX_DEPTH");
   return 1;
 }

@@ -89,6 +89,88 @@ function commands.wait(name, version, timeout)
   io.write(v and tostring(v) or ("nil " .. tostring(code)))
 end
 
+--- put_table NAME: store a nested table with the kinds of values a game state has.
+function commands.put_table(name)
+  assert(open(name):put({
+    tick = 42, time = 1.5, paused = false, name = "arena",
+    players = { { name = "alice", pos = { 1.25, -3.5 } }, { name = "bob", pos = { 0.0, 2 } } },
+    [7] = "seven", [1.5] = "one and a half",
+  }))
+end
+
+--- increment NAME N: add 1 to the stored integer N times, each an update.
+function commands.increment(name, n)
+  local seg = open(name)
+  for _ = 1, tonumber(n) do
+    assert(seg:update(function(v) return (v or 0) + 1 end))
+  end
+end
+
+--- update_exit NAME: leave the process (os.exit) from inside update's function, lock held.
+function commands.update_exit(name)
+  open(name):update(function()
+    os.exit(3)
+  end)
+end
+
+--- update_hang NAME: print "locked" from inside update's function and sleep there until killed.
+function commands.update_hang(name)
+  open(name):update(function()
+    io.stdout:setvbuf("no")
+    io.write("locked")
+    while true do
+      proc.sleep(1)
+    end
+  end)
+end
+
+--- produce NAME ID N: push { id = ID, seq = 1..N } in order, waiting while the queue is full.
+function commands.produce(name, id, n)
+  local q = assert(lxshm.open_queue(name))
+  id = tonumber(id)
+  for seq = 1, tonumber(n) do
+    assert(q:push({ id = id, seq = seq }))
+  end
+end
+
+--- consume NAME: pop until a "stop" value arrives; print each value as "id:seq" on its own
+-- line, unbuffered, so that what a killed consumer got is on record.
+function commands.consume(name)
+  local q = assert(lxshm.open_queue(name))
+  io.stdout:setvbuf("line")
+  while true do
+    local v, err = q:pop()
+    assert(v ~= nil or err == nil, err)
+    if v == "stop" then
+      return
+    end
+    assert(type(v) == "table", "popped a " .. type(v))
+    io.write(v.id, ":", v.seq, "\n")
+  end
+end
+
+--- pop NAME TIMEOUT: print what one pop returned ("value" or "nil <code>").
+function commands.pop(name, timeout)
+  local q = assert(lxshm.open_queue(name))
+  local v, _, code = q:pop(tonumber(timeout))
+  io.write(v ~= nil and tostring(v) or ("nil " .. tostring(code)))
+end
+
+--- push NAME VALUE TIMEOUT: print what one push returned ("true" or "nil <code>").
+function commands.push(name, value, timeout)
+  local q = assert(lxshm.open_queue(name))
+  local ok, _, code = q:push(value, tonumber(timeout))
+  io.write(ok and "true" or ("nil " .. tostring(code)))
+end
+
+--- wait_forever NAME: announce "waiting", then wait on the segment without a timeout.
+function commands.wait_forever(name)
+  local seg = open(name)
+  io.stderr:setvbuf("no")
+  io.stderr:write("waiting\n")
+  seg:wait(seg:version())
+end
+
 local cmd = arg[1]
 if not commands[cmd] then
   io.stderr:write("child.lua: unknown command ", tostring(cmd), "\n")

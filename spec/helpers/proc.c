@@ -1,6 +1,7 @@
 /* proc.c — test-only Lua module `test.proc`: start real child processes, signal them, reap them
  * under a deadline, sleep and read clocks. Lua 5.4 has no process API and Debian ships no
  * luaposix for 5.4, so the specs get these few calls from here. Never part of lxshm itself. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -161,6 +162,24 @@ static int proc_file_mode(lua_State *L) {
   return 1;
 }
 
+/* listdir(path) -> { name, ... } (without "." and "..") | nil, msg */
+static int proc_listdir(lua_State *L) {
+  DIR *d = opendir(luaL_checkstring(L, 1));
+  struct dirent *e;
+  lua_Integer n = 0;
+  if (d == NULL)
+    return fail_errno(L, "opendir");
+  lua_newtable(L);
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
 /* umask(mask) -> previous mask */
 static int proc_umask(lua_State *L) {
   lua_pushinteger(L, umask((mode_t)luaL_checkinteger(L, 1)));
@@ -185,7 +204,7 @@ __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
       {"spawn", proc_spawn},   {"kill", proc_kill},           {"wait", proc_wait},
       {"sleep", proc_sleep},   {"now", proc_now},             {"pid", proc_pid},
       {"umask", proc_umask},   {"file_mode", proc_file_mode}, {"cpu_seconds", proc_cpu_seconds},
-      {NULL, NULL}};
+      {"listdir", proc_listdir}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -10,6 +10,40 @@ util.SLOW = tonumber(os.getenv("LXSHM_TEST_SLOW")) or 1
 util.LUA = os.getenv("LXSHM_TEST_LUA") or "lua5.4"
 
 local counter = 0
+local deferred = {}
+
+--- Runs `fn` when the current test ends (util.cleanup, installed with after_each). Unlike
+-- busted's `finally`, which keeps one function per test, every deferred function runs, last
+-- first.
+function util.defer(fn)
+  deferred[#deferred + 1] = fn
+end
+
+--- The names this process's tests left in /dev/shm.
+function util.leftovers()
+  local prefix, left = ("lxshm.t%d-"):format(proc.pid()), {}
+  for _, entry in ipairs(assert(proc.listdir("/dev/shm"))) do
+    if entry:sub(1, #prefix) == prefix then
+      left[#left + 1] = entry
+    end
+  end
+  return left
+end
+
+--- For after_each: runs the deferred functions, then fails the test if it left a segment
+-- behind (every test must remove what it creates).
+function util.cleanup()
+  local fns = deferred
+  deferred = {}
+  for i = #fns, 1, -1 do
+    fns[i]()
+  end
+  local left = util.leftovers()
+  for _, entry in ipairs(left) do
+    os.remove("/dev/shm/" .. entry)
+  end
+  assert(#left == 0, "the test left " .. table.concat(left, ", ") .. " in /dev/shm")
+end
 
 --- A segment name no other test or run uses: "t<pid>-<tag>-<n>".
 function util.name(tag)
@@ -46,8 +80,13 @@ Child.__index = Child
 
 --- Starts a child: `util.spawn("write", name, "hello")`. Its stdout and stderr go to files.
 function util.spawn(...)
+  return util.spawn_script("spec/helpers/child.lua", ...)
+end
+
+--- Starts any Lua script as a child, e.g. an example.
+function util.spawn_script(script, ...)
   local out, err = os.tmpname(), os.tmpname()
-  local argv = { util.LUA, "spec/helpers/child.lua", ... }
+  local argv = { util.LUA, script, ... }
   for i = 3, #argv do
     argv[i] = tostring(argv[i])
   end

@@ -1,0 +1,958 @@
+-- The value codec as a user meets it: lxshm.encode / lxshm.decode (SPEC §6, doc/FORMAT.md).
+-- Round trips of every kind of value, a seeded property test, refusals with their exact
+-- messages and codes, and hostile bytes given to the decoder.
+local lxshm = require("lxshm")
+
+local encode, decode = lxshm.encode, lxshm.decode
+
+local function hex(s)
+  return (s:gsub(".", function(c)
+    return ("%02x"):format(c:byte())
+  end))
+end
+
+local function unhex(h)
+  return (h:gsub("%s", ""):gsub("..", function(b)
+    return string.char(tonumber(b, 16))
+  end))
+end
+
+-- Same value, math.type kept, NaN equal to NaN, -0.0 different from 0.0.
+local function same_scalar(a, b)
+  if type(a) ~= type(b) then
+    return false
+  end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then
+      return false
+    end
+    if a ~= a then
+      return b ~= b
+    end
+    if a == 0 and math.type(a) == "float" then
+      return 1 / a == 1 / b
+    end
+  end
+  return a == b
+end
+
+-- Deep equality that respects identity: tables of `a` must map one-to-one onto tables of `b`,
+-- so shared subtables and cycles must be shared and cyclic in the same places. Raw access only.
+local function copy(t)
+  local c = {}
+  for k, v in next, t do
+    c[k] = v
+  end
+  return c
+end
+
+local eq
+local function eq_tables(a, b, m)
+  if m.ab[a] ~= nil or m.ba[b] ~= nil then
+    return m.ab[a] == b
+  end
+  m.ab[a], m.ba[b] = b, a
+  local n, akeys = 0, {}
+  for k, v in next, a do
+    n = n + 1
+    if type(k) == "table" then
+      akeys[#akeys + 1] = k
+    else
+      local w = rawget(b, k)
+      if w == nil or not eq(v, w, m) then
+        return false
+      end
+    end
+  end
+  local bkeys = {}
+  for k in next, b do
+    n = n - 1
+    if type(k) == "table" then
+      bkeys[#bkeys + 1] = k
+    end
+  end
+  if n ~= 0 then
+    return false
+  end
+  for _, ka in ipairs(akeys) do -- a table key matches a key of b that is the same table
+    local found = false
+    for _, kb in ipairs(bkeys) do
+      if m.ab[ka] == nil and m.ba[kb] == nil or m.ab[ka] == kb then
+        local ab, ba = copy(m.ab), copy(m.ba)
+        if eq(ka, kb, m) and eq(a[ka], b[kb], m) then
+          found = true
+          break
+        end
+        m.ab, m.ba = ab, ba
+      end
+    end
+    if not found then
+      return false
+    end
+  end
+  return true
+end
+
+eq = function(a, b, m)
+  if type(a) == "table" and type(b) == "table" then
+    return eq_tables(a, b, m)
+  end
+  return same_scalar(a, b)
+end
+
+local function deep_equal(a, b)
+  return eq(a, b, { ab = {}, ba = {} })
+end
+
+-- The shared benchmark corpus: LXSHM_CORPUS, else ../shared/bench/corpus.lua, else a copy in
+-- bench/corpus.lua.
+local function load_corpus()
+  for _, path in ipairs({ os.getenv("LXSHM_CORPUS") or false, "../shared/bench/corpus.lua",
+    "bench/corpus.lua" }) do
+    local f = path and io.open(path, "r")
+    if f then
+      f:close()
+      return dofile(path)
+    end
+  end
+  error("corpus.lua not found: set LXSHM_CORPUS")
+end
+
+local function roundtrip(v)
+  local s, msg, code = encode(v)
+  assert(s, ("encode failed: %s (%s)"):format(tostring(msg), tostring(code)))
+  local back, dmsg = decode(s)
+  if back == nil and dmsg ~= nil then
+    error("decode failed: " .. dmsg)
+  end
+  return back, s
+end
+
+local function assert_roundtrip(v)
+  local back, s = roundtrip(v)
+  assert.is_true(deep_equal(v, back), "round trip changed the value; bytes: " .. hex(s))
+  return back
+end
+
+-- Pure-Lua deterministic PRNG (xorshift64*), so a failing case can be replayed from its seed.
+local function prng(seed)
+  local x = seed ~ 0x9E3779B97F4A7C15
+  if x == 0 then
+    x = 1
+  end
+  local r = {}
+  function r.u64()
+    x = x ~ (x >> 12)
+    x = x ~ (x << 25)
+    x = x ~ (x >> 27)
+    return x * 0x2545F4914F6CDD1D
+  end
+  function r.int(lo, hi) -- inclusive, hi - lo < 2^62
+    return lo + (r.u64() >> 2) % (hi - lo + 1)
+  end
+  function r.chance(p)
+    return r.int(0, 999) < p * 1000
+  end
+  return r
+end
+
+describe("lxshm codec", function()
+  describe("round trips", function()
+    it("keeps nil, booleans and the integer/float distinction", function()
+      for _, v in ipairs({ true, false, 0, 1, -1, 0.0, -0.0, 1.0, 1.5, -2.25, 0.1, 1e300, 5e-324,
+        2 ^ 53, 2 ^ 63, -(2 ^ 63), 3.4028234663852886e38, 1e39, 1 / 0, -1 / 0 }) do
+        assert_roundtrip(v)
+      end
+      assert.is_nil(roundtrip(nil))
+      assert.equal("integer", math.type(roundtrip(7)))
+      assert.equal("float", math.type(roundtrip(7.0)))
+    end)
+
+    it("keeps every integer size at its edges", function()
+      local edges = { 0, 127, 128, 255, 256, 65535, 65536, 4294967295, 4294967296, -1, -32,
+        -33, -128, -129, -32768, -32769, -2147483648, -2147483649, math.maxinteger,
+        math.mininteger, math.maxinteger - 1, math.mininteger + 1 }
+      for _, i in ipairs(edges) do
+        local back = roundtrip(i)
+        assert.equal("integer", math.type(back))
+        assert.equal(i, back)
+      end
+    end)
+
+    it("keeps -0.0, infinities and NaN as floats", function()
+      local z = roundtrip(-0.0)
+      assert.equal("float", math.type(z))
+      assert.equal(-1 / 0, 1 / z)
+      assert.equal(1 / 0, roundtrip(1 / 0))
+      assert.equal(-1 / 0, roundtrip(-1 / 0))
+      local nan = roundtrip(0 / 0)
+      assert.equal("float", math.type(nan))
+      assert.is_true(nan ~= nan)
+    end)
+
+    it("keeps NaN's bits", function()
+      local nan = string.unpack("<d", "\1\0\0\0\0\0\xf8\x7f") -- a quiet NaN with a payload
+      local back = roundtrip(nan)
+      assert.equal(string.pack("<d", nan), string.pack("<d", back))
+    end)
+
+    it("keeps strings 8-bit clean", function()
+      local all = {}
+      for b = 0, 255 do
+        all[#all + 1] = string.char(b)
+      end
+      for _, s in ipairs({ "", "a", "hello\0world", table.concat(all), "\xff\xfe", "héllo wörld",
+        "日本語", "\xed\xa0\x80", "\xc0\x80", "\xf4\x90\x80\x80", string.rep("x", 31),
+        string.rep("x", 32), string.rep("é", 200), string.rep("\x80", 256),
+        string.rep("ab", 40000), string.rep("\0", 70000) }) do
+        assert.equal(s, roundtrip(s))
+      end
+    end)
+
+    it("keeps sequences, sparse arrays, mixed tables and empty tables", function()
+      assert_roundtrip({})
+      assert_roundtrip({ 1, 2, 3 })
+      assert_roundtrip({ "a", { "b", { "c" } } })
+      assert_roundtrip({ 1, 2, nil, 4 })
+      assert_roundtrip({ [1] = "x", [3] = "y" })
+      assert_roundtrip({ [2] = "only two" })
+      assert_roundtrip({ [0] = "zero", "one" })
+      assert_roundtrip({ 1, 2, x = 3, y = { 4 } })
+      assert_roundtrip({ [-1] = 1, [math.maxinteger] = 2, [math.mininteger] = 3 })
+      local seq = {}
+      for i = 1, 70000 do
+        seq[i] = i
+      end
+      assert_roundtrip(seq)
+      local back = roundtrip({ 10, 20, 30 })
+      assert.equal(3, #back)
+    end)
+
+    it("keeps sequences whose elements sit in the hash part", function()
+      local t = {}
+      for i = 40, 1, -1 do
+        t[i] = i * 2
+      end
+      local hashed = { [3] = "c", [1] = "a", [2] = "b" }
+      assert_roundtrip(t)
+      assert_roundtrip(hashed)
+      assert.equal(0x93, encode(hashed):byte(1)) -- still written as an array
+    end)
+
+    it("keeps keys of every storable type", function()
+      local k = { "a key table" }
+      local v = {
+        [1.5] = "float",
+        [-0.25] = "negative float",
+        [1 / 0] = "inf",
+        [true] = "yes",
+        [false] = "no",
+        [k] = "table key",
+        [""] = "empty string",
+        ["\xff"] = "binary key",
+        [42] = "integer",
+      }
+      local back = assert_roundtrip(v)
+      assert.equal("float", back[1.5])
+      assert.equal("yes", back[true])
+      assert.equal("inf", back[1 / 0])
+    end)
+
+    it("keeps a shared subtable shared", function()
+      local shared = { hp = 10 }
+      local back = assert_roundtrip({ x = shared, y = shared, list = { shared, shared } })
+      assert.equal(back.x, back.y)
+      assert.equal(back.x, back.list[1])
+      assert.equal(back.list[1], back.list[2])
+      back.x.hp = 11
+      assert.equal(11, back.y.hp)
+    end)
+
+    it("keeps cycles", function()
+      local t = { name = "root" }
+      t.self = t
+      local back = assert_roundtrip(t)
+      assert.equal(back, back.self)
+      assert.equal("root", back.self.self.name)
+
+      local a, b = {}, {}
+      a.next, b.next = b, a
+      local ring = assert_roundtrip({ a, b })
+      assert.equal(ring[1].next, ring[2])
+      assert.equal(ring[2].next, ring[1])
+
+      local nested = { level1 = { level2 = {} } }
+      nested.level1.level2.up = nested.level1
+      nested.level1.level2.top = nested
+      local nb = assert_roundtrip(nested)
+      assert.equal(nb.level1, nb.level1.level2.up)
+      assert.equal(nb, nb.level1.level2.top)
+    end)
+
+    it("keeps sharing in values larger than 64 KiB and in strings that look like references",
+      function()
+        local s = { "shared" }
+        local big = assert_roundtrip({ blob = string.rep("x", 70000), a = s, b = s })
+        assert.equal(big.a, big.b)
+        local lookalike = { "\xd4\x4c\x00", "\xc7\x01\x4c\x00", { "\xd6\x4c" } }
+        assert_roundtrip(lookalike)
+        local t = { "\xd4\x4c\x00" }
+        t.self = t
+        assert.equal(t[1], assert_roundtrip(t)[1])
+      end)
+
+    it("keeps a table used as a key and as a value the same table", function()
+      local k = { id = 1 }
+      local back = assert_roundtrip({ [k] = k, other = k })
+      local key = next(back, nil)
+      if type(key) ~= "table" then
+        key = next(back, key)
+      end
+      assert.equal(back.other, key)
+      assert.equal(back[key], key)
+    end)
+
+    it("keeps sharing decided before an abandoned array pass", function()
+      -- {1, 2, x = ...}: the encoder tries an array first and falls back to a map; tables met
+      -- in the abandoned pass must be numbered again, in the order the map meets them.
+      local s = { "shared" }
+      local t = { s, { s }, x = s, y = { s } }
+      local back = assert_roundtrip(t)
+      assert.equal(back[1], back.x)
+      assert.equal(back[2][1], back.y[1])
+    end)
+
+    it("drops metatables and never calls metamethods", function()
+      local called = false
+      local mt = {
+        __index = function()
+          called = true
+        end,
+        __len = function()
+          called = true
+          return 99
+        end,
+        __pairs = function()
+          called = true
+          return next, {}, nil
+        end,
+      }
+      local v = setmetatable({ 1, 2, a = setmetatable({}, mt) }, mt)
+      local back = roundtrip(v)
+      assert.is_false(called)
+      assert.is_nil(getmetatable(back))
+      assert.is_nil(getmetatable(back.a))
+      assert.equal(2, #back)
+    end)
+
+    it("decodes to tables with no metatable and keeps math.type of keys", function()
+      local back = roundtrip({ [1] = "a", [2.5] = "b" })
+      for k in pairs(back) do
+        assert.equal(k == 1 and "integer" or "float", math.type(k))
+      end
+    end)
+
+    it("round-trips the shared benchmark corpus", function()
+      local corpus = load_corpus()
+      for _, item in ipairs(corpus) do
+        assert_roundtrip(item.value)
+      end
+    end)
+
+    it("accepts nesting up to the limit of 200 tables", function()
+      local root = {}
+      local t = root
+      for _ = 2, 200 do
+        t[1] = {}
+        t = t[1]
+      end
+      local back = assert_roundtrip(root)
+      local depth = 0
+      while back do
+        depth, back = depth + 1, back[1]
+      end
+      assert.equal(200, depth)
+    end)
+  end)
+
+  describe("property test", function()
+    it("decode(encode(v)) equals v for a few thousand random values", function()
+      local seed = tonumber(os.getenv("LXSHM_SEED")) or 20240601
+      local r = prng(seed)
+
+      local function rstring()
+        local kind = r.int(0, 5)
+        local n = r.chance(0.05) and r.int(32, 300) or r.int(0, 12)
+        local b = {}
+        if kind == 0 then -- any bytes
+          for i = 1, n do
+            b[i] = string.char(r.int(0, 255))
+          end
+        elseif kind == 1 then -- UTF-8 text
+          for i = 1, n do
+            b[i] = utf8.char(({ r.int(32, 126), r.int(0x80, 0x7ff), r.int(0x800, 0xd7ff),
+              r.int(0x10000, 0x10ffff) })[r.int(1, 4)])
+          end
+        else -- identifiers
+          for i = 1, n do
+            b[i] = string.char(r.int(97, 122))
+          end
+        end
+        return table.concat(b)
+      end
+
+      local function rfloat()
+        local k = r.int(0, 9)
+        if k == 0 then
+          return ({ 0.0, -0.0, 1 / 0, -1 / 0, 0 / 0, 0.5, 1e308, 5e-324 })[r.int(1, 8)]
+        elseif k <= 3 then
+          return r.int(-1000000, 1000000) / 64 + 0.0 -- exact in float32 often
+        end
+        return string.unpack("<d", string.pack("<i8", r.u64())) -- any bits, NaNs included
+      end
+
+      local function rint()
+        local k = r.int(0, 5)
+        if k == 0 then
+          return ({ 0, -1, 127, 128, -32, -33, 255, 256, 65535, 65536, math.maxinteger,
+            math.mininteger, 4294967295, 4294967296 })[r.int(1, 14)]
+        elseif k <= 2 then
+          return r.int(-300, 300)
+        end
+        return r.u64()
+      end
+
+      local pool -- tables made so far for this value: reused as shared refs and cycles
+
+      local function rkey(depth)
+        local k = r.int(0, 9)
+        if k <= 4 then
+          return rstring()
+        elseif k <= 6 then
+          return rint()
+        elseif k == 7 then
+          local f = rfloat()
+          return f == f and f or 1.5
+        elseif k == 8 then
+          return r.chance(0.5)
+        elseif #pool > 0 and r.chance(0.5) then
+          return pool[r.int(1, #pool)]
+        end
+        return depth < 3 and { rstring() } or "leaf"
+      end
+
+      local rvalue
+      local function rtable(depth)
+        local t = {}
+        pool[#pool + 1] = t
+        local shape = r.int(0, 3)
+        local n = r.int(0, 8)
+        if shape == 0 then -- sequence
+          for i = 1, n do
+            t[i] = rvalue(depth + 1)
+          end
+          for i = 1, n do
+            if t[i] == nil then
+              t[i] = i
+            end
+          end
+        elseif shape == 1 then -- sparse
+          for _ = 1, n do
+            t[r.int(1, 20)] = rvalue(depth + 1)
+          end
+        elseif shape == 2 then -- mixed
+          for i = 1, n do
+            t[i] = rvalue(depth + 1)
+          end
+          t[rstring()] = rvalue(depth + 1)
+        else -- map with any keys
+          for _ = 1, n do
+            local k = rkey(depth)
+            if k ~= nil then
+              t[k] = rvalue(depth + 1)
+            end
+          end
+        end
+        return t
+      end
+
+      rvalue = function(depth)
+        local k = r.int(0, 11)
+        if k == 0 then
+          return nil
+        elseif k == 1 then
+          return r.chance(0.5)
+        elseif k <= 3 then
+          return rint()
+        elseif k <= 5 then
+          return rfloat()
+        elseif k <= 7 then
+          return rstring()
+        elseif k == 8 and #pool > 0 then
+          return pool[r.int(1, #pool)] -- a shared table, or a cycle when it is an ancestor
+        elseif depth < 6 then
+          return rtable(depth)
+        end
+        return rint()
+      end
+
+      for case = 1, 3000 do
+        pool = {}
+        local v = rvalue(0)
+        local s, msg = encode(v)
+        local back = s and decode(s)
+        if not s or not deep_equal(v, back) then
+          error(("case %d with LXSHM_SEED=%d failed: %s"):format(case, seed,
+            s and ("bytes " .. hex(s)) or msg))
+        end
+      end
+    end)
+  end)
+
+  describe("encoded form", function()
+    -- The bytes other-language peers read (doc/FORMAT.md).
+    local cases = {
+      { nil, "c0" }, { false, "c2" }, { true, "c3" },
+      { 0, "00" }, { 127, "7f" }, { 128, "cc80" }, { 256, "cd0100" }, { 65536, "ce00010000" },
+      { 4294967296, "cf0000000100000000" }, { -1, "ff" }, { -32, "e0" }, { -33, "d0df" },
+      { -129, "d1ff7f" }, { -32769, "d2ffff7fff" }, { math.mininteger, "d38000000000000000" },
+      { math.maxinteger, "cf7fffffffffffffff" },
+      { 1.5, "ca3fc00000" }, { 0.0, "ca00000000" }, { -0.0, "ca80000000" },
+      { 1 / 0, "ca7f800000" }, { 0.1, "cb3fb999999999999a" },
+      { "", "a0" }, { "abc", "a3616263" }, { "\xff", "c401ff" },
+      { string.rep("a", 32), "d920" .. string.rep("61", 32) },
+      { {}, "80" }, { { 1, 2 }, "920102" }, { { a = 1 }, "81a16101" },
+    }
+    for _, c in ipairs(cases) do
+      it(("writes %s as %s"):format(tostring(c[1]), c[2]:sub(1, 20)), function()
+        assert.equal(c[2], hex(encode(c[1])))
+      end)
+    end
+
+    it("writes valid UTF-8 as str and any other bytes as bin", function()
+      local text = string.rep("héllo wörld 日本語 𝄞 ", 10)
+      local strings = {
+        { "日本語", 0xa9 }, { "𝄞", 0xa4 }, { "\u{10FFFF}", 0xa4 }, { "\u{D7FF}", 0xa3 },
+        { text, 0xda }, { string.rep("a", 100) .. "é", 0xd9 },
+        { "\xed\xa0\x80", 0xc4 }, -- a surrogate
+        { "\xc0\x80", 0xc4 }, { "\xe0\x80\x80", 0xc4 }, { "\xf0\x80\x80\x80", 0xc4 }, -- overlong
+        { "\xf4\x90\x80\x80", 0xc4 }, -- above U+10FFFF
+        { "\xe6\x97", 0xc4 }, -- cut short
+        { "\x80", 0xc4 }, { "\xfe", 0xc4 },
+        { text .. "\xff", 0xc5 }, { text:sub(1, 46), 0xd9 }, { text:sub(1, 45), 0xc4 },
+        { string.rep("a", 70) .. "\x80" .. string.rep("a", 70), 0xc4 },
+      }
+      for i, c in ipairs(strings) do
+        local bytes = encode(c[1])
+        assert.equal(c[2], bytes:byte(1), "string " .. i)
+        assert.equal(c[1], decode(bytes))
+      end
+    end)
+
+    it("writes a table met again as ext type 76 holding its number", function()
+      local t = {}
+      t[1] = t
+      assert.equal("91d44c00", hex(encode(t)))
+      local s = { 0 }
+      assert.equal("92910091d44c01", hex(encode({ s, { s } })))
+    end)
+
+    it("writes large maps and arrays with 16- and 32-bit counts", function()
+      local m, a = {}, {}
+      for i = 1, 20 do
+        m["k" .. i] = i
+        a[i] = i
+      end
+      assert.equal("de0014", hex(encode(m):sub(1, 3)))
+      assert.equal("dc0014", hex(encode(a):sub(1, 3)))
+      local big = {}
+      for i = 1, 70000 do
+        big[-i] = 0
+      end
+      assert.equal("df00011170", hex(encode(big):sub(1, 5)))
+    end)
+  end)
+
+  describe("refusals", function()
+    local co = coroutine.create(print)
+    local ud = io.stdout
+    local cases = {
+      { print, "value is a function" },
+      { { player = { on_hit = print } }, "value at .player.on_hit is a function" },
+      { { 1, 2, { 3, co } }, "value at [3][2] is a thread" },
+      { { f = io.stdout }, "value at .f is a userdata" },
+      { { ["a b"] = { [7] = ud } }, 'value at ["a b"][7] is a userdata' },
+      { { [1.5] = print }, "value at [1.5] is a function" },
+      { { [-3] = print }, "value at [-3] is a function" },
+      { { [true] = print }, "value at [true] is a function" },
+      { { [{}] = print }, "value at [table] is a function" },
+      { { ["end"] = print }, 'value at ["end"] is a function' },
+      { { ["x\n\"y"] = print }, 'value at ["x\\n\\"y"] is a function' },
+      { { ["\xff"] = print }, 'value at ["\\xFF"] is a function' },
+      { { [string.rep("k", 40)] = print },
+        'value at ["' .. string.rep("k", 32) .. '..."] is a function' },
+      { { [string.rep("\xff", 40)] = print },
+        'value at ["' .. string.rep("\\xFF", 12) .. '..."] is a function' },
+      { { [string.rep("é", 40)] = print },
+        'value at ["' .. string.rep("é", 16) .. '..."] is a function' },
+      { { [print] = 1 }, "key is a function" },
+      { { a = { [co] = true } }, "key at .a is a thread" },
+      { { a = { [{ f = print }] = 1 } }, "value at .a<key>.f is a function" },
+    }
+    for _, c in ipairs(cases) do
+      it("refuses: " .. c[2], function()
+        local s, msg, code = encode(c[1])
+        assert.is_nil(s)
+        assert.equal("encode: " .. c[2], msg)
+        assert.equal(lxshm.UNSUPPORTED, code)
+      end)
+    end
+
+    it("refuses a light userdata", function()
+      local up = 1
+      local light = debug.upvalueid(function()
+        return up
+      end, 1) -- the light userdata pure Lua can reach
+      local s, msg, code = encode({ x = light })
+      assert.is_nil(s)
+      assert.equal("encode: value at .x is a light userdata", msg)
+      assert.equal(lxshm.UNSUPPORTED, code)
+    end)
+
+    it("refuses nesting past 200 tables, naming the limit", function()
+      local root = {}
+      local t = root
+      for _ = 2, 201 do
+        t[1] = {}
+        t = t[1]
+      end
+      local s, msg, code = encode(root)
+      assert.is_nil(s)
+      assert.equal(lxshm.UNSUPPORTED, code)
+      assert.matches("^encode: value at %[1%]%[1%][%[%]1]*%.%.%.[%[%]1]* exceeds the nesting limit"
+        .. " of 200 tables$", msg)
+      assert.is_true(#msg < 192)
+    end)
+
+    it("counts a table used as a key as one level deeper", function()
+      local inner = {}
+      local t = inner
+      for _ = 2, 199 do
+        t[1] = {}
+        t = t[1]
+      end
+      assert.is_string(encode({ [inner] = 1 })) -- 1 + 199 = 200 levels
+      t[1] = {}
+      local s, msg, code = encode({ [inner] = 1 })
+      assert.is_nil(s)
+      assert.equal(lxshm.UNSUPPORTED, code)
+      assert.matches("^encode: value at <key>%[1%].* exceeds the nesting limit of 200 tables$", msg)
+    end)
+
+    it("counts a cycle back to the top of a 200-deep chain as no level at all", function()
+      local root = {}
+      local t = root
+      for _ = 2, 200 do
+        t.next = {}
+        t = t.next
+      end
+      t.next = root -- a cycle is a back-reference, not one more level
+      local back = assert_roundtrip(root)
+      local n, p = 0, back
+      repeat
+        n, p = n + 1, p.next
+      until p == back
+      assert.equal(200, n)
+    end)
+
+    it("refuses a value larger than a segment's capacity with INVALID_SIZE", function()
+      local util = require("util")
+      local name = util.name("codec")
+      local seg = assert(lxshm.create(name, 8))
+      finally(function()
+        seg:close()
+        lxshm.remove(name)
+      end)
+      assert.is_truthy(seg:put({ 1, 2, 3, 4, 5, 6, 7 })) -- 8 bytes: fits exactly
+      local ok, msg, code = seg:put({ 1, 2, 3, 4, 5, 6, 7, 8 }) -- 9 bytes
+      assert.is_nil(ok)
+      assert.equal(lxshm.INVALID_SIZE, code)
+      assert.matches("8 bytes", msg)
+      assert.same({ 1, 2, 3, 4, 5, 6, 7 }, seg:get())
+      ok, msg, code = seg:put(string.rep("x", 1000000))
+      assert.is_nil(ok)
+      assert.matches("8 bytes", msg)
+      assert.equal(lxshm.INVALID_SIZE, code)
+    end)
+
+    it("leaves the encoder usable after a refusal", function()
+      assert.is_nil(encode({ a = { b = print } }))
+      assert.equal("81a16101", hex(encode({ a = 1 })))
+      local shared = {}
+      assert.is_nil(encode({ shared, shared, print }))
+      local back = assert_roundtrip({ shared, shared })
+      assert.equal(back[1], back[2])
+    end)
+  end)
+
+  describe("decoding foreign or damaged bytes", function()
+    local function corrupt(bytes, pattern)
+      local v, msg, code = decode(bytes)
+      assert.is_nil(v)
+      assert.equal(lxshm.CORRUPT, code)
+      assert.is_string(msg)
+      if pattern then
+        assert.matches(pattern, msg)
+      end
+      return msg
+    end
+
+    it("accepts every MessagePack type Lua can hold", function()
+      local cases = {
+        { "c0", nil }, { "c2", false }, { "c3", true },
+        { "7f", 127 }, { "e0", -32 }, { "cc ff", 255 }, { "cd ffff", 65535 },
+        { "ce ffffffff", 4294967295 }, { "cf 7fffffffffffffff", math.maxinteger },
+        { "d0 80", -128 }, { "d1 8000", -32768 }, { "d2 80000000", -2147483648 },
+        { "d3 8000000000000000", math.mininteger }, { "d3 ffffffffffffffff", -1 },
+        { "d0 7f", 127 }, { "cf 0000000000000001", 1 },
+        { "ca 3fc00000", 1.5 }, { "cb 3ff8000000000000", 1.5 },
+        { "a3 616263", "abc" }, { "d9 03 616263", "abc" }, { "da 0003 616263", "abc" },
+        { "db 00000003 616263", "abc" }, { "c4 02 00ff", "\0\xff" },
+        { "c5 0002 00ff", "\0\xff" }, { "c6 00000002 00ff", "\0\xff" },
+        { "a2 ff00", "\xff\0" }, -- str bytes are not checked: Lua strings are bytes
+        { "93 01 02 03", { 1, 2, 3 } }, { "dc 0002 01 02", { 1, 2 } },
+        { "dd 00000002 01 02", { 1, 2 } }, { "90", {} }, { "80", {} },
+        { "82 01 a1 61 a1 62 c3", { "a", b = true } }, { "de 0001 01 02", { 2 } },
+        { "df 00000001 01 02", { 2 } },
+        { "92 c0 01", { nil, 1 } }, -- nil in an array leaves a hole
+        { "81 a1 61 c0", {} }, -- a nil value leaves no key
+        { "82 a1 61 01 a1 61 02", { a = 2 } }, -- a repeated key: the last one wins
+        { "81 cb 3ff0000000000000 a1 78", { "x" } }, -- float key 1.0 is integer key 1
+        { "81 91 01 02", nil }, -- a table as a key: checked below
+      }
+      for _, c in ipairs(cases) do
+        local v = decode(unhex(c[1]))
+        if c[1] == "81 91 01 02" then
+          local k, val = next(v)
+          assert.same({ 1 }, k)
+          assert.equal(2, val)
+        else
+          assert.is_true(deep_equal(c[2], v), "decoding " .. c[1])
+        end
+      end
+      assert.equal("float", math.type(decode(unhex("ca 00000000"))))
+      assert.equal("integer", math.type(next(decode(unhex("81 cb 3ff0000000000000 01")))))
+    end)
+
+    it("resolves back-references in every ext form", function()
+      for _, h in ipairs({ "91 d4 4c 00", "91 d5 4c 0000", "91 d6 4c 00000000",
+        "91 d7 4c 0000000000000000", "91 c7 01 4c 00", "91 c8 0001 4c 00",
+        "91 c9 00000001 4c 00" }) do
+        local t = decode(unhex(h))
+        assert.equal(t, t[1], h)
+      end
+      local t = decode(unhex("93 90 d4 4c 01 91 d4 4c 01"))
+      assert.equal(t[1], t[2])
+      assert.equal(t[1], t[3][1])
+    end)
+
+    it("refuses back-references to tables not yet started", function()
+      corrupt(unhex("d4 4c 00"),
+        "^decode: back%-reference at offset 0 to table 0, which has not started$")
+      corrupt(unhex("92 d4 4c 01 90"), "offset 1 to table 1")
+      corrupt(unhex("91 d6 4c ffffffff"), "table 4294967295")
+      corrupt(unhex("91 d8 4c 00000000000000000000000000000000"), "16%-byte payload")
+      corrupt(unhex("91 d4 4c"), "truncated")
+    end)
+
+    it("refuses unknown ext types, the timestamp included", function()
+      corrupt(unhex("d4 01 00"), "^decode: unsupported ext type 1 at offset 0$")
+      corrupt(unhex("d6 ff 00000000"),
+        "^decode: unsupported ext type %-1 %(timestamp%) at offset 0$")
+      corrupt(unhex("91 c7 00 05"), "ext type 5 at offset 1")
+    end)
+
+    it("refuses integers above math.maxinteger", function()
+      corrupt(unhex("cf ffffffffffffffff"),
+        "^decode: integer 18446744073709551615 at offset 0 is above math.maxinteger$")
+      corrupt(unhex("cf 8000000000000000"), "9223372036854775808")
+    end)
+
+    it("refuses nil and NaN map keys", function()
+      corrupt(unhex("81 c0 01"), "^decode: nil map key at offset 1$")
+      corrupt(unhex("81 cb 7ff8000000000000 01"), "^decode: NaN map key at offset 1$")
+      corrupt(unhex("92 00 81 ca 7fc00000 01"), "^decode: NaN map key at offset 3$")
+    end)
+
+    it("refuses the never-used type byte 0xc1", function()
+      corrupt(unhex("c1"), "^decode: invalid type byte 0xc1 at offset 0$")
+    end)
+
+    it("refuses trailing bytes and empty input", function()
+      corrupt(unhex("01 02"), "^decode: trailing bytes: the value ends at offset 1 of 2$")
+      corrupt(unhex("90 90"), "trailing")
+      corrupt("", "^decode: truncated: value expected at offset 0$")
+    end)
+
+    it("refuses every truncation of valid encodings", function()
+      local t = { 1, "two", 3.5, { x = true, y = { -1000000, "\xff\xfe" } } }
+      t.self = t
+      local samples = { encode(t), encode(math.maxinteger), encode(0.1),
+        encode(string.rep("z", 300)),
+        encode({ [1.5] = { [true] = "x" } }) }
+      local corpus = load_corpus()
+      samples[#samples + 1] = encode(corpus[1].value)
+      samples[#samples + 1] = encode(corpus[5].value)
+      for _, s in ipairs(samples) do
+        for n = 0, #s - 1 do
+          local msg = corrupt(s:sub(1, n), "^decode: ")
+          assert.is_truthy(msg:find("truncated", 1, true) or msg:find(" claims ", 1, true), msg)
+        end
+      end
+    end)
+
+    it("never fails other than with CORRUPT on any one-byte change", function()
+      -- Every byte of a small encoding replaced by each of the 256 values; every byte of the
+      -- config item by each type boundary and each one-bit flip (and there, to stay fast, the
+      -- result is only re-encoded and decoded, not compared).
+      local t = { 1, -2, "three", 4.5, { x = true, [false] = { 1e300, "\xff" } } }
+      t.self = t
+      t[6] = t[5]
+      local boundaries = { 0x00, 0x01, 0x0f, 0x10, 0x7f, 0x80, 0x81, 0x8f, 0x90, 0x91, 0x9f, 0xa0,
+        0xa1, 0xbf, 0xe0, 0xff }
+      for b = 0xc0, 0xdf do
+        boundaries[#boundaries + 1] = b
+      end
+      local samples = {
+        { bytes = encode(t), compare = true, values = function()
+          local all = {}
+          for b = 0, 255 do
+            all[#all + 1] = b
+          end
+          return all
+        end },
+        { bytes = encode(load_corpus()[5].value), values = function(old)
+          local v = { table.unpack(boundaries) }
+          for bit = 0, 7 do
+            v[#v + 1] = old ~ (1 << bit)
+          end
+          return v
+        end },
+      }
+      local decoded, refused = 0, 0
+      for _, sample in ipairs(samples) do
+        local s = sample.bytes
+        for i = 1, #s do
+          local pre, post = s:sub(1, i - 1), s:sub(i + 1)
+          for _, b in ipairs(sample.values(s:byte(i))) do
+            local bytes = pre .. string.char(b) .. post
+            local v, msg, code = decode(bytes)
+            if v == nil and msg ~= nil then
+              if code ~= lxshm.CORRUPT then
+                error(("byte %d set to %d: code %s, %s"):format(i, b, tostring(code), msg))
+              end
+              refused = refused + 1
+            else
+              -- what decodes must encode and decode again (to the same shape, for the small one)
+              local again, err = decode(assert(encode(v)))
+              if (again == nil and err) or (sample.compare and not deep_equal(v, again)) then
+                error(("byte %d set to %d: re-encoding changed the value"):format(i, b))
+              end
+              decoded = decoded + 1
+            end
+          end
+        end
+      end
+      assert.is_true(decoded > 1000 and refused > 1000, ("%d decoded, %d refused"):format(
+        decoded, refused))
+    end)
+
+    it("refuses forged lengths and counts at once, without allocating for them", function()
+      local forged = {
+        { "dd ffffffff",
+          "^decode: array at offset 0 claims 4294967295 elements, only 0 bytes left$" },
+        { "df ffffffff 01", "map at offset 0 claims 4294967295 pairs" },
+        { "dc ffff 01", "claims 65535 elements" },
+        { "de ffff", "claims 65535 pairs" },
+        { "db ffffffff",
+          "^decode: truncated: str32 at offset 0 needs 4294967295 more bytes, 0 left$" },
+        { "c6 ffffffff 00", "bin32 at offset 0 needs 4294967295" },
+        { "c9 ffffffff 4c", "ext at offset 0" },
+        { "91 da ffff", "str16 at offset 1" },
+      }
+      for _, f in ipairs(forged) do
+        corrupt(unhex(f[1]), f[2])
+      end
+      -- nested forged counts that each fit the bytes left must not multiply an allocation
+      local inner = string.rep("\xdd\x00\x00\xff\x00", 100) -- 100 arrays of 65280 elements
+      local bytes = inner .. string.rep("\xc0", 65536)
+      collectgarbage("collect")
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      corrupt(bytes, "truncated")
+      local grew = collectgarbage("count") - before
+      collectgarbage("restart")
+      assert.is_true(grew < 8 * 1024, ("decode allocated %.0f KiB"):format(grew))
+    end)
+
+    it("refuses nesting bombs at the limit", function()
+      corrupt(string.rep("\x91", 100000), "^decode: table at offset 200 is nested deeper than"
+        .. " the limit of 200 tables$")
+      corrupt(string.rep("\x81\x01", 100000), "nested deeper")
+      corrupt(string.rep("\x81", 100000), "nested deeper")
+      assert.is_table(decode(string.rep("\x91", 200) .. "\xc0"))
+      corrupt(string.rep("\x91", 201) .. "\xc0", "offset 200")
+    end)
+
+    it("raises for a non-string argument", function()
+      assert.has_error(function()
+        decode({})
+      end)
+      assert.has_error(function()
+        decode(nil)
+      end)
+      assert.has_error(function()
+        decode(12)
+      end)
+    end)
+  end)
+
+  describe("finalizers", function()
+    it("may encode and decode while another encoding or decoding runs", function()
+      -- Objects whose __gc encode and decode with the module's shared encoder die while the
+      -- loop below encodes and decodes: results must stay exact on both sides.
+      local value = { list = { 1, 2.5, "three" }, nested = { a = { b = { c = true } } } }
+      value.shared1 = value.list
+      value.shared2 = value.list
+      local expected = encode(value)
+      local fin_ok, fin_runs = true, 0
+      local mt = {
+        __gc = function(o)
+          fin_runs = fin_runs + 1
+          local s = encode(o.payload)
+          local back = s and decode(s)
+          if not (back and deep_equal(o.payload, back)) then
+            fin_ok = false
+          end
+        end,
+      }
+      collectgarbage("generational")
+      local during
+      for i = 1, 3000 do
+        setmetatable({ payload = { i, { tostring(i) }, [i + 0.5] = { i } } }, mt)
+        local s = encode(value)
+        if s ~= expected then
+          error("outer encode corrupted at iteration " .. i)
+        end
+        local back = decode(s)
+        assert.is_true(back.shared1 == back.shared2 and back.nested.a.b.c)
+      end
+      during = fin_runs
+      collectgarbage("collect")
+      collectgarbage("incremental")
+      assert.is_true(during > 100, "finalizers ran during the loop: " .. during)
+      assert.equal(3000, fin_runs)
+      assert.is_true(fin_ok)
+    end)
+  end)
+end)

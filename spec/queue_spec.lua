@@ -1,0 +1,350 @@
+--- Queues: values in order, each popped once, across real processes and through crashes.
+local lxshm = require("lxshm")
+local util = require("util")
+local proc = util.proc
+
+after_each(util.cleanup)
+
+--- Creates a fresh queue; removed when the test ends.
+local function fresh(size)
+  local name = util.name("q")
+  local q = assert(lxshm.create_queue(name, size or 4096))
+  util.defer(function()
+    q:close()
+    lxshm.remove(name)
+  end)
+  return q, name
+end
+
+local function child(...)
+  local c = util.spawn(...)
+  util.defer(function() c:cleanup() end)
+  return c
+end
+
+describe("a queue in one process", function()
+  it("starts empty, with its size rounded up to whole 8-byte units", function()
+    local q, name = fresh(100)
+    assert.equal(104, q:size())
+    assert.equal(0, q:count())
+    assert.equal(0, q:used())
+    assert.equal(name, q:name())
+    assert.equal("lxshm.queue: " .. name .. " (104 bytes, 0 values)", tostring(q))
+    assert.equal("lxshm.queue", getmetatable(q).__name)
+  end)
+
+  it("pops values in push order, nil and tables included", function()
+    local q = fresh()
+    local values = { "one", 2, 3.5, { a = { 1, 2 } }, false, "", nil, "last" }
+    for i = 1, 8 do
+      assert.is_true(q:push(values[i]))
+    end
+    assert.equal(8, q:count())
+    for i = 1, 8 do
+      local n = select("#", q:pop())
+      assert.equal(1, n) -- a popped nil comes with no second result
+    end
+    assert.equal(0, q:count())
+    for i = 1, 8 do
+      assert(q:push(values[i]))
+    end
+    for i = 1, 8 do
+      assert.same(values[i], q:pop())
+    end
+  end)
+
+  it("reports an empty queue with TIMEOUT, at once or after the timeout", function()
+    local q, name = fresh()
+    local v, err, code = q:pop(0)
+    assert.is_nil(v)
+    assert.equal(lxshm.TIMEOUT, code)
+    assert.equal(name .. ": queue is empty", err)
+    v, err, code = q:pop(0.02)
+    assert.is_nil(v)
+    assert.equal(lxshm.TIMEOUT, code)
+    assert.equal(name .. ": queue still empty after 0.02 s", err)
+    v, err, code = q:peek()
+    assert.is_nil(v)
+    assert.equal(lxshm.TIMEOUT, code)
+    assert.equal(name .. ": queue is empty", err)
+  end)
+
+  it("peeks at the oldest value without removing it", function()
+    local q = fresh()
+    assert(q:push({ first = true }))
+    assert(q:push("second"))
+    assert.same({ first = true }, q:peek())
+    assert.same({ first = true }, q:peek())
+    assert.equal(2, q:count())
+    assert.same({ first = true }, q:pop())
+    assert.equal("second", q:peek())
+  end)
+
+  it("refuses a push into a full queue with TIMEOUT, keeping what it holds", function()
+    local q, name = fresh(64)
+    local pushed = 0
+    while q:push(("%07d"):format(pushed), 0) do
+      pushed = pushed + 1
+    end
+    assert.equal(4, pushed) -- 8-byte header + 8 bytes of string: 16 bytes each
+    local ok, err, code = q:push("more", 0.01)
+    assert.is_nil(ok)
+    assert.equal(lxshm.TIMEOUT, code)
+    assert.equal(name .. ": queue still full after 0.01 s", err)
+    for i = 0, pushed - 1 do
+      assert.equal(("%07d"):format(i), q:pop())
+    end
+  end)
+
+  it("refuses a value larger than the whole queue with INVALID_SIZE, without waiting", function()
+    local q, name = fresh(64)
+    assert(q:push("kept"))
+    local ok, err, code = q:push(string.rep("x", 100)) -- no timeout: must not wait
+    assert.is_nil(ok)
+    assert.equal(lxshm.INVALID_SIZE, code)
+    assert.matches(name, err, 1, true)
+    assert.equal(1, q:count())
+    assert.equal("kept", q:pop())
+  end)
+
+  it("refuses what cannot be stored with UNSUPPORTED, pushing nothing", function()
+    local q, name = fresh()
+    local ok, err, code = q:push({ job = { run = print } })
+    assert.is_nil(ok)
+    assert.equal(lxshm.UNSUPPORTED, code)
+    assert.equal(name .. ": value at .job.run is a function", err)
+    assert.equal(0, q:count())
+  end)
+
+  it("keeps values whole across the end of the ring, in every size", function()
+    local q = fresh(256)
+    local expect, popped = {}, 0
+    for i = 1, 2000 do
+      local v = util.stamp(i, 8 + (i * 37) % 90)
+      while not q:push(v, 0) do -- full: pop until it fits
+        popped = popped + 1
+        assert.equal(expect[popped], q:pop(0))
+      end
+      expect[i] = v
+    end
+    while q:count() > 0 do
+      popped = popped + 1
+      assert.equal(expect[popped], q:pop(0))
+    end
+    assert.equal(2000, popped)
+    assert.equal(0, q:used())
+  end)
+
+  it("carries values larger than the small-value path", function()
+    local q = fresh(1024 * 1024)
+    local big = { blob = string.rep("\0\1\2", 50000), list = {} }
+    for i = 1, 3000 do
+      big.list[i] = i * 0.5
+    end
+    assert(q:push(big))
+    assert(q:push(string.rep("z", 70000)))
+    assert.same(big, q:peek())
+    assert.same(big, q:pop())
+    assert.equal(string.rep("z", 70000), q:pop())
+  end)
+
+  it("counts bytes in use, headers and padding included", function()
+    local q = fresh()
+    assert(q:push("abc")) -- 8 + 4 bytes, padded to 16
+    assert.equal(16, q:used())
+    assert(q:push(string.rep("x", 40))) -- 8 + 42 bytes, padded to 56
+    assert.equal(72, q:used())
+    q:pop()
+    assert.equal(56, q:used())
+  end)
+
+  it("raises on misuse: no value, bad timeouts, closed handles, other objects", function()
+    local q, name = fresh()
+    assert.has_error(function() q:push() end)
+    assert.has_error(function() q:push(1, -1) end)
+    assert.has_error(function() q:pop(-0.5) end)
+    assert.has_error(function() q:pop(0 / 0) end)
+    assert.has_error(function() q:pop("soon") end)
+    assert.has_error(function() q.pop("x") end,
+      "bad argument #1 to 'pop' (lxshm.queue expected, got string)")
+    q:close()
+    q:close()
+    assert.equal("lxshm.queue: " .. name .. " (closed)", tostring(q))
+    for _, m in ipairs({ "pop", "peek", "count", "size", "used", "name" }) do
+      assert.has_error(function() q[m](q) end, "attempt to use a closed lxshm queue")
+    end
+    assert.has_error(function() q:push(1) end, "attempt to use a closed lxshm queue")
+  end)
+end)
+
+describe("queue names", function()
+  it("share the segments' namespace: EXISTS, INVALID for the other kind, remove", function()
+    local q, name = fresh(64)
+    local r, err, code = lxshm.create_queue(name, 64)
+    assert.is_nil(r)
+    assert.equal(lxshm.EXISTS, code)
+    assert.equal(name .. ": already exists", err)
+    _, _, code = lxshm.create(name, 64)
+    assert.equal(lxshm.EXISTS, code)
+    r, err, code = lxshm.open(name)
+    assert.is_nil(r)
+    assert.equal(lxshm.INVALID, code)
+    assert.equal(name .. ": is a queue, not a segment (use open_queue)", err)
+    local seg, sname = assert(lxshm.create(util.name("s"), 64)), nil
+    sname = seg:name()
+    util.defer(function()
+      seg:close()
+      lxshm.remove(sname)
+    end)
+    r, err, code = lxshm.open_queue(sname)
+    assert.is_nil(r)
+    assert.equal(lxshm.INVALID, code)
+    assert.equal(sname .. ": is a segment, not a queue (use open)", err)
+    local other = assert(lxshm.open_queue(name))
+    assert(q:push("shared"))
+    assert.equal("shared", other:pop(0))
+    other:close()
+    assert.is_true(lxshm.remove(name))
+    _, _, code = lxshm.open_queue(name)
+    assert.equal(lxshm.NOT_FOUND, code)
+  end)
+
+  it("refuse bad names and sizes like segments do", function()
+    local _, err, code = lxshm.create_queue("a/b", 64)
+    assert.equal(lxshm.INVALID, code)
+    assert.matches("invalid name", err)
+    _, _, code = lxshm.open_queue("")
+    assert.equal(lxshm.INVALID, code)
+    for _, size in ipairs({ 0, -8, 1.5, 0 / 0, 2 ^ 41 }) do
+      _, _, code = lxshm.create_queue(util.name("qs"), size)
+      assert.equal(lxshm.INVALID_SIZE, code)
+    end
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), {}) end)
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), 64, { bad = 1 }) end)
+  end)
+end)
+
+describe("a queue across processes", function()
+  it("delivers 4 producers x 5000 values to 3 consumers exactly once, in order", function()
+    local q, name = fresh(64 * 1024)
+    local producers, consumers = {}, {}
+    for c = 1, 3 do
+      consumers[c] = child("consume", name)
+    end
+    for p = 1, 4 do
+      producers[p] = child("produce", name, p, 5000)
+    end
+    for p = 1, 4 do
+      producers[p]:finish(60)
+    end
+    for _ = 1, 3 do
+      assert(q:push("stop"))
+    end
+    local seen, total = {}, 0
+    for c = 1, 3 do
+      local last = {}
+      for id, seq in consumers[c]:finish(60):gmatch("(%d+):(%d+)") do
+        id, seq = tonumber(id), tonumber(seq)
+        local key = id * 100000 + seq
+        assert.is_nil(seen[key], "value " .. id .. ":" .. seq .. " popped twice")
+        seen[key] = true
+        assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
+        last[id] = seq
+        total = total + 1
+      end
+    end
+    assert.equal(20000, total)
+    assert.equal(0, q:count())
+  end)
+
+  it("wakes a blocked consumer when another process pushes", function()
+    local q, name = fresh()
+    local consumer = child("pop", name, 10)
+    proc.sleep(0.05 * util.SLOW)
+    assert(q:push("hello"))
+    assert.equal("hello", consumer:finish())
+  end)
+
+  it("wakes a blocked producer when another process pops", function()
+    local q, name = fresh(32)
+    assert(q:push("fills it", 0)) -- 8 + 9 bytes, padded to 24
+    local producer = child("push", name, "next", 10)
+    proc.sleep(0.05 * util.SLOW)
+    assert.equal("fills it", q:pop())
+    assert.equal("true", producer:finish())
+    assert.equal("next", q:pop(0))
+  end)
+
+  it("loses, duplicates and tears nothing when producers and consumers are killed", function()
+    local q, name = fresh(2048)
+    local produced = {}
+    local consumers, records = {}, {}
+    local function start_consumer(i)
+      consumers[i] = child("consume", name)
+    end
+    for i = 1, 2 do
+      start_consumer(i)
+    end
+    for round = 1, 6 do
+      local p = child("produce", name, round, 3000)
+      proc.sleep((round % 3) * 0.01 * util.SLOW)
+      p:kill("KILL")
+      p:wait()
+      produced[round] = true
+      local victim = round % 2 + 1
+      consumers[victim]:kill("KILL")
+      consumers[victim]:wait()
+      records[#records + 1] = consumers[victim]:stdout()
+      start_consumer(victim)
+    end
+    -- The survivors drain the queue, then stop.
+    util.eventually(function() return q:count() == 0 end, 30, "the queue to drain")
+    for _ = 1, 2 do
+      assert(q:push("stop"))
+    end
+    for i = 1, 2 do
+      records[#records + 1] = consumers[i]:finish(30)
+    end
+    local seen, last = {}, {}
+    for _, out in ipairs(records) do
+      for id, seq in out:gmatch("(%d+):(%d+)") do
+        local key = id .. ":" .. seq
+        assert.is_nil(seen[key], "value " .. key .. " popped twice")
+        seen[key] = true
+        id, seq = tonumber(id), tonumber(seq)
+        assert.is_true(produced[id])
+        last[id] = math.max(last[id] or 0, seq)
+      end
+    end
+    -- The queue is still usable and its count right.
+    assert(q:push("after"))
+    assert.equal(1, q:count())
+    assert.equal("after", q:pop(0))
+    assert.equal(0, q:count())
+    assert.equal(0, q:used())
+  end)
+end)
+
+describe("blocking calls", function()
+  it("end on Ctrl-C (SIGINT) in the lua interpreter", function()
+    local _, name = fresh()
+    local seg = assert(lxshm.create(util.name("int"), 8))
+    local sname = seg:name()
+    util.defer(function()
+      seg:close()
+      lxshm.remove(sname)
+    end)
+    for _, args in ipairs({ { "pop", name, "" }, { "wait_forever", sname } }) do
+      local c = child(table.unpack(args))
+      if args[1] == "wait_forever" then
+        util.eventually(function() return c:stderr():find("waiting") end, 10, "the waiter")
+      else
+        proc.sleep(0.1 * util.SLOW)
+      end
+      c:kill("INT")
+      local how, code = c:wait(5)
+      assert.same({ "exit", 1 }, { how, code })
+      assert.matches("interrupted!", c:stderr())
+    end
+  end)
+end)

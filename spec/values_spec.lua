@@ -1,0 +1,237 @@
+--- put, get and update on segments: Lua values stored whole, refusals that change nothing.
+local lxshm = require("lxshm")
+local util = require("util")
+
+after_each(util.cleanup)
+
+local function fresh(size)
+  local name = util.name("val")
+  local seg = assert(lxshm.create(name, size or 4096))
+  util.defer(function()
+    seg:close()
+    lxshm.remove(name)
+  end)
+  return seg, name
+end
+
+describe("put and get", function()
+  it("return nil before anything was stored", function()
+    local seg = fresh()
+    assert.is_nil(seg:get())
+    assert.equal(0, select("#", seg:get()) - 1)
+  end)
+
+  it("store every kind of value, keeping integer and float apart", function()
+    local seg = fresh()
+    local values = { true, false, 0, -1, math.maxinteger, math.mininteger, 0.0, -0.0, 1.5,
+      math.huge, -math.huge, "", "text", "\0\255 bytes", { 1, 2, 3 }, { a = 1, [2] = "b" },
+      { nested = { deeper = { "x" } } } }
+    for _, v in ipairs(values) do
+      assert.is_true(seg:put(v))
+      local got = seg:get()
+      assert.same(v, got)
+      assert.equal(math.type(v), math.type(got))
+    end
+    assert(seg:put(0 / 0))
+    local nan = seg:get()
+    assert.is_true(nan ~= nan)
+    assert(seg:put(-0.0))
+    assert.equal("-0.0", string.format("%.1f", seg:get()))
+  end)
+
+  it("store nil as a value, counted as a commit", function()
+    local seg = fresh()
+    assert(seg:put("x"))
+    assert.is_true(seg:put(nil))
+    assert.is_nil(seg:get())
+    assert.equal(2, seg:version())
+  end)
+
+  it("keep shared subtables shared and cycles cyclic", function()
+    local seg = fresh()
+    local shared = { 1, 2 }
+    local t = { a = shared, b = shared }
+    t.self = t
+    assert(seg:put(t))
+    local got = seg:get()
+    assert.equal(got.a, got.b)
+    assert.equal(got, got.self)
+    assert.same({ 1, 2 }, got.a)
+  end)
+
+  it("drop metatables and never call metamethods", function()
+    local seg = fresh()
+    local called = false
+    local mt = {
+      __index = function() called = true end,
+      __pairs = function() called = true end,
+      __len = function() called = true return 99 end,
+    }
+    assert(seg:put(setmetatable({ 1, x = 2 }, mt)))
+    local got = seg:get()
+    assert.is_nil(getmetatable(got))
+    assert.same({ 1, x = 2 }, got)
+    assert.is_false(called)
+  end)
+
+  it("read back a raw write as the string, and a put as its encoding", function()
+    local seg = fresh()
+    assert(seg:write("plain bytes"))
+    assert.equal("plain bytes", seg:get())
+    assert(seg:put({ 1, 2 }))
+    assert.equal(lxshm.encode({ 1, 2 }), seg:read())
+  end)
+
+  it("refuse what cannot be stored with UNSUPPORTED, naming where, keeping the old value",
+    function()
+      local seg, name = fresh()
+      assert(seg:put({ kept = true }))
+      local cases = {
+        { print, "value is a function" },
+        { { player = { on_hit = print } }, "value at .player.on_hit is a function" },
+        { { 1, 2, coroutine.create(print) }, "value at [3] is a thread" },
+        { { io.stdout }, "value at [1] is a userdata" },
+        { { [print] = 1 }, "key at .? is a function" },
+      }
+      for _, case in ipairs(cases) do
+        local ok, err, code = seg:put(case[1])
+        assert.is_nil(ok)
+        assert.equal(lxshm.UNSUPPORTED, code)
+        assert.matches(name .. ": ", err, 1, true)
+        if case[2]:find("?", 1, true) then
+          assert.matches("key", err)
+        else
+          assert.equal(name .. ": " .. case[2], err)
+        end
+      end
+      assert.same({ kept = true }, seg:get())
+      assert.equal(1, seg:version())
+    end)
+
+  it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, never a crash", function()
+    local seg = fresh(1024 * 1024)
+    local deep = {}
+    local t = deep
+    for _ = 1, lxshm.MAX_DEPTH + 50 do
+      t[1] = {}
+      t = t[1]
+    end
+    local ok, _, code = seg:put(deep)
+    assert.is_nil(ok)
+    assert.equal(lxshm.UNSUPPORTED, code)
+    assert.is_nil(seg:get())
+  end)
+
+  it("refuse a value whose encoding exceeds the capacity with INVALID_SIZE", function()
+    local seg, name = fresh(64)
+    assert(seg:put("small"))
+    local ok, err, code = seg:put(string.rep("x", 100))
+    assert.is_nil(ok)
+    assert.equal(lxshm.INVALID_SIZE, code)
+    assert.matches("^" .. name:gsub("%-", "%%-") .. ": ", err)
+    ok, err, code = seg:put({ string.rep("y", 30), string.rep("z", 30), 1.5 }) -- 68 bytes
+    assert.is_string(err)
+    assert.is_nil(ok)
+    assert.equal(lxshm.INVALID_SIZE, code)
+    assert.equal("small", seg:get())
+  end)
+
+  it("raise when put has no value or a bad timeout", function()
+    local seg = fresh()
+    assert.has_error(function() seg:put() end)
+    assert.has_error(function() seg:put(1, -1) end)
+    assert.has_error(function() seg.put(nil, 1) end)
+  end)
+
+  it("report a damaged stored value as CORRUPT", function()
+    local seg, name = fresh()
+    assert(seg:put({ 1, 2, 3 }))
+    local f = assert(io.open("/dev/shm/lxshm." .. name, "r+b"))
+    -- version 1's bytes start at slot 1: byte 1024 (the header) + the slot stride (4096).
+    f:seek("set", 1024 + 4096)
+    f:write("\xc1")
+    f:close()
+    local v, err, code = seg:get()
+    assert.is_nil(v)
+    assert.equal(lxshm.CORRUPT, code)
+    assert.matches("^" .. name:gsub("%-", "%%-") .. ": ", err)
+  end)
+end)
+
+describe("update", function()
+  it("passes the current value and stores what the function returns", function()
+    local seg = fresh()
+    local seen = "unset"
+    assert.equal(1, seg:update(function(v)
+      seen = v
+      return 1
+    end))
+    assert.is_nil(seen)
+    assert.same({ n = 2 }, seg:update(function(v) return { n = v + 1 } end))
+    assert.same({ n = 2 }, seg:get())
+    assert.equal(2, seg:version())
+  end)
+
+  it("stores nothing and re-raises when the function raises, leaving the lock free", function()
+    local seg = fresh()
+    assert(seg:put("before"))
+    local ok, err = pcall(seg.update, seg, function() error({ code = 7 }) end)
+    assert.is_false(ok)
+    assert.same({ code = 7 }, err)
+    assert.equal("before", seg:get())
+    assert.equal(1, seg:version())
+    assert.is_true(seg:write("lock is free", 0))
+  end)
+
+  it("stores nothing when the result cannot be stored", function()
+    local seg, name = fresh(32)
+    assert(seg:put(1))
+    local v, err, code = seg:update(function() return print end)
+    assert.is_nil(v)
+    assert.equal(lxshm.UNSUPPORTED, code)
+    assert.equal(name .. ": value is a function", err)
+    v, err, code = seg:update(function() return string.rep("x", 100) end)
+    assert.is_string(err)
+    assert.is_nil(v)
+    assert.equal(lxshm.INVALID_SIZE, code)
+    assert.equal(1, seg:get())
+    assert.is_true(seg:write("lock is free", 0))
+  end)
+
+  it("raises on misuse from inside its own function, releasing the lock", function()
+    local seg = fresh()
+    assert(seg:put(0))
+    for _, misuse in ipairs({
+      function() seg:write("x") end,
+      function() seg:put(1) end,
+      function() seg:update(function() return 2 end) end,
+      function() seg:close() end,
+    }) do
+      assert.has_error(function() seg:update(function() misuse() return 9 end) end)
+      assert.equal(0, seg:get())
+    end
+    assert.is_true(seg:write("lock is free", 0))
+  end)
+
+  it("raises when the function yields across it, releasing the lock", function()
+    local seg = fresh()
+    local co = coroutine.wrap(function()
+      return seg:update(function() coroutine.yield() end)
+    end)
+    assert.has_error(co, "attempt to yield across a C-call boundary")
+    assert.is_true(seg:write("lock is free", 0))
+  end)
+
+  it("lets the function read the segment it updates", function()
+    local seg = fresh()
+    assert(seg:put("v1"))
+    assert.equal("v1+v1", seg:update(function(v) return v .. "+" .. seg:get() end))
+  end)
+
+  it("raises on a missing function or a bad timeout", function()
+    local seg = fresh()
+    assert.has_error(function() seg:update() end)
+    assert.has_error(function() seg:update("not a function") end)
+    assert.has_error(function() seg:update(function() end, -1) end)
+  end)
+end)
