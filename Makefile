@@ -110,6 +110,8 @@ demo:
 	$(call deps,demo)
 	@$(MAKE) --no-print-directory $(MODULE)
 	$(LUAENV) $(LUA) examples/demo.lua
+	@echo
+	$(LUAENV) $(LUA) examples/job_queue/run.lua
 
 bench:
 	$(call deps,bench)

@@ -1,0 +1,30 @@
+--- The examples users read first must keep working: each runs to the end by itself.
+local util = require("util")
+
+after_each(util.cleanup)
+
+local function run(script)
+  local c = util.spawn_script(script)
+  util.defer(function() c:cleanup() end)
+  return c:finish(60)
+end
+
+describe("the examples", function()
+  it("demo: two processes exchange tables", function()
+    local out = run("examples/demo.lua")
+    assert.matches('game %-> editor  {dead=true, hp=%-2, id=1, ok=true}', out)
+    assert.matches("table round trips", out)
+    assert.matches("both segments removed", out)
+  end)
+
+  it("job_queue: two workers do every job once", function()
+    local out = run("examples/job_queue/run.lua")
+    assert.matches("60 results, each job done once", out)
+  end)
+
+  it("game_state: the overlay follows the game to the end", function()
+    local out = run("examples/game_state/run.lua")
+    assert.matches("players.2.hp: 100 %-> 85", out)
+    assert.matches("the game is over; %d+ states seen, the last at tick 120", out)
+  end)
+end)
