@@ -1506,7 +1506,7 @@ static void test_queue_basics(void) {
   CHECK_ST(lxshm_queue_pop(q, buf, 1, &len, 0, &err), LXSHM_INVALID_SIZE); /* stays queued */
   CHECK_INT(len, ==, 2);
   for (i = 0; i < 6; i++) {
-    char want[8];
+    char want[16];
     snprintf(want, sizeof want, "v%d", i);
     CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
     CHECK_INT(len, ==, strlen(want));
