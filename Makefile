@@ -29,6 +29,7 @@ ASAN_MODULE = build/asan/lxshm/core.so
 TESTPROC    = build/test/proc.so
 ASAN_TESTPROC = build/asan/test/proc.so
 CTEST       = build/test_core
+BENCHCLOCK  = build/bench/clock.so
 
 # Tests run the interpreter on the specs directly: /usr/bin/busted starts with `env lua`,
 # which is Lua 5.1 once lua-check is installed (see TOOLCHAIN notes in README.md).
@@ -67,6 +68,10 @@ $(TESTPROC): spec/helpers/proc.c | check-headers
 $(ASAN_TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -shared -fsanitize=address,undefined -o $@ $<
+
+$(BENCHCLOCK): bench/clock.c | check-headers
+	@mkdir -p $(dir $@)
+	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
 
 $(CTEST): spec/c/test_core.c $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -115,8 +120,8 @@ demo:
 
 bench:
 	$(call deps,bench)
-	@$(MAKE) --no-print-directory $(MODULE)
-	$(LUAENV) $(LUA) bench/run.lua
+	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
+	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' $(LUA) bench/run.lua
 
 # The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
 # go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.
@@ -149,3 +154,6 @@ uninstall:
 
 clean:
 	rm -rf build
+
+# Windows cross-build and tests (mk/windows.mk): make windows, make test-windows.
+-include mk/windows.mk
