@@ -2,8 +2,11 @@
 -- Round trips of every kind of value, a seeded property test, refusals with their exact
 -- messages and codes, and hostile bytes given to the decoder.
 local lxshm = require("lxshm")
+local util = require("util")
 
 local encode, decode = lxshm.encode, lxshm.decode
+
+after_each(util.cleanup)
 
 local function hex(s)
   return (s:gsub(".", function(c)
@@ -104,19 +107,6 @@ local function deep_equal(a, b)
   return eq(a, b, { ab = {}, ba = {} })
 end
 
--- The shared benchmark corpus: LXSHM_CORPUS, else ../shared/bench/corpus.lua, else a copy in
--- bench/corpus.lua.
-local function load_corpus()
-  for _, path in ipairs({ os.getenv("LXSHM_CORPUS") or false, "../shared/bench/corpus.lua",
-    "bench/corpus.lua" }) do
-    local f = path and io.open(path, "r")
-    if f then
-      f:close()
-      return dofile(path)
-    end
-  end
-  error("corpus.lua not found: set LXSHM_CORPUS")
-end
 
 local function roundtrip(v)
   local s, msg, code = encode(v)
@@ -353,7 +343,7 @@ describe("lxshm codec", function()
     end)
 
     it("round-trips the shared benchmark corpus", function()
-      local corpus = load_corpus()
+      local corpus = util.corpus()
       for _, item in ipairs(corpus) do
         assert_roundtrip(item.value)
       end
@@ -666,13 +656,7 @@ describe("lxshm codec", function()
     end)
 
     it("refuses a value larger than a segment's capacity with INVALID_SIZE", function()
-      local util = require("util")
-      local name = util.name("codec")
-      local seg = assert(lxshm.create(name, 8))
-      finally(function()
-        seg:close()
-        lxshm.remove(name)
-      end)
+      local seg = util.segment(8, "codec")
       assert.is_truthy(seg:put({ 1, 2, 3, 4, 5, 6, 7 })) -- 8 bytes: fits exactly
       local ok, msg, code = seg:put({ 1, 2, 3, 4, 5, 6, 7, 8 }) -- 9 bytes
       assert.is_nil(ok)
@@ -800,7 +784,7 @@ describe("lxshm codec", function()
       local samples = { encode(t), encode(math.maxinteger), encode(0.1),
         encode(string.rep("z", 300)),
         encode({ [1.5] = { [true] = "x" } }) }
-      local corpus = load_corpus()
+      local corpus = util.corpus()
       samples[#samples + 1] = encode(corpus[1].value)
       samples[#samples + 1] = encode(corpus[5].value)
       for _, s in ipairs(samples) do
@@ -831,7 +815,7 @@ describe("lxshm codec", function()
           end
           return all
         end },
-        { bytes = encode(load_corpus()[5].value), values = function(old)
+        { bytes = encode(util.corpus()[5].value), values = function(old)
           local v = { table.unpack(boundaries) }
           for bit = 0, 7 do
             v[#v + 1] = old ~ (1 << bit)

@@ -2,6 +2,9 @@
 -- run as /usr/bin/python3 spec/helpers/msgpack_peer.py. Missing python3-msgpack is a failure
 -- with a clear message, never a skip (CI installs it).
 local lxshm = require("lxshm")
+local util = require("util")
+
+after_each(util.cleanup)
 
 local PYTHON = os.getenv("LXSHM_TEST_PYTHON") or "/usr/bin/python3"
 local PEER = "spec/helpers/msgpack_peer.py"
@@ -46,17 +49,6 @@ local function peer(...)
   return text
 end
 
-local function load_corpus()
-  for _, path in ipairs({ os.getenv("LXSHM_CORPUS") or false, "../shared/bench/corpus.lua",
-    "bench/corpus.lua" }) do
-    local f = path and io.open(path, "r")
-    if f then
-      f:close()
-      return dofile(path)
-    end
-  end
-  error("corpus.lua not found: set LXSHM_CORPUS")
-end
 
 -- Deep equality without shared tables (the corpus has none): math.type kept, NaN equal to
 -- itself, -0.0 apart from 0.0.
@@ -102,7 +94,7 @@ describe("MessagePack interop with python3-msgpack", function()
   end)
 
   it("Python reads every corpus item as the same values", function()
-    for _, item in ipairs(load_corpus()) do
+    for _, item in ipairs(util.corpus()) do
       local mine, back = os.tmpname(), os.tmpname()
       spit(mine, assert(lxshm.encode(item.value)))
       peer("roundtrip", mine, back)

@@ -5,27 +5,9 @@ local proc = util.proc
 
 after_each(util.cleanup)
 
---- Creates a fresh segment; removed when the test ends.
-local function fresh(size, tag)
-  local name = util.name(tag or "proc")
-  local seg = assert(lxshm.create(name, size))
-  util.defer(function()
-    seg:close()
-    lxshm.remove(name)
-  end)
-  return seg, name
-end
-
---- Spawns a child that is killed (if still running) and cleaned up when the test ends.
-local function child(...)
-  local c = util.spawn(...)
-  util.defer(function() c:cleanup() end)
-  return c
-end
-
 describe("two processes", function()
   it("exchange values both ways", function()
-    local seg, name = fresh(64)
+    local seg, name = util.segment(64)
     assert.equal("1", util.run("write", name, "from the child"))
     assert.equal("from the child", seg:read())
     assert(seg:write("from the parent \0 with a zero"))
@@ -33,13 +15,13 @@ describe("two processes", function()
   end)
 
   it("see EXISTS when one creates a name the other holds", function()
-    local _, name = fresh(8)
+    local _, name = util.segment(8)
     assert.equal(tostring(lxshm.EXISTS), util.run("create", name, 8))
   end)
 
   it("keep working through open handles after another process removes the name", function()
-    local seg, name = fresh(32)
-    local c = child("write_after", name, 0.3, "after remove")
+    local seg, name = util.segment(32)
+    local c = util.child("write_after", name, 0.3, "after remove")
     proc.sleep(0.1 * util.SLOW) -- the child has opened its handle by now ...
     util.eventually(function() return lxshm.remove(name) end, 5, "remove")
     c:finish() -- ... and writes through it after the remove
@@ -49,16 +31,16 @@ describe("two processes", function()
   end)
 
   it("wake a waiter when the other commits", function()
-    local seg, name = fresh(16)
-    local waiter = child("wait", name, 0, 10)
+    local seg, name = util.segment(16)
+    local waiter = util.child("wait", name, 0, 10)
     util.eventually(function() return seg:stat().waiters == 1 end, 10, "the child to wait")
     assert(seg:write("wake up"))
     assert.equal("1", waiter:finish())
   end)
 
   it("count waiters in stat, and forget one that was killed while waiting", function()
-    local seg, name = fresh(16)
-    local a, b = child("wait", name, 0, 30), child("wait", name, 0, 30)
+    local seg, name = util.segment(16)
+    local a, b = util.child("wait", name, 0, 30), util.child("wait", name, 0, 30)
     util.eventually(function() return seg:stat().waiters == 2 end, 10, "two waiters")
     a:kill("KILL")
     a:wait()
@@ -69,7 +51,7 @@ describe("two processes", function()
   end)
 
   it("exchange nested tables", function()
-    local seg, name = fresh(1024)
+    local seg, name = util.segment(1024)
     util.run("put_table", name)
     local t = seg:get()
     assert.same({
@@ -82,7 +64,7 @@ describe("two processes", function()
   end)
 
   it("let a waiter time out when nobody commits", function()
-    local _, name = fresh(16)
+    local _, name = util.segment(16)
     assert.equal("nil " .. lxshm.TIMEOUT, util.run("wait", name, 0, 0.05))
   end)
 end)
@@ -95,7 +77,7 @@ describe("racing processes", function()
       local start = proc.now() + 0.3 * util.SLOW
       local kids = {}
       for i = 1, 8 do
-        kids[i] = child("attach_race", name, 128, start)
+        kids[i] = util.child("attach_race", name, 128, start)
       end
       for i = 1, 8 do
         assert.equal("attached", kids[i]:finish())
@@ -111,7 +93,7 @@ describe("racing processes", function()
     for round = 1, 10 do
       local name = util.name("oc")
       util.defer(function() lxshm.remove(name) end)
-      local opener = child("open_race", name, 4096 * round)
+      local opener = util.child("open_race", name, 4096 * round)
       util.eventually(function() return opener:stdout():find("spinning") end, 10, "the opener")
       proc.sleep(0.001 * round)
       local seg = assert(lxshm.create(name, 4096 * round))
@@ -124,10 +106,10 @@ end)
 
 describe("update across processes", function()
   it("loses no increment: 4 processes x 500 updates give 2000", function()
-    local seg, name = fresh(64)
+    local seg, name = util.segment(64)
     local kids = {}
     for i = 1, 4 do
-      kids[i] = child("increment", name, 500)
+      kids[i] = util.child("increment", name, 500)
     end
     for i = 1, 4 do
       kids[i]:finish(60)
@@ -137,9 +119,9 @@ describe("update across processes", function()
   end)
 
   it("times out with TIMEOUT while another process holds the lock, changing nothing", function()
-    local seg, name = fresh(64)
+    local seg, name = util.segment(64)
     assert(seg:put("before"))
-    local holder = child("update_hang", name)
+    local holder = util.child("update_hang", name)
     util.eventually(function() return holder:stdout() == "locked" end, 10, "the lock holder")
     for _, call in ipairs({
       function() return seg:update(function() return "mine" end, 0.05) end,
@@ -161,15 +143,15 @@ end)
 describe("a process killed", function()
   it("or exiting inside update leaves the lock to the next process and the value intact",
     function()
-      local seg, name = fresh(64)
+      local seg, name = util.segment(64)
       for round = 1, 6 do
         assert(seg:put({ round = round }))
         local c
         if round % 2 == 1 then
-          c = child("update_exit", name)
+          c = util.child("update_exit", name)
           assert.same({ "exit", 3 }, { c:wait() })
         else
-          c = child("update_hang", name)
+          c = util.child("update_hang", name)
           util.eventually(function() return c:stdout() == "locked" end, 10, "the lock holder")
           c:kill("KILL")
           assert.equal("signal", (c:wait()))
@@ -185,9 +167,9 @@ describe("a process killed", function()
 
   it("in the middle of writes leaves a whole value and a free lock", function()
     local size = 256 * 1024
-    local seg, name = fresh(size)
+    local seg, name = util.segment(size)
     for round = 1, 20 do
-      local writer = child("write_loop", name, size)
+      local writer = util.child("write_loop", name, size)
       local v0 = seg:version()
       util.eventually(function() return seg:version() > v0 + 2 end, 10, "the writer to start")
       proc.sleep((round % 5) * 0.0007)
@@ -204,9 +186,9 @@ describe("a process killed", function()
 
   it("while readers read concurrently never hands them a mixed value", function()
     local size = 64 * 1024
-    local seg, name = fresh(size)
+    local seg, name = util.segment(size)
     assert(seg:write(util.stamp(0, size)))
-    local writers = { child("write_loop", name, size), child("write_loop", name, size) }
+    local writers = { util.child("write_loop", name, size), util.child("write_loop", name, size) }
     local deadline, reads = proc.now() + 1.0, 0
     while proc.now() < deadline do
       local v = assert(seg:read())

@@ -5,26 +5,9 @@ local proc = util.proc
 
 after_each(util.cleanup)
 
---- Creates a fresh queue; removed when the test ends.
-local function fresh(size)
-  local name = util.name("q")
-  local q = assert(lxshm.create_queue(name, size or 4096))
-  util.defer(function()
-    q:close()
-    lxshm.remove(name)
-  end)
-  return q, name
-end
-
-local function child(...)
-  local c = util.spawn(...)
-  util.defer(function() c:cleanup() end)
-  return c
-end
-
 describe("a queue in one process", function()
   it("starts empty, with its size rounded up to whole 8-byte units", function()
-    local q, name = fresh(100)
+    local q, name = util.queue(100)
     assert.equal(104, q:size())
     assert.equal(0, q:count())
     assert.equal(0, q:used())
@@ -34,7 +17,7 @@ describe("a queue in one process", function()
   end)
 
   it("pops values in push order, nil and tables included", function()
-    local q = fresh()
+    local q = util.queue()
     local values = { "one", 2, 3.5, { a = { 1, 2 } }, false, "", nil, "last" }
     for i = 1, 8 do
       assert.is_true(q:push(values[i]))
@@ -54,7 +37,7 @@ describe("a queue in one process", function()
   end)
 
   it("reports an empty queue with TIMEOUT, at once or after the timeout", function()
-    local q, name = fresh()
+    local q, name = util.queue()
     local v, err, code = q:pop(0)
     assert.is_nil(v)
     assert.equal(lxshm.TIMEOUT, code)
@@ -70,7 +53,7 @@ describe("a queue in one process", function()
   end)
 
   it("peeks at the oldest value without removing it", function()
-    local q = fresh()
+    local q = util.queue()
     assert(q:push({ first = true }))
     assert(q:push("second"))
     assert.same({ first = true }, q:peek())
@@ -81,7 +64,7 @@ describe("a queue in one process", function()
   end)
 
   it("refuses a push into a full queue with TIMEOUT, keeping what it holds", function()
-    local q, name = fresh(64)
+    local q, name = util.queue(64)
     local pushed = 0
     while q:push(("%07d"):format(pushed), 0) do
       pushed = pushed + 1
@@ -97,7 +80,7 @@ describe("a queue in one process", function()
   end)
 
   it("refuses a value larger than the whole queue with INVALID_SIZE, without waiting", function()
-    local q, name = fresh(64)
+    local q, name = util.queue(64)
     assert(q:push("kept"))
     local ok, err, code = q:push(string.rep("x", 100)) -- no timeout: must not wait
     assert.is_nil(ok)
@@ -108,7 +91,7 @@ describe("a queue in one process", function()
   end)
 
   it("refuses what cannot be stored with UNSUPPORTED, pushing nothing", function()
-    local q, name = fresh()
+    local q, name = util.queue()
     local ok, err, code = q:push({ job = { run = print } })
     assert.is_nil(ok)
     assert.equal(lxshm.UNSUPPORTED, code)
@@ -117,7 +100,7 @@ describe("a queue in one process", function()
   end)
 
   it("keeps values whole across the end of the ring, in every size", function()
-    local q = fresh(256)
+    local q = util.queue(256)
     local expect, popped = {}, 0
     for i = 1, 2000 do
       local v = util.stamp(i, 8 + (i * 37) % 90)
@@ -136,7 +119,7 @@ describe("a queue in one process", function()
   end)
 
   it("carries values larger than the small-value path", function()
-    local q = fresh(1024 * 1024)
+    local q = util.queue(1024 * 1024)
     local big = { blob = string.rep("\0\1\2", 50000), list = {} }
     for i = 1, 3000 do
       big.list[i] = i * 0.5
@@ -149,7 +132,7 @@ describe("a queue in one process", function()
   end)
 
   it("counts bytes in use, headers and padding included", function()
-    local q = fresh()
+    local q = util.queue()
     assert(q:push("abc")) -- 8 + 4 bytes, padded to 16
     assert.equal(16, q:used())
     assert(q:push(string.rep("x", 40))) -- 8 + 42 bytes, padded to 56
@@ -159,7 +142,7 @@ describe("a queue in one process", function()
   end)
 
   it("raises on misuse: no value, bad timeouts, closed handles, other objects", function()
-    local q, name = fresh()
+    local q, name = util.queue()
     assert.has_error(function() q:push() end)
     assert.has_error(function() q:push(1, -1) end)
     assert.has_error(function() q:pop(-0.5) end)
@@ -179,7 +162,7 @@ end)
 
 describe("queue names", function()
   it("share the segments' namespace: EXISTS, INVALID for the other kind, remove", function()
-    local q, name = fresh(64)
+    local q, name = util.queue(64)
     local r, err, code = lxshm.create_queue(name, 64)
     assert.is_nil(r)
     assert.equal(lxshm.EXISTS, code)
@@ -230,13 +213,13 @@ end)
 
 describe("a queue across processes", function()
   it("delivers 4 producers x 5000 values to 3 consumers exactly once, in order", function()
-    local q, name = fresh(64 * 1024)
+    local q, name = util.queue(64 * 1024)
     local producers, consumers = {}, {}
     for c = 1, 3 do
-      consumers[c] = child("consume", name)
+      consumers[c] = util.child("consume", name)
     end
     for p = 1, 4 do
-      producers[p] = child("produce", name, p, 5000)
+      producers[p] = util.child("produce", name, p, 5000)
     end
     for p = 1, 4 do
       producers[p]:finish(60)
@@ -262,17 +245,17 @@ describe("a queue across processes", function()
   end)
 
   it("wakes a blocked consumer when another process pushes", function()
-    local q, name = fresh()
-    local consumer = child("pop", name, 10)
+    local q, name = util.queue()
+    local consumer = util.child("pop", name, 10)
     proc.sleep(0.05 * util.SLOW)
     assert(q:push("hello"))
     assert.equal("hello", consumer:finish())
   end)
 
   it("wakes a blocked producer when another process pops", function()
-    local q, name = fresh(32)
+    local q, name = util.queue(32)
     assert(q:push("fills it", 0)) -- 8 + 9 bytes, padded to 24
-    local producer = child("push", name, "next", 10)
+    local producer = util.child("push", name, "next", 10)
     proc.sleep(0.05 * util.SLOW)
     assert.equal("fills it", q:pop())
     assert.equal("true", producer:finish())
@@ -280,17 +263,17 @@ describe("a queue across processes", function()
   end)
 
   it("loses, duplicates and tears nothing when producers and consumers are killed", function()
-    local q, name = fresh(2048)
+    local q, name = util.queue(2048)
     local produced = {}
     local consumers, records = {}, {}
     local function start_consumer(i)
-      consumers[i] = child("consume", name)
+      consumers[i] = util.child("consume", name)
     end
     for i = 1, 2 do
       start_consumer(i)
     end
     for round = 1, 6 do
-      local p = child("produce", name, round, 3000)
+      local p = util.child("produce", name, round, 3000)
       proc.sleep((round % 3) * 0.01 * util.SLOW)
       p:kill("KILL")
       p:wait()
@@ -331,7 +314,7 @@ end)
 
 describe("blocking calls", function()
   it("end on Ctrl-C (SIGINT) in the lua interpreter", function()
-    local _, name = fresh()
+    local _, name = util.queue()
     local seg = assert(lxshm.create(util.name("int"), 8))
     local sname = seg:name()
     util.defer(function()
@@ -339,7 +322,7 @@ describe("blocking calls", function()
       lxshm.remove(sname)
     end)
     for _, args in ipairs({ { "pop", name, "" }, { "wait_forever", sname } }) do
-      local c = child(table.unpack(args))
+      local c = util.child(table.unpack(args))
       if args[1] == "wait_forever" then
         util.eventually(function() return c:stderr():find("waiting") end, 10, "the waiter")
       else

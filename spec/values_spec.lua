@@ -4,25 +4,15 @@ local util = require("util")
 
 after_each(util.cleanup)
 
-local function fresh(size)
-  local name = util.name("val")
-  local seg = assert(lxshm.create(name, size or 4096))
-  util.defer(function()
-    seg:close()
-    lxshm.remove(name)
-  end)
-  return seg, name
-end
-
 describe("put and get", function()
   it("return nil before anything was stored", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert.is_nil(seg:get())
     assert.equal(0, select("#", seg:get()) - 1)
   end)
 
   it("store every kind of value, keeping integer and float apart", function()
-    local seg = fresh()
+    local seg = util.segment()
     local values = { true, false, 0, -1, math.maxinteger, math.mininteger, 0.0, -0.0, 1.5,
       math.huge, -math.huge, "", "text", "\0\255 bytes", { 1, 2, 3 }, { a = 1, [2] = "b" },
       { nested = { deeper = { "x" } } } }
@@ -40,7 +30,7 @@ describe("put and get", function()
   end)
 
   it("store nil as a value, counted as a commit", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert(seg:put("x"))
     assert.is_true(seg:put(nil))
     assert.is_nil(seg:get())
@@ -48,7 +38,7 @@ describe("put and get", function()
   end)
 
   it("keep shared subtables shared and cycles cyclic", function()
-    local seg = fresh()
+    local seg = util.segment()
     local shared = { 1, 2 }
     local t = { a = shared, b = shared }
     t.self = t
@@ -60,7 +50,7 @@ describe("put and get", function()
   end)
 
   it("drop metatables and never call metamethods", function()
-    local seg = fresh()
+    local seg = util.segment()
     local called = false
     local mt = {
       __index = function() called = true end,
@@ -75,7 +65,7 @@ describe("put and get", function()
   end)
 
   it("read back a raw write as the string, and a put as its encoding", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert(seg:write("plain bytes"))
     assert.equal("plain bytes", seg:get())
     assert(seg:put({ 1, 2 }))
@@ -84,7 +74,7 @@ describe("put and get", function()
 
   it("refuse what cannot be stored with UNSUPPORTED, naming where, keeping the old value",
     function()
-      local seg, name = fresh()
+      local seg, name = util.segment()
       assert(seg:put({ kept = true }))
       local cases = {
         { print, "value is a function" },
@@ -109,7 +99,7 @@ describe("put and get", function()
     end)
 
   it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, never a crash", function()
-    local seg = fresh(1024 * 1024)
+    local seg = util.segment(1024 * 1024)
     local deep = {}
     local t = deep
     for _ = 1, lxshm.MAX_DEPTH + 50 do
@@ -123,7 +113,7 @@ describe("put and get", function()
   end)
 
   it("refuse a value whose encoding exceeds the capacity with INVALID_SIZE", function()
-    local seg, name = fresh(64)
+    local seg, name = util.segment(64)
     assert(seg:put("small"))
     local ok, err, code = seg:put(string.rep("x", 100))
     assert.is_nil(ok)
@@ -137,14 +127,14 @@ describe("put and get", function()
   end)
 
   it("raise when put has no value or a bad timeout", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert.has_error(function() seg:put() end)
     assert.has_error(function() seg:put(1, -1) end)
     assert.has_error(function() seg.put(nil, 1) end)
   end)
 
   it("report a damaged stored value as CORRUPT", function()
-    local seg, name = fresh()
+    local seg, name = util.segment()
     assert(seg:put({ 1, 2, 3 }))
     local f = assert(io.open("/dev/shm/lxshm." .. name, "r+b"))
     -- version 1's bytes start at slot 1: byte 1024 (the header) + the slot stride (4096).
@@ -160,7 +150,7 @@ end)
 
 describe("update", function()
   it("passes the current value and stores what the function returns", function()
-    local seg = fresh()
+    local seg = util.segment()
     local seen = "unset"
     assert.equal(1, seg:update(function(v)
       seen = v
@@ -173,7 +163,7 @@ describe("update", function()
   end)
 
   it("stores nothing and re-raises when the function raises, leaving the lock free", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert(seg:put("before"))
     local ok, err = pcall(seg.update, seg, function() error({ code = 7 }) end)
     assert.is_false(ok)
@@ -184,7 +174,7 @@ describe("update", function()
   end)
 
   it("stores nothing when the result cannot be stored", function()
-    local seg, name = fresh(32)
+    local seg, name = util.segment(32)
     assert(seg:put(1))
     local v, err, code = seg:update(function() return print end)
     assert.is_nil(v)
@@ -199,7 +189,7 @@ describe("update", function()
   end)
 
   it("raises on misuse from inside its own function, releasing the lock", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert(seg:put(0))
     for _, misuse in ipairs({
       function() seg:write("x") end,
@@ -214,7 +204,7 @@ describe("update", function()
   end)
 
   it("raises when the function yields across it, releasing the lock", function()
-    local seg = fresh()
+    local seg = util.segment()
     local co = coroutine.wrap(function()
       return seg:update(function() coroutine.yield() end)
     end)
@@ -223,13 +213,13 @@ describe("update", function()
   end)
 
   it("lets the function read the segment it updates", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert(seg:put("v1"))
     assert.equal("v1+v1", seg:update(function(v) return v .. "+" .. seg:get() end))
   end)
 
   it("raises on a missing function or a bad timeout", function()
-    local seg = fresh()
+    local seg = util.segment()
     assert.has_error(function() seg:update() end)
     assert.has_error(function() seg:update("not a function") end)
     assert.has_error(function() seg:update(function() end, -1) end)

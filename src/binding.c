@@ -87,13 +87,6 @@ static uint64_t check_size(lua_State *L, int arg) {
   return (x >= 1 && x <= (lua_Number)LXSHM_SIZE_MAX && x == floor(x)) ? (uint64_t)x : 0;
 }
 
-static int bad_size(lua_State *L, const char *who) {
-  lxshm_error err;
-  lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
-              (unsigned long long)LXSHM_SIZE_MAX);
-  return push_failure(L, who, LXSHM_INVALID_SIZE, &err);
-}
-
 /* An optional timeout in seconds: absent or nil means no limit; otherwise a number >= 0 (inf is
  * no limit). A negative or NaN timeout is a programming error and raises. */
 static double opt_timeout(lua_State *L, int arg) {
@@ -147,6 +140,22 @@ static unsigned opt_mode(lua_State *L, int arg) {
     lua_pop(L, 1);
   }
   return (unsigned)mode;
+}
+
+/* The arguments of create, attach and create_queue: name, size [, options]. Returns 0 when they
+ * are usable, else the number of results pushed (nil, msg, INVALID or INVALID_SIZE). Raises for
+ * arguments of the wrong type and for malformed options. */
+static int check_sized_args(lua_State *L, const char **name, uint64_t *size, unsigned *mode) {
+  lxshm_error err;
+  if ((*name = check_name(L, 1)) == NULL)
+    return 3;
+  *size = check_size(L, 2);
+  *mode = opt_mode(L, 3);
+  if (*size != 0)
+    return 0;
+  lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
+              (unsigned long long)LXSHM_SIZE_MAX);
+  return push_failure(L, *name, LXSHM_INVALID_SIZE, &err);
 }
 
 /* ---- segment handles ------------------------------------------------------------------------ */
@@ -282,32 +291,55 @@ static int push_value(lua_State *L, seg_ud *ud, int raw) {
 
 /* ---- module functions ------------------------------------------------------------------------ */
 
-static int mod_create(lua_State *L) {
-  const char *name = check_name(L, 1);
-  uint64_t size;
-  unsigned mode;
-  lxshm_segment *seg;
-  lxshm_status st;
-  lxshm_error err;
-  seg_ud *ud;
-
-  if (name == NULL)
-    return 3;
-  size = check_size(L, 2);
-  mode = opt_mode(L, 3);
-  if (size == 0)
-    return bad_size(L, name);
-  ud = new_handle(L); /* before the core call: nothing to leak if this raises */
-  st = lxshm_create(name, size, mode, &seg, &err);
+/* Pushes the new segment handle for a core call's result, or its failure triple. */
+static int push_segment(lua_State *L, seg_ud *ud, lxshm_status st, lxshm_segment *seg,
+                        const char *name, const lxshm_error *err) {
   if (st != LXSHM_OK)
-    return push_failure(L, name, st, &err);
+    return push_failure(L, name, st, err);
   bind_handle(ud, seg);
   return 1;
 }
 
+/* lxshm.create(name, size [, opts]) -> segment | nil, msg, code */
+static int mod_create(lua_State *L) {
+  const char *name;
+  uint64_t size;
+  unsigned mode;
+  lxshm_segment *seg = NULL;
+  lxshm_status st;
+  lxshm_error err;
+  seg_ud *ud;
+  int n = check_sized_args(L, &name, &size, &mode);
+
+  if (n != 0)
+    return n;
+  ud = new_handle(L); /* before the core call: nothing to leak if this raises */
+  st = lxshm_create(name, size, mode, &seg, &err);
+  return push_segment(L, ud, st, seg, name, &err);
+}
+
+/* lxshm.attach(name, size [, opts]) -> segment | nil, msg, code */
+static int mod_attach(lua_State *L) {
+  const char *name;
+  uint64_t size;
+  unsigned mode;
+  lxshm_segment *seg = NULL;
+  lxshm_status st;
+  lxshm_error err;
+  seg_ud *ud;
+  int n = check_sized_args(L, &name, &size, &mode);
+
+  if (n != 0)
+    return n;
+  ud = new_handle(L);
+  st = lxshm_attach(name, size, mode, &seg, NULL, &err);
+  return push_segment(L, ud, st, seg, name, &err);
+}
+
+/* lxshm.open(name) -> segment | nil, msg, code */
 static int mod_open(lua_State *L) {
   const char *name = check_name(L, 1);
-  lxshm_segment *seg;
+  lxshm_segment *seg = NULL;
   lxshm_status st;
   lxshm_error err;
   seg_ud *ud;
@@ -316,33 +348,7 @@ static int mod_open(lua_State *L) {
     return 3;
   ud = new_handle(L);
   st = lxshm_open(name, &seg, &err);
-  if (st != LXSHM_OK)
-    return push_failure(L, name, st, &err);
-  bind_handle(ud, seg);
-  return 1;
-}
-
-static int mod_attach(lua_State *L) {
-  const char *name = check_name(L, 1);
-  uint64_t size;
-  unsigned mode;
-  lxshm_segment *seg;
-  lxshm_status st;
-  lxshm_error err;
-  seg_ud *ud;
-
-  if (name == NULL)
-    return 3;
-  size = check_size(L, 2);
-  mode = opt_mode(L, 3);
-  if (size == 0)
-    return bad_size(L, name);
-  ud = new_handle(L);
-  st = lxshm_attach(name, size, mode, &seg, NULL, &err);
-  if (st != LXSHM_OK)
-    return push_failure(L, name, st, &err);
-  bind_handle(ud, seg);
-  return 1;
+  return push_segment(L, ud, st, seg, name, &err);
 }
 
 static int mod_remove(lua_State *L) {
@@ -650,34 +656,37 @@ static queue_ud *check_queue(lua_State *L) {
   return ud;
 }
 
+/* Pushes the new queue handle for a core call's result, or its failure triple. */
+static int push_queue(lua_State *L, queue_ud *ud, lxshm_status st, lxshm_queue *q,
+                      const char *name, const lxshm_error *err) {
+  if (st != LXSHM_OK)
+    return push_failure(L, name, st, err);
+  bind_queue(ud, q);
+  return 1;
+}
+
 /* lxshm.create_queue(name, bytes [, opts]) -> queue | nil, msg, code */
 static int mod_create_queue(lua_State *L) {
-  const char *name = check_name(L, 1);
+  const char *name;
   uint64_t size;
   unsigned mode;
-  lxshm_queue *q;
+  lxshm_queue *q = NULL;
   lxshm_status st;
   lxshm_error err;
   queue_ud *ud;
+  int n = check_sized_args(L, &name, &size, &mode);
 
-  if (name == NULL)
-    return 3;
-  size = check_size(L, 2);
-  mode = opt_mode(L, 3);
-  if (size == 0)
-    return bad_size(L, name);
+  if (n != 0)
+    return n;
   ud = new_queue_handle(L);
   st = lxshm_queue_create(name, size, mode, &q, &err);
-  if (st != LXSHM_OK)
-    return push_failure(L, name, st, &err);
-  bind_queue(ud, q);
-  return 1;
+  return push_queue(L, ud, st, q, name, &err);
 }
 
 /* lxshm.open_queue(name) -> queue | nil, msg, code */
 static int mod_open_queue(lua_State *L) {
   const char *name = check_name(L, 1);
-  lxshm_queue *q;
+  lxshm_queue *q = NULL;
   lxshm_status st;
   lxshm_error err;
   queue_ud *ud;
@@ -686,10 +695,7 @@ static int mod_open_queue(lua_State *L) {
     return 3;
   ud = new_queue_handle(L);
   st = lxshm_queue_open(name, &q, &err);
-  if (st != LXSHM_OK)
-    return push_failure(L, name, st, &err);
-  bind_queue(ud, q);
-  return 1;
+  return push_queue(L, ud, st, q, name, &err);
 }
 
 /* q:push(v [, timeout]) -> true | nil, msg, code. Encodes before taking the lock; waits while

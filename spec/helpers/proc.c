@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -186,25 +185,14 @@ static int proc_umask(lua_State *L) {
   return 1;
 }
 
-/* cpu_seconds([who]) -> user + system CPU seconds of this process ("self") or of its reaped
- * children ("children"). */
-static int proc_cpu_seconds(lua_State *L) {
-  static const char *const who[] = {"self", "children", NULL};
-  struct rusage ru;
-  getrusage(luaL_checkoption(L, 1, "self", who) == 0 ? RUSAGE_SELF : RUSAGE_CHILDREN, &ru);
-  lua_pushnumber(L, (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
-  return 1;
-}
-
 int luaopen_test_proc(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"spawn", proc_spawn},   {"kill", proc_kill},           {"wait", proc_wait},
       {"sleep", proc_sleep},   {"now", proc_now},             {"pid", proc_pid},
-      {"umask", proc_umask},   {"file_mode", proc_file_mode}, {"cpu_seconds", proc_cpu_seconds},
-      {"listdir", proc_listdir}, {NULL, NULL}};
+      {"umask", proc_umask},   {"file_mode", proc_file_mode}, {"listdir", proc_listdir},
+      {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -144,6 +144,41 @@ function Child:cleanup()
   os.remove(self.err_path)
 end
 
+--- Spawns a child that is killed (if still running) and cleaned up when the test ends.
+function util.child(...)
+  local c = util.spawn(...)
+  util.defer(function() c:cleanup() end)
+  return c
+end
+
+--- A new segment of `size` bytes under a fresh name, closed and removed when the test ends.
+-- Returns it and its name.
+function util.segment(size, tag)
+  local name = util.name(tag or "seg")
+  local seg = assert(require("lxshm").create(name, size or 4096))
+  util.defer(function()
+    seg:close()
+    require("lxshm").remove(name)
+  end)
+  return seg, name
+end
+
+--- A new queue, as util.segment.
+function util.queue(size, tag)
+  local name = util.name(tag or "q")
+  local q = assert(require("lxshm").create_queue(name, size or 4096))
+  util.defer(function()
+    q:close()
+    require("lxshm").remove(name)
+  end)
+  return q, name
+end
+
+--- The shared benchmark corpus (bench/corpus.lua, a byte-identical copy of the shared one).
+function util.corpus()
+  return dofile("bench/corpus.lua")
+end
+
 --- Runs a child to completion and returns its stdout.
 function util.run(...)
   local c = util.spawn(...)
