@@ -244,6 +244,16 @@ describe("a queue across processes", function()
     assert.equal(0, q:count())
   end)
 
+  it("keeps every value of two producers racing with timeout 0 on a roomy queue", function()
+    local q, name = util.queue(4 * 1024 * 1024) -- room for everything: no push should wait
+    local start = proc.now() + 0.3 * util.SLOW
+    local a = util.child("produce_nowait", name, 1, 100000, start)
+    local b = util.child("produce_nowait", name, 2, 100000, start)
+    a:finish(60)
+    b:finish(60)
+    assert.equal(200000, q:count())
+  end)
+
   it("wakes a blocked consumer when another process pushes", function()
     local q, name = util.queue()
     local consumer = util.child("pop", name, 10)

@@ -20,6 +20,16 @@ struct lxshm_queue {
 };
 
 #define RECORD_HEADER 8u /* u32 length of the value, u32 format tag */
+/* The push and pop locks are held only while one record is copied, and a dead holder's lock is
+ * handed on at once, so a caller's timeout bounds its wait for room or for a value, not for a
+ * lock: a push with timeout 0 must not fail because another producer was mid-copy. A holder
+ * that is stopped (SIGSTOP, a debugger) is waited for this long before TIMEOUT. */
+#define LOCK_PATIENCE_NS 1000000000u
+
+static uint64_t lock_deadline(uint64_t deadline) {
+  uint64_t least = lxshm__clock_ns() + LOCK_PATIENCE_NS;
+  return deadline > least ? deadline : least;
+}
 
 static uint64_t record_size(uint64_t len) {
   return (RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
@@ -201,7 +211,7 @@ lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, uns
   want.bytes = record_size(len);
   for (;;) {
     int pushed;
-    st = lxshm__object_lock(&q->obj, q->obj.hdr->lock, deadline, repair_push, err);
+    st = lxshm__object_lock(&q->obj, q->obj.hdr->lock, lock_deadline(deadline), repair_push, err);
     if (st != LXSHM_OK)
       return st;
     pushed = push_locked(q, data, len, format);
@@ -270,7 +280,7 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *le
     uint64_t head, rec = 0;
     uint32_t n = 0;
     unsigned fmt = 0;
-    st = lxshm__object_lock(&q->obj, s->pop_lock, deadline, repair_pop, err);
+    st = lxshm__object_lock(&q->obj, s->pop_lock, lock_deadline(deadline), repair_pop, err);
     if (st != LXSHM_OK)
       return st;
     head = atomic_load_explicit(&s->head, memory_order_relaxed);

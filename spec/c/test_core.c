@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1696,6 +1697,48 @@ static void test_queue_blocking(void) {
   lxshm_queue_close(q);
 }
 
+/* 29. A push or pop with timeout 0 is not refused because another process holds the lock for
+ * a moment: the timeout bounds the wait for room or a value, not for the lock. */
+static void test_queue_zero_timeout_waits_for_lock(void) {
+  char name[NAME_BUF], buf[16];
+  lxshm_queue *q;
+  lxshm_error err;
+  size_t len, size;
+  int locked[2], release[2], which;
+
+  fresh_name(name, "qlock");
+  CHECK_ST(lxshm_queue_create(name, 256, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  CHECK_ST(lxshm_queue_push(q, "x", 1, 0, &err), LXSHM_OK);
+  for (which = 0; which < 2; which++) { /* the push lock, then the pop lock */
+    pid_t pid;
+    note("%s lock", which == 0 ? "push" : "pop");
+    open_pipe(locked);
+    open_pipe(release);
+    if ((pid = fork_helper()) == 0) { /* holds the lock as a producer mid-copy would */
+      lxshm__header *h = (lxshm__header *)map_raw(name, &size);
+      pthread_mutex_t *m = (pthread_mutex_t *)(which == 0 ? h->lock : h->u.queue.pop_lock);
+      close(locked[0]);
+      close(release[1]);
+      CHECK(pthread_mutex_lock(m) == 0);
+      put_byte(locked[1], 'l');
+      sleep_s(0.05);
+      CHECK(pthread_mutex_unlock(m) == 0);
+      exit(0);
+    }
+    close(locked[1]);
+    close(release[0]);
+    close(release[1]);
+    get_byte(locked[0]);
+    close(locked[0]);
+    if (which == 0)
+      CHECK_ST(lxshm_queue_push(q, "y", 1, 0, &err), LXSHM_OK);
+    else
+      CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+    reap_ok(pid);
+  }
+  lxshm_queue_close(q);
+}
+
 /* ==== the list ============================================================================== */
 
 static const test tests[] = {
@@ -1727,6 +1770,7 @@ static const test tests[] = {
     {"queue: two producer processes, one consumer", test_queue_producers},
     {"queue: producers and consumers killed", test_queue_killed},
     {"queue: blocking push and pop", test_queue_blocking},
+    {"queue: timeout 0 still waits for a busy lock", test_queue_zero_timeout_waits_for_lock},
 };
 
 /* ---- running one test --------------------------------------------------------------------- */

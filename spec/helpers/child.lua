@@ -133,6 +133,19 @@ function commands.produce(name, id, n)
   end
 end
 
+--- produce_nowait NAME ID N START: from the monotonic time START on, push N small values with
+-- timeout 0: each push must succeed at once.
+function commands.produce_nowait(name, id, n, start)
+  local q = assert(lxshm.open_queue(name))
+  id = tonumber(id)
+  while proc.now() < tonumber(start) do -- luacheck: ignore 542
+  end
+  for seq = 1, tonumber(n) do
+    local ok, err = q:push(seq, 0)
+    assert(ok, ("push %d of producer %d: %s"):format(seq, id, tostring(err)))
+  end
+end
+
 --- consume NAME: pop until a "stop" value arrives; print each value as "id:seq" on its own
 -- line, unbuffered, so that what a killed consumer got is on record.
 function commands.consume(name)
