@@ -8,7 +8,10 @@
 
 #include "lxshm.h"
 
-#if defined(__GNUC__)
+#if defined(__MINGW32__) /* gcc reads "printf" as msvcrt's dialect there; the build uses mingw's
+                           C99 printf family (__USE_MINGW_ANSI_STDIO), so check that one */
+#define LXSHM__PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
+#elif defined(__GNUC__)
 #define LXSHM__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define LXSHM__PRINTF(f, a)

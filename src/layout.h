@@ -96,8 +96,9 @@ typedef struct lxshm__header {
   uint32_t creator_pid;   /* process that created it (diagnostics only) */
   uint32_t reserved0[5];  /* zero */
 
-  /* Cache line 1: the inter-process lock (platform-defined bytes; unused on Windows, where the
-   * lock is a named mutex). A segment's commit lock; a queue's push lock. */
+  /* Cache line 1: the inter-process lock, platform-defined bytes: a robust pthread mutex on
+   * POSIX; on Windows, where the lock is a named mutex, the holder's process and thread ids. A
+   * segment's commit lock; a queue's push lock. */
   unsigned char lock[LXSHM__LOCK_BYTES];
 
   union {

@@ -15,7 +15,8 @@
 typedef struct lxshm__mapping {
   unsigned char *base; /* first byte of the view; NULL when nothing is mapped */
   size_t size;         /* bytes mapped */
-  intptr_t os[4];      /* backend handles (Windows: mapping, mutex, event); unused on POSIX */
+  intptr_t os[4];      /* backend state (Windows: os[0] points to the handle's own state:
+                          mapping, name record, mutexes, waiter event); unused on POSIX */
 } lxshm__mapping;
 
 /* Every call below that can fail turns the OS error into a status on the spot and, when err is
