@@ -18,7 +18,7 @@
 #define LXSHM__LOCK_BYTES 64     /* room for the platform's lock (a pthread_mutex_t is 40) */
 #define LXSHM__HEADER_SIZE 1024u /* the data (slots or ring) starts here */
 #define LXSHM__SLOT_ALIGN 64u    /* each value slot starts on its own cache line */
-#define LXSHM__WAITER_PIDS 30u   /* waiters tracked by pid per waitlist; more are only counted */
+#define LXSHM__WAITER_PIDS 28u   /* waiters tracked by pid per waitlist; more are only counted */
 #define LXSHM__RECORD_ALIGN 8u   /* queue records start at multiples of 8 bytes */
 
 /* Processes sleeping until something changes: a futex word and who sleeps on it. */
@@ -29,6 +29,12 @@ typedef struct lxshm__waitlist {
                                 decremented when it leaves, or by whoever frees the pid entry of
                                 a waiter that died. A change wakes only if it is > 0 */
   _Atomic uint32_t pids[LXSHM__WAITER_PIDS]; /* pid of each registered waiter; 0 = free */
+  _Atomic uint32_t armed;     /* set to 1 by every waiter about to sleep; the first waker to take
+                                 it back to 0 bumps the word and wakes, later wakers skip the
+                                 system call until a waiter sleeps again */
+  _Atomic uint32_t waker_cpu; /* 1 + the CPU of the last process that made a change waiters wait
+                                 for (0: unknown). A waiter on that CPU does not spin: the waker
+                                 could not run while it spins */
 } lxshm__waitlist;
 
 /* Descriptor of one of a segment's two value slots. Written only by the lock holder, before it

@@ -269,10 +269,17 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Spinning only helps when the process that will end the wait can run at the same time. */
-static int may_spin(void) {
+/* Spinning only helps when the process that will end the wait runs at the same time on another
+ * CPU. If the last waker's CPU is known, spin only when it is not ours (when the scheduler put us
+ * together, the waker cannot run while we spin; a process pinned to one CPU may still gain when
+ * its waker runs on another). Otherwise spin only if this process may use more than one CPU. */
+static int may_spin(const lxshm__waitlist *w) {
   static _Atomic int cpus; /* 0 until first asked */
-  int n = atomic_load_explicit(&cpus, memory_order_relaxed);
+  unsigned waker = atomic_load_explicit(&w->waker_cpu, memory_order_relaxed);
+  int n;
+  if (waker != 0)
+    return waker != lxshm__current_cpu();
+  n = atomic_load_explicit(&cpus, memory_order_relaxed);
   if (n == 0) {
     n = (int)lxshm__cpu_count();
     atomic_store_explicit(&cpus, n, memory_order_relaxed);
@@ -289,7 +296,7 @@ lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__read
   if (ready(o, ctx))
     return LXSHM_OK;
   now = lxshm__clock_ns();
-  if (now < deadline && may_spin()) {
+  if (now < deadline && may_spin(w)) {
     uint64_t stop = deadline - now < SPIN_NS ? deadline : now + SPIN_NS;
     unsigned i;
     for (i = 1;; i++) {
@@ -312,6 +319,10 @@ lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__read
       return ready(o, ctx) ? LXSHM_OK : LXSHM_TIMEOUT;
     slice = deadline - now < SLICE_NS ? deadline : now + SLICE_NS;
     entry = enter(w);
+    /* Every sleeper arms the list, even if it looks armed: a waker may be taking it back right
+     * now, and then its bump of the word comes after our read of the word, so our sleep below
+     * returns at once. */
+    atomic_store_explicit(&w->armed, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in lxshm__wake */
     if (ready(o, ctx)) {
       leave(w, entry);
@@ -329,12 +340,21 @@ lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__read
 }
 
 void lxshm__wake(lxshm__object *o, lxshm__waitlist *w) {
+  unsigned cpu = lxshm__current_cpu();
+  if (atomic_load_explicit(&w->waker_cpu, memory_order_relaxed) != cpu) /* rarely a write */
+    atomic_store_explicit(&w->waker_cpu, cpu, memory_order_relaxed);
   /* Pairs with the fence in lxshm__wait_until: either the waiter's last check sees the change
-   * we published, or we see it registered here. */
+   * we published, or we see it registered (and armed) here. */
   atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load_explicit(&w->sleepers, memory_order_relaxed) == 0)
     return;
-  atomic_fetch_add_explicit(&w->word, 1, memory_order_relaxed);
+  /* A sleeper stays registered until it runs again; without this, every change until then made
+   * a wake-up call that found nobody new asleep (0.6 per message with 4 producers and 3
+   * consumers). Only the waker that disarms the list calls the kernel. */
+  if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 0 ||
+      atomic_exchange_explicit(&w->armed, 0, memory_order_seq_cst) == 0)
+    return;
+  atomic_fetch_add_explicit(&w->word, 1, memory_order_seq_cst);
   if (lxshm__word_wake(&o->map, &w->word) == 0 && ++o->futile_wakes >= FUTILE_WAKES_BEFORE_HEAL) {
     o->futile_wakes = 0; /* registered waiters that never sleep: maybe dead ones */
     heal(w);

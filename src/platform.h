@@ -78,5 +78,6 @@ void lxshm__sleep_ns(uint64_t ns);  /* sleeps about ns (signals may shorten it) 
 uint32_t lxshm__pid(void);          /* this process's id */
 int lxshm__pid_alive(uint32_t pid); /* 1 if a process with this id exists, else 0 */
 unsigned lxshm__cpu_count(void);    /* processors this process may run on, at least 1 */
+unsigned lxshm__current_cpu(void);  /* 1 + the processor running the caller; 0 if unknown */
 
 #endif

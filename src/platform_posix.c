@@ -323,6 +323,11 @@ int lxshm__pid_alive(uint32_t pid) {
   return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+unsigned lxshm__current_cpu(void) {
+  int cpu = sched_getcpu(); /* glibc reads it from the rseq area: no system call */
+  return cpu >= 0 ? (unsigned)cpu + 1u : 0u;
+}
+
 unsigned lxshm__cpu_count(void) {
   cpu_set_t set;
   long n;

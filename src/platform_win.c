@@ -884,6 +884,10 @@ int lxshm__pid_alive(uint32_t pid) {
   return r == WAIT_TIMEOUT;
 }
 
+unsigned lxshm__current_cpu(void) {
+  return (unsigned)GetCurrentProcessorNumber() + 1u;
+}
+
 unsigned lxshm__cpu_count(void) {
   DWORD_PTR mine, all;
   unsigned n = 0;
