@@ -160,6 +160,133 @@ describe("a queue in one process", function()
   end)
 end)
 
+describe("batches", function()
+  it("push_many appends values in order and pop_many takes up to max of them", function()
+    local q = util.queue(4096)
+    assert.is_true(q:push_many({ "a", 2, { 3 } }))
+    assert.is_true(q:push_many({ 4.5, "e" }))
+    assert.equal(5, q:count())
+    local values, n = q:pop_many(2)
+    assert.equal(2, n)
+    assert.same({ "a", 2 }, values)
+    values, n = q:pop_many(100)
+    assert.equal(3, n)
+    assert.same({ { 3 }, 4.5, "e" }, values)
+    assert.equal(0, q:count())
+    assert.equal(0, q:used())
+  end)
+
+  it("mix with single pushes and pops, nil values leaving holes", function()
+    local q = util.queue(4096)
+    assert(q:push("first"))
+    assert(q:push_many({ "x", "y" }))
+    assert(q:push(nil))
+    assert(q:push("last"))
+    assert.equal("first", q:pop())
+    local values, n = q:pop_many(10)
+    assert.equal(4, n)
+    assert.equal("x", values[1])
+    assert.equal("y", values[2])
+    assert.is_nil(values[3])
+    assert.equal("last", values[4])
+  end)
+
+  it("push_many pushes nothing when one value cannot be stored, naming it", function()
+    local q, name = util.queue(4096)
+    assert(q:push("kept"))
+    local ok, err, code = q:push_many({ 1, 2, { f = print }, 4 })
+    assert.is_nil(ok)
+    assert.equal(lxshm.UNSUPPORTED, code)
+    assert.equal(name .. ": item 3: value at .f is a function", err)
+    assert.equal(1, q:count())
+    assert.is_true(q:push_many({}))
+    assert.equal(1, q:count())
+  end)
+
+  it("push_many refuses a batch larger than the queue with INVALID_SIZE, at once", function()
+    local q, name = util.queue(256)
+    local big = {}
+    for i = 1, 40 do
+      big[i] = i -- 40 records of 16 bytes: 640 bytes
+    end
+    local ok, err, code = q:push_many(big) -- no timeout: must not wait
+    assert.is_nil(ok)
+    assert.equal(lxshm.INVALID_SIZE, code)
+    assert.equal(name .. ": 40 values take more than the queue's 256 bytes", err)
+    assert.equal(0, q:count())
+  end)
+
+  it("push_many waits for room for the whole batch, and times out changing nothing", function()
+    local q = util.queue(64) -- 4 records of 16 bytes
+    assert(q:push_many({ 1, 2, 3 }))
+    local ok, _, code = q:push_many({ 4, 5 }, 0.01)
+    assert.is_nil(ok)
+    assert.equal(lxshm.TIMEOUT, code)
+    assert.equal(3, q:count())
+    assert.equal(1, q:pop())
+    assert.is_true(q:push_many({ 4, 5 }, 0))
+    local values, n = q:pop_many(10, 0)
+    assert.equal(4, n)
+    assert.same({ 2, 3, 4, 5 }, values)
+  end)
+
+  it("pop_many waits for a first value, times out when none comes, and grows for big ones",
+    function()
+      local q, name = util.queue(1024 * 1024)
+      local values, err, code = q:pop_many(5, 0.01)
+      assert.is_nil(values)
+      assert.equal(lxshm.TIMEOUT, code)
+      assert.equal(name .. ": queue still empty after 0.01 s", err)
+      local big = string.rep("b", 200 * 1024) -- larger than the first copy buffer
+      assert(q:push_many({ big, "small" }))
+      local got, n = q:pop_many(5)
+      assert.equal(2, n)
+      assert.equal(big, got[1])
+      assert.equal("small", got[2])
+    end)
+
+  it("raise on misuse", function()
+    local q = util.queue()
+    assert.has_error(function() q:push_many() end)
+    assert.has_error(function() q:push_many("x") end)
+    assert.has_error(function() q:push_many({ 1 }, -1) end)
+    assert.has_error(function() q:pop_many() end)
+    assert.has_error(function() q:pop_many(0) end)
+    assert.has_error(function() q:pop_many(1.5) end)
+    assert.has_error(function() q:pop_many(3, -1) end)
+  end)
+
+  it("deliver 4 producers x 5000 values to 3 consumers exactly once, in order", function()
+    local q, name = util.queue(64 * 1024)
+    local producers, consumers = {}, {}
+    for c = 1, 3 do
+      consumers[c] = util.child("consume_batches", name, 64)
+    end
+    for p = 1, 4 do
+      producers[p] = util.child("produce_batches", name, p, 5000, 1 + p * 13)
+    end
+    for p = 1, 4 do
+      producers[p]:finish(60)
+    end
+    assert(q:push_many({ "stop", "stop", "stop" }))
+    local seen, total = {}, 0
+    for c = 1, 3 do
+      local last = {}
+      for id, seq in consumers[c]:finish(60):gmatch("(%d+):(%d+)") do
+        id, seq = tonumber(id), tonumber(seq)
+        local key = id * 100000 + seq
+        assert.is_nil(seen[key], "value " .. id .. ":" .. seq .. " popped twice")
+        seen[key] = true
+        assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
+        last[id] = seq
+        total = total + 1
+      end
+    end
+    assert.equal(20000, total)
+    assert.equal(0, q:count())
+  end)
+end)
+
 describe("queue names", function()
   it("share the segments' namespace: EXISTS, INVALID for the other kind, remove", function()
     local q, name = util.queue(64)

@@ -5,6 +5,7 @@
  * Two channels, never mixed: a wrong argument type or a closed handle raises; a failure a
  * correct program can meet returns nil, "NAME: cause", code. Between taking a segment's lock and
  * releasing it, nothing here may raise: Lua runs under the lock only inside lua_pcall. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -767,6 +768,147 @@ static int take_value(lua_State *L, queue_ud *ud, int remove, double timeout) {
   return 1;
 }
 
+/* The first size of a batch's copy buffer (it grows up to the queue's size when needed). */
+#define BATCH_BUFFER (64u << 10)
+
+/* Replaces the copy buffer at stack index `at` (holding `used` bytes) with one of at least
+ * `need` bytes, keeping its contents. Raises only on memory errors. */
+static char *batch_grow(lua_State *L, int at, size_t used, size_t need, size_t limit,
+                        size_t *cap) {
+  size_t want = *cap * 2 > need ? *cap * 2 : need;
+  char *old = (char *)lua_touserdata(L, at), *buf;
+  if (want > limit)
+    want = limit > need ? limit : need;
+  buf = (char *)lua_newuserdatauv(L, want, 0);
+  memcpy(buf, old, used);
+  lua_replace(L, at);
+  *cap = want;
+  return buf;
+}
+
+/* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
+ * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all. */
+static int queue_push_many(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
+  lxshm__interrupt intr = {wait_interrupted, L};
+  size_t room = ud->size > 8 ? (size_t)ud->size - 8 : 0, used = 0, cap;
+  lxshm_status st = LXSHM_OK;
+  lua_Integer i, n;
+  int item_failed = 0; /* the failure is list[i]'s own: name it */
+  double timeout;
+  lxshm_error err;
+  char *buf;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  timeout = opt_timeout(L, 3);
+  lua_settop(L, 3);
+  luaL_checkstack(L, 8, NULL);
+  n = (lua_Integer)lua_rawlen(L, 2);
+  if (n == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  buf = scratch_take(L, 1, ud->size < BATCH_BUFFER ? (size_t)ud->size : BATCH_BUFFER, &cap);
+  for (i = 1; i <= n;) {
+    const char *out;
+    size_t len, rec;
+    lua_rawgeti(L, 2, i);
+    st = lxshm__encode(L, enc, 5, room, &out, &len, &err);
+    lua_pop(L, 1);
+    if (st != LXSHM_OK) {
+      item_failed = 1;
+      break;
+    }
+    rec = lxshm__record_size(len);
+    if (used + rec > ud->size) {
+      st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "%lld values take more than the queue's %llu "
+                       "bytes", (long long)n, (unsigned long long)ud->size);
+      break;
+    }
+    if (used + rec > cap) {
+      /* Growing allocates, which may run a finalizer that encodes: out may be stale after it,
+       * so encode this value again. */
+      buf = batch_grow(L, 4, used, used + rec, (size_t)ud->size, &cap);
+      continue;
+    }
+    used += lxshm__record_put(buf + used, out, len, LXSHM__FORMAT_MSGPACK);
+    i++;
+  }
+  if (st == LXSHM_OK)
+    st = lxshm__queue_push_records(ud->q, buf, used, (uint64_t)n, timeout, &intr, &err);
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  scratch_give(L, 1);
+  if (st == LXSHM_INVALID)
+    return luaL_error(L, "%s: %s", ud->name, err.message);
+  if (item_failed)
+    return push_failure(L, lua_pushfstring(L, "%s: item %I", ud->name, (lua_Integer)i), st,
+                        &err);
+  return push_ok(L, st, ud->name, &err);
+}
+
+/* q:pop_many(max [, timeout]) -> values, n | nil, msg, code. Removes up to max of the oldest
+ * values (at least one: waits while the queue is empty) under one lock; values[1..n] holds them
+ * in order (a nil value leaves a hole). */
+static int queue_pop_many(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  double timeout = opt_timeout(L, 3);
+  lxshm__interrupt intr = {wait_interrupted, L};
+  size_t bytes = 0, cap, off = 0;
+  uint64_t count = 0, k;
+  lxshm_status st;
+  lxshm_error err;
+  char *buf;
+
+  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
+  lua_settop(L, 3);
+  luaL_checkstack(L, 8, NULL);
+  buf = scratch_take(L, 1, ud->size < BATCH_BUFFER ? (size_t)ud->size : BATCH_BUFFER, &cap);
+  for (;;) {
+    st = lxshm__queue_take_records(ud->q, buf, cap, &bytes, &count, (uint64_t)max, timeout,
+                                   &intr, &err);
+    if (st != LXSHM_INVALID_SIZE)
+      break;
+    buf = batch_grow(L, 4, 0, bytes, bytes, &cap); /* the oldest value alone is larger */
+  }
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  if (st != LXSHM_OK) {
+    scratch_give(L, 1);
+    if (st == LXSHM_INVALID)
+      return luaL_error(L, "%s: %s", ud->name, err.message);
+    return push_failure(L, ud->name, st, &err);
+  }
+  lua_createtable(L, count <= INT_MAX ? (int)count : 0, 0);
+  for (k = 0; k < count && st == LXSHM_OK; k++) {
+    const char *data;
+    size_t len, rec;
+    unsigned format;
+    rec = lxshm__record_get(buf + off, bytes - off, &data, &len, &format);
+    if (rec == 0)
+      st = lxshm__fail(&err, LXSHM_CORRUPT, "record %llu of the batch is damaged",
+                       (unsigned long long)k + 1);
+    else if (format == LXSHM__FORMAT_RAW)
+      lua_pushlstring(L, data, len);
+    else
+      st = lxshm__decode(L, data, len, &err);
+    if (st == LXSHM_OK)
+      lua_rawseti(L, 5, (lua_Integer)k + 1);
+    off += rec;
+  }
+  if (st != LXSHM_OK) { /* the batch was taken; its values are lost with the damaged one */
+    lua_settop(L, 4);
+    scratch_give(L, 1);
+    return push_failure(L, ud->name, st, &err);
+  }
+  lua_rotate(L, 4, 1); /* the buffer on top, above the values */
+  scratch_give(L, 1);
+  lua_pushinteger(L, (lua_Integer)count);
+  return 2;
+}
+
 /* q:pop([timeout]) -> the oldest value | nil, msg, TIMEOUT when still empty */
 static int queue_pop(lua_State *L) {
   queue_ud *ud = check_queue(L);
@@ -846,8 +988,16 @@ static const luaL_Reg seg_meta[] = {
     {"__gc", seg_close}, {"__close", seg_close}, {"__tostring", seg_tostring}, {NULL, NULL}};
 
 static const luaL_Reg queue_methods[] = {
-    {"push", queue_push},   {"pop", queue_pop},   {"peek", queue_peek}, {"count", queue_count},
-    {"size", queue_size},   {"used", queue_used}, {"name", queue_name}, {"close", queue_close},
+    {"push", queue_push},
+    {"pop", queue_pop},
+    {"push_many", queue_push_many},
+    {"pop_many", queue_pop_many},
+    {"peek", queue_peek},
+    {"count", queue_count},
+    {"size", queue_size},
+    {"used", queue_used},
+    {"name", queue_name},
+    {"close", queue_close},
     {NULL, NULL}};
 
 static const luaL_Reg queue_meta[] = {

@@ -100,6 +100,30 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *le
                                unsigned *format, int remove, double timeout,
                                const lxshm__interrupt *intr, lxshm_error *err);
 
+/* Queue records outside the ring, for batches: the bytes a value of `len` bytes takes; writes
+ * one record at dst (which must have lxshm__record_size(len) bytes) and returns its size; reads
+ * the record at src (avail bytes), returning its size, or 0 if it is damaged or cut short. */
+size_t lxshm__record_size(size_t len);
+size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format);
+size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
+                         unsigned *format);
+
+/* Appends `count` values given as whole records, laid out as in the ring (u32 length, u32
+ * format, the bytes, zero padding to 8), `bytes` in all, as one run: one lock, one wake-up, the
+ * values contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could
+ * never fit. Nothing is pushed on failure. */
+lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
+                                       uint64_t count, double timeout,
+                                       const lxshm__interrupt *intr, lxshm_error *err);
+
+/* Removes up to `max` of the oldest values as whole records (as above) into buf, as many as fit
+ * in cap bytes, under one lock; waits while the queue is empty. On OK *bytes and *count say
+ * what was taken. If the oldest record alone does not fit, INVALID_SIZE with *bytes set to its
+ * size, and it stays queued. */
+lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, size_t *bytes,
+                                       uint64_t *count, uint64_t max, double timeout,
+                                       const lxshm__interrupt *intr, lxshm_error *err);
+
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
 

@@ -36,6 +36,36 @@ static uint64_t record_size(uint64_t len) {
          LXSHM__RECORD_ALIGN;
 }
 
+size_t lxshm__record_size(size_t len) {
+  return (size_t)record_size(len);
+}
+
+size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format) {
+  uint32_t header[2];
+  size_t rec = (size_t)record_size(len);
+  header[0] = (uint32_t)len;
+  header[1] = format;
+  memcpy(dst, header, sizeof header);
+  if (len > 0)
+    memcpy((char *)dst + RECORD_HEADER, data, len);
+  memset((char *)dst + RECORD_HEADER + len, 0, rec - RECORD_HEADER - len);
+  return rec;
+}
+
+size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
+                         unsigned *format) {
+  uint32_t header[2];
+  if (avail < RECORD_HEADER)
+    return 0;
+  memcpy(header, src, sizeof header);
+  if (record_size(header[0]) > avail || header[1] > LXSHM__FORMAT_MSGPACK)
+    return 0;
+  *data = (const char *)src + RECORD_HEADER;
+  *len = header[0];
+  *format = header[1];
+  return (size_t)record_size(header[0]);
+}
+
 static lxshm_queue *bind(lxshm_queue *q) {
   q->state = &q->obj.hdr->u.queue;
   return q;
@@ -172,49 +202,57 @@ static int has_room(lxshm__object *o, void *ctx) {
   return o->capacity - (tail - head) >= ((room_wanted *)ctx)->bytes;
 }
 
-/* Writes one record if it fits; the push lock must be held. Returns 1 if pushed. */
-static int push_locked(lxshm_queue *q, const void *data, size_t len, unsigned format) {
+/* A run of values to append as one: an optional 8-byte record header, then bytes. */
+typedef struct run {
+  const void *header; /* written first (one value), or NULL (data holds whole records) */
+  const void *data;   /* then these bytes */
+  size_t len;
+  uint64_t bytes;     /* ring bytes the run takes, records padded to 8 */
+  uint64_t count;     /* values in the run */
+} run;
+
+/* Writes the run past the tail if it fits, then publishes it; the push lock must be held.
+ * Returns 1 if pushed. */
+static int push_locked(lxshm_queue *q, const run *r) {
   lxshm__queue_state *s = q->state;
-  uint64_t rec = record_size(len);
   uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
   uint64_t pushed = atomic_load_explicit(&s->pushed, memory_order_relaxed);
-  uint32_t header[2];
+  uint64_t at = tail;
 
   /* Full by our last look at head? Other producers may have moved tail far past that look, so
-   * compare used bytes with the room left (rec <= capacity): capacity - used could wrap. */
-  if (tail - q->head_seen > q->obj.capacity - rec) {
+   * compare used bytes with the room left (bytes <= capacity): capacity - used could wrap. */
+  if (tail - q->head_seen > q->obj.capacity - r->bytes) {
     q->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
-    if (tail - q->head_seen > q->obj.capacity - rec)
+    if (tail - q->head_seen > q->obj.capacity - r->bytes)
       return 0;
   }
-  header[0] = (uint32_t)len;
-  header[1] = format;
-  ring_put(q, tail, header, sizeof header);
-  if (len > 0)
-    ring_put(q, tail + RECORD_HEADER, data, len);
-  atomic_store_explicit(&s->push_tail, tail + rec, memory_order_relaxed);
-  atomic_store_explicit(&s->push_pushed, pushed + 1, memory_order_relaxed);
-  atomic_store_explicit(&s->tail, tail + rec, memory_order_release); /* publishes the record */
-  atomic_store_explicit(&s->pushed, pushed + 1, memory_order_release);
+  if (r->header != NULL) {
+    ring_put(q, at, r->header, RECORD_HEADER);
+    at += RECORD_HEADER;
+  }
+  if (r->len > 0)
+    ring_put(q, at, r->data, r->len);
+  atomic_store_explicit(&s->push_tail, tail + r->bytes, memory_order_relaxed);
+  atomic_store_explicit(&s->push_pushed, pushed + r->count, memory_order_relaxed);
+  atomic_store_explicit(&s->tail, tail + r->bytes, memory_order_release); /* publishes the run */
+  atomic_store_explicit(&s->pushed, pushed + r->count, memory_order_release);
   return 1;
 }
 
-lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
-                               double timeout, const lxshm__interrupt *intr, lxshm_error *err) {
+/* Appends the run under the push lock, waiting for room for all of it; one wake-up. */
+static lxshm_status push_run(lxshm_queue *q, const run *r, double timeout,
+                             const lxshm__interrupt *intr, lxshm_error *err) {
   uint64_t deadline = lxshm__deadline(timeout);
   room_wanted want;
   lxshm_status st;
 
-  if (len > UINT32_MAX || record_size(len) > q->obj.capacity)
-    return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes cannot fit a queue of %llu",
-                       len, (unsigned long long)q->obj.capacity);
-  want.bytes = record_size(len);
+  want.bytes = r->bytes;
   for (;;) {
     int pushed;
     st = lxshm__object_lock(&q->obj, q->obj.hdr->lock, lock_deadline(deadline), repair_push, err);
     if (st != LXSHM_OK)
       return st;
-    pushed = push_locked(q, data, len, format);
+    pushed = push_locked(q, r);
     lxshm__object_unlock(&q->obj, q->obj.hdr->lock);
     if (pushed) {
       lxshm__wake(&q->obj, &q->state->not_empty);
@@ -230,9 +268,43 @@ lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, uns
   }
 }
 
+lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
+                               double timeout, const lxshm__interrupt *intr, lxshm_error *err) {
+  uint32_t header[2];
+  run r;
+
+  if (len > UINT32_MAX || record_size(len) > q->obj.capacity)
+    return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes cannot fit a queue of %llu",
+                       len, (unsigned long long)q->obj.capacity);
+  header[0] = (uint32_t)len;
+  header[1] = format;
+  r.header = header;
+  r.data = data;
+  r.len = len;
+  r.bytes = record_size(len);
+  r.count = 1;
+  return push_run(q, &r, timeout, intr, err);
+}
+
 lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len, double timeout,
                               lxshm_error *err) {
   return lxshm__queue_push(q, data, len, LXSHM__FORMAT_RAW, timeout, NULL, err);
+}
+
+lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
+                                       uint64_t count, double timeout,
+                                       const lxshm__interrupt *intr, lxshm_error *err) {
+  run r;
+  if (bytes > q->obj.capacity)
+    return lxshm__fail(err, LXSHM_INVALID_SIZE, "%llu values taking %zu bytes cannot fit a "
+                       "queue of %llu", (unsigned long long)count, bytes,
+                       (unsigned long long)q->obj.capacity);
+  r.header = NULL;
+  r.data = records;
+  r.len = bytes;
+  r.bytes = bytes;
+  r.count = count;
+  return push_run(q, &r, timeout, intr, err);
 }
 
 /* ---- pop and peek --------------------------------------------------------------------------- */
@@ -244,8 +316,9 @@ static int not_empty(lxshm__object *o, void *ctx) {
          atomic_load_explicit(&s->head, memory_order_acquire);
 }
 
-/* Reads the oldest record's header; the pop lock must be held. Returns OK (*len, *format and
- * *rec filled), TIMEOUT (empty) or CORRUPT (a header that does not fit what was published). */
+/* Reads the record header at `head`; the pop lock must be held. Returns OK (*len, *format and
+ * *rec filled), TIMEOUT (no record there) or CORRUPT (a header that does not fit what was
+ * published). */
 static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, unsigned *format,
                                  uint64_t *rec) {
   uint32_t header[2];
@@ -269,48 +342,91 @@ static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, u
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
-                               unsigned *format, int remove, double timeout,
-                               const lxshm__interrupt *intr, lxshm_error *err) {
+/* What a take copies out, and what it found. */
+typedef struct take {
+  void *buf;       /* where to copy */
+  size_t cap;      /* its size */
+  int whole;       /* 0: the oldest value's bytes; 1: up to `max` whole records */
+  uint64_t max;    /* with whole: most records to take */
+  int remove;      /* 0: leave them queued (peek) */
+  size_t len;      /* out: bytes copied; with INVALID_SIZE, bytes the first one needs */
+  unsigned format; /* out: the value's format (whole = 0) */
+  uint64_t count;  /* out: values taken */
+  uint64_t at;     /* out: where a damaged record starts */
+} take;
+
+/* Copies out what t asks for from the head and, if t->remove, publishes the new head; the pop
+ * lock must be held. Returns OK, TIMEOUT (empty), INVALID_SIZE (the first value does not fit)
+ * or CORRUPT. */
+static lxshm_status take_locked(lxshm_queue *q, take *t) {
+  lxshm__queue_state *s = q->state;
+  uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed), at = head, rec;
+  uint32_t n;
+  unsigned fmt;
+  lxshm_status st = LXSHM_OK;
+
+  t->len = 0;
+  t->count = 0;
+  while (t->count < (t->whole ? t->max : 1)) {
+    size_t need;
+    st = front_locked(q, at, &n, &fmt, &rec);
+    if (st != LXSHM_OK)
+      break;
+    need = t->whole ? (size_t)rec : n;
+    if (need > t->cap - t->len) {
+      if (t->count == 0) {
+        t->len = need;
+        return LXSHM_INVALID_SIZE; /* the value stays queued for a bigger buffer */
+      }
+      break;
+    }
+    if (t->whole)
+      ring_get(q, at, (char *)t->buf + t->len, need);
+    else if (n > 0)
+      ring_get(q, at + RECORD_HEADER, t->buf, n);
+    t->len += need;
+    t->format = fmt;
+    t->count++;
+    at += rec;
+  }
+  if (t->count == 0) {
+    t->at = at;
+    return st;
+  }
+  if (t->remove) {
+    uint64_t popped = atomic_load_explicit(&s->popped, memory_order_relaxed);
+    atomic_store_explicit(&s->pop_head, at, memory_order_relaxed);
+    atomic_store_explicit(&s->pop_popped, popped + t->count, memory_order_relaxed);
+    atomic_store_explicit(&s->head, at, memory_order_release); /* frees the bytes */
+    atomic_store_explicit(&s->popped, popped + t->count, memory_order_release);
+  }
+  return LXSHM_OK;
+}
+
+/* Takes under the pop lock, waiting while the queue is empty; one wake-up for producers. */
+static lxshm_status take_run(lxshm_queue *q, take *t, double timeout,
+                             const lxshm__interrupt *intr, lxshm_error *err) {
   lxshm__queue_state *s = q->state;
   uint64_t deadline = lxshm__deadline(timeout);
   lxshm_status st;
 
   for (;;) {
-    uint64_t head, rec = 0;
-    uint32_t n = 0;
-    unsigned fmt = 0;
     st = lxshm__object_lock(&q->obj, s->pop_lock, lock_deadline(deadline), repair_pop, err);
     if (st != LXSHM_OK)
       return st;
-    head = atomic_load_explicit(&s->head, memory_order_relaxed);
-    st = front_locked(q, head, &n, &fmt, &rec);
-    if (st == LXSHM_OK && n <= cap) {
-      if (n > 0)
-        ring_get(q, head + RECORD_HEADER, buf, n);
-      if (remove) {
-        uint64_t popped = atomic_load_explicit(&s->popped, memory_order_relaxed);
-        atomic_store_explicit(&s->pop_head, head + rec, memory_order_relaxed);
-        atomic_store_explicit(&s->pop_popped, popped + 1, memory_order_relaxed);
-        atomic_store_explicit(&s->head, head + rec, memory_order_release); /* frees the bytes */
-        atomic_store_explicit(&s->popped, popped + 1, memory_order_release);
-      }
-    }
+    st = take_locked(q, t);
     lxshm__object_unlock(&q->obj, s->pop_lock);
     if (st == LXSHM_OK) {
-      *len = n;
-      if (format != NULL)
-        *format = fmt;
-      if (n > cap) /* the value stays queued for a bigger buffer */
-        return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %u bytes does not fit a buffer of %zu",
-                           (unsigned)n, cap);
-      if (remove)
+      if (t->remove)
         lxshm__wake(&q->obj, &s->not_full);
       return LXSHM_OK;
     }
+    if (st == LXSHM_INVALID_SIZE)
+      return lxshm__fail(err, st, "value of %zu bytes does not fit a buffer of %zu", t->len,
+                         t->cap);
     if (st == LXSHM_CORRUPT)
       return lxshm__fail(err, st, "record at byte %llu of the ring is damaged",
-                         (unsigned long long)(head % q->obj.capacity));
+                         (unsigned long long)(t->at % q->obj.capacity));
     st = lxshm__wait_until(&q->obj, &s->not_empty, not_empty, NULL, deadline, intr, err);
     if (st == LXSHM_TIMEOUT && timeout == 0)
       return lxshm__fail(err, st, "queue is empty");
@@ -319,6 +435,39 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *le
     if (st != LXSHM_OK)
       return st;
   }
+}
+
+lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
+                               unsigned *format, int remove, double timeout,
+                               const lxshm__interrupt *intr, lxshm_error *err) {
+  take t = {0};
+  lxshm_status st;
+  t.buf = buf;
+  t.cap = cap;
+  t.remove = remove;
+  st = take_run(q, &t, timeout, intr, err);
+  if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
+    *len = t.len;
+  if (st == LXSHM_OK && format != NULL)
+    *format = t.format;
+  return st;
+}
+
+lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, size_t *bytes,
+                                       uint64_t *count, uint64_t max, double timeout,
+                                       const lxshm__interrupt *intr, lxshm_error *err) {
+  take t = {0};
+  lxshm_status st;
+  t.buf = buf;
+  t.cap = cap;
+  t.whole = 1;
+  t.max = max > 0 ? max : 1;
+  t.remove = 1;
+  st = take_run(q, &t, timeout, intr, err);
+  if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
+    *bytes = t.len;
+  *count = st == LXSHM_OK ? t.count : 0;
+  return st;
 }
 
 lxshm_status lxshm_queue_pop(lxshm_queue *q, void *buf, size_t cap, size_t *len, double timeout,

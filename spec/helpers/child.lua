@@ -146,6 +146,40 @@ function commands.produce_nowait(name, id, n, start)
   end
 end
 
+--- produce_batches NAME ID N B: push { id = ID, seq = 1..N } in batches of B (push_many).
+function commands.produce_batches(name, id, n, b)
+  local q = assert(lxshm.open_queue(name))
+  id, n, b = tonumber(id), tonumber(n), tonumber(b)
+  for first = 1, n, b do
+    local batch = {}
+    for seq = first, math.min(n, first + b - 1) do
+      batch[#batch + 1] = { id = id, seq = seq }
+    end
+    assert(q:push_many(batch))
+  end
+end
+
+--- consume_batches NAME B: as consume, taking up to B values per pop_many.
+function commands.consume_batches(name, b)
+  local q = assert(lxshm.open_queue(name))
+  io.stdout:setvbuf("full")
+  while true do
+    local values, n = q:pop_many(tonumber(b))
+    assert(values, n)
+    for i = 1, n do
+      local v = values[i]
+      if v == "stop" then -- one stop is ours; the batch may hold other consumers' stops
+        for j = i + 1, n do
+          assert(values[j] == "stop", "a value after the stops")
+          assert(q:push("stop"))
+        end
+        return
+      end
+      io.write(v.id, ":", v.seq, "\n")
+    end
+  end
+end
+
 --- consume NAME: pop until a "stop" value arrives; print each value as "id:seq" on its own
 -- line, unbuffered, so that what a killed consumer got is on record.
 function commands.consume(name)
