@@ -147,8 +147,10 @@ end
 
 --- Starts `lua bench/helpers/<helper>.lua args...` as a separate process, with this script's
 -- module paths, and returns the io.popen handle (mode "r": its stdout is ours to read).
-function lib.spawn(helper, args, mode)
-  local cmd = lib.quote(lib.LUA) .. " " .. lib.quote("bench/helpers/" .. helper .. ".lua")
+-- `prefix` is a command to run it under (e.g. "taskset -c 1").
+function lib.spawn(helper, args, mode, prefix)
+  local cmd = (prefix and prefix .. " " or "") .. lib.quote(lib.LUA) .. " "
+    .. lib.quote("bench/helpers/" .. helper .. ".lua")
   for _, a in ipairs(args or {}) do
     cmd = cmd .. " " .. lib.quote(a)
   end

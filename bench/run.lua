@@ -1,7 +1,169 @@
---- make bench: runs every benchmark script, each in its own process.
-local scripts = { "bench/segment_bench.lua", "bench/codec_bench.lua" }
-local lua = arg[-1] or "lua5.4"
-for _, script in ipairs(scripts) do
-  print("## " .. script)
-  assert(os.execute(lua .. " " .. script), script .. " failed")
+--- make bench: runs every benchmark script, each in its own process (so that one's malloc and
+-- cache state does not shape another's figures), after a header that says on what machine and
+-- under what load; echoes their lines as they come; ends with a markdown table of the headline
+-- figures and ratios, ready for the README. Reports, never passes or fails on speed.
+--   LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/run.lua [NAME...]
+-- NAMEs (e.g. queue_bench) run only those scripts. LXSHM_BENCH_REPS and LXSHM_BENCH_TIME (see
+-- bench/lib.lua) shorten or lengthen every script.
+local lib = require("lib")
+local clock = lib.clock
+
+local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
+  "queue_bench" }
+
+local function first_line(cmd)
+  local f = io.popen(cmd .. " 2>/dev/null")
+  local s = f and f:read("l")
+  if f then
+    f:close()
+  end
+  return s or "?"
 end
+
+local function loadavg()
+  local f = io.open("/proc/loadavg", "r")
+  local s = f and f:read("l") or "?"
+  if f then
+    f:close()
+  end
+  return s:match("^(%S+ %S+ %S+)") or s
+end
+
+local scripts = #arg > 0 and arg or SCRIPTS
+local started = clock.now()
+print("# lxshm benchmarks")
+print("# date: " .. os.date("!%Y-%m-%d %H:%M:%S UTC"))
+print(("# machine: nproc=%s, kernel %s, %s"):format(first_line("nproc"),
+  first_line("uname -r"), first_line("sed -n 's/^model name[^:]*: //p' /proc/cpuinfo")))
+print("# load average (1, 5, 15 min) at start: " .. loadavg())
+print(("# LXSHM_BENCH_REPS=%d LXSHM_BENCH_TIME=%g; figures are medians, ratios pair by pair")
+  :format(lib.REPS, lib.BATCH))
+
+-- Every figure line of every script, by name: value and unit.
+local figures = {}
+local failed = {}
+for _, name in ipairs(scripts) do
+  local path = "bench/" .. name:gsub("%.lua$", "") .. ".lua"
+  print()
+  print("## " .. path)
+  io.stdout:flush()
+  local t0 = clock.now()
+  local child = assert(io.popen(lib.quote(lib.LUA) .. " " .. lib.quote(path) .. " 2>&1", "r"))
+  for line in child:lines() do
+    print(line)
+    io.stdout:flush()
+    local fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) ([^#]-)%s*#")
+    if not fname then
+      fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) (.-)%s*$")
+    end
+    if fname then
+      figures[fname] = { value = tonumber(value), unit = unit }
+    end
+  end
+  local ok = child:close()
+  if not ok then
+    failed[#failed + 1] = path
+    print("# " .. path .. " FAILED")
+  end
+  print(("# %s took %.1f s; load average now %s"):format(path, clock.now() - t0, loadavg()))
+end
+print()
+print(("# all scripts took %.1f s; load average at end: %s"):format(clock.now() - started,
+  loadavg()))
+if #failed > 0 then
+  print("# failed: " .. table.concat(failed, ", "))
+end
+
+--- The markdown table. Each row: a label, the lxshm figure, the alternative's label and
+-- figure, and the ratio figure (already taken pair by pair by the script).
+local function cell(name, scale, unit)
+  local f = figures[name]
+  if not f then
+    return "–"
+  end
+  return lib.fmt(f.value * (scale or 1)) .. " " .. (unit or f.unit)
+end
+
+local function ratio(name, meaning)
+  local f = figures[name]
+  if not f then
+    return "–"
+  end
+  return lib.fmt(f.value) .. "× " .. meaning
+end
+
+local rows = {}
+local function row(label, lx, alt_label, alt, r)
+  rows[#rows + 1] = ("| %s | %s | %s%s | %s |"):format(label, lx, alt_label,
+    alt and alt ~= "" and (" " .. alt) or "", r or "")
+end
+
+row("ping-pong round trip, two processes", cell("pingpong.roundtrip.lxshm", 1, "µs"),
+  "pipe pair", cell("pingpong.roundtrip.pipe", 1, "µs"),
+  ratio("pingpong.ratio.lxshm/pipe", "the time"))
+row("", "", "Unix socket", cell("pingpong.roundtrip.unix", 1, "µs"),
+  ratio("pingpong.ratio.lxshm/unix", "the time"))
+for _, place in ipairs({ { "cpu0", "same, both pinned to CPU 0" },
+  { "split", "same, parent pinned to CPU 0, child to CPU 1" },
+  { "busy", "same, CPU 1 busy with a nice -10 loop" } }) do
+  local p = "pingpong." .. place[1] .. "."
+  row(place[2], cell(p .. "roundtrip.lxshm", 1, "µs"), "pipe pair",
+    cell(p .. "roundtrip.pipe", 1, "µs"), ratio(p .. "ratio.lxshm/pipe", "the time"))
+  row("", "", "Unix socket", cell(p .. "roundtrip.unix", 1, "µs"),
+    ratio(p .. "ratio.lxshm/unix", "the time"))
+end
+row("CPU used by a process blocked 1 s in `wait`", cell("idle.wait_1s.child_cpu", 1, "µs"),
+  "", "", "")
+row("CPU of a `wait` timing out after 10 ms (spin, then sleep)",
+  cell("idle.wait_10ms.cpu", 1, "µs"), "same on one CPU (no spin)",
+  cell("idle.cpu0.wait_10ms.cpu", 1, "µs"), "")
+for _, mine in ipairs({ { "lxshm", "one-way 64-byte messages, 1 producer → 1 consumer, "
+  .. "`push`/`pop`" }, { "lxshm_batch", "same, `push_many`/`pop_many` of 64" } }) do
+  for _, alt in ipairs({ { "pipe", "pipe (stdio-buffered lines)" },
+    { "pipe_flush", "pipe, a flush per message" }, { "unix", "Unix socket" },
+    { "redis", "Redis RPUSH → BLPOP" } }) do
+    row(alt[1] == "pipe" and mine[2] or "",
+      alt[1] == "pipe" and cell("queue.oneway." .. mine[1], 1, "M msgs/s") or "", alt[2],
+      cell("queue.oneway." .. alt[1], 1, "M msgs/s"),
+      ratio(("queue.oneway.ratio.%s/%s"):format(mine[1], alt[1]), "the rate"))
+  end
+end
+if figures["queue.futex.producer.all"] then
+  row("futex calls per message while both are busy",
+    ("producer %s, consumer %s"):format(lib.fmt(figures["queue.futex.producer.all"].value),
+      lib.fmt(figures["queue.futex.consumer.all"].value)), "", "", "")
+end
+row("4 producers × 3 consumers, one queue", cell("queue.lxshm.4x3", 1, "M msgs/s"),
+  "1 × 1, same harness", cell("queue.lxshm.1x1", 1, "M msgs/s"),
+  ratio("queue.lxshm.ratio.4x3/1x1", "the rate"))
+row("sleeps per message, 4 × 3 (all processes)", cell("queue.lxshm.4x3.sleeps", 1, ""),
+  "1 × 1", cell("queue.lxshm.1x1.sleeps", 1, ""), "")
+for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+  local p = "values." .. item
+  row("`put`+`get` through a segment, " .. item, cell(p .. ".put_get", 1, "/s"),
+    "`encode`+`decode` alone", cell(p .. ".codec", 1, "/s"),
+    ratio(p .. ".ratio.put_get/codec", "the rate"))
+  row("", "", "lua-cjson encode+decode", cell(p .. ".cjson", 1, "/s"),
+    ratio(p .. ".ratio.put_get/cjson", "the rate"))
+end
+for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+  local p = "codec." .. item
+  row("codec round trip, " .. item, cell(p .. ".roundtrip.lxshm", 1, "/s"), "lua-cjson",
+    cell(p .. ".roundtrip.cjson", 1, "/s"), ratio(p .. ".ratio.lxshm/cjson", "the rate"))
+  row("", "", "MessagePack.lua", cell(p .. ".roundtrip.msgpack", 1, "/s"),
+    ratio(p .. ".ratio.lxshm/msgpack", "the rate"))
+end
+row("64-byte `write` + `read`, one process", cell("segment.write_read.64B.lxshm"),
+  "two `memcpy`s of 64 B", cell("segment.write_read.64B.memcpy_x2"),
+  ratio("segment.write_read.64B.ratio.lxshm/memcpy_x2", "the time"))
+row("1 MiB `write` + `read`, one process", cell("segment.write_read.1MiB.lxshm"),
+  "two `memcpy`s of 1 MiB", cell("segment.write_read.1MiB.memcpy_x2"),
+  ratio("segment.write_read.1MiB.ratio.lxshm/memcpy_x2", "the time"))
+
+print()
+print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")
+print("| --- | --: | --- | --: |")
+for _, r in ipairs(rows) do
+  print(r)
+end
+os.exit(#failed == 0 and 0 or 1)
