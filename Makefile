@@ -77,11 +77,11 @@ $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
 
-$(CTEST): spec/c/test_core.c $(CORE_SRC) $(HEADERS)
+$(CTEST): spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
 
-build/asan/test_core: spec/c/test_core.c $(CORE_SRC) $(HEADERS)
+build/asan/test_core: spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
 

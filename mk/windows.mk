@@ -52,7 +52,7 @@ $(WIN_LIB): $(WIN_OBJS)
 	@rm -f $@
 	$(WIN_AR) rcs $@ $(WIN_OBJS)
 
-$(WIN_TEST): spec/c/test_win.c $(WIN_LIB) $(HEADERS)
+$(WIN_TEST): spec/c/test_win.c spec/c/check.h $(WIN_LIB) $(HEADERS)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ spec/c/test_win.c $(WIN_LIB)
 
 $(WIN_EXAMPLE): examples/c/exchange.c $(WIN_LIB) $(HEADERS)

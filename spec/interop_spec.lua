@@ -50,36 +50,7 @@ local function peer(...)
 end
 
 
--- Deep equality without shared tables (the corpus has none): math.type kept, NaN equal to
--- itself, -0.0 apart from 0.0.
-local function deep_equal(a, b)
-  if type(a) ~= type(b) then
-    return false
-  end
-  if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then
-      return false
-    end
-    if a ~= a then
-      return b ~= b
-    end
-    return a == b and (a ~= 0 or math.type(a) == "integer" or 1 / a == 1 / b)
-  end
-  if type(a) ~= "table" then
-    return a == b
-  end
-  for k, v in next, a do
-    if not deep_equal(v, rawget(b, k)) then
-      return false
-    end
-  end
-  for k in next, b do
-    if rawget(a, k) == nil then
-      return false
-    end
-  end
-  return true
-end
+local deep_equal = util.deep_equal
 
 describe("MessagePack interop with python3-msgpack", function()
   lazy_setup(function()

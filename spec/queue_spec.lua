@@ -5,6 +5,25 @@ local proc = util.proc
 
 after_each(util.cleanup)
 
+--- Reads what each consumer printed ("id:seq" lines) and checks that no value was popped twice
+-- and that each consumer saw every producer's values in push order. Returns how many there were.
+local function exactly_once(consumers)
+  local seen, total = {}, 0
+  for _, consumer in ipairs(consumers) do
+    local last = {}
+    for id, seq in consumer:finish(60):gmatch("(%d+):(%d+)") do
+      id, seq = tonumber(id), tonumber(seq)
+      local key = id * 100000 + seq
+      assert.is_nil(seen[key], "value " .. id .. ":" .. seq .. " popped twice")
+      seen[key] = true
+      assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
+      last[id] = seq
+      total = total + 1
+    end
+  end
+  return total
+end
+
 describe("a queue in one process", function()
   it("starts empty, with its size rounded up to whole 8-byte units", function()
     local q, name = util.queue(100)
@@ -269,20 +288,7 @@ describe("batches", function()
       producers[p]:finish(60)
     end
     assert(q:push_many({ "stop", "stop", "stop" }))
-    local seen, total = {}, 0
-    for c = 1, 3 do
-      local last = {}
-      for id, seq in consumers[c]:finish(60):gmatch("(%d+):(%d+)") do
-        id, seq = tonumber(id), tonumber(seq)
-        local key = id * 100000 + seq
-        assert.is_nil(seen[key], "value " .. id .. ":" .. seq .. " popped twice")
-        seen[key] = true
-        assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
-        last[id] = seq
-        total = total + 1
-      end
-    end
-    assert.equal(20000, total)
+    assert.equal(20000, exactly_once(consumers))
     assert.equal(0, q:count())
   end)
 end)
@@ -354,20 +360,7 @@ describe("a queue across processes", function()
     for _ = 1, 3 do
       assert(q:push("stop"))
     end
-    local seen, total = {}, 0
-    for c = 1, 3 do
-      local last = {}
-      for id, seq in consumers[c]:finish(60):gmatch("(%d+):(%d+)") do
-        id, seq = tonumber(id), tonumber(seq)
-        local key = id * 100000 + seq
-        assert.is_nil(seen[key], "value " .. id .. ":" .. seq .. " popped twice")
-        seen[key] = true
-        assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
-        last[id] = seq
-        total = total + 1
-      end
-    end
-    assert.equal(20000, total)
+    assert.equal(20000, exactly_once(consumers))
     assert.equal(0, q:count())
   end)
 

@@ -69,37 +69,7 @@ static FORMAT(1, 2) void note(const char *fmt, ...) {
 }
 
 #define FAIL(...) fail_at(__FILE__, __LINE__, __VA_ARGS__)
-#define CHECK(cond) ((cond) ? (void)0 : FAIL("CHECK(%s)", #cond))
-
-#define CHECK_INT(a, op, b)                                       \
-  do {                                                            \
-    long long a_ = (long long)(a), b_ = (long long)(b);           \
-    if (!(a_ op b_))                                              \
-      FAIL("CHECK(%s %s %s): %lld vs %lld", #a, #op, #b, a_, b_); \
-  } while (0)
-#define CHECK_U64(a, op, b)                                                        \
-  do {                                                                             \
-    unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
-    if (!(a_ op b_))                                                               \
-      FAIL("CHECK(%s %s %s): %llu vs %llu", #a, #op, #b, a_, b_);                  \
-  } while (0)
-#define CHECK_HAS(text, part)                                             \
-  do {                                                                    \
-    const char *t_ = (text), *p_ = (part);                                \
-    if (strstr(t_, p_) == NULL)                                           \
-      FAIL("%s is \"%s\", which does not mention \"%s\"", #text, t_, p_); \
-  } while (0)
-
-/* Runs `call`, which reports into the caller's `lxshm_error err`, and checks its status. */
-#define CHECK_ST(call, want)                                                                \
-  do {                                                                                      \
-    lxshm_status got_, want_ = (want);                                                      \
-    memset(&err, 0, sizeof err);                                                            \
-    got_ = (call);                                                                          \
-    if (got_ != want_)                                                                      \
-      FAIL("%s gave %s (\"%s\"), expected %s", #call, lxshm_status_name(got_), err.message, \
-           lxshm_status_name(want_));                                                       \
-  } while (0)
+#include "check.h" /* the CHECK macros, built on FAIL */
 
 /* ---- time ------------------------------------------------------------------------------------ */
 

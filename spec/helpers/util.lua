@@ -179,6 +179,96 @@ function util.corpus()
   return dofile("bench/corpus.lua")
 end
 
+-- Same value, math.type kept, NaN equal to NaN, -0.0 different from 0.0.
+local function same_scalar(a, b)
+  if type(a) ~= type(b) then
+    return false
+  end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then
+      return false
+    end
+    if a ~= a then
+      return b ~= b
+    end
+    if a == 0 and math.type(a) == "float" then
+      return 1 / a == 1 / b
+    end
+  end
+  return a == b
+end
+
+-- Deep equality that respects identity: tables of `a` must map one-to-one onto tables of `b`,
+-- so shared subtables and cycles must be shared and cyclic in the same places. Raw access only.
+local function copy(t)
+  local c = {}
+  for k, v in next, t do
+    c[k] = v
+  end
+  return c
+end
+
+local eq
+local function eq_tables(a, b, m)
+  if m.ab[a] ~= nil or m.ba[b] ~= nil then
+    return m.ab[a] == b
+  end
+  m.ab[a], m.ba[b] = b, a
+  local n, akeys = 0, {}
+  for k, v in next, a do
+    n = n + 1
+    if type(k) == "table" then
+      akeys[#akeys + 1] = k
+    else
+      local w = rawget(b, k)
+      if w == nil or not eq(v, w, m) then
+        return false
+      end
+    end
+  end
+  local bkeys = {}
+  for k in next, b do
+    n = n - 1
+    if type(k) == "table" then
+      bkeys[#bkeys + 1] = k
+    end
+  end
+  if n ~= 0 then
+    return false
+  end
+  for _, ka in ipairs(akeys) do -- a table key matches a key of b that is the same table
+    local found = false
+    for _, kb in ipairs(bkeys) do
+      if m.ab[ka] == nil and m.ba[kb] == nil or m.ab[ka] == kb then
+        local ab, ba = copy(m.ab), copy(m.ba)
+        if eq(ka, kb, m) and eq(a[ka], b[kb], m) then
+          found = true
+          break
+        end
+        m.ab, m.ba = ab, ba
+      end
+    end
+    if not found then
+      return false
+    end
+  end
+  return true
+end
+
+eq = function(a, b, m)
+  if type(a) == "table" and type(b) == "table" then
+    return eq_tables(a, b, m)
+  end
+  return same_scalar(a, b)
+end
+
+--- Deep equality of Lua values as the codec must keep them: math.type kept, NaN equal to NaN,
+-- -0.0 apart from 0.0, and identity respected (shared subtables and cycles must be shared and
+-- cyclic in the same places).
+function util.deep_equal(a, b)
+  return eq(a, b, { ab = {}, ba = {} })
+end
+
 --- Runs a child to completion and returns its stdout.
 function util.run(...)
   local c = util.spawn(...)
