@@ -23,18 +23,18 @@ local clock = lib.clock
 
 local QUEUE_BYTES = 64 * 1024
 
---- lxshm: one queue for the whole run; a producer process per batch.
-local function lxshm_contender()
-  local name = lib.unique("bench-q")
+--- An lxshm queue for the whole run; a producer process per batch, started with the helper's
+-- `kind` ("lxshm": a push per message; "lxshm_batch": push_many of 64). `drain(q, n)` pops n
+-- messages here.
+local function queue_contender(kind, drain)
+  local name = lib.unique("bench-" .. kind)
   local q = assert(lxshm.create_queue(name, QUEUE_BYTES))
-  local c = { name = "lxshm" }
+  local c = { name = kind }
   function c.run(n)
-    local child = lib.spawn("queue_peer", { "producer", "lxshm", name, n + 1 })
-    q:pop()
+    local child = lib.spawn("queue_peer", { "producer", kind, name, n + 1 })
+    q:pop() -- the producer is running: time from here
     local t0 = clock.now()
-    for _ = 1, n do
-      q:pop()
-    end
+    drain(q, n)
     local t = clock.now() - t0
     child:close()
     return t
@@ -46,29 +46,23 @@ local function lxshm_contender()
   return c
 end
 
---- lxshm with batches: push_many of 64 messages in the producer, pop_many of up to 64 here.
+local function lxshm_contender()
+  return queue_contender("lxshm", function(q, n)
+    for _ = 1, n do
+      q:pop()
+    end
+  end)
+end
+
+--- Batches: pop_many of up to 64 here.
 local function lxshm_batch_contender()
-  local name = lib.unique("bench-qb")
-  local q = assert(lxshm.create_queue(name, QUEUE_BYTES))
-  local c = { name = "lxshm_batch" }
-  function c.run(n)
-    local child = lib.spawn("queue_peer", { "producer", "lxshm_batch", name, n + 1 })
-    q:pop()
-    local t0 = clock.now()
+  return queue_contender("lxshm_batch", function(q, n)
     local got = 0
     while got < n do
       local _, k = q:pop_many(math.min(64, n - got))
       got = got + k
     end
-    local t = clock.now() - t0
-    child:close()
-    return t
-  end
-  function c.close()
-    q:close()
-    lxshm.remove(name)
-  end
-  return c
+  end)
 end
 
 --- The producer's stdout, read line by line.

@@ -177,33 +177,6 @@ static void terminate(HANDLE h) {
 
 /* ---- values and internals -------------------------------------------------------------------- */
 
-#define CHECK_VALUE(seg, data, len, version) \
-  check_value(__FILE__, __LINE__, (seg), (data), (len), (version))
-
-/* Fails unless the segment's value is exactly `len` bytes of `data`, committed as `version`. */
-static void check_value(const char *file, int line, lxshm_segment *seg, const void *data,
-                        size_t len, uint64_t version) {
-  size_t cap = (size_t)lxshm_size(seg), got = 0;
-  unsigned char *buf = malloc(cap + 1);
-  uint64_t v = 0;
-  lxshm_error err;
-  lxshm_status st;
-
-  if (buf == NULL)
-    fail_at(file, line, "out of memory");
-  st = lxshm_read(seg, buf, cap + 1, &got, &v, &err);
-  if (st != LXSHM_OK)
-    fail_at(file, line, "lxshm_read gave %s (\"%s\")", lxshm_status_name(st), err.message);
-  if (got != len || memcmp(buf, data, len) != 0)
-    fail_at(file, line, "read %zu bytes \"%.*s\", expected %zu bytes \"%.*s\"", got,
-            (int)(got < 40 ? got : 40), (const char *)buf, (size_t)len, (int)(len < 40 ? len : 40),
-            (const char *)data);
-  if (v != version)
-    fail_at(file, line, "value has version %llu, expected %llu", (unsigned long long)v,
-            (unsigned long long)version);
-  free(buf);
-}
-
 /* A segment's object: lxshm_segment embeds it first (object.h). */
 static lxshm__object *obj_of(lxshm_segment *seg) {
   return (lxshm__object *)(void *)seg;
