@@ -454,6 +454,24 @@ describe("lxshm codec", function()
       end
     end)
 
+    -- lxshm.encode writes a string of 64 KiB or more by itself along another path (a header
+    -- joined to it, one copy): its bytes must be those of the same string inside a table.
+    it("writes a big string alone as it writes it inside a table", function()
+      local text = string.rep("héllo 日本語 ", 8192) -- valid UTF-8, above 64 KiB
+      local big = {
+        { string.rep("a", 65535), "\xda\xff\xff" }, { string.rep("a", 65536), "\xdb\0\1\0\0" },
+        { string.rep("\xff", 65536), "\xc6\0\1\0\0" }, { text, "\xdb" },
+        { text .. "\xc0", "\xc6" }, { string.rep("\0", 1 << 20), "\xdb\0\x10\0\0" }, -- NUL is ASCII
+      }
+      for i, c in ipairs(big) do
+        local bytes = encode(c[1])
+        assert.equal(c[2], bytes:sub(1, #c[2]), "string " .. i)
+        assert.equal("\x91" .. bytes, encode({ c[1] }), "string " .. i)
+        assert.equal(#c[1], #bytes - (#c[1] < 65536 and 3 or 5), "string " .. i)
+        assert.equal(c[1], decode(bytes), "string " .. i)
+      end
+    end)
+
     it("writes a table met again as ext type 76 holding its number", function()
       local t = {}
       t[1] = t

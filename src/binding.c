@@ -368,6 +368,9 @@ static int mod_strerror(lua_State *L) {
   return 2;
 }
 
+/* Strings from this size on are encoded by lxshm.encode with lua_concat (see there). */
+#define CONCAT_STRING (64u << 10)
+
 /* lxshm.encode(v) -> bytes | nil, msg, UNSUPPORTED */
 static int mod_encode(lua_State *L) {
   lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
@@ -377,6 +380,18 @@ static int mod_encode(lua_State *L) {
   lxshm_status st;
 
   luaL_checkany(L, 1);
+  if (lua_type(L, 1) == LUA_TSTRING && lua_rawlen(L, 1) >= CONCAT_STRING &&
+      lua_rawlen(L, 1) <= UINT32_MAX) {
+    /* A big string alone: header .. s is one copy of its bytes instead of two (into the
+     * encoder's buffer, then out of it). Same bytes as lxshm__encode makes. */
+    unsigned char head[LXSHM__STRING_HEADER_MAX];
+    const char *s = lua_tolstring(L, 1, &len);
+    lua_settop(L, 1);
+    lua_pushlstring(L, (const char *)head, lxshm__string_header(s, len, head));
+    lua_insert(L, 1);
+    lua_concat(L, 2);
+    return 1;
+  }
   st = lxshm__encode(L, enc, 1, SIZE_MAX, &out, &len, &err);
   if (st != LXSHM_OK)
     return push_failure(L, "encode", st, &err);

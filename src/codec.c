@@ -612,30 +612,36 @@ static int enc_float(enc_state *s, double d) {
   return R_OK;
 }
 
+size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
+  int utf8 = short_ascii((const unsigned char *)str, n) ||
+             utf8_valid((const unsigned char *)str, n);
+  if (utf8 && n < 32) {
+    p[0] = (unsigned char)(0xa0 | n);
+    return 1;
+  }
+  if (n <= 0xff) {
+    p[0] = utf8 ? 0xd9 : 0xc4, p[1] = (unsigned char)n;
+    return 2;
+  }
+  if (n <= 0xffff) {
+    p[0] = utf8 ? 0xda : 0xc5, be16(p + 1, (uint32_t)n);
+    return 3;
+  }
+  p[0] = utf8 ? 0xdb : 0xc6, be32(p + 1, (uint32_t)n);
+  return 5;
+}
+
 /* Valid UTF-8 goes to the str family, other bytes to bin; both hold the bytes unchanged. */
 static int enc_string(enc_state *s, int idx, int plen, int iskey) {
+  unsigned char head[LXSHM__STRING_HEADER_MAX];
   size_t n, h;
   const char *str = lua_tolstring(s->L, idx, &n);
-  unsigned char *p;
-  int utf8;
   if (n > COUNT_MAX)
     return refuse(s, plen, iskey, "a string longer than 4294967295 bytes");
-  utf8 = short_ascii((const unsigned char *)str, n) || utf8_valid((const unsigned char *)str, n);
-  if (utf8)
-    h = n < 32 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 5;
-  else
-    h = n <= 0xff ? 2 : n <= 0xffff ? 3 : 5;
-  ROOM(s, h + n);
-  p = s->buf + s->len;
-  if (h == 1)
-    p[0] = (unsigned char)(0xa0 | n);
-  else if (h == 2)
-    p[0] = utf8 ? 0xd9 : 0xc4, p[1] = (unsigned char)n;
-  else if (h == 3)
-    p[0] = utf8 ? 0xda : 0xc5, be16(p + 1, (uint32_t)n);
-  else
-    p[0] = utf8 ? 0xdb : 0xc6, be32(p + 1, (uint32_t)n);
-  memcpy(p + h, str, n);
+  h = lxshm__string_header(str, n, head);
+  ROOM(s, h + n); /* exactly: a value that just fits the limit is not refused */
+  memcpy(s->buf + s->len, head, h);
+  memcpy(s->buf + s->len + h, str, n);
   s->len += h + n;
   return R_OK;
 }

@@ -31,6 +31,12 @@ lxshm__encoder *lxshm__encoder_push(lua_State *L);
 lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t limit,
                            const char **out, size_t *len, lxshm_error *err);
 
+/* Writes the MessagePack header of the string s[0..n-1] (str when it is valid UTF-8, else bin;
+ * n at most 4294967295) to p, which has room for LXSHM__STRING_HEADER_MAX bytes, and returns
+ * its length: the header followed by the bytes is what lxshm__encode makes of that string. */
+#define LXSHM__STRING_HEADER_MAX 5
+size_t lxshm__string_header(const char *s, size_t n, unsigned char *p);
+
 /* Decodes exactly n bytes holding one MessagePack value. On LXSHM_OK pushes the value and
  * returns; on LXSHM_CORRUPT (malformed, truncated, trailing bytes, unrepresentable in Lua,
  * nested past LXSHM__MAX_DEPTH) pushes nothing and says what and at which byte offset in err.
