@@ -126,6 +126,28 @@ describe("put and get", function()
     assert.equal("small", seg:get())
   end)
 
+  -- Strings of 64 KiB or more alone skip the encoder on put and get: same bytes, same limits.
+  it("store a big string alone as its encoding, up to exactly the capacity", function()
+    local text = string.rep("héllo 日本語 ", 8192)
+    for _, s in ipairs({ string.rep("\xff", 65536), text, text .. "\xc0" }) do
+      local seg, name = util.segment(#s + 5)
+      assert.is_true(seg:put(s))
+      assert.equal(s, seg:get())
+      assert.equal(lxshm.encode(s), seg:read())
+      assert.equal("\x91" .. seg:read(), lxshm.encode({ s }))
+      local ok, err, code = seg:put({ s }) -- one byte more than the capacity
+      assert.is_nil(ok)
+      assert.equal(lxshm.INVALID_SIZE, code)
+      assert.matches(name .. ": ", err, 1, true)
+      assert(seg:put(s))
+      ok, err, code = seg:put(s .. "!")
+      assert.is_nil(ok)
+      assert.equal(lxshm.INVALID_SIZE, code)
+      assert.matches(name .. ": ", err, 1, true)
+      assert.equal(s, seg:get())
+    end
+  end)
+
   it("raise when put has no value or a bad timeout", function()
     local seg = util.segment()
     assert.has_error(function() seg:put() end)

@@ -216,22 +216,29 @@ static void scratch_give(lua_State *L, int handle) {
     lua_pop(L, 1);
 }
 
-/* Pushes a large raw value with a single copy, from the mapping straight into a new Lua
- * string, and keeps it only if no writer overtook the copy. Safe because Lua copies a string
- * this long without hashing it (strings above 40 bytes are hashed lazily, once complete).
- * Returns 1 with the string pushed, or 0 (nothing pushed) to fall back to push_value's path. */
+/* Pushes a large raw value, or a put() value that is one large string, with a single copy,
+ * from the mapping straight into a new Lua string, and keeps it only if no writer overtook the
+ * copy. Safe because Lua copies a string this long without hashing it (strings above 40 bytes
+ * are hashed lazily, once complete), and because a torn header only picks which bytes of the
+ * slot are copied. Returns 1 with the string pushed, or 0 (nothing pushed) to fall back to
+ * push_value's path. */
 static int push_large_raw(lua_State *L, seg_ud *ud, int raw) {
   int tries;
   for (tries = 0; tries < 4; tries++) {
     const char *data;
-    size_t len;
+    size_t len, h = 0;
     uint64_t version;
     unsigned format;
     if (lxshm__view(ud->seg, &data, &len, &version, &format) != LXSHM_OK)
       continue;
-    if (len <= SMALL_VALUE || (!raw && format != LXSHM__FORMAT_RAW))
+    if (len <= SMALL_VALUE)
       return 0;
-    lua_pushlstring(L, data, len);
+    if (!raw && format != LXSHM__FORMAT_RAW) {
+      h = format == LXSHM__FORMAT_MSGPACK ? lxshm__string_span(data, len) : 0;
+      if (h == 0)
+        return 0;
+    }
+    lua_pushlstring(L, data + h, len - h);
     if (lxshm__view_valid(ud->seg, version))
       return 1;
     lua_pop(L, 1);
@@ -368,8 +375,14 @@ static int mod_strerror(lua_State *L) {
   return 2;
 }
 
-/* Strings from this size on are encoded by lxshm.encode with lua_concat (see there). */
-#define CONCAT_STRING (64u << 10)
+/* Strings from this size on, when they are the whole value, skip the encoder: their header is
+ * joined to their bytes (lxshm.encode, put), and get reads them straight out of the mapping. */
+#define BIG_STRING (64u << 10)
+
+static int is_big_string(lua_State *L, int idx) {
+  size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
+  return n >= BIG_STRING && n <= UINT32_MAX;
+}
 
 /* lxshm.encode(v) -> bytes | nil, msg, UNSUPPORTED */
 static int mod_encode(lua_State *L) {
@@ -380,8 +393,7 @@ static int mod_encode(lua_State *L) {
   lxshm_status st;
 
   luaL_checkany(L, 1);
-  if (lua_type(L, 1) == LUA_TSTRING && lua_rawlen(L, 1) >= CONCAT_STRING &&
-      lua_rawlen(L, 1) <= UINT32_MAX) {
+  if (is_big_string(L, 1)) {
     /* A big string alone: header .. s is one copy of its bytes instead of two (into the
      * encoder's buffer, then out of it). Same bytes as lxshm__encode makes. */
     unsigned char head[LXSHM__STRING_HEADER_MAX];
@@ -439,7 +451,7 @@ static int seg_write(lua_State *L) {
   lxshm_status st;
 
   check_not_busy(L, ud);
-  st = lxshm__write(ud->seg, s, len, LXSHM__FORMAT_RAW, timeout, &err);
+  st = lxshm__write(ud->seg, NULL, 0, s, len, LXSHM__FORMAT_RAW, timeout, &err);
   if (st == LXSHM_INVALID) /* relocking from this thread through another handle */
     return luaL_error(L, "%s: %s", ud->name, err.message);
   return push_ok(L, st, ud->name, &err);
@@ -472,9 +484,17 @@ static int seg_put(lua_State *L) {
 
   luaL_checkany(L, 2);
   check_not_busy(L, ud);
-  st = lxshm__encode(L, enc, 2, (size_t)ud->size, &out, &len, &err);
-  if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
-    st = lxshm__write(ud->seg, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  if (is_big_string(L, 2)) { /* its header, then its bytes straight from the Lua string */
+    unsigned char head[LXSHM__STRING_HEADER_MAX];
+    const char *s = lua_tolstring(L, 2, &len);
+    size_t h = lxshm__string_header(s, len, head);
+    st = lxshm__write(ud->seg, head, h, s, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  }
+  else {
+    st = lxshm__encode(L, enc, 2, (size_t)ud->size, &out, &len, &err);
+    if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
+      st = lxshm__write(ud->seg, NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  }
   if (st == LXSHM_INVALID)
     return luaL_error(L, "%s: %s", ud->name, err.message);
   return push_ok(L, st, ud->name, &err);
@@ -517,7 +537,7 @@ static int update_locked(lua_State *L) {
   lua_call(L, 1, 1); /* fn(current): may raise; lua_pcall in seg_update catches it */
   st = lxshm__encode(L, enc, -1, (size_t)ud->size, &out, &len, &err);
   if (st == LXSHM_OK)
-    st = lxshm__commit_locked(ud->seg, out, len, LXSHM__FORMAT_MSGPACK, &err);
+    st = lxshm__commit_locked(ud->seg, NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, &err);
   if (st != LXSHM_OK) {
     lua_pushboolean(L, 0);
     lua_pushstring(L, err.message);

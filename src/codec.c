@@ -631,6 +631,24 @@ size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
   return 5;
 }
 
+size_t lxshm__string_span(const char *p, size_t n) {
+  const unsigned char *u = (const unsigned char *)p;
+  size_t h, body;
+  if (n == 0)
+    return 0;
+  if ((u[0] & 0xe0) == 0xa0)
+    h = 1, body = u[0] & 0x1f;
+  else if ((u[0] == 0xd9 || u[0] == 0xc4) && n >= 2)
+    h = 2, body = u[1];
+  else if ((u[0] == 0xda || u[0] == 0xc5) && n >= 3)
+    h = 3, body = rd16(u + 1);
+  else if ((u[0] == 0xdb || u[0] == 0xc6) && n >= 5)
+    h = 5, body = rd32(u + 1);
+  else
+    return 0;
+  return n - h == body ? h : 0;
+}
+
 /* Valid UTF-8 goes to the str family, other bytes to bin; both hold the bytes unchanged. */
 static int enc_string(enc_state *s, int idx, int plen, int iskey) {
   unsigned char head[LXSHM__STRING_HEADER_MAX];

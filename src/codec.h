@@ -37,6 +37,10 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
 #define LXSHM__STRING_HEADER_MAX 5
 size_t lxshm__string_header(const char *s, size_t n, unsigned char *p);
 
+/* If p[0..n-1] is exactly one string (str or bin family), returns the length of its header:
+ * the string is p[h..n-1]. Otherwise returns 0. Reads only p[0..n-1]. */
+size_t lxshm__string_span(const char *p, size_t n);
+
 /* Decodes exactly n bytes holding one MessagePack value. On LXSHM_OK pushes the value and
  * returns; on LXSHM_CORRUPT (malformed, truncated, trailing bytes, unrepresentable in Lua,
  * nested past LXSHM__MAX_DEPTH) pushes nothing and says what and at which byte offset in err.

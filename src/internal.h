@@ -36,9 +36,11 @@ uint64_t lxshm__deadline(double timeout);
 #define LXSHM__FORMAT_RAW 0     /* bytes from write(): get() returns them as a string */
 #define LXSHM__FORMAT_MSGPACK 1 /* bytes from put(): get() decodes them */
 
-/* Stores a value with its format tag; otherwise as lxshm_write. */
-lxshm_status lxshm__write(lxshm_segment *seg, const void *data, size_t len, unsigned format,
-                          double timeout, lxshm_error *err);
+/* Stores the value head[0..hlen-1] followed by data[0..len-1] (hlen may be 0: a prefix such as
+ * a MessagePack header, so that a large body is copied only once) with its format tag;
+ * otherwise as lxshm_write. */
+lxshm_status lxshm__write(lxshm_segment *seg, const void *head, size_t hlen, const void *data,
+                          size_t len, unsigned format, double timeout, lxshm_error *err);
 
 /* As lxshm_read, and also gives the value's format tag (may be NULL). */
 lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
@@ -68,10 +70,12 @@ void lxshm__unlock(lxshm_segment *seg);
 /* The current value in place: valid only while the lock is held. */
 void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, unsigned *format);
 
-/* Commits a new value; the lock must be held. Fails with INVALID_SIZE (len above the capacity),
- * leaving the stored value unchanged. Wakes waiters once the lock is released. */
-lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t len,
-                                  unsigned format, lxshm_error *err);
+/* Commits head[0..hlen-1] followed by data[0..len-1] as the new value; the lock must be held.
+ * Fails with INVALID_SIZE (hlen + len above the capacity), leaving the stored value unchanged.
+ * Wakes waiters once the lock is released. */
+lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *head, size_t hlen,
+                                  const void *data, size_t len, unsigned format,
+                                  lxshm_error *err);
 
 /* ---- waiting ----------------------------------------------------------------------------- */
 

@@ -134,8 +134,9 @@ void lxshm__unlock(lxshm_segment *seg) {
 /* ---- commits and snapshots ---------------------------------------------------------------- */
 
 static lxshm_status too_large(lxshm_segment *seg, size_t len, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes exceeds the capacity of %llu",
-                     len, (unsigned long long)seg->obj.capacity);
+  return lxshm__fail(err, LXSHM_INVALID_SIZE,
+                     "value of %zu bytes exceeds the capacity of %llu bytes", len,
+                     (unsigned long long)seg->obj.capacity);
 }
 
 void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, unsigned *format) {
@@ -148,22 +149,28 @@ void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, u
     *format = atomic_load_explicit(&slot->format, memory_order_relaxed);
 }
 
-lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t len,
-                                  unsigned format, lxshm_error *err) {
+lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *head, size_t hlen,
+                                  const void *data, size_t len, unsigned format,
+                                  lxshm_error *err) {
   lxshm__segment_state *s = seg->state;
   uint64_t next;
   lxshm__slot *slot;
+  unsigned char *dst;
 
-  if (len > seg->obj.capacity)
-    return too_large(seg, len, err);
+  if (len > seg->obj.capacity || hlen > seg->obj.capacity - len)
+    return too_large(seg, len + hlen, err);
   next = atomic_load_explicit(&s->version, memory_order_relaxed) + 1;
   slot = &s->slots[next & 1];
   /* A reader may still be copying this slot as version next - 2. Order our stores after the
    * publication of next - 1, so that a reader who sees any of our bytes also sees the version
    * move and discards its copy. */
   atomic_thread_fence(memory_order_release);
+  dst = seg->data[next & 1];
+  if (hlen > 0)
+    memcpy(dst, head, hlen);
   if (len > 0) /* data may be NULL for an empty value */
-    memcpy(seg->data[next & 1], data, len);
+    memcpy(dst + hlen, data, len);
+  len += hlen;
   atomic_store_explicit(&slot->length, len, memory_order_relaxed);
   atomic_store_explicit(&slot->format, format, memory_order_relaxed);
   atomic_store_explicit(&slot->writer_pid, lxshm__pid(), memory_order_relaxed);
@@ -173,22 +180,22 @@ lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *data, size_t l
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__write(lxshm_segment *seg, const void *data, size_t len, unsigned format,
-                          double timeout, lxshm_error *err) {
+lxshm_status lxshm__write(lxshm_segment *seg, const void *head, size_t hlen, const void *data,
+                          size_t len, unsigned format, double timeout, lxshm_error *err) {
   lxshm_status st;
-  if (len > seg->obj.capacity) /* refuse before waiting for the lock */
-    return too_large(seg, len, err);
+  if (len > seg->obj.capacity || hlen > seg->obj.capacity - len) /* before waiting for the lock */
+    return too_large(seg, len + hlen, err);
   st = lxshm__lock(seg, lxshm__deadline(timeout), err);
   if (st != LXSHM_OK)
     return st;
-  st = lxshm__commit_locked(seg, data, len, format, err);
+  st = lxshm__commit_locked(seg, head, hlen, data, len, format, err);
   lxshm__unlock(seg);
   return st;
 }
 
 lxshm_status lxshm_write(lxshm_segment *seg, const void *data, size_t len, double timeout,
                          lxshm_error *err) {
-  return lxshm__write(seg, data, len, LXSHM__FORMAT_RAW, timeout, err);
+  return lxshm__write(seg, NULL, 0, data, len, LXSHM__FORMAT_RAW, timeout, err);
 }
 
 /* Reads the descriptor of the current value. OK: *data, *len and *format belong to version *v

@@ -785,7 +785,7 @@ static void run_owner_death(int how) {
     CHECK_ST(lxshm_open(name, &own, &err), LXSHM_OK);
     lock_or_fail(own);
     if (how == DIE_AFTER_COMMIT)
-      CHECK_ST(lxshm__commit_locked(own, "committed", 9, LXSHM__FORMAT_RAW, &err), LXSHM_OK);
+      CHECK_ST(lxshm__commit_locked(own, NULL, 0, "committed", 9, LXSHM__FORMAT_RAW, &err), LXSHM_OK);
     if (how != DIE_KILLED)
       _exit(0); /* holding the lock */
     put_byte(fds[1], 'L');
@@ -993,7 +993,7 @@ static void test_waiter_woken_after_committer_died(void) {
   writer = fork_helper();
   if (writer == 0) {
     lock_or_fail(seg);
-    CHECK_ST(lxshm__commit_locked(seg, "published", 9, LXSHM__FORMAT_RAW, &err), LXSHM_OK);
+    CHECK_ST(lxshm__commit_locked(seg, NULL, 0, "published", 9, LXSHM__FORMAT_RAW, &err), LXSHM_OK);
     _exit(0); /* before lxshm__unlock, which would wake the waiter */
   }
   reap_ok(writer);

@@ -374,7 +374,7 @@ static int role_count(char **argv) {
     text[len] = '\0';
     n = strtol(text, NULL, 10) + 1;
     snprintf(text, sizeof text, "%ld", n);
-    CHECK_ST(lxshm__commit_locked(own, text, strlen(text), LXSHM__FORMAT_RAW, &err), LXSHM_OK);
+    CHECK_ST(lxshm__commit_locked(own, NULL, 0, text, strlen(text), LXSHM__FORMAT_RAW, &err), LXSHM_OK);
     lxshm__unlock(own);
   }
   lxshm_close(own);

@@ -75,6 +75,17 @@ function commands.write_loop(name, size)
   end
 end
 
+--- put_loop NAME SIZE: put stamped strings of SIZE bytes as fast as possible, forever.
+function commands.put_loop(name, size)
+  local seg = open(name)
+  size = tonumber(size)
+  local i = 0
+  while true do
+    i = i + 1
+    assert(seg:put(util.stamp(i, size)))
+  end
+end
+
 --- write_after NAME SECONDS VALUE: sleep, then write.
 function commands.write_after(name, seconds, value)
   local seg = open(name)
