@@ -200,6 +200,50 @@ for _, c in ipairs(contenders) do
   end
 end
 
+--- The cost of a call with no other process in the way: one process pushes n messages into a
+-- queue large enough for all of them (timed), then pops them (timed apart). Against the
+-- one-way figures above, the difference is what the second process costs: the cache lines each
+-- side takes from the other.
+local function solo_figures()
+  local n = 200000
+  local name = lib.unique("bench-solo")
+  local q = assert(lxshm.create_queue(name, n * 80))
+  local MSG = string.rep("m", 64)
+  local function push_all()
+    for _ = 1, n do
+      q:push(MSG)
+    end
+  end
+  local function pop_all()
+    for _ = 1, n do
+      q:pop()
+    end
+  end
+  local pushes = { name = "push", n = n }
+  function pushes.run()
+    local t0 = clock.now()
+    push_all()
+    local t = clock.now() - t0
+    pop_all()
+    return t
+  end
+  local pops = { name = "pop", n = n }
+  function pops.run()
+    push_all()
+    local t0 = clock.now()
+    pop_all()
+    return clock.now() - t0
+  end
+  local per = lib.compare({ pushes, pops })
+  print("# one process alone: a push or a pop of a 64-byte string, no other process in the way")
+  lib.figure("queue.solo.push", lib.scale(per.push, 1e9), "ns")
+  lib.figure("queue.solo.pop", lib.scale(per.pop, 1e9), "ns")
+  q:close()
+  lxshm.remove(name)
+end
+
+solo_figures()
+
 --- Runs `producers` producer processes and `consumers` consumer processes on one queue, all
 -- started together through a gate segment; total messages per second from the gate opening
 -- until the queue is drained. `total` messages in all (rounded down to a multiple of

@@ -133,6 +133,8 @@ if figures["queue.futex.producer.all"] then
     ("producer %s, consumer %s"):format(lib.fmt(figures["queue.futex.producer.all"].value),
       lib.fmt(figures["queue.futex.consumer.all"].value)), "", "", "")
 end
+row("one `push`, then one `pop`, one process alone", cell("queue.solo.push", 1, "ns") .. ", "
+  .. cell("queue.solo.pop", 1, "ns"), "", "", "")
 row("4 producers × 3 consumers, one queue", cell("queue.lxshm.4x3", 1, "M msgs/s"),
   "1 × 1, same harness", cell("queue.lxshm.1x1", 1, "M msgs/s"),
   ratio("queue.lxshm.ratio.4x3/1x1", "the rate"))
