@@ -189,7 +189,8 @@ describe("a process killed", function()
     local seg, name = util.segment(size)
     assert(seg:write(util.stamp(0, size)))
     local writers = { util.child("write_loop", name, size), util.child("write_loop", name, size) }
-    local deadline, reads = proc.now() + 1.0, 0
+    util.eventually(function() return seg:version() > 10 end, 10, "the writers to start")
+    local v0, deadline, reads = seg:version(), proc.now() + 1.0, 0
     while proc.now() < deadline do
       local v = assert(seg:read())
       assert.is_true(util.whole(v), "a mixed value")
@@ -199,7 +200,7 @@ describe("a process killed", function()
       w:kill("KILL")
       w:wait()
     end
-    assert.is_true(reads > 0 and seg:version() > 10)
+    assert.is_true(reads > 0 and seg:version() > v0) -- the writers wrote while we read
   end)
 
   -- A put string of 64 KiB or more is stored as its header and bytes, and get copies it out of
@@ -209,7 +210,8 @@ describe("a process killed", function()
     local seg, name = util.segment(size + 5)
     assert(seg:put(util.stamp(0, size)))
     local writers = { util.child("put_loop", name, size), util.child("put_loop", name, size) }
-    local deadline, reads = proc.now() + 1.0, 0
+    util.eventually(function() return seg:version() > 10 end, 10, "the writers to start")
+    local v0, deadline, reads = seg:version(), proc.now() + 1.0, 0
     while proc.now() < deadline do
       local v = assert(seg:get())
       assert.equal(size, #v)
@@ -220,6 +222,6 @@ describe("a process killed", function()
       w:kill("KILL")
       w:wait()
     end
-    assert.is_true(reads > 0 and seg:version() > 10)
+    assert.is_true(reads > 0 and seg:version() > v0) -- the writers wrote while we read
   end)
 end)

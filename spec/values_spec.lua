@@ -143,8 +143,25 @@ describe("put and get", function()
       ok, err, code = seg:put(s .. "!")
       assert.is_nil(ok)
       assert.equal(lxshm.INVALID_SIZE, code)
-      assert.matches(name .. ": ", err, 1, true)
+      assert.equal(("%s: encoded value exceeds the limit of %d bytes"):format(name, #s + 5), err)
       assert.equal(s, seg:get())
+    end
+  end)
+
+  -- get copies a stored value that is one string of more than 1 KiB straight out of the mapping,
+  -- skipping the header by its kind: every header size, str and bin, either side of 64 KiB.
+  it("read back strings of every header size, however they were put", function()
+    local seg = util.segment(300 * 1024)
+    for _, n in ipairs({ 1024, 1025, 4000, 65535, 65536, 70000, 300 * 1024 - 6 }) do
+      for _, byte in ipairs({ "a", "\xff" }) do
+        local s = string.rep(byte, n - 1) .. "z"
+        assert(seg:put(s))
+        assert.equal(s, seg:get(), n .. " bytes of " .. byte)
+        assert(seg:put({ s }))
+        assert.equal(s, seg:get()[1])
+        assert(seg:write(lxshm.encode(s))) -- raw bytes are returned as they are
+        assert.equal(lxshm.encode(s), seg:get())
+      end
     end
   end)
 

@@ -376,7 +376,8 @@ static int mod_strerror(lua_State *L) {
 }
 
 /* Strings from this size on, when they are the whole value, skip the encoder: their header is
- * joined to their bytes (lxshm.encode, put), and get reads them straight out of the mapping. */
+ * joined to their bytes (lxshm.encode, put). (get reads any stored value that is one string of
+ * more than SMALL_VALUE bytes straight out of the mapping, whoever stored it.) */
 #define BIG_STRING (64u << 10)
 
 static int is_big_string(lua_State *L, int idx) {
@@ -488,7 +489,11 @@ static int seg_put(lua_State *L) {
     unsigned char head[LXSHM__STRING_HEADER_MAX];
     const char *s = lua_tolstring(L, 2, &len);
     size_t h = lxshm__string_header(s, len, head);
-    st = lxshm__write(ud->seg, head, h, s, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+    if (h > ud->size || len > ud->size - h) /* refused as the encoder would, in its words */
+      st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
+                       (unsigned long long)ud->size);
+    else
+      st = lxshm__write(ud->seg, head, h, s, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
   }
   else {
     st = lxshm__encode(L, enc, 2, (size_t)ud->size, &out, &len, &err);

@@ -134,9 +134,8 @@ void lxshm__unlock(lxshm_segment *seg) {
 /* ---- commits and snapshots ---------------------------------------------------------------- */
 
 static lxshm_status too_large(lxshm_segment *seg, size_t len, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_INVALID_SIZE,
-                     "value of %zu bytes exceeds the capacity of %llu bytes", len,
-                     (unsigned long long)seg->obj.capacity);
+  return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes exceeds the capacity of %llu",
+                     len, (unsigned long long)seg->obj.capacity);
 }
 
 void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, unsigned *format) {
