@@ -64,25 +64,16 @@ function commands.open_race(name, size)
   io.write(missed)
 end
 
---- write_loop NAME SIZE: write stamped values of SIZE bytes as fast as possible, forever.
-function commands.write_loop(name, size)
+--- write_loop NAME SIZE [METHOD]: store stamped strings of SIZE bytes as fast as possible,
+-- forever, with seg:write (the default) or seg:put (METHOD "put").
+function commands.write_loop(name, size, method)
   local seg = open(name)
+  local store = seg[method or "write"]
   size = tonumber(size)
   local i = 0
   while true do
     i = i + 1
-    assert(seg:write(util.stamp(i, size)))
-  end
-end
-
---- put_loop NAME SIZE: put stamped strings of SIZE bytes as fast as possible, forever.
-function commands.put_loop(name, size)
-  local seg = open(name)
-  size = tonumber(size)
-  local i = 0
-  while true do
-    i = i + 1
-    assert(seg:put(util.stamp(i, size)))
+    assert(store(seg, util.stamp(i, size)))
   end
 end
 
