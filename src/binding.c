@@ -984,6 +984,27 @@ static int queue_name(lua_State *L) {
   return 1;
 }
 
+/* q:stat() -> { name, size, used, count, pop_waiters, push_waiters } */
+static int queue_stat(lua_State *L) {
+  queue_ud *ud = check_queue(L);
+  lxshm__queue_stat st;
+  lxshm__queue_stat_get(ud->q, &st);
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, ud->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, (lua_Integer)st.size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)st.used);
+  lua_setfield(L, -2, "used");
+  lua_pushinteger(L, (lua_Integer)st.count);
+  lua_setfield(L, -2, "count");
+  lua_pushinteger(L, (lua_Integer)st.pop_waiters);
+  lua_setfield(L, -2, "pop_waiters");
+  lua_pushinteger(L, (lua_Integer)st.push_waiters);
+  lua_setfield(L, -2, "push_waiters");
+  return 1;
+}
+
 /* q:close(), __gc, __close: unmaps; idempotent. */
 static int queue_close(lua_State *L) {
   queue_ud *ud = (queue_ud *)luaL_checkudata(L, 1, QUEUE_MT);
@@ -1037,6 +1058,7 @@ static const luaL_Reg queue_methods[] = {
     {"size", queue_size},
     {"used", queue_used},
     {"name", queue_name},
+    {"stat", queue_stat},
     {"close", queue_close},
     {NULL, NULL}};
 

@@ -145,4 +145,16 @@ typedef struct lxshm__stat {
 /* Fills st with one consistent snapshot of the segment's bookkeeping. Cannot fail. */
 void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st);
 
+typedef struct lxshm__queue_stat {
+  uint64_t size;         /* bytes of the ring */
+  uint64_t used;         /* bytes in use */
+  uint64_t count;        /* values waiting */
+  uint32_t pop_waiters;  /* processes blocked in pop, waiting for a value */
+  uint32_t push_waiters; /* processes blocked in push, waiting for room */
+} lxshm__queue_stat;
+
+/* Fills st with the queue's bookkeeping (each figure read once; they may belong to slightly
+ * different instants while others push and pop). Cannot fail. */
+void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st);
+
 #endif

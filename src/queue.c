@@ -489,3 +489,11 @@ size_t lxshm__queue_front_length(lxshm_queue *q) {
   ring_get(q, head, header, sizeof header); /* a hint: a racing pop may change it */
   return header[0] <= q->obj.capacity ? header[0] : 0;
 }
+
+void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st) {
+  st->size = q->obj.capacity;
+  st->used = lxshm_queue_used(q);
+  st->count = lxshm_queue_count(q);
+  st->pop_waiters = lxshm__waiter_count(&q->obj, &q->state->not_empty);
+  st->push_waiters = lxshm__waiter_count(&q->obj, &q->state->not_full);
+}
