@@ -1,0 +1,156 @@
+/* compat.h — one Lua C API for Lua 5.1, 5.2, 5.3, 5.4 and LuaJIT 2.1 (LUA_VERSION_NUM 501 to
+ * 504). The binding and the codec are written against Lua 5.4's names; this header supplies
+ * what an older runtime lacks, as small static functions with the 5.4 behaviour the project
+ * relies on. Include it instead of lua.h and lauxlib.h. Nothing else of the project lives here. */
+#ifndef LXSHM_COMPAT_H
+#define LXSHM_COMPAT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+/* LuaJIT says 501 and defines LUA_JITLIBNAME in lualib.h. */
+#include <lualib.h>
+#if defined(LUA_JITLIBNAME)
+#define LXSHM_LUAJIT 1
+#else
+#define LXSHM_LUAJIT 0
+#endif
+
+/* 1 when numbers have an integer subtype (math.type, lua_isinteger): Lua 5.3 and later. */
+#define LXSHM_HAS_INTEGERS (LUA_VERSION_NUM >= 503)
+
+#ifndef LUA_OK
+#define LUA_OK 0
+#endif
+
+/* ---- 5.1 and LuaJIT ------------------------------------------------------------------------ */
+#if LUA_VERSION_NUM == 501
+
+#define lua_rawlen(L, i) lua_objlen(L, (i))
+
+static inline int lxshm_compat_absindex(lua_State *L, int i) {
+  return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + 1 + i;
+}
+#define lua_absindex(L, i) lxshm_compat_absindex(L, (i))
+
+#if !LXSHM_LUAJIT /* LuaJIT 2.1 has these */
+static inline void lxshm_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++)
+      lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+#define luaL_setfuncs(L, l, n) lxshm_compat_setfuncs(L, (l), (n))
+
+static inline void lxshm_compat_setmetatable(lua_State *L, const char *tname) {
+  luaL_getmetatable(L, tname);
+  lua_setmetatable(L, -2);
+}
+#define luaL_setmetatable(L, t) lxshm_compat_setmetatable(L, (t))
+
+static inline void *lxshm_compat_testudata(lua_State *L, int i, const char *tname) {
+  void *p = lua_touserdata(L, i);
+  if (p == NULL || !lua_getmetatable(L, i))
+    return NULL;
+  luaL_getmetatable(L, tname);
+  if (!lua_rawequal(L, -1, -2))
+    p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+#define luaL_testudata(L, i, t) lxshm_compat_testudata(L, (i), (t))
+#endif /* !LXSHM_LUAJIT */
+
+#ifndef luaL_newlibtable
+#define luaL_newlibtable(L, l) lua_createtable(L, 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
+#endif
+
+#endif /* 501 */
+
+/* ---- up to 5.2 ------------------------------------------------------------------------------ */
+#if LUA_VERSION_NUM <= 502
+
+/* No integer subtype: every number is a float to lua_isinteger; callers classify values. */
+#define lua_isinteger(L, i) 0
+
+/* lua_rotate(L, idx, n): moves the elements from idx to the top n places towards the top
+ * (n > 0) or -n places towards idx (n < 0), one lua_insert or remove-and-push at a time. */
+static inline void lxshm_compat_rotate(lua_State *L, int idx, int n) {
+  idx = lua_absindex(L, idx);
+  for (; n > 0; n--)
+    lua_insert(L, idx);
+  for (; n < 0; n++) {
+    lua_pushvalue(L, idx);
+    lua_remove(L, idx);
+  }
+}
+#define lua_rotate(L, i, n) lxshm_compat_rotate(L, (i), (n))
+
+#endif /* <= 502 */
+
+#if LUA_VERSION_NUM < 502
+#define luaL_checkversion(L) ((void)0)
+#endif
+
+/* ---- user values: 5.4 gives a userdata any number of them; older runtimes one table -------- */
+#if LUA_VERSION_NUM >= 504
+
+#define lxshm_newuserdata(L, size, nuv) lua_newuserdatauv(L, (size), (nuv))
+#define lxshm_getuservalue(L, i, n) ((void)lua_getiuservalue(L, (i), (n)))
+#define lxshm_setuservalue(L, i, n) ((void)lua_setiuservalue(L, (i), (n)))
+
+#else
+
+/* Before 5.4 the user values live in a table set as the userdata's environment (5.1) or user
+ * value (5.2, 5.3), created with the userdata when it asks for any. */
+#if LUA_VERSION_NUM == 501
+#define lxshm_compat_getenv(L, i) lua_getfenv(L, (i))
+#define lxshm_compat_setenv(L, i) ((void)lua_setfenv(L, (i)))
+#else
+#define lxshm_compat_getenv(L, i) lua_getuservalue(L, (i))
+#define lxshm_compat_setenv(L, i) lua_setuservalue(L, (i))
+#endif
+
+static inline void *lxshm_newuserdata(lua_State *L, size_t size, int nuv) {
+  void *p = lua_newuserdata(L, size);
+  if (nuv > 0) {
+    lua_createtable(L, nuv, 0);
+    lxshm_compat_setenv(L, -2);
+  }
+  return p;
+}
+
+static inline void lxshm_getuservalue(lua_State *L, int i, int n) {
+  i = lua_absindex(L, i);
+  lxshm_compat_getenv(L, i);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_rawgeti(L, -1, n);
+    lua_remove(L, -2);
+  }
+  else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+}
+
+static inline void lxshm_setuservalue(lua_State *L, int i, int n) {
+  i = lua_absindex(L, i);
+  lxshm_compat_getenv(L, i);
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, n);
+  }
+  else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
+#endif
+
+#endif
