@@ -46,13 +46,21 @@ lxshm_status lxshm__write(lxshm_segment *seg, const void *head, size_t hlen, con
 lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
                          uint64_t *version, unsigned *format, lxshm_error *err);
 
-/* A lock-free view of the current value, for a caller that makes its own copy: *data and *len
- * of the value committed as *version. Writers may overwrite the bytes during the copy; the copy
- * is whole only if lxshm__view_valid(seg, *version) says so afterwards. Fails with CORRUPT (a
- * damaged descriptor) or TIMEOUT (a writer moved on while looking: try again). */
-lxshm_status lxshm__view(lxshm_segment *seg, const char **data, size_t *len, uint64_t *version,
-                         unsigned *format);
-int lxshm__view_valid(lxshm_segment *seg, uint64_t version);
+/* Where a lock-free read copies the value straight out of the mapping (the binding makes a Lua
+ * string of it: one copy instead of two). take(ud, data, len, format) copies what it wants of
+ * the value in place, reading only; it returns 0 to decline the value (nothing taken). If a
+ * writer overtook the copy, drop(ud) forgets it. */
+typedef struct lxshm__sink {
+  int (*take)(void *ud, const char *data, size_t len, unsigned format);
+  void (*drop)(void *ud);
+  void *ud;
+} lxshm__sink;
+
+/* Hands the current value to sink->take in place and keeps the copy only if no writer overtook
+ * it, retrying a few times. Returns 1 when a whole copy was taken, 0 when the sink declined or
+ * writers kept overtaking it (or the descriptor is damaged): lxshm__read then says which. Takes
+ * no lock. */
+int lxshm__read_in_place(lxshm_segment *seg, const lxshm__sink *sink);
 
 /* Length of the value committed last: a hint for sizing a buffer before lxshm__read. */
 uint64_t lxshm__used(const lxshm_segment *seg);
@@ -104,16 +112,11 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *le
                                unsigned *format, int remove, double timeout,
                                const lxshm__interrupt *intr, lxshm_error *err);
 
-/* Queue records outside the ring, for batches: the bytes a value of `len` bytes takes; writes
- * one record at dst (which must have lxshm__record_size(len) bytes) and returns its size; reads
- * the record at src (avail bytes), returning its size, or 0 if it is damaged or cut short. */
-size_t lxshm__record_size(size_t len);
-size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format);
-size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
-                         unsigned *format);
+/* The largest value one push can take: what an empty queue holds as one record. */
+uint64_t lxshm__queue_max_value(const lxshm_queue *q);
 
-/* Appends `count` values given as whole records, laid out as in the ring (u32 length, u32
- * format, the bytes, zero padding to 8), `bytes` in all, as one run: one lock, one wake-up, the
+/* Appends `count` values given as whole records (ring.h: lxshm__record_put builds them),
+ * `bytes` in all, as one run: one lock, one wake-up, the
  * values contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could
  * never fit. Nothing is pushed on failure. */
 lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,

@@ -13,15 +13,17 @@
 
 #define LXSHM__MAGIC 0x4d48534cu /* the bytes "LSHM" on a little-endian machine */
 #define LXSHM__LAYOUT_VERSION 1u
-#define LXSHM__KIND_SEGMENT 1u
-#define LXSHM__KIND_QUEUE 2u
+#define LXSHM__KIND_SEGMENT 1u /* kinds: a build that meets a number it does not know reports */
+#define LXSHM__KIND_QUEUE 2u   /* the object as made by a newer lxshm */
+#define LXSHM__PARAMS 5u         /* words of kind parameters in the identity line */
 #define LXSHM__LOCK_BYTES 64     /* room for the platform's lock (a pthread_mutex_t is 40) */
 #define LXSHM__HEADER_SIZE 1024u /* the data (slots or ring) starts here */
 #define LXSHM__SLOT_ALIGN 64u    /* each value slot starts on its own cache line */
 #define LXSHM__WAITER_PIDS 28u   /* waiters tracked by pid per waitlist; more are only counted */
 #define LXSHM__RECORD_ALIGN 8u   /* queue records start at multiples of 8 bytes */
 
-/* Processes sleeping until something changes: a futex word and who sleeps on it. */
+/* Processes sleeping until something changes: a futex word and who sleeps on it (wait.c says
+ * how they are used). */
 typedef struct lxshm__waitlist {
   _Atomic uint32_t word;     /* bumped after a change when sleepers > 0; a sleeper sleeps only
                                 while it still holds the value read before its last check */
@@ -94,13 +96,14 @@ typedef struct lxshm__header {
    * with release ordering, so a process that reads LXSHM__MAGIC sees every field below it. */
   _Atomic uint32_t magic; /* LXSHM__MAGIC once initialized; 0 while the creator works */
   uint32_t layout;        /* LXSHM__LAYOUT_VERSION of the creator's build */
-  uint32_t kind;          /* LXSHM__KIND_SEGMENT or LXSHM__KIND_QUEUE */
+  uint32_t kind;          /* LXSHM__KIND_*: what the rest of the header and the data are */
   uint32_t codec;         /* version of the value format (LXSHM__CODEC_VERSION) */
   uint64_t capacity;      /* segment: bytes one value may take; queue: bytes of the ring */
   uint64_t map_size;      /* bytes of the whole mapping */
-  uint64_t slot_stride;   /* segment: distance from slot 0's data to slot 1's; queue: 0 */
+  uint64_t slot_stride;   /* segment: distance from slot 0's data to slot 1's; else 0 */
   uint32_t creator_pid;   /* process that created it (diagnostics only) */
-  uint32_t reserved0[5];  /* zero */
+  uint32_t params[LXSHM__PARAMS]; /* the kind's own creation parameters; zero for segments
+                                     and queues */
 
   /* Cache line 1: the inter-process lock, platform-defined bytes: a robust pthread mutex on
    * POSIX; on Windows, where the lock is a named mutex, the holder's process and thread ids. A

@@ -73,9 +73,22 @@ LXSHM_API lxshm_status lxshm_create(const char *name, uint64_t size, unsigned mo
                                     lxshm_segment **out, lxshm_error *err);
 
 /* Opens an existing segment. Waits a bounded time (well under a second) for a concurrent
- * creator to finish. Fails with INVALID (bad name, not an lxshm mapping, a queue, or another
- * layout), NOT_FOUND, CORRUPT (damaged or never finished), PERMISSION or SYSTEM. */
+ * creator to finish. Fails with INVALID (bad name, not an lxshm mapping, another kind of object,
+ * or another layout), NOT_FOUND, CORRUPT (damaged or never finished), PERMISSION (the OS refused,
+ * or the object belongs to another user: see LXSHM_TRUST) or SYSTEM. */
 LXSHM_API lxshm_status lxshm_open(const char *name, lxshm_segment **out, lxshm_error *err);
+
+/* Options of the lxshm_*_open_with calls, or-ed together. */
+#define LXSHM_READONLY 1u /* map read-only: reading works, writing fails with LXSHM_PERMISSION.
+                             Needs only read permission, and cannot damage anyone's lock */
+#define LXSHM_TRUST 2u    /* accept an object that belongs to another user. Every process that
+                             can write an object is trusted with the memory of every process
+                             using it (its lock's bytes steer the OS's lock code): without this
+                             flag such an object is refused with LXSHM_PERMISSION */
+
+/* As lxshm_open, with options (LXSHM_READONLY, LXSHM_TRUST; 0 is lxshm_open). */
+LXSHM_API lxshm_status lxshm_open_with(const char *name, unsigned flags, lxshm_segment **out,
+                                       lxshm_error *err);
 
 /* Opens `name` if it exists, else creates it as lxshm_create would. Race-free: of several
  * processes attaching to a new name at once, exactly one creates it. *created (may be NULL)
@@ -128,6 +141,8 @@ typedef struct lxshm_queue lxshm_queue;
 LXSHM_API lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
                                           lxshm_queue **out, lxshm_error *err);
 LXSHM_API lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_queue_open_with(const char *name, unsigned flags, lxshm_queue **out,
+                                             lxshm_error *err);
 LXSHM_API void lxshm_queue_close(lxshm_queue *q);
 
 LXSHM_API uint64_t lxshm_queue_size(const lxshm_queue *q);    /* bytes of the ring */

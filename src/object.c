@@ -1,24 +1,21 @@
-/* object.c — what segments and queues share: names, exclusive creation and publication of a
- * header, opening with validation, locks with owner-death repair, and waitlists. Makes no OS
- * call itself (platform.h does) and knows nothing of Lua. */
+/* object.c — what every kind of object shares: names, the table of kinds, exclusive creation
+ * and publication of a header, opening with validation, and locks with owner-death repair.
+ * Makes no OS call itself (platform.h does), and knows nothing of Lua or of any kind's state
+ * beyond what its lxshm__kind entry says. Waiting lives in wait.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "object.h"
 
-/* open waits this long for a concurrent creator, plus OPEN_PATIENCE_PER_MIB_NS for every MiB
- * the creator must reserve (reserving memory runs well above 1 GiB/s). */
-#define OPEN_PATIENCE_NS 500000000u
-#define OPEN_PATIENCE_PER_MIB_NS 1000000u
-/* A waiter spins this long before it sleeps, on a machine with more than one processor: a wake
- * through the kernel costs about as much as a pipe round trip, a spin well under a microsecond. */
-#define SPIN_NS 50000u
-/* ... and then sleeps at most this long at a time (see lxshm__wait_until). */
-#define SLICE_NS 200000000u
-/* A waker that found nobody asleep this many times looks for waiters that died. */
-#define FUTILE_WAKES_BEFORE_HEAL 64u
+/* Every kind this build knows. Adding a kind adds a line here. */
+static const lxshm__kind *const kinds[] = {&lxshm__segment_kind, &lxshm__queue_kind};
 
-/* ---- names, sizes, deadlines ------------------------------------------------------------ */
+/* open waits at most this long for a creator that has not yet published its header: creators
+ * publish within microseconds of making the object visible (POSIX makes it visible only once
+ * whole), so only a dead creator, or one of another build, takes longer. */
+#define OPEN_PATIENCE_NS 500000000u
+
+/* ---- names, kinds, deadlines ------------------------------------------------------------ */
 
 static int name_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
@@ -57,92 +54,122 @@ uint64_t lxshm__deadline(double timeout) {
   return lxshm__clock_ns() + (uint64_t)(timeout * 1e9);
 }
 
-static uint64_t round_up(uint64_t n, uint64_t to) {
-  return (n + to - 1) / to * to;
+/* The kind with this header id, or NULL for one this build does not know. */
+static const lxshm__kind *kind_by_id(uint32_t id) {
+  size_t i;
+  for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (kinds[i]->id == id)
+      return kinds[i];
+  return NULL;
 }
 
-uint64_t lxshm__map_size(uint32_t kind, uint64_t capacity) {
-  if (capacity == 0 || capacity > LXSHM_SIZE_MAX)
-    return 0;
-  if (kind == LXSHM__KIND_SEGMENT)
-    return LXSHM__HEADER_SIZE + 2 * round_up(capacity, LXSHM__SLOT_ALIGN);
-  if (kind == LXSHM__KIND_QUEUE && capacity % LXSHM__RECORD_ALIGN == 0)
-    return LXSHM__HEADER_SIZE + capacity;
-  return 0;
-}
+/* ---- creating ------------------------------------------------------------------------------ */
 
-/* ---- creating and opening ---------------------------------------------------------------- */
+static lxshm_status new_handle(const lxshm__kind *kind, const char *name, lxshm__object **out,
+                               lxshm_error *err) {
+  if (lxshm_check_name(name) != LXSHM_OK)
+    return bad_name(err);
+  if ((*out = calloc(1, kind->handle_size)) == NULL)
+    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
+  (*out)->kind = kind;
+  strcpy((*out)->name, name); /* checked: at most LXSHM_NAME_MAX bytes */
+  return LXSHM_OK;
+}
 
 static void bind(lxshm__object *o) {
   o->hdr = (lxshm__header *)o->map.base;
   o->data = o->map.base + LXSHM__HEADER_SIZE;
   o->capacity = o->hdr->capacity;
+  o->readonly = o->map.readonly;
+  if (o->kind->bind != NULL)
+    o->kind->bind(o);
 }
 
-lxshm_status lxshm__object_create(lxshm__object *o, const char *name, uint32_t kind,
-                                  uint64_t capacity, unsigned mode, lxshm_error *err) {
-  uint64_t size = lxshm__map_size(kind, capacity);
-  lxshm__header *h;
+lxshm_status lxshm__create(const lxshm__kind *kind, const char *name, uint64_t capacity,
+                           const uint32_t *params, unsigned mode, lxshm__object **out,
+                           lxshm_error *err) {
+  lxshm__header plan;
+  lxshm__object *o;
   lxshm_status st;
 
-  memset(o, 0, sizeof *o);
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
-  if (size == 0)
-    return lxshm__fail(err, LXSHM_INVALID_SIZE, "size must be 1 to %llu bytes",
-                       (unsigned long long)LXSHM_SIZE_MAX);
-  strcpy(o->name, name); /* checked: at most LXSHM_NAME_MAX bytes */
-  st = lxshm__map_create(name, (size_t)size, mode, &o->map, err);
-  if (st == LXSHM_EXISTS)
-    return lxshm__fail(err, st, "already exists");
-  if (st != LXSHM_OK)
+  *out = NULL;
+  if ((st = new_handle(kind, name, &o, err)) != LXSHM_OK)
     return st;
-  /* The object is new and all zero; only the identity needs writing. */
-  h = (lxshm__header *)o->map.base;
-  h->layout = LXSHM__LAYOUT_VERSION;
-  h->kind = kind;
-  h->codec = LXSHM__CODEC_VERSION;
-  h->capacity = capacity;
-  h->map_size = size;
-  h->slot_stride = kind == LXSHM__KIND_SEGMENT ? round_up(capacity, LXSHM__SLOT_ALIGN) : 0;
-  h->creator_pid = lxshm__pid();
+  memset(&plan, 0, sizeof plan);
+  plan.capacity = capacity;
+  if (params != NULL)
+    memcpy(plan.params, params, sizeof plan.params);
+  if (capacity == 0 || capacity > LXSHM_SIZE_MAX)
+    st = lxshm__fail(err, LXSHM_INVALID_SIZE, "size must be 1 to %llu bytes",
+                     (unsigned long long)LXSHM_SIZE_MAX);
+  else
+    st = kind->plan(&plan, err);
+  if (st == LXSHM_OK)
+    st = lxshm__map_create(name, (size_t)plan.map_size, mode, &o->map, err);
+  if (st == LXSHM_EXISTS)
+    lxshm__fail(err, st, "already exists");
+  if (st != LXSHM_OK) {
+    free(o);
+    return st;
+  }
+  /* The object is new and all zero: write the identity, the kind's state, then publish. */
+  o->hdr = (lxshm__header *)o->map.base;
+  o->hdr->layout = LXSHM__LAYOUT_VERSION;
+  o->hdr->kind = kind->id;
+  o->hdr->codec = LXSHM__CODEC_VERSION;
+  o->hdr->capacity = plan.capacity;
+  o->hdr->map_size = plan.map_size;
+  o->hdr->slot_stride = plan.slot_stride;
+  o->hdr->creator_pid = lxshm__pid();
+  memcpy(o->hdr->params, plan.params, sizeof plan.params);
   bind(o);
-  st = lxshm__lock_init(&o->map, h->lock, err);
-  if (st != LXSHM_OK)
-    lxshm__object_abandon(o);
-  return st;
+  st = lxshm__lock_init(&o->map, o->hdr->lock, err);
+  if (st == LXSHM_OK && kind->init != NULL)
+    st = kind->init(o, err);
+  if (st == LXSHM_OK) {
+    atomic_store_explicit(&o->hdr->magic, LXSHM__MAGIC, memory_order_release); /* last */
+    st = lxshm__map_publish(name, &o->map, err);
+    if (st == LXSHM_EXISTS)
+      lxshm__fail(err, st, "already exists");
+    if (st == LXSHM_OK)
+      bind(o); /* publishing may map it again elsewhere */
+  }
+  if (st != LXSHM_OK) {
+    lxshm__map_discard(name, &o->map);
+    free(o);
+    return st;
+  }
+  *out = o;
+  return LXSHM_OK;
 }
 
-void lxshm__object_publish(lxshm__object *o) {
-  atomic_store_explicit(&o->hdr->magic, LXSHM__MAGIC, memory_order_release); /* last */
-}
-
-void lxshm__object_abandon(lxshm__object *o) {
-  lxshm__map_close(&o->map);
-  lxshm__map_unlink(o->name, NULL);
-}
-
-static const char *kind_name(uint32_t kind) {
-  return kind == LXSHM__KIND_QUEUE ? "queue" : "segment";
-}
+/* ---- opening ------------------------------------------------------------------------------- */
 
 /* Checks a published header against the mapping it sits in and the kind asked for. Everything
  * a later access relies on (the capacity, where the data lies) is checked here, once. */
-static lxshm_status validate(const lxshm__header *h, size_t mapped, uint32_t kind,
+static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm__kind *want,
                              lxshm_error *err) {
+  const lxshm__kind *kind;
+  lxshm__header plan;
+
   if (h->layout != LXSHM__LAYOUT_VERSION)
     return lxshm__fail(err, LXSHM_INVALID, "made by another lxshm build (layout %u, expected %u)",
                        h->layout, LXSHM__LAYOUT_VERSION);
-  if (h->kind != LXSHM__KIND_SEGMENT && h->kind != LXSHM__KIND_QUEUE)
-    return lxshm__fail(err, LXSHM_CORRUPT, "header names an unknown kind %u", h->kind);
-  if (h->kind != kind)
-    return lxshm__fail(err, LXSHM_INVALID, "is a %s, not a %s (use %s)", kind_name(h->kind),
-                       kind_name(kind), h->kind == LXSHM__KIND_QUEUE ? "open_queue" : "open");
+  if ((kind = kind_by_id(h->kind)) == NULL)
+    return lxshm__fail(err, LXSHM_INVALID, "made by a newer lxshm (an object of kind %u)",
+                       h->kind);
+  if (kind != want)
+    return lxshm__fail(err, LXSHM_INVALID, "is a %s, not a %s (use %s)", kind->name, want->name,
+                       kind->opener);
   if (h->codec != LXSHM__CODEC_VERSION)
     return lxshm__fail(err, LXSHM_INVALID, "values in format %u, this build reads %u", h->codec,
                        LXSHM__CODEC_VERSION);
-  if (lxshm__map_size(kind, h->capacity) != h->map_size ||
-      (kind == LXSHM__KIND_SEGMENT && h->slot_stride != round_up(h->capacity, LXSHM__SLOT_ALIGN)))
+  memset(&plan, 0, sizeof plan);
+  plan.capacity = h->capacity;
+  memcpy(plan.params, h->params, sizeof plan.params);
+  if (h->capacity == 0 || h->capacity > LXSHM_SIZE_MAX || kind->plan(&plan, NULL) != LXSHM_OK ||
+      plan.capacity != h->capacity || plan.map_size != h->map_size ||
+      plan.slot_stride != h->slot_stride || memcmp(plan.params, h->params, sizeof plan.params))
     return lxshm__fail(err, LXSHM_CORRUPT, "header sizes are inconsistent");
   if (h->map_size != mapped)
     return lxshm__fail(err, LXSHM_CORRUPT, "header says %llu bytes, the mapping has %zu",
@@ -150,57 +177,108 @@ static lxshm_status validate(const lxshm__header *h, size_t mapped, uint32_t kin
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__object_open(lxshm__object *o, const char *name, uint32_t kind,
-                                lxshm_error *err) {
-  lxshm_status st;
-  uint64_t start, patience, pause = 100000; /* 0.1 ms, doubling up to 10 ms */
+/* Looks at a mapping just made. OK: a published, valid header. TIMEOUT: no header yet (a creator
+ * at work). Otherwise the failure. */
+static lxshm_status examine(lxshm__object *o, lxshm_error *err) {
+  const lxshm__header *h = (const lxshm__header *)o->map.base;
+  uint32_t magic;
 
-  memset(o, 0, sizeof *o);
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
-  strcpy(o->name, name);
+  if (o->map.base == NULL)
+    return LXSHM_TIMEOUT; /* not yet sized, or not yet wholly backed */
+  if (o->map.size < sizeof(lxshm__header))
+    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s (%zu bytes)", o->kind->name,
+                       o->map.size);
+  magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+  if (magic == 0)
+    return LXSHM_TIMEOUT;
+  if (magic != LXSHM__MAGIC)
+    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s", o->kind->name);
+  return validate(h, o->map.size, o->kind, err);
+}
+
+lxshm_status lxshm__open(const lxshm__kind *kind, const char *name, unsigned flags,
+                         const lxshm__interrupt *intr, lxshm__object **out, lxshm_error *err) {
+  uint64_t start, pause = 100000; /* 0.1 ms, doubling up to 10 ms */
+  lxshm__object *o;
+  lxshm_status st;
+
+  *out = NULL;
+  if ((st = new_handle(kind, name, &o, err)) != LXSHM_OK)
+    return st;
   start = lxshm__clock_ns();
   for (;;) {
-    st = lxshm__map_open(name, &o->map, err);
+    st = lxshm__map_open(name, (flags & LXSHM_READONLY) != 0, &o->map, err);
     if (st == LXSHM_NOT_FOUND)
-      return lxshm__fail(err, st, "does not exist");
-    if (st != LXSHM_OK)
-      return st;
-    patience = OPEN_PATIENCE_NS + (uint64_t)(o->map.size >> 20) * OPEN_PATIENCE_PER_MIB_NS;
-    if (o->map.size >= sizeof(lxshm__header)) {
-      const lxshm__header *h = (const lxshm__header *)o->map.base;
-      uint32_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
-      if (magic == LXSHM__MAGIC) {
-        st = validate(h, o->map.size, kind, err);
-        if (st == LXSHM_OK)
-          bind(o);
-        break;
-      }
-      if (magic != 0) {
-        st = lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s", kind_name(kind));
-        break;
-      }
-    }
-    else if (o->map.size > 0) {
-      st = lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s (%zu bytes)", kind_name(kind),
-                       o->map.size);
+      lxshm__fail(err, st, "does not exist");
+    if (st == LXSHM_OK && o->map.foreign && !(flags & LXSHM_TRUST))
+      st = lxshm__fail(err, LXSHM_PERMISSION, "belongs to %s: open it with trust only if you "
+                       "trust that user with this process's memory", o->map.owner);
+    if (st == LXSHM_OK)
+      st = examine(o, err);
+    if (st != LXSHM_TIMEOUT)
+      break;
+    /* No header yet: a creator is at work. Look again shortly, within bounds. */
+    lxshm__map_close(&o->map);
+    if (lxshm__clock_ns() - start >= OPEN_PATIENCE_NS) {
+      st = lxshm__fail(err, LXSHM_CORRUPT, "never finished initializing (its creator died?)");
       break;
     }
-    /* Empty, or magic still 0: a creator is at work. Look again shortly, within bounds. */
-    lxshm__map_close(&o->map);
-    if (lxshm__clock_ns() - start >= patience)
-      return lxshm__fail(err, LXSHM_CORRUPT, "never finished initializing (its creator died?)");
+    if (intr != NULL && intr->check(intr->ud)) {
+      st = LXSHM__INTERRUPTED;
+      break;
+    }
     lxshm__sleep_ns(pause);
     if (pause < 10000000)
       pause *= 2;
   }
-  if (st != LXSHM_OK)
+  if (st != LXSHM_OK) {
     lxshm__map_close(&o->map);
-  return st;
+    free(o);
+    return st;
+  }
+  bind(o);
+  *out = o;
+  return LXSHM_OK;
 }
 
-void lxshm__object_close(lxshm__object *o) {
+lxshm_status lxshm__attach(const lxshm__kind *kind, const char *name, uint64_t capacity,
+                           const uint32_t *params, unsigned mode, unsigned flags,
+                           lxshm__object **out, int *created, lxshm_error *err) {
+  lxshm_status st;
+  int tries;
+
+  if (created != NULL)
+    *created = 0;
+  /* open and create each fail cleanly on the other's outcome; loop while a concurrent remove
+   * keeps taking the name away between the two. Open first: the name usually exists, and a
+   * create would reserve all of its memory before finding that out. */
+  for (tries = 0; tries < 100; tries++) {
+    st = lxshm__open(kind, name, flags, NULL, out, err);
+    if (st != LXSHM_NOT_FOUND)
+      return st;
+    st = lxshm__create(kind, name, capacity, params, mode, out, err);
+    if (st != LXSHM_EXISTS) {
+      if (created != NULL)
+        *created = (st == LXSHM_OK);
+      return st;
+    }
+  }
+  return lxshm__fail(err, LXSHM_SYSTEM, "name keeps appearing and disappearing");
+}
+
+lxshm_status lxshm__remove(const char *name, lxshm_error *err) {
+  lxshm_status st;
+  if (lxshm_check_name(name) != LXSHM_OK)
+    return bad_name(err);
+  st = lxshm__map_unlink(name, err);
+  return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
+}
+
+void lxshm__close(lxshm__object *o) {
+  if (o == NULL)
+    return;
   lxshm__map_close(&o->map);
+  free(o);
 }
 
 /* ---- locks --------------------------------------------------------------------------------- */
@@ -208,7 +286,11 @@ void lxshm__object_close(lxshm__object *o) {
 lxshm_status lxshm__object_lock(lxshm__object *o, void *lock, uint64_t deadline,
                                 void (*repair)(lxshm__object *o), lxshm_error *err) {
   int owner_died;
-  lxshm_status st = lxshm__lock_acquire(&o->map, lock, deadline, &owner_died, err);
+  lxshm_status st;
+
+  if (o->readonly)
+    return lxshm__fail(err, LXSHM_PERMISSION, "opened read-only");
+  st = lxshm__lock_acquire(&o->map, lock, deadline, &owner_died, err);
   if (st == LXSHM_OK && owner_died) {
     if (repair != NULL)
       repair(o);
@@ -219,155 +301,4 @@ lxshm_status lxshm__object_lock(lxshm__object *o, void *lock, uint64_t deadline,
 
 void lxshm__object_unlock(lxshm__object *o, void *lock) {
   lxshm__lock_release(&o->map, lock);
-}
-
-/* ---- waitlists ----------------------------------------------------------------------------- */
-
-/* Registers the calling process on w: counts it in sleepers (what wakers look at) and claims a
- * pid entry (what healing looks at). Returns the entry, or -1 when all are taken (the waiter
- * is then counted but not tracked). */
-static int enter(lxshm__waitlist *w) {
-  uint32_t pid = lxshm__pid();
-  unsigned i, start = pid % LXSHM__WAITER_PIDS;
-  atomic_fetch_add_explicit(&w->sleepers, 1, memory_order_relaxed);
-  for (i = 0; i < LXSHM__WAITER_PIDS; i++) {
-    unsigned k = (start + i) % LXSHM__WAITER_PIDS;
-    uint32_t expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&w->pids[k], &expected, pid,
-                                                memory_order_relaxed, memory_order_relaxed))
-      return (int)k;
-  }
-  return -1;
-}
-
-/* Unregisters. If someone freed our entry believing us dead, they already took our count. */
-static void leave(lxshm__waitlist *w, int entry) {
-  uint32_t pid = lxshm__pid();
-  if (entry < 0 || atomic_compare_exchange_strong_explicit(&w->pids[entry], &pid, 0,
-                                                            memory_order_relaxed,
-                                                            memory_order_relaxed))
-    atomic_fetch_sub_explicit(&w->sleepers, 1, memory_order_relaxed);
-}
-
-/* Frees the entries of waiters whose process has died, taking their counts with them. */
-static void heal(lxshm__waitlist *w) {
-  unsigned k;
-  for (k = 0; k < LXSHM__WAITER_PIDS; k++) {
-    uint32_t pid = atomic_load_explicit(&w->pids[k], memory_order_relaxed);
-    if (pid != 0 && !lxshm__pid_alive(pid) &&
-        atomic_compare_exchange_strong_explicit(&w->pids[k], &pid, 0, memory_order_relaxed,
-                                                memory_order_relaxed))
-      atomic_fetch_sub_explicit(&w->sleepers, 1, memory_order_relaxed);
-  }
-}
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-/* Spinning only helps when the process that will end the wait runs at the same time on another
- * CPU. If the last waker's CPU is known, spin only when it is not ours (when the scheduler put us
- * together, the waker cannot run while we spin; a process pinned to one CPU may still gain when
- * its waker runs on another). Otherwise spin only if this process may use more than one CPU. */
-static int may_spin(const lxshm__waitlist *w) {
-  static _Atomic int cpus; /* 0 until first asked */
-  unsigned waker = atomic_load_explicit(&w->waker_cpu, memory_order_relaxed);
-  int n;
-  if (waker != 0)
-    return waker != lxshm__current_cpu();
-  n = atomic_load_explicit(&cpus, memory_order_relaxed);
-  if (n == 0) {
-    n = (int)lxshm__cpu_count();
-    atomic_store_explicit(&cpus, n, memory_order_relaxed);
-  }
-  return n > 1;
-}
-
-lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__ready_fn ready,
-                               void *ctx, uint64_t deadline, const lxshm__interrupt *intr,
-                               lxshm_error *err) {
-  uint64_t now;
-  lxshm_status st;
-
-  if (ready(o, ctx))
-    return LXSHM_OK;
-  now = lxshm__clock_ns();
-  if (now < deadline && may_spin(w)) {
-    uint64_t stop = deadline - now < SPIN_NS ? deadline : now + SPIN_NS;
-    unsigned i;
-    for (i = 1;; i++) {
-      cpu_relax();
-      if (ready(o, ctx))
-        return LXSHM_OK;
-      if (i % 64 == 0 && lxshm__clock_ns() >= stop)
-        break;
-    }
-  }
-  for (;;) {
-    /* Read the word before the last check: a change after the check bumps it, and the sleep
-     * below then returns at once instead of missing the change. */
-    uint32_t word = atomic_load_explicit(&w->word, memory_order_acquire);
-    uint64_t slice;
-    int entry;
-
-    now = lxshm__clock_ns();
-    if (now >= deadline)
-      return ready(o, ctx) ? LXSHM_OK : LXSHM_TIMEOUT;
-    slice = deadline - now < SLICE_NS ? deadline : now + SLICE_NS;
-    entry = enter(w);
-    /* Every sleeper arms the list, even if it looks armed: a waker may be taking it back right
-     * now, and then its bump of the word comes after our read of the word, so our sleep below
-     * returns at once. */
-    atomic_store_explicit(&w->armed, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst); /* pairs with the fence in lxshm__wake */
-    if (ready(o, ctx)) {
-      leave(w, entry);
-      return LXSHM_OK;
-    }
-    st = lxshm__word_wait(&o->map, &w->word, word, slice, err);
-    leave(w, entry);
-    if (st != LXSHM_OK && st != LXSHM_TIMEOUT)
-      return st;
-    if (ready(o, ctx))
-      return LXSHM_OK;
-    if (intr != NULL && intr->check(intr->ud))
-      return LXSHM__INTERRUPTED;
-  }
-}
-
-void lxshm__wake(lxshm__object *o, lxshm__waitlist *w) {
-  unsigned cpu = lxshm__current_cpu();
-  if (atomic_load_explicit(&w->waker_cpu, memory_order_relaxed) != cpu) /* rarely a write */
-    atomic_store_explicit(&w->waker_cpu, cpu, memory_order_relaxed);
-  /* Pairs with the fence in lxshm__wait_until: either the waiter's last check sees the change
-   * we published, or we see it registered (and armed) here. */
-  atomic_thread_fence(memory_order_seq_cst);
-  if (atomic_load_explicit(&w->sleepers, memory_order_relaxed) == 0)
-    return;
-  /* A sleeper stays registered until it runs again; without this, every change until then made
-   * a wake-up call that found nobody new asleep (0.6 per message with 4 producers and 3
-   * consumers). Only the waker that disarms the list calls the kernel. */
-  if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 0 ||
-      atomic_exchange_explicit(&w->armed, 0, memory_order_seq_cst) == 0)
-    return;
-  atomic_fetch_add_explicit(&w->word, 1, memory_order_seq_cst);
-  if (lxshm__word_wake(&o->map, &w->word) == 0 && ++o->futile_wakes >= FUTILE_WAKES_BEFORE_HEAL) {
-    o->futile_wakes = 0; /* registered waiters that never sleep: maybe dead ones */
-    heal(w);
-  }
-}
-
-void lxshm__wake_all(lxshm__object *o, lxshm__waitlist *w) {
-  atomic_fetch_add_explicit(&w->word, 1, memory_order_relaxed);
-  lxshm__word_wake(&o->map, &w->word);
-}
-
-uint32_t lxshm__waiter_count(lxshm__object *o, lxshm__waitlist *w) {
-  (void)o;
-  heal(w);
-  return atomic_load_explicit(&w->sleepers, memory_order_relaxed);
 }

@@ -1,6 +1,6 @@
-/* object.h — what segments and queues share (object.c): a named mapping with a validated
- * header, its creation and opening, and waitlists (sleeping until another process changes
- * something). Internal to src/; segment.c and queue.c build on it. */
+/* object.h — what every kind of object shares (object.c): the table of kinds, a named mapping
+ * with a validated header, creating, opening, attaching and closing it, and its locks with
+ * owner-death repair. Internal to src/; each kind (segment.c, queue.c, …) builds on it. */
 #ifndef LXSHM_OBJECT_H
 #define LXSHM_OBJECT_H
 
@@ -8,67 +8,82 @@
 #include "layout.h"
 #include "platform.h"
 
-/* One process's handle on a mapping, embedded first in lxshm_segment and lxshm_queue. */
+typedef struct lxshm__kind lxshm__kind;
+
+/* One process's handle on a mapping, embedded first in each kind's handle (lxshm_segment, …). */
 typedef struct lxshm__object {
   lxshm__mapping map;            /* the view of the whole object */
   lxshm__header *hdr;            /* == map.base */
   unsigned char *data;           /* first byte after the header */
   uint64_t capacity;             /* hdr->capacity, read once at open: never trusted again */
+  const lxshm__kind *kind;       /* what it is */
+  int readonly;                  /* mapped read-only: nothing may be written to it */
   unsigned futile_wakes;         /* wake-ups that found nobody asleep, since the last heal */
   char name[LXSHM_NAME_MAX + 1]; /* the object's name */
 } lxshm__object;
 
-/* Bytes of the mapping for an object of this kind and capacity; 0 if out of range. */
-uint64_t lxshm__map_size(uint32_t kind, uint64_t capacity);
+/* A kind of object: what object.c needs to create, validate and open one. Each kind's file
+ * defines one (lxshm__segment_kind, …) and object.c lists them all. */
+struct lxshm__kind {
+  uint32_t id;        /* LXSHM__KIND_*: written in every header of this kind */
+  const char *name;   /* "segment": for messages */
+  const char *opener; /* the Lua function that opens it ("open_queue"): for messages */
+  size_t handle_size; /* bytes of the kind's handle, which starts with an lxshm__object */
+  /* Completes the identity of a new header from h->capacity and h->params as asked: rounds the
+   * capacity as the kind needs, sets map_size and slot_stride. Fails with INVALID_SIZE when the
+   * request is out of range. Applied again to an existing header's capacity and params, it must
+   * reproduce that header's identity (this is how opening validates it). */
+  lxshm_status (*plan)(lxshm__header *h, lxshm_error *err);
+  /* Prepares the state of a new object before it is published, beyond what all-zero bytes and
+   * the line-1 lock already give (may be NULL). */
+  lxshm_status (*init)(lxshm__object *o, lxshm_error *err);
+  /* Sets the handle's own pointers into a validated mapping (may be NULL). */
+  void (*bind)(lxshm__object *o);
+};
 
-/* Creates the named object exclusively and writes its identity, but does not publish it: the
- * caller initializes its kind's state (the line-1 lock is initialized here), then calls
- * lxshm__object_publish, or lxshm__object_abandon on failure. Fails with INVALID (name),
- * INVALID_SIZE, EXISTS, PERMISSION or SYSTEM, leaving nothing under the name. */
-lxshm_status lxshm__object_create(lxshm__object *o, const char *name, uint32_t kind,
-                                  uint64_t capacity, unsigned mode, lxshm_error *err);
-void lxshm__object_publish(lxshm__object *o);
-void lxshm__object_abandon(lxshm__object *o);
+extern const lxshm__kind lxshm__segment_kind;
+extern const lxshm__kind lxshm__queue_kind;
 
-/* Opens the named object, waiting a bounded time for a concurrent creator, and validates its
- * header against the mapping. Fails with INVALID (name, not lxshm's, the other kind, another
- * layout or value format), NOT_FOUND, CORRUPT, PERMISSION or SYSTEM. */
-lxshm_status lxshm__object_open(lxshm__object *o, const char *name, uint32_t kind,
-                                lxshm_error *err);
+/* ---- lifecycle ------------------------------------------------------------------------------ */
 
-/* Unmaps; idempotent. */
-void lxshm__object_close(lxshm__object *o);
+/* Creates the named object exclusively: `capacity` and `params` (LXSHM__PARAMS words, NULL for
+ * none) as the kind's plan takes them, permission bits `mode`. On OK *out is a new handle of
+ * kind->handle_size bytes. Fails with INVALID (name), INVALID_SIZE, EXISTS, PERMISSION or SYSTEM;
+ * on failure no object is left under the name, and no other process's object is touched. */
+lxshm_status lxshm__create(const lxshm__kind *kind, const char *name, uint64_t capacity,
+                           const uint32_t *params, unsigned mode, lxshm__object **out,
+                           lxshm_error *err);
 
-/* ---- locks --------------------------------------------------------------------------------- */
+/* Opens the named object, waiting a bounded time (well under a second) for a creator still at
+ * work, and validates its header. `flags`: LXSHM_READONLY, LXSHM_TRUST (lxshm.h). Fails with
+ * INVALID (name, not lxshm's, another kind, another layout or value format, a newer lxshm's
+ * kind), NOT_FOUND, CORRUPT, PERMISSION (the OS refused, or another user owns it and `flags`
+ * does not say LXSHM_TRUST), SYSTEM, or LXSHM__INTERRUPTED (only with intr). */
+lxshm_status lxshm__open(const lxshm__kind *kind, const char *name, unsigned flags,
+                         const lxshm__interrupt *intr, lxshm__object **out, lxshm_error *err);
 
-/* Takes a lock of the object (hdr->lock, or a queue's pop lock), waiting until `deadline`. If
- * its owner died holding it, calls repair(o) before marking it consistent. Fails with TIMEOUT,
- * INVALID (held by this thread) or CORRUPT (unrecoverable). */
+/* Opens the named object if it exists, else creates it as lxshm__create would. Race-free: of
+ * several processes attaching to a new name at once, exactly one creates it. *created (may be
+ * NULL) tells which happened. */
+lxshm_status lxshm__attach(const lxshm__kind *kind, const char *name, uint64_t capacity,
+                           const uint32_t *params, unsigned mode, unsigned flags,
+                           lxshm__object **out, int *created, lxshm_error *err);
+
+/* Removes the name, whatever kind of object it holds. Fails with INVALID, NOT_FOUND, PERMISSION
+ * or SYSTEM. */
+lxshm_status lxshm__remove(const char *name, lxshm_error *err);
+
+/* Unmaps and frees the handle. NULL is ignored. */
+void lxshm__close(lxshm__object *o);
+
+/* ---- locks ---------------------------------------------------------------------------------- */
+
+/* Takes a lock of the object (hdr->lock, or one in the kind's state), waiting until `deadline`.
+ * If its owner died holding it, calls repair(o) (may be NULL) before marking it consistent.
+ * Fails with PERMISSION (a read-only handle: taking a lock writes), TIMEOUT, INVALID (held by
+ * this thread) or CORRUPT (unrecoverable or damaged). */
 lxshm_status lxshm__object_lock(lxshm__object *o, void *lock, uint64_t deadline,
                                 void (*repair)(lxshm__object *o), lxshm_error *err);
 void lxshm__object_unlock(lxshm__object *o, void *lock);
-
-/* ---- waitlists ----------------------------------------------------------------------------- */
-
-/* Says whether what a waiter waits for has happened. */
-typedef int (*lxshm__ready_fn)(lxshm__object *o, void *ctx);
-
-/* Waits on w until ready(o, ctx) or `deadline`: spins briefly first on a machine with more than
- * one processor, then sleeps in slices of at most 200 ms (a waker that died before its wake-up
- * call delays the waiter by no more than that). Returns OK, TIMEOUT, LXSHM__INTERRUPTED (only
- * with intr) or SYSTEM. */
-lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__ready_fn ready,
-                               void *ctx, uint64_t deadline, const lxshm__interrupt *intr,
-                               lxshm_error *err);
-
-/* After a change the waiters of w may wait for: wakes them if any registered. Call after the
- * change is published, outside locks. */
-void lxshm__wake(lxshm__object *o, lxshm__waitlist *w);
-
-/* Wakes every waiter of w unconditionally (repair after an owner died). */
-void lxshm__wake_all(lxshm__object *o, lxshm__waitlist *w);
-
-/* Registered waiters of w, after forgetting those whose process has died. */
-uint32_t lxshm__waiter_count(lxshm__object *o, lxshm__waitlist *w);
 
 #endif

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -57,24 +58,54 @@ static void os_name(char out[LXSHM_NAME_MAX + 8], const char *name) {
   snprintf(out, LXSHM_NAME_MAX + 8, "/lxshm.%s", name);
 }
 
+/* Where shm_open keeps its objects: new objects are made here as unnamed files and linked into
+ * place once whole, so nobody ever sees one half made. */
+#define SHM_DIR "/dev/shm"
+
+static void dir_path(char out[LXSHM_NAME_MAX + 16], const char *name) {
+  snprintf(out, LXSHM_NAME_MAX + 16, SHM_DIR "/lxshm.%s", name);
+}
+
 /* ---- mappings ---------------------------------------------------------------------------- */
+
+/* An unnamed file in SHM_DIR, or -1 with errno set (EISDIR, EOPNOTSUPP or EINVAL where the
+ * kernel or file system has no O_TMPFILE). */
+static int unnamed_file(void) {
+#ifdef O_TMPFILE
+  return open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#else
+  errno = EOPNOTSUPP;
+  return -1;
+#endif
+}
 
 lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxshm__mapping *m,
                                lxshm_error *err) {
-  char path[LXSHM_NAME_MAX + 8];
+  char path[LXSHM_NAME_MAX + 16];
+  struct stat sb;
   const char *call;
   lxshm_status st;
   int fd, e;
   void *addr;
 
   memset(m, 0, sizeof *m);
-  os_name(path, name);
-  fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(mode & 07777));
+  m->os[0] = -1;
+  dir_path(path, name);
+  /* The name decides at publication; refuse early what would only be thrown away then. */
+  if (stat(path, &sb) == 0)
+    return os_fail(err, LXSHM_EXISTS, "shm_open", EEXIST);
+  fd = unnamed_file();
+  if (fd < 0 && (errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL)) {
+    char oname[LXSHM_NAME_MAX + 8];
+    os_name(oname, name); /* no unnamed files here: make it under its name (m->os[1] says so) */
+    fd = shm_open(oname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)(mode & 07777));
+    m->os[1] = 1;
+  }
   if (fd < 0) {
     e = errno;
-    return os_fail(err, errno_status(e, LXSHM_SYSTEM), "shm_open", e);
+    return os_fail(err, errno_status(e, LXSHM_SYSTEM), m->os[1] ? "shm_open" : "open", e);
   }
-  /* From here on the name is ours: every failure must give it back. */
+  m->os[0] = fd;
   if (fchmod(fd, (mode_t)(mode & 07777)) != 0) { /* exactly `mode`, whatever the umask */
     call = "fchmod", e = errno, st = errno_status(e, LXSHM_SYSTEM);
     goto fail;
@@ -98,26 +129,109 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
     st = (e == ENOMEM) ? LXSHM_INVALID_SIZE : LXSHM_SYSTEM;
     goto fail;
   }
-  close(fd);
   m->base = addr;
   m->size = size;
-  return LXSHM_OK;
+  return LXSHM_OK; /* the descriptor stays open until published or discarded */
 
 fail:
-  close(fd);
-  shm_unlink(path);
+  lxshm__map_discard(name, m);
   return os_fail(err, st, call, e);
 }
 
-lxshm_status lxshm__map_open(const char *name, lxshm__mapping *m, lxshm_error *err) {
+/* Maps the object again through its name, so that /proc/PID/maps and lsof show the name rather
+ * than the unnamed file it was made as. Keeps the first view if the name no longer holds the
+ * same file, or anything fails: it is only cosmetic. */
+static void remap_named(const char *name, lxshm__mapping *m, const struct stat *mine) {
+  char oname[LXSHM_NAME_MAX + 8];
+  struct stat now;
+  void *addr;
+  int fd;
+  os_name(oname, name);
+  if ((fd = shm_open(oname, O_RDWR | O_CLOEXEC, 0)) < 0)
+    return;
+  addr = MAP_FAILED;
+  if (fstat(fd, &now) == 0 && mine->st_ino == now.st_ino && mine->st_dev == now.st_dev)
+    addr = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  close(fd);
+  if (addr == MAP_FAILED)
+    return;
+  munmap(m->base, m->size);
+  m->base = addr;
+}
+
+lxshm_status lxshm__map_publish(const char *name, lxshm__mapping *m, lxshm_error *err) {
+  char path[LXSHM_NAME_MAX + 16], self[32];
+  struct stat sb;
+  int fd = (int)m->os[0], rc, e;
+
+  if (m->os[1]) { /* made under its name already */
+    close(fd);
+    m->os[0] = -1;
+    return LXSHM_OK;
+  }
+  dir_path(path, name);
+  /* Linking through /proc needs no privilege; AT_EMPTY_PATH is the fallback where /proc is
+   * missing. Either fails with EEXIST if the name is taken: the publication is exclusive. */
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  rc = linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+  if (rc != 0 && errno == ENOENT)
+    rc = linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH);
+  if (rc != 0) {
+    e = errno;
+    return os_fail(err, errno_status(e, LXSHM_SYSTEM), "linkat", e);
+  }
+  if (fstat(fd, &sb) == 0)
+    remap_named(name, m, &sb);
+  close(fd);
+  m->os[0] = -1;
+  return LXSHM_OK;
+}
+
+void lxshm__map_discard(const char *name, lxshm__mapping *m) {
+  int fd = (int)m->os[0];
+  if (fd >= 0 && m->os[1]) {
+    /* Made under its name: give the name back, but only if it still names our file (someone
+     * may have removed it and made another since). */
+    char oname[LXSHM_NAME_MAX + 8];
+    struct stat mine, now;
+    int other;
+    os_name(oname, name);
+    other = shm_open(oname, O_RDONLY | O_CLOEXEC, 0);
+    if (other >= 0) {
+      if (fstat(fd, &mine) == 0 && fstat(other, &now) == 0 && mine.st_ino == now.st_ino &&
+          mine.st_dev == now.st_dev)
+        shm_unlink(oname);
+      close(other);
+    }
+  }
+  if (fd >= 0)
+    close(fd); /* an unnamed file vanishes with its last descriptor and mapping */
+  lxshm__map_close(m);
+  m->os[0] = -1;
+}
+
+/* Describes a file's owner for messages: "user bob (uid 1001)". */
+static void describe_owner(uid_t uid, char *out, size_t n) {
+  struct passwd pw, *found = NULL;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
+    snprintf(out, n, "user %s (uid %u)", found->pw_name, (unsigned)uid);
+  else
+    snprintf(out, n, "uid %u", (unsigned)uid);
+}
+
+lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m,
+                             lxshm_error *err) {
   char path[LXSHM_NAME_MAX + 8];
   struct stat sb;
   int fd, e;
   void *addr;
 
   memset(m, 0, sizeof *m);
+  m->os[0] = -1;
+  m->readonly = readonly != 0;
   os_name(path, name);
-  fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+  fd = shm_open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
   if (fd < 0) {
     e = errno;
     return os_fail(err, errno_status(e, LXSHM_SYSTEM), "shm_open", e);
@@ -127,7 +241,14 @@ lxshm_status lxshm__map_open(const char *name, lxshm__mapping *m, lxshm_error *e
     close(fd);
     return os_fail(err, LXSHM_SYSTEM, "fstat", e);
   }
-  if (sb.st_size == 0) { /* a creator between shm_open and ftruncate */
+  if (sb.st_uid != geteuid()) {
+    m->foreign = 1;
+    describe_owner(sb.st_uid, m->owner, sizeof m->owner);
+  }
+  /* Not yet sized (a creator between open and ftruncate), or not wholly backed by memory (one
+   * between ftruncate and fallocate, or dead there): touching an unbacked page when the file
+   * system is full raises SIGBUS, so do not map it at all. */
+  if (sb.st_size == 0 || (uintmax_t)sb.st_blocks * 512u < (uintmax_t)sb.st_size) {
     close(fd);
     return LXSHM_OK;
   }
@@ -136,7 +257,8 @@ lxshm_status lxshm__map_open(const char *name, lxshm__mapping *m, lxshm_error *e
     return lxshm__fail(err, LXSHM_CORRUPT, "mapping of %jd bytes is too large",
                        (intmax_t)sb.st_size);
   }
-  addr = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  addr = mmap(NULL, (size_t)sb.st_size, readonly ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+              fd, 0);
   if (addr == MAP_FAILED) {
     e = errno;
     close(fd);
@@ -193,6 +315,46 @@ static struct timespec to_timespec(uint64_t ns) {
   return ts;
 }
 
+/* What lxshm__lock_init made, to compare a lock's bytes with before using them. */
+static pthread_mutex_t lock_model;
+static pthread_once_t lock_model_once = PTHREAD_ONCE_INIT;
+
+static void make_lock_model(void) {
+  lxshm__lock_init(NULL, &lock_model, NULL);
+}
+
+#define TID_LIMIT 4194304 /* PID_MAX_LIMIT: no thread id is larger */
+
+/* Whether the bytes at mx can be a lock lxshm__lock_init made, in any state. glibc trusts them:
+ * a kind with the priority-inheritance or -protection bits set makes it assert and abort when
+ * the futex calls fail, so those bytes must never reach it. The owner fields must name a thread
+ * id, nobody, or a robust mutex's dead/unrecoverable markers. */
+static int plausible_lock(const pthread_mutex_t *mx) {
+#ifdef __GLIBC__
+  unsigned word = (unsigned)mx->__data.__lock & 0x3fffffffu; /* less FUTEX_WAITERS, OWNER_DIED */
+  int owner = mx->__data.__owner;
+  pthread_once(&lock_model_once, make_lock_model);
+  return mx->__data.__kind == lock_model.__data.__kind && word <= TID_LIMIT &&
+         ((owner >= 0 && owner <= TID_LIMIT) || owner == INT_MAX || owner == INT_MAX - 1);
+#else
+  (void)mx;
+  return 1;
+#endif
+}
+
+/* The thread id holding mx, or 0. */
+static int lock_holder(const pthread_mutex_t *mx) {
+#ifdef __GLIBC__
+  return (int)((unsigned)mx->__data.__lock & 0x3fffffffu);
+#else
+  (void)mx;
+  return 0;
+#endif
+}
+
+/* A lock waited for this long at a time: then whether its holder still exists is checked. */
+#define LOCK_SLICE_NS 1000000000u
+
 lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadline,
                                  int *owner_died, lxshm_error *err) {
   pthread_mutex_t *mx = (pthread_mutex_t *)lock;
@@ -200,12 +362,23 @@ lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadlin
 
   (void)m;
   *owner_died = 0;
-  if (deadline == UINT64_MAX) {
-    rc = pthread_mutex_lock(mx);
-  }
-  else {
-    struct timespec ts = to_timespec(deadline);
+  for (;;) {
+    uint64_t now = lxshm__clock_ns();
+    uint64_t until = deadline > now && deadline - now > LOCK_SLICE_NS ? now + LOCK_SLICE_NS : deadline;
+    struct timespec ts = to_timespec(until);
+    int holder;
+    if (!plausible_lock(mx))
+      return lxshm__fail(err, LXSHM_CORRUPT, "lock bytes are damaged");
     rc = pthread_mutex_clocklock(mx, CLOCK_MONOTONIC, &ts);
+    if (rc != ETIMEDOUT || until >= deadline)
+      break;
+    /* A holder that no longer exists without the kernel having marked the lock as its dead
+     * owner's (it does so when a thread dies holding it) left damaged bytes behind: waiting on
+     * would wait for ever. */
+    holder = lock_holder(mx);
+    if (holder != 0 && kill(holder, 0) != 0 && errno == ESRCH && lock_holder(mx) == holder)
+      return lxshm__fail(err, LXSHM_CORRUPT, "lock is held by thread %d, which does not exist",
+                         holder);
   }
   switch (rc) {
     case 0:
@@ -318,9 +491,25 @@ uint32_t lxshm__pid(void) {
 }
 
 int lxshm__pid_alive(uint32_t pid) {
+  char path[32], buf[256], *close_paren;
+  ssize_t n;
+  int fd;
   if (pid == 0 || pid > (uint32_t)INT_MAX)
     return 0;
-  return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+  if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+    return 0;
+  /* It exists; a zombie (dead, not yet reaped by its parent) does too, but runs no more. Its
+   * state is the field after the command name, which ends at the last ')'. */
+  snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return 1; /* no /proc: assume it runs */
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 1;
+  buf[n] = '\0';
+  close_paren = strrchr(buf, ')');
+  return !(close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z');
 }
 
 unsigned lxshm__current_cpu(void) {

@@ -89,8 +89,10 @@ typedef struct win_state {
   uint32_t lock_offset[MAX_LOCKS];
   HANDLE lock[MAX_LOCKS]; /* named mutexes by lock offset, opened on first use */
   int nlocks;
-  HANDLE event; /* this handle's waiter event, made on first wait */
-  uint64_t who; /* its id in the waiter table */
+  HANDLE event;   /* this handle's waiter event, made on first wait */
+  uint64_t who;   /* its id in the waiter table */
+  uint64_t gen;   /* the generation mapped */
+  int readonly;   /* a read-only view: nothing may be written to the page */
 } win_state;
 
 /* The lock's bytes in the header: who holds the named mutex. Windows keeps no such record (its
@@ -375,8 +377,10 @@ static void free_state(win_state *s) {
 
 static win_state *new_state(const char *name, uint64_t gen) {
   win_state *s = calloc(1, sizeof *s);
-  if (s != NULL)
+  if (s != NULL) {
     snprintf(s->prefix, sizeof s->prefix, "Local\\lxshm.%s!%llu", name, (unsigned long long)gen);
+    s->gen = gen;
+  }
   return s;
 }
 
@@ -459,10 +463,9 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
   s->page->size = size;
   s->page->generation = gen;
   atomic_store_explicit(&s->page->magic, PAGE_MAGIC, memory_order_release);
-  /* Generation first: a creator that dies between the two stores leaves the old state, whose
-   * object open_live then looks for and does not find. */
+  /* Reserve the number, so that the next creator makes another; the directory names the object
+   * only once lxshm__map_publish finds the name free. */
   atomic_store_explicit(&op.dir->generation, gen, memory_order_relaxed);
-  atomic_store_explicit(&op.dir->state, DIR_LIVE, memory_order_release);
   st = LXSHM_OK;
 
 done:
@@ -480,7 +483,37 @@ done:
   return st;
 }
 
-lxshm_status lxshm__map_open(const char *name, lxshm__mapping *m, lxshm_error *err) {
+lxshm_status lxshm__map_publish(const char *name, lxshm__mapping *m, lxshm_error *err) {
+  win_state *s = state_of(m);
+  lxshm_status st;
+  uint64_t gen;
+  HANDLE live;
+  dir_op op;
+
+  if ((st = dir_begin(name, 1, s->page->mode, &op, err)) != LXSHM_OK)
+    return st;
+  if (open_live(&op, name, &live, &gen, NULL) == LXSHM_OK) {
+    CloseHandle(live);
+    st = win_fail(err, LXSHM_EXISTS, "CreateFileMapping", ERROR_ALREADY_EXISTS);
+  }
+  else {
+    /* Generation first: a publisher that dies between the two stores leaves the old state,
+     * whose object open_live then looks for and does not find. */
+    atomic_store_explicit(&op.dir->generation, s->gen, memory_order_relaxed);
+    atomic_store_explicit(&op.dir->state, DIR_LIVE, memory_order_release);
+  }
+  dir_end(&op, NULL);
+  return st;
+}
+
+/* The object was never named: it vanishes with its last handle, ours. */
+void lxshm__map_discard(const char *name, lxshm__mapping *m) {
+  (void)name;
+  lxshm__map_close(m);
+}
+
+lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m,
+                             lxshm_error *err) {
   MEMORY_BASIC_INFORMATION info;
   win_state *s = NULL;
   HANDLE h = NULL;
@@ -499,7 +532,9 @@ lxshm_status lxshm__map_open(const char *name, lxshm__mapping *m, lxshm_error *e
     st = lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
     goto done;
   }
-  s->page = (win_page *)MapViewOfFile(h, FILE_MAP_READ | FILE_MAP_WRITE, 0, 0, 0);
+  s->readonly = readonly != 0;
+  s->page = (win_page *)MapViewOfFile(h, readonly ? FILE_MAP_READ : FILE_MAP_READ | FILE_MAP_WRITE,
+                                      0, 0, 0);
   if (s->page == NULL) {
     st = last_fail(err, "MapViewOfFile", 0);
     goto done;
@@ -519,6 +554,7 @@ done:
     s->section = h;
     dir_end(&op, &s->dir);
     publish_view(m, s, (size_t)s->page->size);
+    m->readonly = s->readonly;
   }
   else {
     if (h != NULL)
@@ -791,6 +827,11 @@ lxshm_status lxshm__word_wait(lxshm__mapping *m, _Atomic uint32_t *word, uint32_
 
   if (deadline != UINT64_MAX && lxshm__clock_ns() >= deadline)
     return LXSHM_TIMEOUT;
+  if (s->readonly) { /* may not register in the page: only sleep (the core asks briefly) */
+    if (atomic_load(word) == expected)
+      Sleep(ms_until(deadline) > 1 ? 1 : ms_until(deadline));
+    return LXSHM_OK;
+  }
   if ((st = waiter_event(m, err)) != LXSHM_OK)
     return st;
   ResetEvent(s->event); /* forget a wake-up meant for an earlier wait */

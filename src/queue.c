@@ -10,16 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "object.h"
+#include "ring.h"
+#include "wait.h"
 
 struct lxshm_queue {
   lxshm__object obj;
   lxshm__queue_state *state; /* &obj.hdr->u.queue */
+  lxshm__ring ring;          /* the data after the header */
   uint64_t head_seen;        /* a producer's last look at head (head only grows) */
   uint64_t tail_seen;        /* a consumer's last look at tail (tail only grows) */
 };
 
-#define RECORD_HEADER 8u /* u32 length of the value, u32 format tag */
 /* The push and pop locks are held only while one record is copied, and a dead holder's lock is
  * handed on at once, so a caller's timeout bounds its wait for room or for a value, not for a
  * lock: a push with timeout 0 must not fail because another producer was mid-copy. A holder
@@ -31,94 +32,50 @@ static uint64_t lock_deadline(uint64_t deadline) {
   return deadline > least ? deadline : least;
 }
 
-static uint64_t record_size(uint64_t len) {
-  return (RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
-         LXSHM__RECORD_ALIGN;
+/* A ring of whole records: the capacity rounded up to whole 8-byte units. */
+static lxshm_status plan(lxshm__header *h, lxshm_error *err) {
+  (void)err;
+  h->capacity = (h->capacity + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN * LXSHM__RECORD_ALIGN;
+  h->map_size = LXSHM__HEADER_SIZE + h->capacity;
+  h->slot_stride = 0;
+  memset(h->params, 0, sizeof h->params);
+  return LXSHM_OK;
 }
 
-size_t lxshm__record_size(size_t len) {
-  return (size_t)record_size(len);
+/* The push lock is the header's (line 1); the pop lock needs making too. The rest of a new
+ * queue's state is all zero: empty. */
+static lxshm_status init(lxshm__object *o, lxshm_error *err) {
+  return lxshm__lock_init(&o->map, o->hdr->u.queue.pop_lock, err);
 }
 
-size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format) {
-  uint32_t header[2];
-  size_t rec = (size_t)record_size(len);
-  header[0] = (uint32_t)len;
-  header[1] = format;
-  memcpy(dst, header, sizeof header);
-  if (len > 0)
-    memcpy((char *)dst + RECORD_HEADER, data, len);
-  memset((char *)dst + RECORD_HEADER + len, 0, rec - RECORD_HEADER - len);
-  return rec;
+static void bind(lxshm__object *o) {
+  lxshm_queue *q = (lxshm_queue *)o;
+  q->state = &o->hdr->u.queue;
+  q->ring.data = o->data;
+  q->ring.capacity = o->capacity;
 }
 
-size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
-                         unsigned *format) {
-  uint32_t header[2];
-  if (avail < RECORD_HEADER)
-    return 0;
-  memcpy(header, src, sizeof header);
-  if (record_size(header[0]) > avail || header[1] > LXSHM__FORMAT_MSGPACK)
-    return 0;
-  *data = (const char *)src + RECORD_HEADER;
-  *len = header[0];
-  *format = header[1];
-  return (size_t)record_size(header[0]);
-}
-
-static lxshm_queue *bind(lxshm_queue *q) {
-  q->state = &q->obj.hdr->u.queue;
-  return q;
-}
+const lxshm__kind lxshm__queue_kind = {
+    LXSHM__KIND_QUEUE, "queue", "open_queue", sizeof(lxshm_queue), plan, init, bind};
 
 /* ---- create, open, close ---------------------------------------------------------------- */
 
 lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
                                 lxshm_queue **out, lxshm_error *err) {
-  lxshm_queue *q = calloc(1, sizeof *q);
-  lxshm_status st;
+  return lxshm__create(&lxshm__queue_kind, name, size, NULL, mode, (lxshm__object **)out, err);
+}
 
-  *out = NULL;
-  if (q == NULL)
-    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  if (size > 0 && size <= LXSHM_SIZE_MAX) /* the ring holds whole 8-byte units */
-    size = (size + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN * LXSHM__RECORD_ALIGN;
-  st = lxshm__object_create(&q->obj, name, LXSHM__KIND_QUEUE, size, mode, err);
-  if (st == LXSHM_OK) {
-    st = lxshm__lock_init(&q->obj.map, q->obj.hdr->u.queue.pop_lock, err);
-    if (st != LXSHM_OK)
-      lxshm__object_abandon(&q->obj);
-  }
-  if (st != LXSHM_OK) {
-    free(q);
-    return st;
-  }
-  lxshm__object_publish(&q->obj); /* the rest of a new queue's state is all zero: empty */
-  *out = bind(q);
-  return LXSHM_OK;
+lxshm_status lxshm_queue_open_with(const char *name, unsigned flags, lxshm_queue **out,
+                                   lxshm_error *err) {
+  return lxshm__open(&lxshm__queue_kind, name, flags, NULL, (lxshm__object **)out, err);
 }
 
 lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err) {
-  lxshm_queue *q = calloc(1, sizeof *q);
-  lxshm_status st;
-
-  *out = NULL;
-  if (q == NULL)
-    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  st = lxshm__object_open(&q->obj, name, LXSHM__KIND_QUEUE, err);
-  if (st != LXSHM_OK) {
-    free(q);
-    return st;
-  }
-  *out = bind(q);
-  return LXSHM_OK;
+  return lxshm_queue_open_with(name, 0, out, err);
 }
 
 void lxshm_queue_close(lxshm_queue *q) {
-  if (q == NULL)
-    return;
-  lxshm__object_close(&q->obj);
-  free(q);
+  lxshm__close((lxshm__object *)q);
 }
 
 uint64_t lxshm_queue_size(const lxshm_queue *q) {
@@ -130,10 +87,11 @@ const char *lxshm_queue_name(const lxshm_queue *q) {
 }
 
 uint64_t lxshm_queue_count(const lxshm_queue *q) {
-  /* popped first: pushed only grows, so the difference is never negative. */
+  /* popped first: pushed only grows. A pop may still count a value whose push has published the
+   * tail but not yet the count: that value is in flight, not missing, and counts as 0. */
   uint64_t popped = atomic_load_explicit(&q->state->popped, memory_order_acquire);
   uint64_t pushed = atomic_load_explicit(&q->state->pushed, memory_order_acquire);
-  return pushed - popped;
+  return pushed >= popped ? pushed - popped : 0;
 }
 
 uint64_t lxshm_queue_used(const lxshm_queue *q) {
@@ -141,6 +99,10 @@ uint64_t lxshm_queue_used(const lxshm_queue *q) {
   uint64_t tail = atomic_load_explicit(&q->state->tail, memory_order_acquire);
   uint64_t used = tail - head;
   return used <= q->obj.capacity ? used : q->obj.capacity;
+}
+
+uint64_t lxshm__queue_max_value(const lxshm_queue *q) {
+  return lxshm__record_max_value(q->obj.capacity);
 }
 
 /* ---- locks and repair -------------------------------------------------------------------- */
@@ -165,28 +127,6 @@ static void repair_pop(lxshm__object *o) {
   lxshm__wake_all(o, &s->not_full);
 }
 
-/* ---- the ring ------------------------------------------------------------------------------ */
-
-/* Copies n bytes into the ring at position pos, wrapping at its end. */
-static void ring_put(lxshm_queue *q, uint64_t pos, const void *src, size_t n) {
-  uint64_t off = pos % q->obj.capacity;
-  size_t first = (size_t)(q->obj.capacity - off) < n ? (size_t)(q->obj.capacity - off) : n;
-  if (first > 0)
-    memcpy(q->obj.data + off, src, first);
-  if (n > first)
-    memcpy(q->obj.data, (const char *)src + first, n - first);
-}
-
-/* Copies n bytes out of the ring from position pos, wrapping at its end. */
-static void ring_get(lxshm_queue *q, uint64_t pos, void *dst, size_t n) {
-  uint64_t off = pos % q->obj.capacity;
-  size_t first = (size_t)(q->obj.capacity - off) < n ? (size_t)(q->obj.capacity - off) : n;
-  if (first > 0)
-    memcpy(dst, q->obj.data + off, first);
-  if (n > first)
-    memcpy((char *)dst + first, q->obj.data, n - first);
-}
-
 /* ---- push ---------------------------------------------------------------------------------- */
 
 typedef struct room_wanted {
@@ -197,12 +137,14 @@ static int has_room(lxshm__object *o, void *ctx) {
   const lxshm__queue_state *s = &o->hdr->u.queue;
   uint64_t head = atomic_load_explicit(&s->head, memory_order_acquire);
   uint64_t tail = atomic_load_explicit(&s->tail, memory_order_acquire);
-  if (tail - head > o->capacity) /* the indices moved between the two loads: look under lock */
+  /* The indices moved between the two loads, or are damaged: look again under the lock, which
+   * tells the two apart. */
+  if (tail - head > o->capacity)
     return 1;
   return o->capacity - (tail - head) >= ((room_wanted *)ctx)->bytes;
 }
 
-/* A run of values to append as one: an optional 8-byte record header, then bytes. */
+/* A run of values to append as one: an optional record header, then bytes. */
 typedef struct run {
   const void *header; /* written first (one value), or NULL (data holds whole records) */
   const void *data;   /* then these bytes */
@@ -212,8 +154,9 @@ typedef struct run {
 } run;
 
 /* Writes the run past the tail if it fits, then publishes it; the push lock must be held.
- * Returns 1 if pushed. */
-static int push_locked(lxshm_queue *q, const run *r) {
+ * Returns OK (pushed), TIMEOUT (no room now) or CORRUPT (the indices are damaged: more bytes in
+ * use than the ring holds). */
+static lxshm_status push_locked(lxshm_queue *q, const run *r) {
   lxshm__queue_state *s = q->state;
   uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed);
   uint64_t pushed = atomic_load_explicit(&s->pushed, memory_order_relaxed);
@@ -222,21 +165,33 @@ static int push_locked(lxshm_queue *q, const run *r) {
   /* Full by our last look at head? Other producers may have moved tail far past that look, so
    * compare used bytes with the room left (bytes <= capacity): capacity - used could wrap. */
   if (tail - q->head_seen > q->obj.capacity - r->bytes) {
+    /* Read after tail, which our lock holds still: head only grows, so tail - head can only
+     * exceed the capacity if the indices are damaged. */
     q->head_seen = atomic_load_explicit(&s->head, memory_order_acquire);
+    if (tail - q->head_seen > q->obj.capacity)
+      return LXSHM_CORRUPT;
     if (tail - q->head_seen > q->obj.capacity - r->bytes)
-      return 0;
+      return LXSHM_TIMEOUT;
   }
   if (r->header != NULL) {
-    ring_put(q, at, r->header, RECORD_HEADER);
-    at += RECORD_HEADER;
+    lxshm__ring_put(&q->ring, at, r->header, LXSHM__RECORD_HEADER);
+    at += LXSHM__RECORD_HEADER;
   }
   if (r->len > 0)
-    ring_put(q, at, r->data, r->len);
+    lxshm__ring_put(&q->ring, at, r->data, r->len);
   atomic_store_explicit(&s->push_tail, tail + r->bytes, memory_order_relaxed);
   atomic_store_explicit(&s->push_pushed, pushed + r->count, memory_order_relaxed);
   atomic_store_explicit(&s->tail, tail + r->bytes, memory_order_release); /* publishes the run */
   atomic_store_explicit(&s->pushed, pushed + r->count, memory_order_release);
-  return 1;
+  return LXSHM_OK;
+}
+
+static lxshm_status damaged_indices(lxshm_queue *q, lxshm_error *err) {
+  uint64_t head = atomic_load_explicit(&q->state->head, memory_order_relaxed);
+  uint64_t tail = atomic_load_explicit(&q->state->tail, memory_order_relaxed);
+  return lxshm__fail(err, LXSHM_CORRUPT, "indices are damaged (head %llu, tail %llu, ring %llu)",
+                     (unsigned long long)head, (unsigned long long)tail,
+                     (unsigned long long)q->obj.capacity);
 }
 
 /* Appends the run under the push lock, waiting for room for all of it; one wake-up. */
@@ -248,16 +203,17 @@ static lxshm_status push_run(lxshm_queue *q, const run *r, double timeout,
 
   want.bytes = r->bytes;
   for (;;) {
-    int pushed;
     st = lxshm__object_lock(&q->obj, q->obj.hdr->lock, lock_deadline(deadline), repair_push, err);
     if (st != LXSHM_OK)
       return st;
-    pushed = push_locked(q, r);
+    st = push_locked(q, r);
     lxshm__object_unlock(&q->obj, q->obj.hdr->lock);
-    if (pushed) {
+    if (st == LXSHM_OK) {
       lxshm__wake(&q->obj, &q->state->not_empty);
       return LXSHM_OK;
     }
+    if (st == LXSHM_CORRUPT)
+      return damaged_indices(q, err);
     st = lxshm__wait_until(&q->obj, &q->state->not_full, has_room, &want, deadline, intr, err);
     if (st == LXSHM_TIMEOUT && timeout == 0)
       return lxshm__fail(err, st, "queue is full");
@@ -270,18 +226,17 @@ static lxshm_status push_run(lxshm_queue *q, const run *r, double timeout,
 
 lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
                                double timeout, const lxshm__interrupt *intr, lxshm_error *err) {
-  uint32_t header[2];
+  unsigned char header[LXSHM__RECORD_HEADER];
   run r;
 
-  if (len > UINT32_MAX || record_size(len) > q->obj.capacity)
+  if (len > UINT32_MAX || lxshm__record_size(len) > q->obj.capacity)
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "value of %zu bytes cannot fit a queue of %llu",
                        len, (unsigned long long)q->obj.capacity);
-  header[0] = (uint32_t)len;
-  header[1] = format;
+  lxshm__record_header(header, len, format);
   r.header = header;
   r.data = data;
   r.len = len;
-  r.bytes = record_size(len);
+  r.bytes = lxshm__record_size(len);
   r.count = 1;
   return push_run(q, &r, timeout, intr, err);
 }
@@ -321,7 +276,7 @@ static int not_empty(lxshm__object *o, void *ctx) {
  * published). */
 static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, unsigned *format,
                                  uint64_t *rec) {
-  uint32_t header[2];
+  unsigned char header[LXSHM__RECORD_HEADER];
   uint64_t avail = q->tail_seen - head;
   /* Empty by our last look, or our look is older than another consumer's pops (head passed it:
    * the difference wrapped): look again. */
@@ -333,10 +288,9 @@ static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, u
     if (avail > q->obj.capacity)
       return LXSHM_CORRUPT;
   }
-  ring_get(q, head, header, sizeof header);
-  *len = header[0];
-  *format = header[1];
-  *rec = record_size(header[0]);
+  lxshm__ring_get(&q->ring, head, header, sizeof header);
+  lxshm__record_parse(header, len, format);
+  *rec = lxshm__record_size(*len);
   if (*rec > avail || *format > LXSHM__FORMAT_MSGPACK)
     return LXSHM_CORRUPT;
   return LXSHM_OK;
@@ -346,8 +300,8 @@ static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, u
 typedef struct take {
   void *buf;       /* where to copy */
   size_t cap;      /* its size */
-  int whole;       /* 0: the oldest value's bytes; 1: up to `max` whole records */
-  uint64_t max;    /* with whole: most records to take */
+  int whole;       /* 0: the oldest value's bytes (max is 1); 1: up to `max` whole records */
+  uint64_t max;    /* most values to take */
   int remove;      /* 0: leave them queued (peek) */
   size_t len;      /* out: bytes copied; with INVALID_SIZE, bytes the first one needs */
   unsigned format; /* out: the value's format (whole = 0) */
@@ -367,7 +321,7 @@ static lxshm_status take_locked(lxshm_queue *q, take *t) {
 
   t->len = 0;
   t->count = 0;
-  while (t->count < (t->whole ? t->max : 1)) {
+  while (t->count < t->max) {
     size_t need;
     st = front_locked(q, at, &n, &fmt, &rec);
     if (st != LXSHM_OK)
@@ -381,9 +335,9 @@ static lxshm_status take_locked(lxshm_queue *q, take *t) {
       break;
     }
     if (t->whole)
-      ring_get(q, at, (char *)t->buf + t->len, need);
+      lxshm__ring_get(&q->ring, at, (char *)t->buf + t->len, need);
     else if (n > 0)
-      ring_get(q, at + RECORD_HEADER, t->buf, n);
+      lxshm__ring_get(&q->ring, at + LXSHM__RECORD_HEADER, t->buf, n);
     t->len += need;
     t->format = fmt;
     t->count++;
@@ -437,15 +391,24 @@ static lxshm_status take_run(lxshm_queue *q, take *t, double timeout,
   }
 }
 
+/* Takes as take_run does, into buf (cap bytes): up to max values, whole records or not. */
+static lxshm_status take_into(lxshm_queue *q, take *t, void *buf, size_t cap, int whole,
+                              uint64_t max, int remove, double timeout,
+                              const lxshm__interrupt *intr, lxshm_error *err) {
+  memset(t, 0, sizeof *t);
+  t->buf = buf;
+  t->cap = cap;
+  t->whole = whole;
+  t->max = max > 0 ? max : 1;
+  t->remove = remove;
+  return take_run(q, t, timeout, intr, err);
+}
+
 lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
                                unsigned *format, int remove, double timeout,
                                const lxshm__interrupt *intr, lxshm_error *err) {
-  take t = {0};
-  lxshm_status st;
-  t.buf = buf;
-  t.cap = cap;
-  t.remove = remove;
-  st = take_run(q, &t, timeout, intr, err);
+  take t;
+  lxshm_status st = take_into(q, &t, buf, cap, 0, 1, remove, timeout, intr, err);
   if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
     *len = t.len;
   if (st == LXSHM_OK && format != NULL)
@@ -456,16 +419,9 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *le
 lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, size_t *bytes,
                                        uint64_t *count, uint64_t max, double timeout,
                                        const lxshm__interrupt *intr, lxshm_error *err) {
-  take t = {0};
-  lxshm_status st;
-  t.buf = buf;
-  t.cap = cap;
-  t.whole = 1;
-  t.max = max > 0 ? max : 1;
-  t.remove = 1;
-  st = take_run(q, &t, timeout, intr, err);
-  if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
-    *bytes = t.len;
+  take t;
+  lxshm_status st = take_into(q, &t, buf, cap, 1, max, 1, timeout, intr, err);
+  *bytes = st == LXSHM_OK || st == LXSHM_INVALID_SIZE ? t.len : 0;
   *count = st == LXSHM_OK ? t.count : 0;
   return st;
 }
@@ -483,11 +439,14 @@ lxshm_status lxshm_queue_peek(lxshm_queue *q, void *buf, size_t cap, size_t *len
 size_t lxshm__queue_front_length(lxshm_queue *q) {
   uint64_t head = atomic_load_explicit(&q->state->head, memory_order_acquire);
   uint64_t tail = atomic_load_explicit(&q->state->tail, memory_order_acquire);
-  uint32_t header[2];
+  unsigned char header[LXSHM__RECORD_HEADER];
+  uint32_t len;
+  unsigned format;
   if (head == tail)
     return 0;
-  ring_get(q, head, header, sizeof header); /* a hint: a racing pop may change it */
-  return header[0] <= q->obj.capacity ? header[0] : 0;
+  lxshm__ring_get(&q->ring, head, header, sizeof header); /* a hint: a racing pop may change it */
+  lxshm__record_parse(header, &len, &format);
+  return len <= q->obj.capacity ? len : 0;
 }
 
 void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st) {

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "object.h"
+#include "wait.h"
 
 struct lxshm_segment {
   lxshm__object obj;
@@ -21,86 +21,58 @@ struct lxshm_segment {
 
 #define READ_TRIES 8 /* lock-free attempts before a reader takes the lock */
 
-static lxshm_segment *bind(lxshm_segment *seg) {
-  seg->state = &seg->obj.hdr->u.segment;
-  seg->data[0] = seg->obj.data;
-  seg->data[1] = seg->obj.data + seg->obj.hdr->slot_stride;
-  return seg;
+static uint64_t round_up(uint64_t n, uint64_t to) {
+  return (n + to - 1) / to * to;
 }
+
+/* Two slots of the capacity, each on its own cache lines. */
+static lxshm_status plan(lxshm__header *h, lxshm_error *err) {
+  (void)err;
+  h->slot_stride = round_up(h->capacity, LXSHM__SLOT_ALIGN);
+  h->map_size = LXSHM__HEADER_SIZE + 2 * h->slot_stride;
+  memset(h->params, 0, sizeof h->params);
+  return LXSHM_OK;
+}
+
+static void bind(lxshm__object *o) {
+  lxshm_segment *seg = (lxshm_segment *)o;
+  seg->state = &o->hdr->u.segment;
+  seg->data[0] = o->data;
+  seg->data[1] = o->data + o->hdr->slot_stride;
+}
+
+/* A new object is all zero: both slots hold the empty value of version 0, with no waiters. */
+const lxshm__kind lxshm__segment_kind = {
+    LXSHM__KIND_SEGMENT, "segment", "open", sizeof(lxshm_segment), plan, NULL, bind};
 
 /* ---- create, open, attach, remove, close ------------------------------------------------- */
 
 lxshm_status lxshm_create(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
                           lxshm_error *err) {
-  lxshm_segment *seg = calloc(1, sizeof *seg);
-  lxshm_status st;
+  return lxshm__create(&lxshm__segment_kind, name, size, NULL, mode, (lxshm__object **)out, err);
+}
 
-  *out = NULL;
-  if (seg == NULL)
-    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  /* A new object is all zero: both slots hold the empty value of version 0, with no waiters. */
-  st = lxshm__object_create(&seg->obj, name, LXSHM__KIND_SEGMENT, size, mode, err);
-  if (st != LXSHM_OK) {
-    free(seg);
-    return st;
-  }
-  lxshm__object_publish(&seg->obj);
-  *out = bind(seg);
-  return LXSHM_OK;
+lxshm_status lxshm_open_with(const char *name, unsigned flags, lxshm_segment **out,
+                             lxshm_error *err) {
+  return lxshm__open(&lxshm__segment_kind, name, flags, NULL, (lxshm__object **)out, err);
 }
 
 lxshm_status lxshm_open(const char *name, lxshm_segment **out, lxshm_error *err) {
-  lxshm_segment *seg = calloc(1, sizeof *seg);
-  lxshm_status st;
-
-  *out = NULL;
-  if (seg == NULL)
-    return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
-  st = lxshm__object_open(&seg->obj, name, LXSHM__KIND_SEGMENT, err);
-  if (st != LXSHM_OK) {
-    free(seg);
-    return st;
-  }
-  *out = bind(seg);
-  return LXSHM_OK;
+  return lxshm_open_with(name, 0, out, err);
 }
 
 lxshm_status lxshm_attach(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
                           int *created, lxshm_error *err) {
-  lxshm_status st;
-  int tries;
-
-  if (created != NULL)
-    *created = 0;
-  /* create and open each fail cleanly on the other's outcome; loop while a concurrent remove
-   * keeps taking the name away between the two. */
-  for (tries = 0; tries < 100; tries++) {
-    st = lxshm_create(name, size, mode, out, err);
-    if (st != LXSHM_EXISTS) {
-      if (created != NULL)
-        *created = (st == LXSHM_OK);
-      return st;
-    }
-    st = lxshm_open(name, out, err);
-    if (st != LXSHM_NOT_FOUND)
-      return st;
-  }
-  return lxshm__fail(err, LXSHM_SYSTEM, "name keeps appearing and disappearing");
+  return lxshm__attach(&lxshm__segment_kind, name, size, NULL, mode, 0, (lxshm__object **)out,
+                       created, err);
 }
 
 lxshm_status lxshm_remove(const char *name, lxshm_error *err) {
-  lxshm_status st;
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return lxshm__fail(err, LXSHM_INVALID, "invalid name");
-  st = lxshm__map_unlink(name, err);
-  return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
+  return lxshm__remove(name, err);
 }
 
 void lxshm_close(lxshm_segment *seg) {
-  if (seg == NULL)
-    return;
-  lxshm__object_close(&seg->obj);
-  free(seg);
+  lxshm__close((lxshm__object *)seg);
 }
 
 uint64_t lxshm_size(const lxshm_segment *seg) {
@@ -222,14 +194,28 @@ static lxshm_status describe(lxshm_segment *seg, const char **data, size_t *len,
   return LXSHM_OK;
 }
 
-int lxshm__view_valid(lxshm_segment *seg, uint64_t version) {
+/* After copying a value described as version v: whether the copy is whole. */
+static int still_current(lxshm_segment *seg, uint64_t version) {
   atomic_thread_fence(memory_order_acquire); /* the caller's copy happens before the re-check */
   return atomic_load_explicit(&seg->state->version, memory_order_relaxed) == version;
 }
 
-lxshm_status lxshm__view(lxshm_segment *seg, const char **data, size_t *len, uint64_t *version,
-                         unsigned *format) {
-  return describe(seg, data, len, version, format);
+int lxshm__read_in_place(lxshm_segment *seg, const lxshm__sink *sink) {
+  int tries;
+  for (tries = 0; tries < READ_TRIES; tries++) {
+    const char *data;
+    size_t len;
+    uint64_t version;
+    unsigned format;
+    if (describe(seg, &data, &len, &version, &format) != LXSHM_OK)
+      continue; /* damaged, or a writer moved on while we looked */
+    if (!sink->take(sink->ud, data, len, format))
+      return 0;
+    if (still_current(seg, version))
+      return 1;
+    sink->drop(sink->ud); /* the copy may mix two commits */
+  }
+  return 0;
 }
 
 /* Copies the value of the version it reads into buf. Returns OK (whole copy), TIMEOUT (a writer
@@ -247,7 +233,7 @@ static lxshm_status snapshot(lxshm_segment *seg, void *buf, size_t cap, size_t *
     return st;
   if (n <= cap && n > 0) /* buf may be NULL when only the length is wanted */
     memcpy(buf, data, n);
-  if (!lxshm__view_valid(seg, v))
+  if (!still_current(seg, v))
     return LXSHM_TIMEOUT; /* the copy may mix two commits */
   *len = n;
   if (version != NULL)
@@ -259,6 +245,7 @@ static lxshm_status snapshot(lxshm_segment *seg, void *buf, size_t cap, size_t *
 
 lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
                          uint64_t *version, unsigned *format, lxshm_error *err) {
+  uint64_t pause = 1000; /* a read-only reader's pause between tries: 1 us, doubling to 1 ms */
   lxshm_status st;
   int tries;
 
@@ -267,7 +254,16 @@ lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
     if (st != LXSHM_TIMEOUT)
       goto done;
   }
-  /* Writers keep overtaking the copy (a large value, frequent commits): copy under the lock. */
+  /* Writers keep overtaking the copy (a large value, frequent commits): copy under the lock, or,
+   * for a read-only handle, which may not lock, keep trying between pauses. */
+  while (seg->obj.readonly) {
+    lxshm__sleep_ns(pause);
+    if (pause < 1000000)
+      pause *= 2;
+    st = snapshot(seg, buf, cap, len, version, format);
+    if (st != LXSHM_TIMEOUT)
+      goto done;
+  }
   st = lxshm__lock(seg, UINT64_MAX, err);
   if (st != LXSHM_OK)
     return st;

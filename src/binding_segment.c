@@ -1,0 +1,294 @@
+/* binding_segment.c — the methods of lxshm.segment: one current value, shared. Argument checks
+ * and results only; the commit protocol and lock-free reads are segment.c's. */
+#include <string.h>
+
+#include "binding.h"
+
+#define segment_of(h) ((lxshm_segment *)(h)->obj)
+
+static lxshm__handle *check(lua_State *L) {
+  return lxshm__check_handle(L, &lxshm__segment_class);
+}
+
+static int seg_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_size(segment_of(check(L))));
+  return 1;
+}
+
+static int seg_version(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_version(segment_of(check(L))));
+  return 1;
+}
+
+/* seg:write(s [, timeout]) -> true | nil, msg, code */
+static int seg_write(lua_State *L) {
+  lxshm__handle *h = check(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  double timeout = lxshm__opt_timeout(L, 3);
+  lxshm_error err;
+  lxshm_status st;
+
+  lxshm__check_not_busy(L, h);
+  st = lxshm__write(segment_of(h), NULL, 0, s, len, LXSHM__FORMAT_RAW, timeout, &err);
+  return lxshm__result(L, h, st, &err);
+}
+
+/* seg:put(v [, timeout]) -> true | nil, msg, code. Encodes before taking the lock. */
+static int seg_put(lua_State *L) {
+  lxshm__handle *h = check(L);
+  double timeout = lxshm__opt_timeout(L, 3);
+  const char *out;
+  size_t len;
+  lxshm_error err;
+  lxshm_status st;
+
+  luaL_checkany(L, 2);
+  lxshm__check_not_busy(L, h);
+  if (lxshm__is_big_string(L, 2)) { /* its header, then its bytes straight from the Lua string */
+    unsigned char head[LXSHM__STRING_HEADER_MAX];
+    const char *s = lua_tolstring(L, 2, &len);
+    size_t hl = lxshm__string_header(s, len, head);
+    if (hl > h->size || len > h->size - hl) /* refused as the encoder would, in its words */
+      st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
+                       (unsigned long long)h->size);
+    else
+      st = lxshm__write(segment_of(h), head, hl, s, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  }
+  else {
+    st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)h->size, &out, &len, &err);
+    if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
+      st = lxshm__write(segment_of(h), NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  }
+  return lxshm__result(L, h, st, &err);
+}
+
+/* ---- reading --------------------------------------------------------------------------------- */
+
+typedef struct direct {
+  lua_State *L;
+  int raw; /* read(): the bytes whatever they hold */
+} direct;
+
+/* A large value copied once, from the mapping straight into a new Lua string: the raw bytes, or
+ * a put() value that is one large string. Safe because Lua copies a string this long without
+ * hashing it (strings above 40 bytes are hashed lazily, once complete), and the core drops the
+ * string if a writer overtook the copy. */
+static int direct_take(void *ud, const char *data, size_t len, unsigned format) {
+  direct *d = (direct *)ud;
+  size_t skip = 0;
+  if (len <= LXSHM__SMALL_VALUE)
+    return 0;
+  if (!d->raw && format != LXSHM__FORMAT_RAW) {
+    skip = format == LXSHM__FORMAT_MSGPACK ? lxshm__string_span(data, len) : 0;
+    if (skip == 0)
+      return 0;
+  }
+  lua_pushlstring(d->L, data + skip, len - skip);
+  return 1;
+}
+
+static void direct_drop(void *ud) {
+  lua_pop(((direct *)ud)->L, 1);
+}
+
+typedef struct reading {
+  lxshm_segment *seg;
+  uint64_t version; /* of the value copied */
+} reading;
+
+static lxshm_status copy_current(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
+                                 lxshm_error *err) {
+  reading *r = (reading *)ctx;
+  return lxshm__read(r->seg, buf, cap, len, &r->version, format, err);
+}
+
+/* Copies the current value and pushes it as a string (raw = 1) or as what it holds: the string
+ * for a write(), the decoded value for a put(), nil before the first commit (raw = 0). Returns
+ * the number of results. Calls Lua only once the copy is private. h is held. */
+static int push_value(lua_State *L, lxshm__handle *h, int raw) {
+  direct d;
+  lxshm__sink sink = {direct_take, direct_drop, NULL};
+  reading r;
+  lxshm_status st;
+  lxshm_error err;
+
+  d.L = L;
+  d.raw = raw;
+  sink.ud = &d;
+  r.seg = segment_of(h);
+  if (lxshm__used(r.seg) > LXSHM__SMALL_VALUE && lxshm__read_in_place(r.seg, &sink))
+    return 1;
+  st = lxshm__copy_out(L, (size_t)lxshm__used(r.seg), copy_current, &r, raw, &err);
+  if (st != LXSHM_OK)
+    return lxshm__result(L, h, st, &err);
+  if (!raw && r.version == 0) {
+    lua_pop(L, 1);
+    lua_pushnil(L); /* nothing stored yet */
+  }
+  return 1;
+}
+
+/* seg:read() -> the current value's bytes | nil, msg, code; seg:get() -> the current value:
+ * decoded if put() stored it, the string if write() did, nil before the first commit | nil, msg,
+ * CORRUPT */
+static int read_value(lua_State *L, int raw) {
+  lxshm__handle *h = check(L);
+  int n;
+  lua_settop(L, 1);
+  lxshm__hold(h);
+  n = push_value(L, h, raw);
+  lxshm__drop(h);
+  return n;
+}
+
+static int seg_read(lua_State *L) {
+  return read_value(L, 1);
+}
+
+static int seg_get(lua_State *L) {
+  return read_value(L, 0);
+}
+
+/* ---- update ---------------------------------------------------------------------------------- */
+
+/* Pushes false, cause, code (the protected part's failure) and returns 3. */
+static int locked_failure(lua_State *L, lxshm_status st, const lxshm_error *err) {
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, err->message);
+  lua_pushinteger(L, st);
+  return 3;
+}
+
+/* The part of update that runs under the lock, inside lua_pcall: decodes the current value,
+ * calls fn with it, encodes and commits the result. Arguments: the handle, fn. Returns true, new
+ * value; or false, cause, code when the current value cannot be decoded or the result cannot be
+ * stored (nothing is committed then). */
+static int update_locked(lua_State *L) {
+  lxshm__handle *h = (lxshm__handle *)lua_touserdata(L, 1);
+  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
+  const char *data, *out;
+  size_t len, cap;
+  unsigned format;
+  lxshm_error err;
+  lxshm_status st;
+
+  lxshm__current_locked(segment_of(h), &data, &len, &format);
+  lua_settop(L, 2); /* handle, fn */
+  if (lxshm_version(segment_of(h)) == 0) {
+    lua_pushnil(L);
+  }
+  else {
+    char *copy = lxshm__scratch_take(L, 1, len, &cap); /* decode a private copy, as get does */
+    memcpy(copy, data, len);
+    st = lxshm__push_bytes(L, copy, len, format, &err);
+    if (st != LXSHM_OK)
+      return locked_failure(L, st, &err);
+    lua_rotate(L, -2, 1);
+    lxshm__scratch_give(L, 1);
+  }
+  lua_call(L, 1, 1); /* fn(current): may raise; lua_pcall in seg_update catches it */
+  st = lxshm__encode(L, enc, -1, (size_t)h->size, &out, &len, &err);
+  if (st == LXSHM_OK)
+    st = lxshm__commit_locked(segment_of(h), NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, &err);
+  if (st != LXSHM_OK)
+    return locked_failure(L, st, &err);
+  lua_pushboolean(L, 1);
+  lua_rotate(L, -2, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* seg:update(fn [, timeout]) -> new value | nil, msg, code. fn runs while this process holds the
+ * lock; if it raises, nothing is stored, the lock is released and the error propagates. */
+static int seg_update(lua_State *L) {
+  lxshm__handle *h = check(L);
+  double timeout;
+  lxshm_error err;
+  lxshm_status st;
+  int rc;
+
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  timeout = lxshm__opt_timeout(L, 3);
+  lxshm__check_not_busy(L, h);
+  lua_settop(L, 2);
+  luaL_checkstack(L, 8, NULL); /* room for the call below, reserved before locking */
+  st = lxshm__lock(segment_of(h), lxshm__deadline(timeout), &err);
+  if (st != LXSHM_OK)
+    return lxshm__result(L, h, st, &err);
+  /* From here to the unlock nothing may raise: Lua runs only inside the protected call, and the
+   * pushes before it neither allocate nor fail. */
+  h->busy = 1;
+  lxshm__hold(h);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the encoder, as update_locked's upvalue */
+  lua_pushcclosure(L, update_locked, 1);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  rc = lua_pcall(L, 2, 3, 0);
+  lxshm__unlock(segment_of(h));
+  h->busy = 0;
+  lxshm__drop(h);
+  if (rc != LUA_OK)
+    return lua_error(L); /* re-raise only once the lock is free */
+  if (lua_toboolean(L, -3)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", h->name, lua_tostring(L, -3));
+  lua_pushvalue(L, -3);
+  return 3;
+}
+
+/* ---- waiting and introspection --------------------------------------------------------------- */
+
+/* seg:wait(version [, timeout]) -> new version | nil, msg, TIMEOUT */
+static int seg_wait(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lua_Integer version = luaL_checkinteger(L, 2);
+  double timeout = lxshm__opt_timeout(L, 3);
+  lxshm__interrupt intr;
+  uint64_t now;
+  lxshm_error err;
+  lxshm_status st;
+
+  lxshm__interrupt_for(L, &intr);
+  lxshm__hold(h); /* a hook run between sleeps may close the handle */
+  st = lxshm__wait(segment_of(h), (uint64_t)version, timeout, &now, &intr, &err);
+  lxshm__drop(h);
+  if (st != LXSHM_OK)
+    return lxshm__result(L, h, st, &err);
+  lua_pushinteger(L, (lua_Integer)now);
+  return 1;
+}
+
+/* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } */
+static int seg_stat(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm__stat st;
+  lxshm__stat_get(segment_of(h), &st);
+  {
+    const lxshm__stat_field fields[] = {{"size", st.size},
+                                        {"used", st.used},
+                                        {"version", st.version},
+                                        {"writer_pid", st.writer_pid},
+                                        {"waiters", st.waiters}};
+    lxshm__push_stat(L, h, fields, 5);
+  }
+  lua_pushnumber(L, (lua_Number)st.updated_ns / 1e9);
+  lua_setfield(L, -2, "updated");
+  return 1;
+}
+
+static void describe(lua_State *L, lxshm__handle *h) {
+  lua_pushfstring(L, "(%s bytes)", lxshm__format_u64(L, h->size));
+  lua_remove(L, -2);
+}
+
+static const luaL_Reg methods[] = {
+    {"size", seg_size}, {"version", seg_version}, {"write", seg_write}, {"read", seg_read},
+    {"put", seg_put},   {"get", seg_get},         {"update", seg_update}, {"wait", seg_wait},
+    {"stat", seg_stat}, {NULL, NULL}};
+
+const lxshm__class lxshm__segment_class = {"lxshm.segment", "", &lxshm__segment_kind, methods,
+                                           describe};

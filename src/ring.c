@@ -1,0 +1,82 @@
+/* ring.c — copies into and out of a ring that wrap at its end, and the records rings hold.
+ * Shared by queues and topics; knows nothing of locks, indices or who may write where: the
+ * callers' protocols (queue.c, topic.c) decide that. */
+#include <string.h>
+
+#include "internal.h"
+#include "layout.h"
+#include "ring.h"
+
+/* Bytes from pos's place to the end of the ring, but at most n. */
+static size_t first_part(const lxshm__ring *r, uint64_t pos, size_t n) {
+  uint64_t left = r->capacity - pos % r->capacity;
+  return left < n ? (size_t)left : n;
+}
+
+void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t n) {
+  size_t first = first_part(r, pos, n);
+  if (first > 0)
+    memcpy(r->data + pos % r->capacity, src, first);
+  if (n > first)
+    memcpy(r->data, (const char *)src + first, n - first);
+}
+
+void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n) {
+  size_t first = first_part(r, pos, n);
+  if (first > 0)
+    memcpy(dst, r->data + pos % r->capacity, first);
+  if (n > first)
+    memcpy((char *)dst + first, r->data, n - first);
+}
+
+/* ---- records ------------------------------------------------------------------------------- */
+
+uint64_t lxshm__record_size(uint64_t len) {
+  return (LXSHM__RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
+         LXSHM__RECORD_ALIGN;
+}
+
+uint64_t lxshm__record_max_value(uint64_t room) {
+  uint64_t whole = room / LXSHM__RECORD_ALIGN * LXSHM__RECORD_ALIGN;
+  uint64_t max = whole > LXSHM__RECORD_HEADER ? whole - LXSHM__RECORD_HEADER : 0;
+  return max < UINT32_MAX ? max : UINT32_MAX;
+}
+
+void lxshm__record_header(unsigned char head[LXSHM__RECORD_HEADER], size_t len, unsigned format) {
+  uint32_t fields[2];
+  fields[0] = (uint32_t)len;
+  fields[1] = format;
+  memcpy(head, fields, sizeof fields);
+}
+
+void lxshm__record_parse(const unsigned char head[LXSHM__RECORD_HEADER], uint32_t *len,
+                         unsigned *format) {
+  uint32_t fields[2];
+  memcpy(fields, head, sizeof fields);
+  *len = fields[0];
+  *format = fields[1];
+}
+
+size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format) {
+  size_t rec = (size_t)lxshm__record_size(len);
+  lxshm__record_header((unsigned char *)dst, len, format);
+  if (len > 0)
+    memcpy((char *)dst + LXSHM__RECORD_HEADER, data, len);
+  memset((char *)dst + LXSHM__RECORD_HEADER + len, 0, rec - LXSHM__RECORD_HEADER - len);
+  return rec;
+}
+
+size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
+                         unsigned *format) {
+  uint32_t n;
+  unsigned fmt;
+  if (avail < LXSHM__RECORD_HEADER)
+    return 0;
+  lxshm__record_parse((const unsigned char *)src, &n, &fmt);
+  if (lxshm__record_size(n) > avail || fmt > LXSHM__FORMAT_MSGPACK)
+    return 0;
+  *data = (const char *)src + LXSHM__RECORD_HEADER;
+  *len = n;
+  *format = fmt;
+  return (size_t)lxshm__record_size(n);
+}

@@ -1,0 +1,50 @@
+/* ring.h — bytes in a ring, and the records a ring holds (ring.c): what a queue and a topic
+ * share. Positions count bytes since creation and never wrap; a position's place in the ring is
+ * position % capacity, and a copy may wrap around the ring's end. No locks, no OS, no Lua. */
+#ifndef LXSHM_RING_H
+#define LXSHM_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A ring of `capacity` bytes starting at `data`: a view, owned by the object that maps it. */
+typedef struct lxshm__ring {
+  unsigned char *data;
+  uint64_t capacity;
+} lxshm__ring;
+
+/* Copies n bytes (n <= capacity) into the ring at position pos. */
+void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t n);
+
+/* Copies n bytes (n <= capacity) out of the ring from position pos. */
+void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n);
+
+/* ---- records --------------------------------------------------------------------------------
+ * A record is an 8-byte header (u32 length of the value, u32 format tag, in the machine's byte
+ * order), then the value's bytes, zero-padded to a multiple of LXSHM__RECORD_ALIGN. Records lie
+ * back to back, in a ring or in a batch buffer outside it. */
+
+#define LXSHM__RECORD_HEADER 8u
+
+/* The bytes a value of `len` bytes takes as a record. */
+uint64_t lxshm__record_size(uint64_t len);
+
+/* The largest value a record of at most `room` bytes can hold (0 if none). */
+uint64_t lxshm__record_max_value(uint64_t room);
+
+/* Writes the header of a record for a value of `len` bytes (at most UINT32_MAX) to head. */
+void lxshm__record_header(unsigned char head[LXSHM__RECORD_HEADER], size_t len, unsigned format);
+
+/* Reads a record header: the value's length and format. */
+void lxshm__record_parse(const unsigned char head[LXSHM__RECORD_HEADER], uint32_t *len,
+                         unsigned *format);
+
+/* Writes a whole record at dst (lxshm__record_size(len) bytes) and returns its size. */
+size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format);
+
+/* Reads the record at src, of which avail bytes are readable: its value and format. Returns its
+ * size, or 0 if it is damaged or cut short (a length past avail, an unknown format). */
+size_t lxshm__record_get(const void *src, size_t avail, const char **data, size_t *len,
+                         unsigned *format);
+
+#endif
