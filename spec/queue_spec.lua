@@ -373,9 +373,12 @@ describe("a queue across processes", function()
 
   it("keeps every value of two producers racing with timeout 0 on a roomy queue", function()
     local q, name = util.queue(4 * 1024 * 1024) -- room for everything: no push should wait
-    local start = proc.now() + 0.3 * util.SLOW
-    local a = util.child("produce_nowait", name, 1, 100000, start)
-    local b = util.child("produce_nowait", name, 2, 100000, start)
+    local gate = util.gate()
+    local a = util.child("produce_nowait", name, 1, 100000, gate)
+    local b = util.child("produce_nowait", name, 2, 100000, gate)
+    a:await("ready")
+    b:await("ready")
+    util.open_gate(gate)
     a:finish(60)
     b:finish(60)
     assert.equal(200000, q:count())
@@ -386,7 +389,7 @@ describe("a queue across processes", function()
     local consumer = util.child("pop", name, 10)
     util.eventually(function() return q:stat().pop_waiters == 1 end, 10, "a blocked pop")
     assert(q:push("hello"))
-    assert.equal("hello", consumer:finish())
+    assert.equal("popping\nhello", consumer:finish())
   end)
 
   it("wakes a blocked producer when another process pops", function()
@@ -395,7 +398,7 @@ describe("a queue across processes", function()
     local producer = util.child("push", name, "next", 10)
     util.eventually(function() return q:stat().push_waiters == 1 end, 10, "a blocked push")
     assert.equal("fills it", q:pop())
-    assert.equal("true", producer:finish())
+    assert.equal("pushing\ntrue", producer:finish())
     assert.equal("next", q:pop(0))
   end)
 
@@ -449,26 +452,35 @@ describe("a queue across processes", function()
   end)
 end)
 
-describe("blocking calls", function()
-  it("end on Ctrl-C (SIGINT) in the lua interpreter", function()
-    local _, name = util.queue()
-    local seg = assert(lxshm.create(util.name("int"), 8))
-    local sname = seg:name()
-    util.defer(function()
-      seg:close()
-      lxshm.remove(sname)
-    end)
-    for _, args in ipairs({ { "pop", name, "" }, { "wait_forever", sname } }) do
-      local c = util.child(table.unpack(args))
-      if args[1] == "wait_forever" then
-        util.eventually(function() return c:stderr():find("waiting") end, 10, "the waiter")
-      else
-        proc.sleep(0.1 * util.SLOW)
-      end
-      c:kill("INT")
-      local how, code = c:wait(5)
-      assert.same({ "exit", 1 }, { how, code })
-      assert.matches("interrupted!", c:stderr())
-    end
+describe("Ctrl-C (SIGINT) in the lua interpreter", function()
+  --- Starts a child that says `ready` and then blocks in `method`, waits until `waiters()`
+  -- counts it, sends SIGINT, and requires the interpreter's "interrupted!" raised from inside
+  -- `method`, and the waiter no longer counted.
+  local function interrupt(method, ready, waiters, ...)
+    local c = util.child(...)
+    c:await(ready)
+    util.eventually(function() return waiters() == 1 end, 10, "the child to block")
+    c:kill("INT")
+    assert.same({ "exit", 1 }, { c:wait(5) })
+    assert.matches(": interrupted!\nstack traceback:\n\t[C]: in method '" .. method .. "'",
+      c:stderr(), 1, true)
+    assert.equal(0, waiters())
+  end
+
+  it("ends a blocked pop with \"interrupted!\", leaving no pop waiter counted", function()
+    local q, name = util.queue()
+    interrupt("pop", "popping", function() return q:stat().pop_waiters end, "pop", name, "")
+  end)
+
+  it("ends a blocked push with \"interrupted!\", leaving no push waiter counted", function()
+    local q, name = util.queue(32)
+    assert(q:push("fills it", 0))
+    interrupt("push", "pushing", function() return q:stat().push_waiters end,
+      "push", name, "more", "")
+  end)
+
+  it("ends a blocked seg:wait with \"interrupted!\", leaving no waiter counted", function()
+    local seg, name = util.segment(8, "int")
+    interrupt("wait", "waiting", function() return seg:stat().waiters end, "wait_forever", name)
   end)
 end)
