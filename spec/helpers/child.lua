@@ -153,13 +153,16 @@ function commands.update_hang(name)
 end
 
 --- produce NAME ID N: say "producing", then push { id = ID, seq = 1..N } in order, waiting
--- while the queue is full.
+-- while the queue is full, and print each seq on its own line once its push has returned, so
+-- that what a killed producer pushed is on record (all of it, and at most one value more).
 function commands.produce(name, id, n)
   local q = assert(lxshm.open_queue(name))
   id = tonumber(id)
+  io.stdout:setvbuf("line")
   say("producing")
   for seq = 1, tonumber(n) do
     assert(q:push({ id = id, seq = seq }))
+    io.write(seq, "\n")
   end
 end
 
