@@ -168,11 +168,15 @@ describe("a queue in one process", function()
 
   it("raises on misuse: no value, bad timeouts, closed handles, other objects", function()
     local q, name = util.queue()
-    assert.has_error(function() q:push() end)
-    assert.has_error(function() q:push(1, -1) end)
-    assert.has_error(function() q:pop(-0.5) end)
-    assert.has_error(function() q:pop(0 / 0) end)
-    assert.has_error(function() q:pop("soon") end)
+    assert.has_error(function() q:push() end, "bad argument #1 to 'push' (value expected)")
+    assert.has_error(function() q:push(1, -1) end,
+      "bad argument #2 to 'push' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop(-0.5) end,
+      "bad argument #1 to 'pop' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop(0 / 0) end,
+      "bad argument #1 to 'pop' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop("soon") end,
+      "bad argument #1 to 'pop' (number expected, got string)")
     assert.has_error(function() q.pop("x") end,
       "bad argument #1 to 'pop' (lxshm.queue expected, got string)")
     q:close()
@@ -272,13 +276,20 @@ describe("batches", function()
 
   it("raise on misuse", function()
     local q = util.queue()
-    assert.has_error(function() q:push_many() end)
-    assert.has_error(function() q:push_many("x") end)
-    assert.has_error(function() q:push_many({ 1 }, -1) end)
-    assert.has_error(function() q:pop_many() end)
-    assert.has_error(function() q:pop_many(0) end)
-    assert.has_error(function() q:pop_many(1.5) end)
-    assert.has_error(function() q:pop_many(3, -1) end)
+    assert.has_error(function() q:push_many() end,
+      "bad argument #1 to 'push_many' (table expected, got no value)")
+    assert.has_error(function() q:push_many("x") end,
+      "bad argument #1 to 'push_many' (table expected, got string)")
+    assert.has_error(function() q:push_many({ 1 }, -1) end,
+      "bad argument #2 to 'push_many' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop_many() end,
+      "bad argument #1 to 'pop_many' (number expected, got no value)")
+    assert.has_error(function() q:pop_many(0) end,
+      "bad argument #1 to 'pop_many' (must be at least 1)")
+    assert.has_error(function() q:pop_many(1.5) end,
+      "bad argument #1 to 'pop_many' (number has no integer representation)")
+    assert.has_error(function() q:pop_many(3, -1) end,
+      "bad argument #2 to 'pop_many' (timeout must be a number of seconds >= 0)")
   end)
 
   it("deliver 4 producers x 5000 values to 3 consumers exactly once, in order", function()
@@ -345,8 +356,10 @@ describe("queue names", function()
       _, _, code = lxshm.create_queue(util.name("qs"), size)
       assert.equal(lxshm.INVALID_SIZE, code)
     end
-    assert.has_error(function() lxshm.create_queue(util.name("qs"), {}) end)
-    assert.has_error(function() lxshm.create_queue(util.name("qs"), 64, { bad = 1 }) end)
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), {}) end,
+      "bad argument #2 to 'create_queue' (number expected, got table)")
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), 64, { bad = 1 }) end,
+      "bad argument #3 to 'create_queue' (unknown option 'bad')")
   end)
 end)
 

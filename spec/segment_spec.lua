@@ -40,7 +40,8 @@ describe("the module", function()
       assert.is_true(#text > 0)
     end
     assert.same({ "unknown status", "UNKNOWN" }, { lxshm.strerror(999) })
-    assert.has_error(function() lxshm.strerror("x") end)
+    assert.has_error(function() lxshm.strerror("x") end,
+      "bad argument #1 to 'strerror' (number expected, got string)")
   end)
 end)
 
@@ -89,10 +90,18 @@ describe("create", function()
 
   it("raises on a malformed options table", function()
     local name = util.name("opts")
-    for _, opts in ipairs({ 1, "0600", { mode = -1 }, { mode = tonumber("1000", 8) },
-      { mode = "rw" }, { mode = "0999" }, { mode = 1.5 }, { mode = {} }, { mdoe = 384 },
-      { [1] = 384 } }) do
-      assert.has_error(function() lxshm.create(name, 8, opts) end)
+    local bad_mode = "bad argument #3 to 'create' (mode must be an integer from 0 to 0777 or an"
+      .. ' octal string like "0640")'
+    for _, case in ipairs({
+      { 1, "bad argument #3 to 'create' (table expected, got number)" },
+      { "0600", "bad argument #3 to 'create' (table expected, got string)" },
+      { { mode = -1 }, bad_mode }, { { mode = tonumber("1000", 8) }, bad_mode },
+      { { mode = "rw" }, bad_mode }, { { mode = "0999" }, bad_mode }, { { mode = 1.5 }, bad_mode },
+      { { mode = {} }, bad_mode },
+      { { mdoe = 384 }, "bad argument #3 to 'create' (unknown option 'mdoe')" },
+      { { [1] = 384 }, "bad argument #3 to 'create' (unknown option '?')" },
+    }) do
+      assert.has_error(function() lxshm.create(name, 8, case[1]) end, case[2])
     end
     assert.is_false(exists(shm_path(name)))
   end)
@@ -133,9 +142,10 @@ describe("create", function()
 
   it("raises when the name is not a string", function()
     for _, v in ipairs({ {}, true, print }) do
-      assert.has_error(function() lxshm.create(v, 8) end)
-      assert.has_error(function() lxshm.open(v) end)
-      assert.has_error(function() lxshm.remove(v) end)
+      local got = "(string expected, got " .. type(v) .. ")"
+      assert.has_error(function() lxshm.create(v, 8) end, "bad argument #1 to 'create' " .. got)
+      assert.has_error(function() lxshm.open(v) end, "bad argument #1 to 'open' " .. got)
+      assert.has_error(function() lxshm.remove(v) end, "bad argument #1 to 'remove' " .. got)
     end
     assert.has_error(function() lxshm.create(nil, 8) end,
       "bad argument #1 to 'create' (string expected, got nil)")
@@ -158,7 +168,8 @@ describe("create", function()
 
   it("raises when the size is not a number", function()
     for _, v in ipairs({ "many", {}, true }) do
-      assert.has_error(function() lxshm.create(util.name("size"), v) end)
+      assert.has_error(function() lxshm.create(util.name("size"), v) end,
+        "bad argument #2 to 'create' (number expected, got " .. type(v) .. ")")
     end
     assert.has_error(function() lxshm.create(util.name("size")) end,
       "bad argument #2 to 'create' (number expected, got no value)")
@@ -243,7 +254,8 @@ describe("write and read", function()
     assert(seg:write(42))
     assert.equal("42", seg:read())
     for _, v in ipairs({ {}, true, print }) do
-      assert.has_error(function() seg:write(v) end)
+      assert.has_error(function() seg:write(v) end,
+        "bad argument #1 to 'write' (string expected, got " .. type(v) .. ")")
     end
     assert.has_error(function() seg:write() end,
       "bad argument #1 to 'write' (string expected, got no value)")
@@ -252,9 +264,12 @@ describe("write and read", function()
 
   it("raise on a negative or NaN timeout and accept 0, a fraction and infinity", function()
     local seg = util.segment(16)
-    assert.has_error(function() seg:write("x", -1) end)
-    assert.has_error(function() seg:write("x", 0 / 0) end)
-    assert.has_error(function() seg:write("x", "soon") end)
+    assert.has_error(function() seg:write("x", -1) end,
+      "bad argument #2 to 'write' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:write("x", 0 / 0) end,
+      "bad argument #2 to 'write' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:write("x", "soon") end,
+      "bad argument #2 to 'write' (number expected, got string)")
     assert.is_true(seg:write("a", 0))
     assert.is_true(seg:write("b", 0.25))
     assert.is_true(seg:write("c", math.huge))
@@ -291,8 +306,10 @@ describe("handles", function()
     local seg = util.segment(8)
     assert.has_error(function() seg.read("x") end,
       "bad argument #1 to 'read' (lxshm.segment expected, got string)")
-    assert.has_error(function() seg.size() end)
-    assert.has_error(function() seg.write(io.stdout, "x") end)
+    assert.has_error(function() seg.size() end,
+      "bad argument #1 to 'size' (lxshm.segment expected, got no value)")
+    assert.has_error(function() seg.write(io.stdout, "x") end,
+      "bad argument #1 to 'write' (lxshm.segment expected, got FILE*)")
   end)
 
   local function mappings_of(name)
@@ -409,11 +426,16 @@ describe("wait", function()
 
   it("raises on a missing or fractional version and a bad timeout", function()
     local seg = util.segment(8)
-    assert.has_error(function() seg:wait() end)
-    assert.has_error(function() seg:wait(1.5) end)
-    assert.has_error(function() seg:wait("v") end)
-    assert.has_error(function() seg:wait(0, -0.5) end)
-    assert.has_error(function() seg:wait(0, 0 / 0) end)
+    assert.has_error(function() seg:wait() end,
+      "bad argument #1 to 'wait' (number expected, got no value)")
+    assert.has_error(function() seg:wait(1.5) end,
+      "bad argument #1 to 'wait' (number has no integer representation)")
+    assert.has_error(function() seg:wait("v") end,
+      "bad argument #1 to 'wait' (number expected, got string)")
+    assert.has_error(function() seg:wait(0, -0.5) end,
+      "bad argument #2 to 'wait' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:wait(0, 0 / 0) end,
+      "bad argument #2 to 'wait' (timeout must be a number of seconds >= 0)")
   end)
 end)
 

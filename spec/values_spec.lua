@@ -167,9 +167,11 @@ describe("put and get", function()
 
   it("raise when put has no value or a bad timeout", function()
     local seg = util.segment()
-    assert.has_error(function() seg:put() end)
-    assert.has_error(function() seg:put(1, -1) end)
-    assert.has_error(function() seg.put(nil, 1) end)
+    assert.has_error(function() seg:put() end, "bad argument #1 to 'put' (value expected)")
+    assert.has_error(function() seg:put(1, -1) end,
+      "bad argument #2 to 'put' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg.put(nil, 1) end,
+      "bad argument #1 to 'put' (lxshm.segment expected, got nil)")
   end)
 
   it("report a damaged stored value as CORRUPT", function()
@@ -228,15 +230,17 @@ describe("update", function()
   end)
 
   it("raises on misuse from inside its own function, releasing the lock", function()
-    local seg = util.segment()
+    local seg, name = util.segment()
     assert(seg:put(0))
-    for _, misuse in ipairs({
-      function() seg:write("x") end,
-      function() seg:put(1) end,
-      function() seg:update(function() return 2 end) end,
-      function() seg:close() end,
+    local locked = name .. ": segment is locked by its own update in progress"
+    for _, case in ipairs({
+      { function() seg:write("x") end, locked },
+      { function() seg:put(1) end, locked },
+      { function() seg:update(function() return 2 end) end, locked },
+      { function() seg:close() end, name .. ": cannot close a segment inside its own update" },
     }) do
-      assert.has_error(function() seg:update(function() misuse() return 9 end) end)
+      local misuse = case[1]
+      assert.has_error(function() seg:update(function() misuse() return 9 end) end, case[2])
       assert.equal(0, seg:get())
     end
     assert.is_true(seg:write("lock is free", 0))
@@ -259,8 +263,11 @@ describe("update", function()
 
   it("raises on a missing function or a bad timeout", function()
     local seg = util.segment()
-    assert.has_error(function() seg:update() end)
-    assert.has_error(function() seg:update("not a function") end)
-    assert.has_error(function() seg:update(function() end, -1) end)
+    assert.has_error(function() seg:update() end,
+      "bad argument #1 to 'update' (function expected, got no value)")
+    assert.has_error(function() seg:update("not a function") end,
+      "bad argument #1 to 'update' (function expected, got string)")
+    assert.has_error(function() seg:update(function() end, -1) end,
+      "bad argument #2 to 'update' (timeout must be a number of seconds >= 0)")
   end)
 end)
