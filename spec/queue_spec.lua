@@ -25,10 +25,14 @@ end
 
 describe("a queue in one process", function()
   it("starts empty, with its size rounded up to whole 8-byte units", function()
-    local q, name = util.queue(100)
+    local q = util.queue(100)
     assert.equal(104, q:size())
     assert.equal(0, q:count())
     assert.equal(0, q:used())
+  end)
+
+  it("gives the handle its name, a tostring and the __name lxshm.queue", function()
+    local q, name = util.queue(100)
     assert.equal(name, q:name())
     assert.equal("lxshm.queue: " .. name .. " (104 bytes, 0 values)", tostring(q))
     assert.equal("lxshm.queue", getmetatable(q).__name)
@@ -54,7 +58,7 @@ describe("a queue in one process", function()
     end
   end)
 
-  it("reports an empty queue with TIMEOUT, at once or after the timeout", function()
+  it("reports an empty queue to pop and peek with TIMEOUT, at once or after the timeout", function()
     local q, name = util.queue()
     local v, err, code = q:pop(0)
     assert.is_nil(v)
@@ -166,8 +170,8 @@ describe("a queue in one process", function()
                   push_waiters = 0 }, q:stat())
   end)
 
-  it("raises on misuse: no value, bad timeouts, closed handles, other objects", function()
-    local q, name = util.queue()
+  it("raises on no value, a negative, NaN or string timeout, and another object", function()
+    local q = util.queue()
     assert.has_error(function() q:push() end, "bad argument #1 to 'push' (value expected)")
     assert.has_error(function() q:push(1, -1) end,
       "bad argument #2 to 'push' (timeout must be a number of seconds >= 0)")
@@ -179,6 +183,10 @@ describe("a queue in one process", function()
       "bad argument #1 to 'pop' (number expected, got string)")
     assert.has_error(function() q.pop("x") end,
       "bad argument #1 to 'pop' (lxshm.queue expected, got string)")
+  end)
+
+  it("raises on any method after close, which is idempotent and shows in tostring", function()
+    local q, name = util.queue()
     q:close()
     q:close()
     assert.equal("lxshm.queue: " .. name .. " (closed)", tostring(q))
@@ -220,7 +228,7 @@ describe("batches", function()
     assert.equal("last", values[4])
   end)
 
-  it("push_many pushes nothing when one value cannot be stored, naming it", function()
+  it("push_many pushes nothing for an unstorable value (naming it) or an empty list", function()
     local q, name = util.queue(4096)
     assert(q:push("kept"))
     local ok, err, code = q:push_many({ 1, 2, { f = print }, 4 })
@@ -245,7 +253,7 @@ describe("batches", function()
     assert.equal(0, q:count())
   end)
 
-  it("push_many waits for room for the whole batch, and times out changing nothing", function()
+  it("push_many needs room for the whole batch, and times out changing nothing", function()
     local q = util.queue(64) -- 4 records of 16 bytes
     assert(q:push_many({ 1, 2, 3 }))
     local ok, _, code = q:push_many({ 4, 5 }, 0.01)
@@ -259,7 +267,7 @@ describe("batches", function()
     assert.same({ 2, 3, 4, 5 }, values)
   end)
 
-  it("pop_many waits for a first value, times out when none comes, and grows for big ones",
+  it("pop_many times out when no value comes, and returns values bigger than its first buffer",
     function()
       local q, name = util.queue(1024 * 1024)
       local values, err, code = q:pop_many(5, 0.01)
@@ -274,7 +282,7 @@ describe("batches", function()
       assert.equal("small", got[2])
     end)
 
-  it("raise on misuse", function()
+  it("raise on a bad list, a count below 1 or fractional, and a negative timeout", function()
     local q = util.queue()
     assert.has_error(function() q:push_many() end,
       "bad argument #1 to 'push_many' (table expected, got no value)")
@@ -346,7 +354,7 @@ describe("queue names", function()
     assert.equal(name .. ": does not exist", err)
   end)
 
-  it("refuse bad names and sizes like segments do", function()
+  it("refuse bad names and sizes like segments; raise on non-number sizes, bad options", function()
     local _, err, code = lxshm.create_queue("a/b", 64)
     assert.equal(lxshm.INVALID, code)
     assert.matches("invalid name", err)

@@ -98,7 +98,7 @@ describe("put and get", function()
       assert.equal(1, seg:version())
     end)
 
-  it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, never a crash", function()
+  it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, storing nothing", function()
     local seg = util.segment(1024 * 1024)
     local deep = {}
     local t = deep
@@ -112,7 +112,7 @@ describe("put and get", function()
     assert.is_nil(seg:get())
   end)
 
-  it("refuse a value whose encoding exceeds the capacity with INVALID_SIZE", function()
+  it("refuse an encoding over the capacity with INVALID_SIZE, keeping the old value", function()
     local seg, name = util.segment(64)
     assert(seg:put("small"))
     local ok, err, code = seg:put(string.rep("x", 100))
@@ -127,7 +127,7 @@ describe("put and get", function()
   end)
 
   -- Strings of 64 KiB or more alone skip the encoder on put and get: same bytes, same limits.
-  it("store a big string alone as its encoding, up to exactly the capacity", function()
+  it("store a big string alone as its encoding, up to the capacity and not a byte more", function()
     local text = string.rep("héllo 日本語 ", 8192)
     for _, s in ipairs({ string.rep("\xff", 65536), text, text .. "\xc0" }) do
       local seg, name = util.segment(#s + 5)
@@ -165,7 +165,7 @@ describe("put and get", function()
     end
   end)
 
-  it("raise when put has no value or a bad timeout", function()
+  it("raise when put has no value, a negative timeout or no segment", function()
     local seg = util.segment()
     assert.has_error(function() seg:put() end, "bad argument #1 to 'put' (value expected)")
     assert.has_error(function() seg:put(1, -1) end,
@@ -190,7 +190,7 @@ describe("put and get", function()
 end)
 
 describe("update", function()
-  it("passes the current value and stores what the function returns", function()
+  it("passes the current value, and stores and returns what the function returns", function()
     local seg = util.segment()
     local seen = "unset"
     assert.equal(1, seg:update(function(v)
@@ -214,7 +214,7 @@ describe("update", function()
     assert.is_true(seg:write("lock is free", 0))
   end)
 
-  it("stores nothing when the result cannot be stored", function()
+  it("returns UNSUPPORTED or INVALID_SIZE for a result it cannot store, storing nothing", function()
     local seg, name = util.segment(32)
     assert(seg:put(1))
     local v, err, code = seg:update(function() return print end)
@@ -229,7 +229,7 @@ describe("update", function()
     assert.is_true(seg:write("lock is free", 0))
   end)
 
-  it("raises on misuse from inside its own function, releasing the lock", function()
+  it("raises on misuse inside its own function, storing nothing, releasing the lock", function()
     local seg, name = util.segment()
     assert(seg:put(0))
     local locked = name .. ": segment is locked by its own update in progress"
@@ -261,7 +261,7 @@ describe("update", function()
     assert.equal("v1+v1", seg:update(function(v) return v .. "+" .. seg:get() end))
   end)
 
-  it("raises on a missing function or a bad timeout", function()
+  it("raises on a missing or non-function argument and a negative timeout", function()
     local seg = util.segment()
     assert.has_error(function() seg:update() end,
       "bad argument #1 to 'update' (function expected, got no value)")
