@@ -7,6 +7,8 @@ local util = { proc = proc }
 
 --- Deadlines are multiplied by LXSHM_TEST_SLOW (e.g. 3 under ASan, 4 under valgrind).
 util.SLOW = tonumber(os.getenv("LXSHM_TEST_SLOW")) or 1
+--- The interpreter children run with. LXSHM_TEST_LUA=$PWD/spec/helpers/slowlua starts every
+-- child 0.3 s late: the specs must pass so, waiting for what children say, never for a time.
 util.LUA = os.getenv("LXSHM_TEST_LUA") or "lua5.4"
 
 local counter = 0
