@@ -133,7 +133,7 @@ describe("lxshm codec", function()
       assert.equal(3, #back)
     end)
 
-    it("keeps sequences whose elements sit in the hash part", function()
+    it("keeps sequences whose elements sit in the hash part, writing them as arrays", function()
       local t = {}
       for i = 40, 1, -1 do
         t[i] = i * 2
@@ -250,7 +250,7 @@ describe("lxshm codec", function()
       assert.equal(2, #back)
     end)
 
-    it("decodes to tables with no metatable and keeps math.type of keys", function()
+    it("keeps math.type of integer and float keys", function()
       local back = roundtrip({ [1] = "a", [2.5] = "b" })
       for k in pairs(back) do
         assert.equal(k == 1 and "integer" or "float", math.type(k))
@@ -493,6 +493,11 @@ describe("lxshm codec", function()
         big[-i] = 0
       end
       assert.equal("df00011170", hex(encode(big):sub(1, 5)))
+      local seq = {}
+      for i = 1, 70000 do
+        seq[i] = i
+      end
+      assert.equal("dd00011170", hex(encode(seq):sub(1, 5)))
     end)
   end)
 
@@ -588,7 +593,7 @@ describe("lxshm codec", function()
       assert.equal(200, n)
     end)
 
-    it("refuses a value larger than a segment's capacity with INVALID_SIZE", function()
+    it("refuses values over a segment's capacity with INVALID_SIZE, keeping the old one", function()
       local seg = util.segment(8, "codec")
       assert.is_truthy(seg:put({ 1, 2, 3, 4, 5, 6, 7 })) -- 8 bytes: fits exactly
       local ok, msg, code = seg:put({ 1, 2, 3, 4, 5, 6, 7, 8 }) -- 9 bytes
@@ -673,7 +678,7 @@ describe("lxshm codec", function()
       assert.equal(t[1], t[3][1])
     end)
 
-    it("refuses back-references to tables not yet started", function()
+    it("refuses back-references to tables not yet started, too wide or cut short", function()
       corrupt(unhex("d4 4c 00"),
         "^decode: back%-reference at offset 0 to table 0, which has not started$")
       corrupt(unhex("92 d4 4c 01 90"), "offset 1 to table 1")
@@ -784,7 +789,7 @@ describe("lxshm codec", function()
         decoded, refused))
     end)
 
-    it("refuses forged lengths and counts at once, without allocating for them", function()
+    it("refuses forged lengths and counts without allocating for them", function()
       local forged = {
         { "dd ffffffff",
           "^decode: array at offset 0 claims 4294967295 elements, only 0 bytes left$" },
@@ -812,7 +817,7 @@ describe("lxshm codec", function()
       assert.is_true(grew < 8 * 1024, ("decode allocated %.0f KiB"):format(grew))
     end)
 
-    it("refuses nesting bombs at the limit", function()
+    it("refuses nesting bombs past the limit of 200 tables, accepting 200", function()
       corrupt(string.rep("\x91", 100000), "^decode: table at offset 200 is nested deeper than"
         .. " the limit of 200 tables$")
       corrupt(string.rep("\x81\x01", 100000), "nested deeper")
@@ -824,13 +829,13 @@ describe("lxshm codec", function()
     it("raises for a non-string argument", function()
       assert.has_error(function()
         decode({})
-      end)
+      end, "bad argument #1 to 'decode' (string expected, got table)")
       assert.has_error(function()
         decode(nil)
-      end)
+      end, "bad argument #1 to 'decode' (string expected, got nil)")
       assert.has_error(function()
         decode(12)
-      end)
+      end, "bad argument #1 to 'decode' (string expected, got number)")
     end)
   end)
 

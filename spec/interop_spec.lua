@@ -64,7 +64,7 @@ describe("MessagePack interop with python3-msgpack", function()
     end
   end)
 
-  it("Python reads every corpus item as the same values", function()
+  it("Python reads every corpus item and writes it back unchanged", function()
     for _, item in ipairs(util.corpus()) do
       local mine, back = os.tmpname(), os.tmpname()
       spit(mine, assert(lxshm.encode(item.value)))

@@ -21,10 +21,10 @@ describe("two processes", function()
 
   it("keep working through open handles after another process removes the name", function()
     local seg, name = util.segment(32)
-    local c = util.child("write_after", name, 0.3, "after remove")
-    proc.sleep(0.1 * util.SLOW) -- the child has opened its handle by now ...
-    util.eventually(function() return lxshm.remove(name) end, 5, "remove")
-    c:finish() -- ... and writes through it after the remove
+    local c = util.child("write_after_remove", name, "after remove")
+    c:await("opened") -- the child holds its handle ...
+    assert.is_true(lxshm.remove(name))
+    assert.equal("opened\n", c:finish()) -- ... and writes through it once the name is gone
     assert.equal("after remove", seg:read())
     local _, _, code = lxshm.open(name)
     assert.equal(lxshm.NOT_FOUND, code)
@@ -35,7 +35,7 @@ describe("two processes", function()
     local waiter = util.child("wait", name, 0, 10)
     util.eventually(function() return seg:stat().waiters == 1 end, 10, "the child to wait")
     assert(seg:write("wake up"))
-    assert.equal("1", waiter:finish())
+    assert.equal("waiting\n1", waiter:finish())
   end)
 
   it("count waiters in stat, and forget one that was killed while waiting", function()
@@ -46,7 +46,7 @@ describe("two processes", function()
     a:wait()
     util.eventually(function() return seg:stat().waiters == 1 end, 10, "the dead one forgotten")
     assert(seg:write("go"))
-    assert.equal("1", b:finish())
+    assert.equal("waiting\n1", b:finish())
     assert.equal(0, seg:stat().waiters)
   end)
 
@@ -65,22 +65,25 @@ describe("two processes", function()
 
   it("let a waiter time out when nobody commits", function()
     local _, name = util.segment(16)
-    assert.equal("nil " .. lxshm.TIMEOUT, util.run("wait", name, 0, 0.05))
+    assert.equal("waiting\nnil " .. lxshm.TIMEOUT, util.run("wait", name, 0, 0.05))
   end)
 end)
 
 describe("racing processes", function()
   it("attach: of 8 processes attaching a new name at once, all share one segment", function()
     for _ = 1, 5 do
-      local name = util.name("race")
+      local name, gate = util.name("race"), util.gate()
       util.defer(function() lxshm.remove(name) end)
-      local start = proc.now() + 0.3 * util.SLOW
       local kids = {}
       for i = 1, 8 do
-        kids[i] = util.child("attach_race", name, 128, start)
+        kids[i] = util.child("attach_race", name, 128, gate)
       end
       for i = 1, 8 do
-        assert.equal("attached", kids[i]:finish())
+        kids[i]:await("ready")
+      end
+      util.open_gate(gate)
+      for i = 1, 8 do
+        assert.equal("ready\nattached", kids[i]:finish())
       end
       local seg = assert(lxshm.open(name))
       assert.equal(128, seg:size())
@@ -94,11 +97,11 @@ describe("racing processes", function()
       local name = util.name("oc")
       util.defer(function() lxshm.remove(name) end)
       local opener = util.child("open_race", name, 4096 * round)
-      util.eventually(function() return opener:stdout():find("spinning") end, 10, "the opener")
-      proc.sleep(0.001 * round)
+      opener:await("spinning") -- its opens have begun to find nothing
+      proc.sleep(0.001 * round) -- only varies the instant of the create within the spinning
       local seg = assert(lxshm.create(name, 4096 * round))
-      local missed = tonumber(opener:finish():match("spinning (%d+)"))
-      assert.is_true(missed > 0, "the opener started after the create")
+      local missed = tonumber(opener:finish():match("^spinning\n(%d+)$"))
+      assert.is_true(missed > 0)
       seg:close()
     end
   end)
@@ -122,7 +125,7 @@ describe("update across processes", function()
     local seg, name = util.segment(64)
     assert(seg:put("before"))
     local holder = util.child("update_hang", name)
-    util.eventually(function() return holder:stdout() == "locked" end, 10, "the lock holder")
+    holder:await("locked")
     for _, call in ipairs({
       function() return seg:update(function() return "mine" end, 0.05) end,
       function() return seg:update(function() return "mine" end, 0) end,
@@ -152,7 +155,7 @@ describe("a process killed", function()
           assert.same({ "exit", 3 }, { c:wait() })
         else
           c = util.child("update_hang", name)
-          util.eventually(function() return c:stdout() == "locked" end, 10, "the lock holder")
+          c:await("locked")
           c:kill("KILL")
           assert.equal("signal", (c:wait()))
         end
@@ -171,8 +174,9 @@ describe("a process killed", function()
     for round = 1, 20 do
       local writer = util.child("write_loop", name, size)
       local v0 = seg:version()
-      util.eventually(function() return seg:version() > v0 + 2 end, 10, "the writer to start")
-      proc.sleep((round % 5) * 0.0007)
+      -- The kill instant follows the writer's own progress: a few commits more every round.
+      util.eventually(function() return seg:version() > v0 + 2 + round % 5 end, 10,
+        "the writer to commit")
       writer:kill("KILL")
       local how = writer:wait()
       assert.equal("signal", how)

@@ -1,7 +1,6 @@
 --- Queues: values in order, each popped once, across real processes and through crashes.
 local lxshm = require("lxshm")
 local util = require("util")
-local proc = util.proc
 
 after_each(util.cleanup)
 
@@ -26,10 +25,14 @@ end
 
 describe("a queue in one process", function()
   it("starts empty, with its size rounded up to whole 8-byte units", function()
-    local q, name = util.queue(100)
+    local q = util.queue(100)
     assert.equal(104, q:size())
     assert.equal(0, q:count())
     assert.equal(0, q:used())
+  end)
+
+  it("gives the handle its name, a tostring and the __name lxshm.queue", function()
+    local q, name = util.queue(100)
     assert.equal(name, q:name())
     assert.equal("lxshm.queue: " .. name .. " (104 bytes, 0 values)", tostring(q))
     assert.equal("lxshm.queue", getmetatable(q).__name)
@@ -55,7 +58,7 @@ describe("a queue in one process", function()
     end
   end)
 
-  it("reports an empty queue with TIMEOUT, at once or after the timeout", function()
+  it("reports an empty queue to pop and peek with TIMEOUT, at once or after the timeout", function()
     local q, name = util.queue()
     local v, err, code = q:pop(0)
     assert.is_nil(v)
@@ -167,15 +170,23 @@ describe("a queue in one process", function()
                   push_waiters = 0 }, q:stat())
   end)
 
-  it("raises on misuse: no value, bad timeouts, closed handles, other objects", function()
-    local q, name = util.queue()
-    assert.has_error(function() q:push() end)
-    assert.has_error(function() q:push(1, -1) end)
-    assert.has_error(function() q:pop(-0.5) end)
-    assert.has_error(function() q:pop(0 / 0) end)
-    assert.has_error(function() q:pop("soon") end)
+  it("raises on no value, a negative, NaN or string timeout, and another object", function()
+    local q = util.queue()
+    assert.has_error(function() q:push() end, "bad argument #1 to 'push' (value expected)")
+    assert.has_error(function() q:push(1, -1) end,
+      "bad argument #2 to 'push' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop(-0.5) end,
+      "bad argument #1 to 'pop' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop(0 / 0) end,
+      "bad argument #1 to 'pop' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop("soon") end,
+      "bad argument #1 to 'pop' (number expected, got string)")
     assert.has_error(function() q.pop("x") end,
       "bad argument #1 to 'pop' (lxshm.queue expected, got string)")
+  end)
+
+  it("raises on any method after close, which is idempotent and shows in tostring", function()
+    local q, name = util.queue()
     q:close()
     q:close()
     assert.equal("lxshm.queue: " .. name .. " (closed)", tostring(q))
@@ -217,7 +228,7 @@ describe("batches", function()
     assert.equal("last", values[4])
   end)
 
-  it("push_many pushes nothing when one value cannot be stored, naming it", function()
+  it("push_many pushes nothing for an unstorable value (naming it) or an empty list", function()
     local q, name = util.queue(4096)
     assert(q:push("kept"))
     local ok, err, code = q:push_many({ 1, 2, { f = print }, 4 })
@@ -242,7 +253,7 @@ describe("batches", function()
     assert.equal(0, q:count())
   end)
 
-  it("push_many waits for room for the whole batch, and times out changing nothing", function()
+  it("push_many needs room for the whole batch, and times out changing nothing", function()
     local q = util.queue(64) -- 4 records of 16 bytes
     assert(q:push_many({ 1, 2, 3 }))
     local ok, _, code = q:push_many({ 4, 5 }, 0.01)
@@ -256,7 +267,7 @@ describe("batches", function()
     assert.same({ 2, 3, 4, 5 }, values)
   end)
 
-  it("pop_many waits for a first value, times out when none comes, and grows for big ones",
+  it("pop_many times out when no value comes, and returns values bigger than its first buffer",
     function()
       local q, name = util.queue(1024 * 1024)
       local values, err, code = q:pop_many(5, 0.01)
@@ -271,15 +282,22 @@ describe("batches", function()
       assert.equal("small", got[2])
     end)
 
-  it("raise on misuse", function()
+  it("raise on a bad list, a count below 1 or fractional, and a negative timeout", function()
     local q = util.queue()
-    assert.has_error(function() q:push_many() end)
-    assert.has_error(function() q:push_many("x") end)
-    assert.has_error(function() q:push_many({ 1 }, -1) end)
-    assert.has_error(function() q:pop_many() end)
-    assert.has_error(function() q:pop_many(0) end)
-    assert.has_error(function() q:pop_many(1.5) end)
-    assert.has_error(function() q:pop_many(3, -1) end)
+    assert.has_error(function() q:push_many() end,
+      "bad argument #1 to 'push_many' (table expected, got no value)")
+    assert.has_error(function() q:push_many("x") end,
+      "bad argument #1 to 'push_many' (table expected, got string)")
+    assert.has_error(function() q:push_many({ 1 }, -1) end,
+      "bad argument #2 to 'push_many' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() q:pop_many() end,
+      "bad argument #1 to 'pop_many' (number expected, got no value)")
+    assert.has_error(function() q:pop_many(0) end,
+      "bad argument #1 to 'pop_many' (must be at least 1)")
+    assert.has_error(function() q:pop_many(1.5) end,
+      "bad argument #1 to 'pop_many' (number has no integer representation)")
+    assert.has_error(function() q:pop_many(3, -1) end,
+      "bad argument #2 to 'pop_many' (timeout must be a number of seconds >= 0)")
   end)
 
   it("deliver 4 producers x 5000 values to 3 consumers exactly once, in order", function()
@@ -336,7 +354,7 @@ describe("queue names", function()
     assert.equal(name .. ": does not exist", err)
   end)
 
-  it("refuse bad names and sizes like segments do", function()
+  it("refuse bad names and sizes like segments; raise on non-number sizes, bad options", function()
     local _, err, code = lxshm.create_queue("a/b", 64)
     assert.equal(lxshm.INVALID, code)
     assert.matches("invalid name", err)
@@ -346,8 +364,10 @@ describe("queue names", function()
       _, _, code = lxshm.create_queue(util.name("qs"), size)
       assert.equal(lxshm.INVALID_SIZE, code)
     end
-    assert.has_error(function() lxshm.create_queue(util.name("qs"), {}) end)
-    assert.has_error(function() lxshm.create_queue(util.name("qs"), 64, { bad = 1 }) end)
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), {}) end,
+      "bad argument #2 to 'create_queue' (number expected, got table)")
+    assert.has_error(function() lxshm.create_queue(util.name("qs"), 64, { bad = 1 }) end,
+      "bad argument #3 to 'create_queue' (unknown option 'bad')")
   end)
 end)
 
@@ -373,9 +393,12 @@ describe("a queue across processes", function()
 
   it("keeps every value of two producers racing with timeout 0 on a roomy queue", function()
     local q, name = util.queue(4 * 1024 * 1024) -- room for everything: no push should wait
-    local start = proc.now() + 0.3 * util.SLOW
-    local a = util.child("produce_nowait", name, 1, 100000, start)
-    local b = util.child("produce_nowait", name, 2, 100000, start)
+    local gate = util.gate()
+    local a = util.child("produce_nowait", name, 1, 100000, gate)
+    local b = util.child("produce_nowait", name, 2, 100000, gate)
+    a:await("ready")
+    b:await("ready")
+    util.open_gate(gate)
     a:finish(60)
     b:finish(60)
     assert.equal(200000, q:count())
@@ -386,7 +409,7 @@ describe("a queue across processes", function()
     local consumer = util.child("pop", name, 10)
     util.eventually(function() return q:stat().pop_waiters == 1 end, 10, "a blocked pop")
     assert(q:push("hello"))
-    assert.equal("hello", consumer:finish())
+    assert.equal("popping\nhello", consumer:finish())
   end)
 
   it("wakes a blocked producer when another process pops", function()
@@ -395,80 +418,116 @@ describe("a queue across processes", function()
     local producer = util.child("push", name, "next", 10)
     util.eventually(function() return q:stat().push_waiters == 1 end, 10, "a blocked push")
     assert.equal("fills it", q:pop())
-    assert.equal("true", producer:finish())
+    assert.equal("pushing\ntrue", producer:finish())
     assert.equal("next", q:pop(0))
   end)
 
-  it("loses, duplicates and tears nothing when producers and consumers are killed", function()
-    local q, name = util.queue(2048)
-    local produced = {}
-    local consumers, records = {}, {}
-    local function start_consumer(i)
-      consumers[i] = util.child("consume", name)
-    end
-    for i = 1, 2 do
-      start_consumer(i)
-    end
-    for round = 1, 6 do
-      local p = util.child("produce", name, round, 3000)
-      proc.sleep((round % 3) * 0.01 * util.SLOW)
-      p:kill("KILL")
-      p:wait()
-      produced[round] = true
-      local victim = round % 2 + 1
-      consumers[victim]:kill("KILL")
-      consumers[victim]:wait()
-      records[#records + 1] = consumers[victim]:stdout()
-      start_consumer(victim)
-    end
-    -- The survivors drain the queue, then stop.
-    util.eventually(function() return q:count() == 0 end, 30, "the queue to drain")
-    for _ = 1, 2 do
-      assert(q:push("stop"))
-    end
-    for i = 1, 2 do
-      records[#records + 1] = consumers[i]:finish(30)
-    end
-    local seen, last = {}, {}
-    for _, out in ipairs(records) do
-      for id, seq in out:gmatch("(%d+):(%d+)") do
-        local key = id .. ":" .. seq
-        assert.is_nil(seen[key], "value " .. key .. " popped twice")
-        seen[key] = true
-        id, seq = tonumber(id), tonumber(seq)
-        assert.is_true(produced[id])
-        last[id] = math.max(last[id] or 0, seq)
+  -- The kill instants follow the children's own progress: each producer prints every seq it
+  -- has pushed, and is killed once it has pushed a number of values that grows every round; a
+  -- consumer is killed in between, while values flow. A killed producer has pushed what it
+  -- printed and at most one value more; a killed consumer may take the one value it had popped
+  -- but not yet printed with it. Nothing else may go missing.
+  it("loses, duplicates, reorders and tears nothing when producers and consumers are killed",
+    function()
+      local q, name = util.queue(2048)
+      local consumers, records, pushed, consumer_kills = {}, {}, {}, 0
+      local function start_consumer(i)
+        consumers[i] = util.child("consume", name)
       end
-    end
-    -- The queue is still usable and its count right.
-    assert(q:push("after"))
-    assert.equal(1, q:count())
-    assert.equal("after", q:pop(0))
-    assert.equal(0, q:count())
-    assert.equal(0, q:used())
-  end)
+      local function reported(producer) -- the last seq the producer printed
+        return tonumber(producer:stdout():match("\n(%d+)\n$")) or 0
+      end
+      for i = 1, 2 do
+        start_consumer(i)
+        consumers[i]:await("consuming")
+      end
+      for round = 1, 6 do
+        local p = util.child("produce", name, round, 1000000) -- more than it gets to push
+        p:await("producing")
+        util.eventually(function() return reported(p) >= 50 * round end, 30, "pushes")
+        local victim = round % 2 + 1
+        consumers[victim]:kill("KILL")
+        assert.same({ "signal", 9 }, { consumers[victim]:wait() }) -- it was alive until then
+        assert.equal("", consumers[victim]:stderr())
+        records[#records + 1] = consumers[victim]:stdout()
+        consumer_kills = consumer_kills + 1
+        start_consumer(victim) -- meanwhile the other consumer keeps the values flowing
+        util.eventually(function() return reported(p) >= 50 * round + 300 end, 30, "pushes")
+        p:kill("KILL")
+        assert.same({ "signal", 9 }, { p:wait() }) -- killed while producing
+        assert.equal("", p:stderr())
+        pushed[round] = reported(p)
+        consumers[victim]:await("consuming")
+      end
+      -- The stops queue up behind every value left: the survivors drain the queue, then stop.
+      for _ = 1, 2 do
+        assert(q:push("stop"))
+      end
+      for i = 1, 2 do
+        records[#records + 1] = consumers[i]:finish(30)
+      end
+      local seen = {}
+      for _, out in ipairs(records) do
+        local last = {}
+        for id, seq in out:gmatch("(%d+):(%d+)") do
+          local key = id .. ":" .. seq
+          id, seq = tonumber(id), tonumber(seq)
+          assert.is_nil(seen[key], "value " .. key .. " popped twice")
+          seen[key] = true
+          assert.is_true(pushed[id] ~= nil and seq <= pushed[id] + 1,
+            "value " .. key .. " popped but never pushed")
+          assert.is_true(seq > (last[id] or 0), "producer " .. id .. "'s values out of order")
+          last[id] = seq
+        end
+      end
+      local lost = {}
+      for id = 1, 6 do
+        assert.is_true(pushed[id] >= 50 * id + 300)
+        for seq = 1, pushed[id] do
+          if not seen[id .. ":" .. seq] then
+            lost[#lost + 1] = id .. ":" .. seq
+          end
+        end
+      end
+      assert.is_true(#lost <= consumer_kills, "lost " .. table.concat(lost, " "))
+      -- The queue is still usable and its count right.
+      assert(q:push("after"))
+      assert.equal(1, q:count())
+      assert.equal("after", q:pop(0))
+      assert.equal(0, q:count())
+      assert.equal(0, q:used())
+    end)
 end)
 
-describe("blocking calls", function()
-  it("end on Ctrl-C (SIGINT) in the lua interpreter", function()
-    local _, name = util.queue()
-    local seg = assert(lxshm.create(util.name("int"), 8))
-    local sname = seg:name()
-    util.defer(function()
-      seg:close()
-      lxshm.remove(sname)
-    end)
-    for _, args in ipairs({ { "pop", name, "" }, { "wait_forever", sname } }) do
-      local c = util.child(table.unpack(args))
-      if args[1] == "wait_forever" then
-        util.eventually(function() return c:stderr():find("waiting") end, 10, "the waiter")
-      else
-        proc.sleep(0.1 * util.SLOW)
-      end
-      c:kill("INT")
-      local how, code = c:wait(5)
-      assert.same({ "exit", 1 }, { how, code })
-      assert.matches("interrupted!", c:stderr())
-    end
+describe("Ctrl-C (SIGINT) in the lua interpreter", function()
+  --- Starts a child that says `ready` and then blocks in `method`, waits until `waiters()`
+  -- counts it, sends SIGINT, and requires the interpreter's "interrupted!" raised from inside
+  -- `method`, and the waiter no longer counted.
+  local function interrupt(method, ready, waiters, ...)
+    local c = util.child(...)
+    c:await(ready)
+    util.eventually(function() return waiters() == 1 end, 10, "the child to block")
+    c:kill("INT")
+    assert.same({ "exit", 1 }, { c:wait(5) })
+    assert.matches(": interrupted!\nstack traceback:\n\t[C]: in method '" .. method .. "'",
+      c:stderr(), 1, true)
+    assert.equal(0, waiters())
+  end
+
+  it("ends a blocked pop with \"interrupted!\", leaving no pop waiter counted", function()
+    local q, name = util.queue()
+    interrupt("pop", "popping", function() return q:stat().pop_waiters end, "pop", name, "")
+  end)
+
+  it("ends a blocked push with \"interrupted!\", leaving no push waiter counted", function()
+    local q, name = util.queue(32)
+    assert(q:push("fills it", 0))
+    interrupt("push", "pushing", function() return q:stat().push_waiters end,
+      "push", name, "more", "")
+  end)
+
+  it("ends a blocked seg:wait with \"interrupted!\", leaving no waiter counted", function()
+    local seg, name = util.segment(8, "int")
+    interrupt("wait", "waiting", function() return seg:stat().waiters end, "wait_forever", name)
   end)
 end)

@@ -39,18 +39,26 @@ describe("the module", function()
       assert.equal(name, lxshm.codes[code])
       assert.is_true(#text > 0)
     end
+  end)
+
+  it("strerror names an unknown code UNKNOWN and raises on a non-number", function()
     assert.same({ "unknown status", "UNKNOWN" }, { lxshm.strerror(999) })
-    assert.has_error(function() lxshm.strerror("x") end)
+    assert.has_error(function() lxshm.strerror("x") end,
+      "bad argument #1 to 'strerror' (number expected, got string)")
   end)
 end)
 
 describe("create", function()
   it("makes an empty segment of the given capacity", function()
-    local seg, name = util.segment(100)
+    local seg = util.segment(100)
     assert.equal(100, seg:size())
-    assert.equal(name, seg:name())
     assert.equal(0, seg:version())
     assert.equal("", seg:read())
+  end)
+
+  it("gives the handle its name, a tostring and the __name lxshm.segment", function()
+    local seg, name = util.segment(100)
+    assert.equal(name, seg:name())
     assert.equal("lxshm.segment: " .. name .. " (100 bytes)", tostring(seg))
     assert.equal("lxshm.segment", getmetatable(seg).__name)
   end)
@@ -87,12 +95,20 @@ describe("create", function()
     assert.equal(tonumber("660", 8), proc.file_mode(shm_path(name2)))
   end)
 
-  it("raises on a malformed options table", function()
+  it("raises on bad options (not a table, a bad mode, an unknown key); makes nothing", function()
     local name = util.name("opts")
-    for _, opts in ipairs({ 1, "0600", { mode = -1 }, { mode = tonumber("1000", 8) },
-      { mode = "rw" }, { mode = "0999" }, { mode = 1.5 }, { mode = {} }, { mdoe = 384 },
-      { [1] = 384 } }) do
-      assert.has_error(function() lxshm.create(name, 8, opts) end)
+    local bad_mode = "bad argument #3 to 'create' (mode must be an integer from 0 to 0777 or an"
+      .. ' octal string like "0640")'
+    for _, case in ipairs({
+      { 1, "bad argument #3 to 'create' (table expected, got number)" },
+      { "0600", "bad argument #3 to 'create' (table expected, got string)" },
+      { { mode = -1 }, bad_mode }, { { mode = tonumber("1000", 8) }, bad_mode },
+      { { mode = "rw" }, bad_mode }, { { mode = "0999" }, bad_mode }, { { mode = 1.5 }, bad_mode },
+      { { mode = {} }, bad_mode },
+      { { mdoe = 384 }, "bad argument #3 to 'create' (unknown option 'mdoe')" },
+      { { [1] = 384 }, "bad argument #3 to 'create' (unknown option '?')" },
+    }) do
+      assert.has_error(function() lxshm.create(name, 8, case[1]) end, case[2])
     end
     assert.is_false(exists(shm_path(name)))
   end)
@@ -112,53 +128,57 @@ describe("create", function()
   local bad_names = { "", string.rep("a", 65), ".hidden", "-flag", "a/b", "../x", "/abs",
     "a b", "a\0b", "caf\xc3\xa9", "tab\t", "a:b", "a\\b", "*", "\n" }
 
-  it("refuses every malformed name with INVALID, without touching the OS", function()
-    for _, name in ipairs(bad_names) do
-      for _, call in ipairs({
-        function() return lxshm.create(name, 8) end,
-        function() return lxshm.attach(name, 8) end,
-        function() return lxshm.open(name) end,
-        function() return lxshm.remove(name) end,
-      }) do
-        local r, err, code = call()
-        assert.is_nil(r)
-        assert.equal(lxshm.INVALID, code, name)
-        assert.matches("invalid name", err)
+  it("refuses every malformed name with INVALID, like attach, open and remove; makes nothing",
+    function()
+      for _, name in ipairs(bad_names) do
+        for _, call in ipairs({
+          function() return lxshm.create(name, 8) end,
+          function() return lxshm.attach(name, 8) end,
+          function() return lxshm.open(name) end,
+          function() return lxshm.remove(name) end,
+        }) do
+          local r, err, code = call()
+          assert.is_nil(r)
+          assert.equal(lxshm.INVALID, code, name)
+          assert.matches("invalid name", err)
+        end
+        if not name:find("[/%z]") and #name > 0 then
+          assert.is_false(exists(shm_path(name)))
+        end
       end
-      if not name:find("[/%z]") and #name > 0 then
-        assert.is_false(exists(shm_path(name)))
-      end
-    end
-  end)
+    end)
 
   it("raises when the name is not a string", function()
     for _, v in ipairs({ {}, true, print }) do
-      assert.has_error(function() lxshm.create(v, 8) end)
-      assert.has_error(function() lxshm.open(v) end)
-      assert.has_error(function() lxshm.remove(v) end)
+      local got = "(string expected, got " .. type(v) .. ")"
+      assert.has_error(function() lxshm.create(v, 8) end, "bad argument #1 to 'create' " .. got)
+      assert.has_error(function() lxshm.open(v) end, "bad argument #1 to 'open' " .. got)
+      assert.has_error(function() lxshm.remove(v) end, "bad argument #1 to 'remove' " .. got)
     end
     assert.has_error(function() lxshm.create(nil, 8) end,
       "bad argument #1 to 'create' (string expected, got nil)")
   end)
 
-  it("refuses a size that is not a whole number of bytes with INVALID_SIZE", function()
-    local name = util.name("size")
-    for _, size in ipairs({ 0, -1, 1.5, 0 / 0, math.huge, -math.huge, 2 ^ 41, 2 ^ 63,
-      math.maxinteger, math.mininteger, -0.0, 1e-300 }) do
-      local seg, err, code = lxshm.create(name, size)
-      assert.is_nil(seg)
-      assert.equal(lxshm.INVALID_SIZE, code, tostring(size))
-      assert.equal(name .. ": size must be a whole number of bytes from 1 to 1099511627776", err)
-      seg, _, code = lxshm.attach(name, size)
-      assert.is_nil(seg)
-      assert.equal(lxshm.INVALID_SIZE, code)
-    end
-    assert.is_false(exists(shm_path(name)))
-  end)
+  it("refuses sizes other than whole numbers 1 to 2^40 with INVALID_SIZE, like attach; makes none",
+    function()
+      local name = util.name("size")
+      for _, size in ipairs({ 0, -1, 1.5, 0 / 0, math.huge, -math.huge, 2 ^ 41, 2 ^ 63,
+        math.maxinteger, math.mininteger, -0.0, 1e-300 }) do
+        local seg, err, code = lxshm.create(name, size)
+        assert.is_nil(seg)
+        assert.equal(lxshm.INVALID_SIZE, code, tostring(size))
+        assert.equal(name .. ": size must be a whole number of bytes from 1 to 1099511627776", err)
+        seg, _, code = lxshm.attach(name, size)
+        assert.is_nil(seg)
+        assert.equal(lxshm.INVALID_SIZE, code)
+      end
+      assert.is_false(exists(shm_path(name)))
+    end)
 
   it("raises when the size is not a number", function()
     for _, v in ipairs({ "many", {}, true }) do
-      assert.has_error(function() lxshm.create(util.name("size"), v) end)
+      assert.has_error(function() lxshm.create(util.name("size"), v) end,
+        "bad argument #2 to 'create' (number expected, got " .. type(v) .. ")")
     end
     assert.has_error(function() lxshm.create(util.name("size")) end,
       "bad argument #2 to 'create' (number expected, got no value)")
@@ -187,7 +207,7 @@ describe("create", function()
 end)
 
 describe("write and read", function()
-  it("store and return bytes exactly, zeros and all", function()
+  it("store and return all 256 byte values exactly, as one commit", function()
     local seg = util.segment(300)
     local all = {}
     for b = 0, 255 do
@@ -243,18 +263,22 @@ describe("write and read", function()
     assert(seg:write(42))
     assert.equal("42", seg:read())
     for _, v in ipairs({ {}, true, print }) do
-      assert.has_error(function() seg:write(v) end)
+      assert.has_error(function() seg:write(v) end,
+        "bad argument #1 to 'write' (string expected, got " .. type(v) .. ")")
     end
     assert.has_error(function() seg:write() end,
       "bad argument #1 to 'write' (string expected, got no value)")
     assert.equal("42", seg:read())
   end)
 
-  it("raise on a negative or NaN timeout and accept 0, a fraction and infinity", function()
+  it("raise on a negative, NaN or string timeout; accept 0, a fraction and infinity", function()
     local seg = util.segment(16)
-    assert.has_error(function() seg:write("x", -1) end)
-    assert.has_error(function() seg:write("x", 0 / 0) end)
-    assert.has_error(function() seg:write("x", "soon") end)
+    assert.has_error(function() seg:write("x", -1) end,
+      "bad argument #2 to 'write' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:write("x", 0 / 0) end,
+      "bad argument #2 to 'write' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:write("x", "soon") end,
+      "bad argument #2 to 'write' (number expected, got string)")
     assert.is_true(seg:write("a", 0))
     assert.is_true(seg:write("b", 0.25))
     assert.is_true(seg:write("c", math.huge))
@@ -275,7 +299,7 @@ describe("handles", function()
     assert.equal(2, a:version())
   end)
 
-  it("raise on any method after close, which is idempotent", function()
+  it("raise on any method after close, which is idempotent and shows in tostring", function()
     local seg, name = util.segment(8)
     seg:close()
     seg:close()
@@ -291,8 +315,10 @@ describe("handles", function()
     local seg = util.segment(8)
     assert.has_error(function() seg.read("x") end,
       "bad argument #1 to 'read' (lxshm.segment expected, got string)")
-    assert.has_error(function() seg.size() end)
-    assert.has_error(function() seg.write(io.stdout, "x") end)
+    assert.has_error(function() seg.size() end,
+      "bad argument #1 to 'size' (lxshm.segment expected, got no value)")
+    assert.has_error(function() seg.write(io.stdout, "x") end,
+      "bad argument #1 to 'write' (lxshm.segment expected, got FILE*)")
   end)
 
   local function mappings_of(name)
@@ -340,7 +366,7 @@ describe("open, attach and remove", function()
     assert.equal(missing .. ": does not exist", err)
   end)
 
-  it("attach creates a missing segment and opens an existing one at its own size", function()
+  it("attach creates a missing segment; opens an existing one at its own size and mode", function()
     local name = util.name("attach")
     util.defer(function() lxshm.remove(name) end)
     local a = assert(lxshm.attach(name, 40))
@@ -354,7 +380,7 @@ describe("open, attach and remove", function()
     b:close()
   end)
 
-  it("remove takes the name away; open handles keep working until closed", function()
+  it("remove takes the name away; open handles keep sharing the value", function()
     local seg, name = util.segment(16)
     local other = assert(lxshm.open(name))
     assert.is_true(lxshm.remove(name))
@@ -395,7 +421,7 @@ describe("wait", function()
     assert.equal(1, seg:wait(7, 0))
   end)
 
-  it("times out with TIMEOUT when nothing is committed, polling with 0", function()
+  it("times out with TIMEOUT when nothing is committed, at once or after the timeout", function()
     local seg, name = util.segment(8)
     local v, err, code = seg:wait(0, 0)
     assert.is_nil(v)
@@ -407,13 +433,18 @@ describe("wait", function()
     assert.equal(lxshm.TIMEOUT, code)
   end)
 
-  it("raises on a missing or fractional version and a bad timeout", function()
+  it("raises on a missing, fractional or string version and a negative or NaN timeout", function()
     local seg = util.segment(8)
-    assert.has_error(function() seg:wait() end)
-    assert.has_error(function() seg:wait(1.5) end)
-    assert.has_error(function() seg:wait("v") end)
-    assert.has_error(function() seg:wait(0, -0.5) end)
-    assert.has_error(function() seg:wait(0, 0 / 0) end)
+    assert.has_error(function() seg:wait() end,
+      "bad argument #1 to 'wait' (number expected, got no value)")
+    assert.has_error(function() seg:wait(1.5) end,
+      "bad argument #1 to 'wait' (number has no integer representation)")
+    assert.has_error(function() seg:wait("v") end,
+      "bad argument #1 to 'wait' (number expected, got string)")
+    assert.has_error(function() seg:wait(0, -0.5) end,
+      "bad argument #2 to 'wait' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg:wait(0, 0 / 0) end,
+      "bad argument #2 to 'wait' (timeout must be a number of seconds >= 0)")
   end)
 end)
 
@@ -470,7 +501,7 @@ describe("foreign and damaged mappings", function()
     assert.equal(lxshm.INVALID, code)
   end)
 
-  it("reports an object that never finishes initializing as CORRUPT, within a second",
+  it("reports an object that never finishes initializing as CORRUPT, after a bounded wait",
     function()
       for _, content in ipairs({ "", string.rep("\0", 4096) }) do
         local name = util.name("stuck")
@@ -479,6 +510,7 @@ describe("foreign and damaged mappings", function()
         local seg, err, code = lxshm.open(name)
         assert.is_nil(seg)
         assert.equal(lxshm.CORRUPT, code, err)
+        assert.equal(name .. ": never finished initializing (its creator died?)", err)
         assert.is_true(proc.now() - t0 < 5)
       end
     end)
@@ -520,7 +552,7 @@ describe("foreign and damaged mappings", function()
     assert.equal(lxshm.CORRUPT, code, err)
   end)
 
-  it("reports a damaged value length as CORRUPT without reading out of bounds", function()
+  it("reports a damaged value length as CORRUPT until the next write replaces the value", function()
     local seg, name = util.segment(64, "len")
     assert(seg:write("fine"))
     -- version 1 lives in slot 1, whose descriptor starts at byte 192 + 32.

@@ -98,7 +98,7 @@ describe("put and get", function()
       assert.equal(1, seg:version())
     end)
 
-  it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, never a crash", function()
+  it("refuse nesting deeper than MAX_DEPTH with UNSUPPORTED, storing nothing", function()
     local seg = util.segment(1024 * 1024)
     local deep = {}
     local t = deep
@@ -112,7 +112,7 @@ describe("put and get", function()
     assert.is_nil(seg:get())
   end)
 
-  it("refuse a value whose encoding exceeds the capacity with INVALID_SIZE", function()
+  it("refuse an encoding over the capacity with INVALID_SIZE, keeping the old value", function()
     local seg, name = util.segment(64)
     assert(seg:put("small"))
     local ok, err, code = seg:put(string.rep("x", 100))
@@ -127,7 +127,7 @@ describe("put and get", function()
   end)
 
   -- Strings of 64 KiB or more alone skip the encoder on put and get: same bytes, same limits.
-  it("store a big string alone as its encoding, up to exactly the capacity", function()
+  it("store a big string alone as its encoding, up to the capacity and not a byte more", function()
     local text = string.rep("héllo 日本語 ", 8192)
     for _, s in ipairs({ string.rep("\xff", 65536), text, text .. "\xc0" }) do
       local seg, name = util.segment(#s + 5)
@@ -165,11 +165,13 @@ describe("put and get", function()
     end
   end)
 
-  it("raise when put has no value or a bad timeout", function()
+  it("raise when put has no value, a negative timeout or no segment", function()
     local seg = util.segment()
-    assert.has_error(function() seg:put() end)
-    assert.has_error(function() seg:put(1, -1) end)
-    assert.has_error(function() seg.put(nil, 1) end)
+    assert.has_error(function() seg:put() end, "bad argument #1 to 'put' (value expected)")
+    assert.has_error(function() seg:put(1, -1) end,
+      "bad argument #2 to 'put' (timeout must be a number of seconds >= 0)")
+    assert.has_error(function() seg.put(nil, 1) end,
+      "bad argument #1 to 'put' (lxshm.segment expected, got nil)")
   end)
 
   it("report a damaged stored value as CORRUPT", function()
@@ -188,7 +190,7 @@ describe("put and get", function()
 end)
 
 describe("update", function()
-  it("passes the current value and stores what the function returns", function()
+  it("passes the current value, and stores and returns what the function returns", function()
     local seg = util.segment()
     local seen = "unset"
     assert.equal(1, seg:update(function(v)
@@ -212,7 +214,7 @@ describe("update", function()
     assert.is_true(seg:write("lock is free", 0))
   end)
 
-  it("stores nothing when the result cannot be stored", function()
+  it("returns UNSUPPORTED or INVALID_SIZE for a result it cannot store, storing nothing", function()
     local seg, name = util.segment(32)
     assert(seg:put(1))
     local v, err, code = seg:update(function() return print end)
@@ -227,16 +229,18 @@ describe("update", function()
     assert.is_true(seg:write("lock is free", 0))
   end)
 
-  it("raises on misuse from inside its own function, releasing the lock", function()
-    local seg = util.segment()
+  it("raises on misuse inside its own function, storing nothing, releasing the lock", function()
+    local seg, name = util.segment()
     assert(seg:put(0))
-    for _, misuse in ipairs({
-      function() seg:write("x") end,
-      function() seg:put(1) end,
-      function() seg:update(function() return 2 end) end,
-      function() seg:close() end,
+    local locked = name .. ": segment is locked by its own update in progress"
+    for _, case in ipairs({
+      { function() seg:write("x") end, locked },
+      { function() seg:put(1) end, locked },
+      { function() seg:update(function() return 2 end) end, locked },
+      { function() seg:close() end, name .. ": cannot close a segment inside its own update" },
     }) do
-      assert.has_error(function() seg:update(function() misuse() return 9 end) end)
+      local misuse = case[1]
+      assert.has_error(function() seg:update(function() misuse() return 9 end) end, case[2])
       assert.equal(0, seg:get())
     end
     assert.is_true(seg:write("lock is free", 0))
@@ -257,10 +261,13 @@ describe("update", function()
     assert.equal("v1+v1", seg:update(function(v) return v .. "+" .. seg:get() end))
   end)
 
-  it("raises on a missing function or a bad timeout", function()
+  it("raises on a missing or non-function argument and a negative timeout", function()
     local seg = util.segment()
-    assert.has_error(function() seg:update() end)
-    assert.has_error(function() seg:update("not a function") end)
-    assert.has_error(function() seg:update(function() end, -1) end)
+    assert.has_error(function() seg:update() end,
+      "bad argument #1 to 'update' (function expected, got no value)")
+    assert.has_error(function() seg:update("not a function") end,
+      "bad argument #1 to 'update' (function expected, got string)")
+    assert.has_error(function() seg:update(function() end, -1) end,
+      "bad argument #2 to 'update' (timeout must be a number of seconds >= 0)")
   end)
 end)

@@ -1,6 +1,8 @@
 --- Child processes for the specs: `lua5.4 spec/helpers/child.lua COMMAND ARGS...`.
 -- Each command does one thing another process of a real pipeline would do, prints what the
 -- parent needs on stdout, and exits 0; any unexpected result raises (exit 1, message on stderr).
+-- A command that blocks or spins first says so on a line of its own ("waiting", "ready", ...),
+-- so that the parent can wait for that line (Child:await) instead of sleeping.
 local lxshm = require("lxshm")
 local util = require("util")
 local proc = util.proc
@@ -9,6 +11,20 @@ local commands = {}
 
 local function open(name)
   return assert(lxshm.open(name))
+end
+
+--- Prints `line` on a line of its own and flushes it, whatever stdout's buffering.
+local function say(line)
+  io.stdout:write(line, "\n")
+  io.stdout:flush()
+end
+
+--- Says "ready", then spins until the file GATE exists (the parent creates it once every racer
+-- is ready, so that they all start at once).
+local function start_at_gate(gate)
+  say("ready")
+  while not proc.file_mode(gate) do -- luacheck: ignore 542
+  end
 end
 
 --- write NAME VALUE: store VALUE, print the new version.
@@ -29,24 +45,20 @@ function commands.create(name, size)
   io.write(seg and "created" or tostring(code))
 end
 
---- attach_race NAME SIZE START: spin until the monotonic clock reaches START, attach, write
+--- attach_race NAME SIZE GATE: say "ready", spin until the file GATE exists, attach, write
 -- this process's pid, print "attached".
-function commands.attach_race(name, size, start)
-  start = tonumber(start)
-  while proc.now() < start do -- luacheck: ignore 542
-  end
+function commands.attach_race(name, size, gate)
+  start_at_gate(gate)
   local seg = assert(lxshm.attach(name, tonumber(size)))
   assert(seg:write(tostring(proc.pid())))
   io.write("attached")
 end
 
---- open_race NAME SIZE: open NAME in a loop, announcing "spinning" first, until 50 opens have
--- succeeded; every result must be NOT_FOUND or a whole segment of SIZE bytes. Prints the
--- number of opens that found nothing.
+--- open_race NAME SIZE: open NAME in a loop until 50 opens have succeeded, saying "spinning"
+-- once the first open has found nothing; every result must be NOT_FOUND or a whole segment of
+-- SIZE bytes. Prints the number of opens that found nothing.
 function commands.open_race(name, size)
   size = tonumber(size)
-  io.stdout:setvbuf("no")
-  io.write("spinning ")
   local opened, missed = 0, 0
   while opened < 50 do
     local seg, err, code = lxshm.open(name)
@@ -57,6 +69,9 @@ function commands.open_race(name, size)
       opened = opened + 1
     elseif code == lxshm.NOT_FOUND then
       missed = missed + 1
+      if missed == 1 then
+        say("spinning")
+      end
     else
       error("open during create returned " .. tostring(err))
     end
@@ -77,16 +92,28 @@ function commands.write_loop(name, size, method)
   end
 end
 
---- write_after NAME SECONDS VALUE: sleep, then write.
-function commands.write_after(name, seconds, value)
+--- write_after_remove NAME VALUE: open NAME, say "opened", poll until the name is gone (another
+-- process removed it), then write VALUE through the handle opened before.
+function commands.write_after_remove(name, value)
   local seg = open(name)
-  proc.sleep(tonumber(seconds))
+  say("opened")
+  while true do
+    local other, err, code = lxshm.open(name)
+    if not other and code == lxshm.NOT_FOUND then
+      break
+    end
+    assert(other, err)
+    other:close()
+    proc.sleep(0.001)
+  end
   assert(seg:write(value))
 end
 
---- wait NAME VERSION TIMEOUT: print what wait returned ("<version>" or "nil <code>").
+--- wait NAME VERSION TIMEOUT: say "waiting", wait, print what wait returned ("<version>" or
+-- "nil <code>").
 function commands.wait(name, version, timeout)
   local seg = open(name)
+  say("waiting")
   local v, _, code = seg:wait(tonumber(version), tonumber(timeout))
   io.write(v and tostring(v) or ("nil " .. tostring(code)))
 end
@@ -115,43 +142,48 @@ function commands.update_exit(name)
   end)
 end
 
---- update_hang NAME: print "locked" from inside update's function and sleep there until killed.
+--- update_hang NAME: say "locked" from inside update's function and sleep there until killed.
 function commands.update_hang(name)
   open(name):update(function()
-    io.stdout:setvbuf("no")
-    io.write("locked")
+    say("locked")
     while true do
       proc.sleep(1)
     end
   end)
 end
 
---- produce NAME ID N: push { id = ID, seq = 1..N } in order, waiting while the queue is full.
+--- produce NAME ID N: say "producing", then push { id = ID, seq = 1..N } in order, waiting
+-- while the queue is full, and print each seq on its own line once its push has returned, so
+-- that what a killed producer pushed is on record (all of it, and at most one value more).
 function commands.produce(name, id, n)
   local q = assert(lxshm.open_queue(name))
   id = tonumber(id)
+  io.stdout:setvbuf("line")
+  say("producing")
   for seq = 1, tonumber(n) do
     assert(q:push({ id = id, seq = seq }))
+    io.write(seq, "\n")
   end
 end
 
---- produce_nowait NAME ID N START: from the monotonic time START on, push N small values with
--- timeout 0: each push must succeed at once.
-function commands.produce_nowait(name, id, n, start)
+--- produce_nowait NAME ID N GATE: say "ready", spin until the file GATE exists, then push N
+-- small values with timeout 0: each push must succeed at once.
+function commands.produce_nowait(name, id, n, gate)
   local q = assert(lxshm.open_queue(name))
   id = tonumber(id)
-  while proc.now() < tonumber(start) do -- luacheck: ignore 542
-  end
+  start_at_gate(gate)
   for seq = 1, tonumber(n) do
     local ok, err = q:push(seq, 0)
     assert(ok, ("push %d of producer %d: %s"):format(seq, id, tostring(err)))
   end
 end
 
---- produce_batches NAME ID N B: push { id = ID, seq = 1..N } in batches of B (push_many).
+--- produce_batches NAME ID N B: say "producing", then push { id = ID, seq = 1..N } in batches
+-- of B (push_many), waiting while the queue is full.
 function commands.produce_batches(name, id, n, b)
   local q = assert(lxshm.open_queue(name))
   id, n, b = tonumber(id), tonumber(n), tonumber(b)
+  say("producing")
   for first = 1, n, b do
     local batch = {}
     for seq = first, math.min(n, first + b - 1) do
@@ -165,6 +197,7 @@ end
 function commands.consume_batches(name, b)
   local q = assert(lxshm.open_queue(name))
   io.stdout:setvbuf("full")
+  say("consuming")
   while true do
     local values, n = q:pop_many(tonumber(b))
     assert(values, n)
@@ -182,11 +215,13 @@ function commands.consume_batches(name, b)
   end
 end
 
---- consume NAME: pop until a "stop" value arrives; print each value as "id:seq" on its own
--- line, unbuffered, so that what a killed consumer got is on record.
+--- consume NAME: say "consuming", then pop until a "stop" value arrives, waiting while the
+-- queue is empty; print each value as "id:seq" on its own line as soon as it is popped, so that
+-- what a killed consumer got is on record (all of it but at most the value it was killed with).
 function commands.consume(name)
   local q = assert(lxshm.open_queue(name))
   io.stdout:setvbuf("line")
+  say("consuming")
   while true do
     local v, err = q:pop()
     assert(v ~= nil or err == nil, err)
@@ -198,25 +233,28 @@ function commands.consume(name)
   end
 end
 
---- pop NAME TIMEOUT: print what one pop returned ("value" or "nil <code>").
+--- pop NAME TIMEOUT: say "popping", then print what one pop returned ("value" or "nil <code>").
+-- An empty TIMEOUT waits forever.
 function commands.pop(name, timeout)
   local q = assert(lxshm.open_queue(name))
+  say("popping")
   local v, _, code = q:pop(tonumber(timeout))
   io.write(v ~= nil and tostring(v) or ("nil " .. tostring(code)))
 end
 
---- push NAME VALUE TIMEOUT: print what one push returned ("true" or "nil <code>").
+--- push NAME VALUE TIMEOUT: say "pushing", then print what one push returned ("true" or
+-- "nil <code>"). An empty TIMEOUT waits forever.
 function commands.push(name, value, timeout)
   local q = assert(lxshm.open_queue(name))
+  say("pushing")
   local ok, _, code = q:push(value, tonumber(timeout))
   io.write(ok and "true" or ("nil " .. tostring(code)))
 end
 
---- wait_forever NAME: announce "waiting", then wait on the segment without a timeout.
+--- wait_forever NAME: say "waiting", then wait on the segment without a timeout.
 function commands.wait_forever(name)
   local seg = open(name)
-  io.stderr:setvbuf("no")
-  io.stderr:write("waiting\n")
+  say("waiting")
   seg:wait(seg:version())
 end
 

@@ -7,6 +7,8 @@ local util = { proc = proc }
 
 --- Deadlines are multiplied by LXSHM_TEST_SLOW (e.g. 3 under ASan, 4 under valgrind).
 util.SLOW = tonumber(os.getenv("LXSHM_TEST_SLOW")) or 1
+--- The interpreter children run with. LXSHM_TEST_LUA=$PWD/spec/helpers/slowlua starts every
+-- child 0.3 s late: the specs must pass so, waiting for what children say, never for a time.
 util.LUA = os.getenv("LXSHM_TEST_LUA") or "lua5.4"
 
 local counter = 0
@@ -102,10 +104,13 @@ end
 -- running then is killed and the wait raises: a hang is a failure. Returns how it ended
 -- ("exit" or "signal") and the code or signal number.
 function Child:wait(seconds)
+  if self.how then -- already reaped (by await, which saw it end)
+    return self.how, self.code
+  end
   local how, code = proc.wait(self.pid, (seconds or 20) * util.SLOW)
   if not how then
     proc.kill(self.pid, "KILL")
-    proc.wait(self.pid, 5)
+    self.how, self.code = proc.wait(self.pid, 5)
     error(("child %s did not finish in time; stderr: %s"):format(
       table.concat(self.argv, " ", 3), self:stderr()), 2)
   end
@@ -123,7 +128,43 @@ function Child:finish(seconds)
   return self:stdout()
 end
 
+--- True if the child's stdout holds `line` as a whole line (the last one may lack its "\n").
+function Child:said(line)
+  return ("\n" .. self:stdout() .. "\n"):find("\n" .. line .. "\n", 1, true) ~= nil
+end
+
+--- Waits until the child has printed `line` on a line of its own, at most `seconds` (stretched
+-- by LXSHM_TEST_SLOW). Children print such a line right before they block or spin, so the
+-- parent waits for what the child says, never for a fixed time. Raises at once if the child
+-- ends without saying it, and at the deadline (killing the child) if it is still silent.
+function Child:await(line, seconds)
+  local deadline = proc.now() + (seconds or 10) * util.SLOW
+  while not self:said(line) do
+    local how, code = proc.wait(self.pid, 0)
+    if how then
+      self.how, self.code = how, code
+      if self:said(line) then -- said it, then ended
+        return
+      end
+      error(("child %s ended by %s %s before saying %q; stderr: %s"):format(
+        table.concat(self.argv, " ", 3), how, code, line, self:stderr()), 2)
+    end
+    if proc.now() > deadline then
+      proc.kill(self.pid, "KILL")
+      self.how, self.code = proc.wait(self.pid, 5)
+      error(("child %s did not say %q in time; stdout: %q, stderr: %s"):format(
+        table.concat(self.argv, " ", 3), line, self:stdout(), self:stderr()), 2)
+    end
+    proc.sleep(0.001)
+  end
+end
+
+--- Sends a signal (default SIGKILL). A child already reaped is left alone: its pid may belong
+-- to another process by now.
 function Child:kill(sig)
+  if self.how then
+    return nil, "the child has ended"
+  end
   return proc.kill(self.pid, sig or "KILL")
 end
 
@@ -149,6 +190,20 @@ function util.child(...)
   local c = util.spawn(...)
   util.defer(function() c:cleanup() end)
   return c
+end
+
+--- A start line for racing children: returns a path that does not exist yet, removed when the
+-- test ends. Children given it say "ready" and spin until the file exists; util.open_gate
+-- creates it once every racer has said so, and they all start at once.
+function util.gate()
+  local path = os.tmpname()
+  os.remove(path)
+  util.defer(function() os.remove(path) end)
+  return path
+end
+
+function util.open_gate(path)
+  assert(io.open(path, "w")):close()
 end
 
 --- A new segment of `size` bytes under a fresh name, closed and removed when the test ends.
