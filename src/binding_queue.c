@@ -136,7 +136,8 @@ static lxshm_status encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, 
 
 /* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
  * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all.
- * #list is the raw length: a table's __len and __index are not consulted. */
+ * Values are read raw: a list with __len or __index, whose metamethods would say otherwise,
+ * raises. */
 static int queue_push_many(lua_State *L) {
   lxshm__handle *h = check(L);
   lxshm__interrupt intr;
@@ -150,6 +151,13 @@ static int queue_push_many(lua_State *L) {
   timeout = lxshm__opt_timeout(L, 3);
   lua_settop(L, 3);
   luaL_checkstack(L, 8, NULL);
+  if (lua_getmetatable(L, 2)) { /* a proxy would push what its metamethods do not say */
+    lua_getfield(L, -1, "__len");
+    lua_getfield(L, -2, "__index");
+    luaL_argcheck(L, lua_isnil(L, -1) && lua_isnil(L, -2), 2,
+                  "a list with __len or __index: pass a plain table");
+    lua_settop(L, 3);
+  }
   n = (lua_Integer)lua_rawlen(L, 2);
   if (n == 0) {
     lua_pushboolean(L, 1);
