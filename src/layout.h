@@ -15,6 +15,8 @@
 #define LXSHM__LAYOUT_VERSION 1u
 #define LXSHM__KIND_SEGMENT 1u /* kinds: a build that meets a number it does not know reports */
 #define LXSHM__KIND_QUEUE 2u   /* the object as made by a newer lxshm */
+#define LXSHM__KIND_DICT 3u
+#define LXSHM__KIND_TOPIC 4u
 #define LXSHM__PARAMS 5u         /* words of kind parameters in the identity line */
 #define LXSHM__LOCK_BYTES 64     /* room for the platform's lock (a pthread_mutex_t is 40) */
 #define LXSHM__HEADER_SIZE 1024u /* the data (slots or ring) starts here */
