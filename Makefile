@@ -20,9 +20,16 @@ WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-protot
 LXFLAGS  = -std=c11 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(WARN)
 ASANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/platform_posix.c
-MOD_SRC  = $(CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c
+# Every source list (core, platforms, Lua module, C tests) comes from mk/sources.mk.
+include mk/sources.mk
 HEADERS  = $(wildcard src/*.h)
+
+# Objects of a list of src/ files in a build directory: $(call objs,DIR,FILES).
+objs = $(patsubst src/%.c,$(1)/%.o,$(2))
+LIB_OBJS      = $(call objs,build/obj,$(CORE_SRC) $(POSIX_SRC))
+MOD_OBJS      = $(LIB_OBJS) $(call objs,build/obj,$(LUA_SRC))
+ASAN_LIB_OBJS = $(call objs,build/asan/obj,$(CORE_SRC) $(POSIX_SRC))
+ASAN_MOD_OBJS = $(ASAN_LIB_OBJS) $(call objs,build/asan/obj,$(LUA_SRC))
 
 MODULE      = build/lxshm/core.so
 ASAN_MODULE = build/asan/lxshm/core.so
@@ -56,14 +63,27 @@ help:
 	@echo "make install PREFIX=/usr/local"
 	@echo "make clean"
 
-$(MODULE): $(MOD_SRC) $(HEADERS) | check-headers
+# Each file is compiled once per build directory; the module links the same objects as the
+# static library, plus the codec and the binding.
+build/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) $(LIBFLAG) -o $@ $(MOD_SRC)
+	$(CC) $(CFLAGS) $(LXFLAGS) -c -o $@ $<
 
-$(ASAN_MODULE): $(MOD_SRC) $(HEADERS) | check-headers
+build/asan/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -c -o $@ $<
+
+# Only the Lua files need Lua's headers: the C library and its tests build without them.
+$(call objs,build/obj,$(LUA_SRC)) $(call objs,build/asan/obj,$(LUA_SRC)): | check-headers
+
+$(MODULE): $(MOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) $(LIBFLAG) -o $@ $(MOD_OBJS)
+
+$(ASAN_MODULE): $(ASAN_MOD_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(LXFLAGS) -shared -fsanitize=address,undefined -Wl,-z,nodelete \
-	  -o $@ $(MOD_SRC)
+	  -o $@ $(ASAN_MOD_OBJS)
 
 $(TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
@@ -77,13 +97,13 @@ $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
 
-$(CTEST): spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
+$(CTEST): spec/c/test_core.c spec/c/check.h $(LIB_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(LIB_OBJS)
 
-build/asan/test_core: spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
+build/asan/test_core: spec/c/test_core.c spec/c/check.h $(ASAN_LIB_OBJS) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(ASAN_LIB_OBJS)
 
 check-headers:
 	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: Lua 5.4 headers not found in $(LUA_INCDIR)."; \
@@ -132,11 +152,13 @@ bench:
 FUZZ_TIME ?= 60
 FUZZER = build/fuzz/decode_fuzz
 
-$(FUZZER): fuzz/decode_fuzz.c src/codec.c src/status.c $(HEADERS)
+# The codec with the whole core and platform, so that whatever the codec comes to call links.
+FUZZ_SRC = fuzz/decode_fuzz.c $(CODEC_SRC) $(CORE_SRC) $(POSIX_SRC)
+
+$(FUZZER): $(FUZZ_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
-	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ fuzz/decode_fuzz.c src/codec.c \
-	  src/status.c -llua$(LUA_VERSION)
+	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ $(FUZZ_SRC) -llua$(LUA_VERSION)
 
 fuzz:
 	$(call deps,fuzz)
