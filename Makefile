@@ -1,7 +1,8 @@
 # lxshm — build, test, demo, benchmark and install. `make help` lists the targets.
 #
 # Variables a packager may set (luarocks sets the first group):
-#   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR PREFIX WERROR
+#   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR
+#   PREFIX DESTDIR INCDIR LIBDIR WERROR AR
 
 LUA        ?= lua5.4
 LUA_VERSION = 5.4
@@ -13,6 +14,8 @@ WERROR     ?= -Werror
 PREFIX     ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INCDIR     ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
 BUSTED     ?= /usr/bin/busted
 
 # Our flags come after the caller's, so a packager's CFLAGS cannot turn the warnings off.
@@ -33,6 +36,9 @@ ASAN_MOD_OBJS = $(ASAN_LIB_OBJS) $(call objs,build/asan/obj,$(LUA_SRC))
 
 MODULE      = build/lxshm/core.so
 ASAN_MODULE = build/asan/lxshm/core.so
+LIB         = build/liblxshm.a
+ASAN_LIB    = build/asan/liblxshm.a
+EXAMPLE     = build/exchange
 TESTPROC    = build/test/proc.so
 ASAN_TESTPROC = build/asan/test/proc.so
 CTEST       = build/test_core
@@ -43,14 +49,16 @@ BENCHCLOCK  = build/bench/clock.so
 RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz lint install uninstall clean help
+.PHONY: all test ctest specs asan valgrind demo bench fuzz lint install install-lua install-dev \
+  uninstall uninstall-lua uninstall-dev clean help check-headers
 
-all: $(MODULE)
+all: $(MODULE) $(LIB)
 
 help:
-	@echo "make            build $(MODULE)"
+	@echo "make            build $(MODULE) and $(LIB) (the core for C hosts)"
 	@echo "make demo       two processes exchanging tables through a segment"
-	@echo "make test       C tests of the core, then the busted suite (installs what is missing)"
+	@echo "make test       C tests of the core and the C example, then the busted suite"
+	@echo "                (installs the Debian packages that are missing)"
 	@echo "make asan       the whole suite against an ASan+UBSan build"
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
@@ -60,7 +68,8 @@ help:
 	@echo "make windows-lua LUA_WIN=DIR   build lxshm/core.dll against a Windows Lua 5.4"
 	@echo "make test-windows-lua  build Lua 5.4 for Windows from Debian's source, smoke-test it"
 	@echo "make lint       luacheck over the Lua sources"
-	@echo "make install PREFIX=/usr/local"
+	@echo "make install PREFIX=/usr/local   the Lua module, and lxshm.h and liblxshm.a for C hosts"
+	@echo "                (install-lua, install-dev: one of them; uninstall* undo them)"
 	@echo "make clean"
 
 # Each file is compiled once per build directory; the module links the same objects as the
@@ -75,6 +84,14 @@ build/asan/obj/%.o: src/%.c $(HEADERS)
 
 # Only the Lua files need Lua's headers: the C library and its tests build without them.
 $(call objs,build/obj,$(LUA_SRC)) $(call objs,build/asan/obj,$(LUA_SRC)): | check-headers
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(ASAN_LIB): $(ASAN_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $(ASAN_LIB_OBJS)
 
 $(MODULE): $(MOD_OBJS)
 	@mkdir -p $(dir $@)
@@ -97,13 +114,18 @@ $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
 
-$(CTEST): spec/c/test_core.c spec/c/check.h $(LIB_OBJS) $(HEADERS)
+# C programs link the static library, as a C host would.
+$(CTEST): spec/c/test_core.c spec/c/check.h $(LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(LIB)
 
-build/asan/test_core: spec/c/test_core.c spec/c/check.h $(ASAN_LIB_OBJS) $(HEADERS)
+build/asan/test_core: spec/c/test_core.c spec/c/check.h $(ASAN_LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(ASAN_LIB_OBJS)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(ASAN_LIB)
+
+$(EXAMPLE): examples/c/exchange.c $(LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) -Isrc -o $@ examples/c/exchange.c $(LIB)
 
 check-headers:
 	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: Lua 5.4 headers not found in $(LUA_INCDIR)."; \
@@ -112,8 +134,23 @@ check-headers:
 # Installs (or asks for) the Debian packages a target needs: $(call deps,test).
 deps = @sh scripts/ensure-deps.sh $(1)
 
-ctest: $(CTEST)
+# The C example: `exchange wait` in the background, `exchange send` once it says it is ready;
+# $(call exchange_check,COMMAND) runs it with COMMAND (the exe, or Wine and the exe).
+define exchange_check
+	name=exchange-$$$$; out=$$(mktemp); \
+	$(1) wait $$name >$$out 2>&1 & pid=$$!; \
+	i=0; until grep -q '^ready' $$out || ! kill -0 $$pid 2>/dev/null || [ $$i -ge 300 ]; do \
+	  i=$$((i + 1)); sleep 0.1; done; \
+	$(1) send $$name 'hello from another process'; s=$$?; \
+	wait $$pid; w=$$?; cat $$out; \
+	grep -q '^received: hello from another process' $$out && [ $$s -eq 0 ] && [ $$w -eq 0 ]; \
+	rc=$$?; rm -f $$out; echo "example: exchange $$([ $$rc -eq 0 ] && echo passed || echo FAILED)"; \
+	exit $$rc
+endef
+
+ctest: $(CTEST) $(EXAMPLE)
 	./$(CTEST)
+	@$(call exchange_check,./$(EXAMPLE))
 
 specs: $(MODULE) $(TESTPROC)
 	$(RUN_SPECS)
@@ -170,13 +207,36 @@ fuzz:
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/
 
-install: $(MODULE)
+# install = install-lua (the module, where Lua looks) + install-dev (header and static library
+# for C hosts: cc host.c -llxshm). luarocks runs `make install INST_LIBDIR=… INST_LUADIR=…` into
+# a rock tree, which has no place for a C library, and sets no PREFIX: when INST_LIBDIR comes from
+# the command line, install is install-lua alone (INSTALL_DEV=yes forces the rest).
+ifeq ($(origin INST_LIBDIR),command line)
+INSTALL_DEV ?= no
+else
+INSTALL_DEV ?= yes
+endif
+
+install: install-lua $(if $(filter yes,$(INSTALL_DEV)),install-dev)
+
+install-lua: $(MODULE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/lxshm $(DESTDIR)$(INST_LUADIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so
 	install -m 0644 lua/lxshm.lua $(DESTDIR)$(INST_LUADIR)/lxshm.lua
 
-uninstall:
+install-dev: $(LIB)
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)
+	install -m 0644 src/lxshm.h $(DESTDIR)$(INCDIR)/lxshm.h
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/liblxshm.a
+
+uninstall: uninstall-lua $(if $(filter yes,$(INSTALL_DEV)),uninstall-dev)
+
+uninstall-lua:
 	rm -f $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so $(DESTDIR)$(INST_LUADIR)/lxshm.lua
+	-rmdir $(DESTDIR)$(INST_LIBDIR)/lxshm 2>/dev/null
+
+uninstall-dev:
+	rm -f $(DESTDIR)$(INCDIR)/lxshm.h $(DESTDIR)$(LIBDIR)/liblxshm.a
 
 clean:
 	rm -rf build

@@ -73,20 +73,11 @@ define wine_run
 	exit $$rc
 endef
 
-# The example: `exchange wait` in the background, `exchange send` once it says it is ready.
-WIN_EXCHANGE = name=exchange-$$$$; out=$$(mktemp); \
-	$(WINE) $(WIN_EXAMPLE) wait $$name >$$out 2>&1 & pid=$$!; \
-	i=0; until grep -q '^ready' $$out || [ $$i -ge 300 ]; do i=$$((i + 1)); sleep 0.1; done; \
-	$(WINE) $(WIN_EXAMPLE) send $$name 'hello from another process'; s=$$?; \
-	wait $$pid; w=$$?; cat $$out; \
-	grep -q '^received: hello from another process' $$out && [ $$s -eq 0 ] && [ $$w -eq 0 ]; \
-	rc=$$?; rm -f $$out; echo "example: exchange $$([ $$rc -eq 0 ] && echo passed || echo FAILED)"; \
-	exit $$rc
-
 test-windows:
 	$(call deps,windows)
 	@$(MAKE) --no-print-directory windows-build
-	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && ( $(WIN_EXCHANGE) ))
+	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && \
+	  ( $(call exchange_check,$(WINE) $(WIN_EXAMPLE)) ))
 
 # The module links against the Lua DLL itself (mingw's linker reads a DLL's exports directly).
 $(WIN_DLL): $(WIN_DLL_SRC) $(HEADERS)
