@@ -114,14 +114,18 @@ $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
 	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
 
-# C programs link the static library, as a C host would.
-$(CTEST): spec/c/test_core.c spec/c/check.h $(LIB) $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(LIB)
+# C programs link the static library, as a C host would. The C tests are the shared bodies and
+# the POSIX runner (mk/sources.mk); they also read internal headers, to steer a segment.
+CTEST_POSIX = $(CTEST_SRC) $(CTEST_POSIX_SRC)
+CTEST_HEADERS = $(wildcard spec/c/*.h)
 
-build/asan/test_core: spec/c/test_core.c spec/c/check.h $(ASAN_LIB) $(HEADERS)
+$(CTEST): $(CTEST_POSIX) $(CTEST_HEADERS) $(LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(ASAN_LIB)
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(CTEST_POSIX) $(LIB)
+
+build/asan/test_core: $(CTEST_POSIX) $(CTEST_HEADERS) $(ASAN_LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(CTEST_POSIX) $(ASAN_LIB)
 
 $(EXAMPLE): examples/c/exchange.c $(LIB) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -52,8 +52,11 @@ $(WIN_LIB): $(WIN_OBJS)
 	@rm -f $@
 	$(WIN_AR) rcs $@ $(WIN_OBJS)
 
-$(WIN_TEST): spec/c/test_win.c spec/c/check.h $(WIN_LIB) $(HEADERS)
-	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ spec/c/test_win.c $(WIN_LIB)
+# The shared C test bodies and the Windows runner (mk/sources.mk).
+WIN_TEST_SRC = $(CTEST_SRC) $(CTEST_WIN_SRC)
+
+$(WIN_TEST): $(WIN_TEST_SRC) $(wildcard spec/c/*.h) $(WIN_LIB) $(HEADERS)
+	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ $(WIN_TEST_SRC) $(WIN_LIB)
 
 $(WIN_EXAMPLE): examples/c/exchange.c $(WIN_LIB) $(HEADERS)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ examples/c/exchange.c $(WIN_LIB)
