@@ -49,8 +49,8 @@ BENCHCLOCK  = build/bench/clock.so
 RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz lint install install-lua install-dev \
-  uninstall uninstall-lua uninstall-dev clean help check-headers
+.PHONY: all test ctest specs asan valgrind demo bench fuzz lint format format-check install \
+  install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
 all: $(MODULE) $(LIB)
 
@@ -68,6 +68,8 @@ help:
 	@echo "make windows-lua LUA_WIN=DIR   build lxshm/core.dll against a Windows Lua 5.4"
 	@echo "make test-windows-lua  build Lua 5.4 for Windows from Debian's source, smoke-test it"
 	@echo "make lint       luacheck over the Lua sources"
+	@echo "make format     clang-format (Debian's 14, .clang-format) every C file in place"
+	@echo "make format-check   list the C files clang-format would change; fail if any"
 	@echo "make install PREFIX=/usr/local   the Lua module, and lxshm.h and liblxshm.a for C hosts"
 	@echo "                (install-lua, install-dev: one of them; uninstall* undo them)"
 	@echo "make clean"
@@ -210,6 +212,29 @@ fuzz:
 
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/
+
+# Every C file and header of the project, found by pattern so that a new one is covered too.
+# Debian's clang-format 14 is the reference: other versions lay some constructs out otherwise.
+FORMAT_FILES = $(sort $(wildcard src/*.c src/*.h spec/c/*.c spec/c/*.h spec/helpers/*.c \
+  examples/c/*.c examples/c/*.h bench/*.c fuzz/*.c))
+ifeq ($(origin CLANG_FORMAT),undefined)
+CLANG_FORMAT := $(shell command -v clang-format-14 2>/dev/null || echo clang-format)
+endif
+
+format:
+	$(call deps,format)
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	$(call deps,format)
+	@bad=""; for f in $(FORMAT_FILES); do \
+	  $(CLANG_FORMAT) --dry-run -Werror "$$f" >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then \
+	  echo "format-check: clang-format would change these files (make format fixes them):"; \
+	  for f in $$bad; do echo "  $$f"; done; exit 1; \
+	fi; \
+	echo "format-check: $(words $(FORMAT_FILES)) C files as clang-format lays them out"
 
 # install = install-lua (the module, where Lua looks) + install-dev (header and static library
 # for C hosts: cc host.c -llxshm). luarocks runs `make install INST_LIBDIR=… INST_LUADIR=…` into
