@@ -94,6 +94,10 @@ int reap_within(helper h, double seconds) {
   return 1;
 }
 
+_Noreturn void die(int code) {
+  ExitProcess((UINT)code);
+}
+
 void kill_helper(helper h) {
   int code;
   if (!TerminateProcess((HANDLE)h, 99))

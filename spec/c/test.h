@@ -88,6 +88,10 @@ void reap_ok(helper h, double seconds);
  * still running. reap_within(h, 0) only looks. */
 int reap_within(helper h, double seconds);
 
+/* Ends the calling process at once with exit status `code`, running none of its exit handlers
+ * (nor leak checks): how a helper dies holding a lock, as a crashing process would. */
+_Noreturn void die(int code);
+
 /* Ends h at once, as SIGKILL or TerminateProcess do (none of its code runs), and reaps it; fails
  * if it had ended on its own first. */
 void kill_helper(helper h);

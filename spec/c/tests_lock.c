@@ -15,10 +15,10 @@ static void lock_and_scribble(void *seg) {
   scribble_idle_slot(seg);
 } /* a thread that returns here ends holding the lock */
 
-/* hold NAME HOW: takes NAME's lock and dies holding it.
- *   exit      exits (status 7) holding the lock, having changed nothing
- *   commit    commits "committed", then exits (7) before unlocking, which would wake waiters
- *   scribble  writes "committed", then half-commits over the idle slot and exits (7)
+/* hold NAME HOW: takes NAME's lock and dies holding it (die(7): no cleanup of any kind).
+ *   exit      dies holding the lock, having changed nothing
+ *   commit    commits "committed", then dies before unlocking, which would wake waiters
+ *   scribble  writes "committed", then half-commits over the idle slot and dies
  *   sleep     as scribble, then posts C_READY and sleeps until killed
  *   thread    writes "committed", lets a thread lock, scribble and end, posts C_READY and
  *             sleeps until killed: the process lives, the owner thread does not */
@@ -29,12 +29,12 @@ HELPER(hold) {
   CHECK_ST(lxshm_open(argv[0], &own, &err), LXSHM_OK);
   if (strcmp(how, "exit") == 0) {
     lock_or_fail(own);
-    return 7;
+    die(7);
   }
   if (strcmp(how, "commit") == 0) {
     lock_or_fail(own);
     CHECK_ST(lxshm__commit_locked(own, NULL, 0, "committed", 9, LXSHM__FORMAT_RAW, &err), LXSHM_OK);
-    return 7;
+    die(7);
   }
   CHECK_ST(lxshm_write(own, "committed", 9, scaled(10), &err), LXSHM_OK);
   if (strcmp(how, "thread") == 0)
@@ -42,7 +42,7 @@ HELPER(hold) {
   else
     lock_and_scribble(own);
   if (strcmp(how, "scribble") == 0)
-    return 7;
+    die(7);
   CHECK(strcmp(how, "sleep") == 0 || strcmp(how, "thread") == 0);
   post(C_READY);
   for (;;)

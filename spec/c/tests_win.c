@@ -18,7 +18,7 @@ enum { C_READY, C_GO }; /* counters (test.h) */
 
 /* create_hold NAME: creates NAME (so that it alone has the lock's mutex open), writes
  * "committed", posts C_READY, waits for C_GO, takes the lock, scribbles over the idle slot, and
- * exits (status 7) holding it. */
+ * dies (status 7) holding it. */
 HELPER(create_hold) {
   lxshm_segment *own;
   lxshm_error err;
@@ -28,7 +28,7 @@ HELPER(create_hold) {
   await_posts(C_GO, 1, 20, "go");
   lock_or_fail(own);
   scribble_idle_slot(own);
-  return 7;
+  die(7);
 }
 
 /* ==== tests =================================================================================== */
