@@ -4,10 +4,10 @@
  * lxshm itself. */
 #define _GNU_SOURCE
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -105,9 +105,10 @@ int luaopen_bench_clock(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_bench_clock(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"now", clock_now},     {"cpu", clock_cpu}, {"cputime", clock_cputime},
-      {"sleep", clock_sleep}, {"pid", clock_pid}, {"switches", clock_switches},
-      {"memcpy", clock_memcpy}, {NULL, NULL}};
+      {"now", clock_now},       {"cpu", clock_cpu}, {"cputime", clock_cputime},
+      {"sleep", clock_sleep},   {"pid", clock_pid}, {"switches", clock_switches},
+      {"memcpy", clock_memcpy}, {NULL, NULL},
+  };
   luaL_newlib(L, funcs);
   return 1;
 }

@@ -1,7 +1,8 @@
 #!/bin/sh
-# ensure-deps.sh [demo|test|bench|fuzz|windows] — make sure the Debian packages a make target needs
-# are installed. Installs what is missing when it can (root, or sudo without a password);
-# otherwise prints the one command to run and fails. Changes nothing when all is present.
+# ensure-deps.sh [demo|test|bench|fuzz|windows|format] — make sure the Debian packages a make
+# target needs are installed. Installs what is missing when it can (root, or sudo without a
+# password); otherwise prints the one command to run and fails. Changes nothing when all is
+# present.
 set -eu
 
 need="gcc libc6-dev make lua5.4 liblua5.4-dev"
@@ -11,6 +12,7 @@ case "${1:-test}" in
   bench) need="$need lua-cjson lua-messagepack lua-socket lua-redis redis-server" ;;
   windows) need="$need mingw-w64 wine64" ;;
   fuzz) need="$need clang libclang-rt-14-dev" ;;
+  format) need="clang-format" ;; # the C sources only: no compiler or Lua needed
   *) echo "ensure-deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 
