@@ -163,4 +163,4 @@ if not command then
   io.stderr:write("hostile.lua: unknown command ", tostring(arg[1]), "\n")
   os.exit(2)
 end
-command((table.unpack or unpack)(arg, 2))
+command((table.unpack or rawget(_G, "unpack"))(arg, 2))

@@ -188,11 +188,11 @@ static int proc_umask(lua_State *L) {
 int luaopen_test_proc(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"spawn", proc_spawn},   {"kill", proc_kill},           {"wait", proc_wait},
-      {"sleep", proc_sleep},   {"now", proc_now},             {"pid", proc_pid},
-      {"umask", proc_umask},   {"file_mode", proc_file_mode}, {"listdir", proc_listdir},
-      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"spawn", proc_spawn},     {"kill", proc_kill},
+                                   {"wait", proc_wait},       {"sleep", proc_sleep},
+                                   {"now", proc_now},         {"pid", proc_pid},
+                                   {"umask", proc_umask},     {"file_mode", proc_file_mode},
+                                   {"listdir", proc_listdir}, {NULL, NULL}};
   luaL_newlib(L, funcs);
   return 1;
 }
