@@ -4,9 +4,15 @@
 #   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR
 #   PREFIX DESTDIR INCDIR LIBDIR WERROR AR
 
+# The Lua runtime to build for and test with: lua5.1, lua5.2, lua5.3, lua5.4 (the default) or
+# luajit. Each gets its headers from pkg-config and a build directory of its own (a module built
+# for one does not load in another); lua5.4's is build/ itself (build/lxshm/core.so).
 LUA        ?= lua5.4
-LUA_VERSION = 5.4
-LUA_INCDIR ?= /usr/include/lua$(LUA_VERSION)
+LUA_PKG     = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+LUA_VERSION = $(if $(filter luajit,$(LUA_PKG)),5.1,$(patsubst lua%,%,$(LUA_PKG)))
+LUA_INCDIR ?= $(or $(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags $(LUA_PKG) \
+                2>/dev/null))),/usr/include/$(LUA_PKG))
+LUA_BUILD   = $(if $(filter lua5.4,$(LUA_PKG)),build,build/$(LUA_PKG))
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
@@ -30,24 +36,27 @@ HEADERS  = $(wildcard src/*.h)
 # Objects of a list of src/ files in a build directory: $(call objs,DIR,FILES).
 objs = $(patsubst src/%.c,$(1)/%.o,$(2))
 LIB_OBJS      = $(call objs,build/obj,$(CORE_SRC) $(POSIX_SRC))
-MOD_OBJS      = $(LIB_OBJS) $(call objs,build/obj,$(LUA_SRC))
+MOD_OBJS      = $(LIB_OBJS) $(call objs,$(LUA_BUILD)/lua-obj,$(LUA_SRC))
 ASAN_LIB_OBJS = $(call objs,build/asan/obj,$(CORE_SRC) $(POSIX_SRC))
-ASAN_MOD_OBJS = $(ASAN_LIB_OBJS) $(call objs,build/asan/obj,$(LUA_SRC))
+ASAN_MOD_OBJS = $(ASAN_LIB_OBJS) $(call objs,build/asan/lua-obj,$(LUA_SRC))
 
-MODULE      = build/lxshm/core.so
+MODULE      = $(LUA_BUILD)/lxshm/core.so
 ASAN_MODULE = build/asan/lxshm/core.so
 LIB         = build/liblxshm.a
 ASAN_LIB    = build/asan/liblxshm.a
 EXAMPLE     = build/exchange
-TESTPROC    = build/test/proc.so
+TESTPROC    = $(LUA_BUILD)/test/proc.so
 ASAN_TESTPROC = build/asan/test/proc.so
 CTEST       = build/test_core
-BENCHCLOCK  = build/bench/clock.so
+BENCHCLOCK  = $(LUA_BUILD)/bench/clock.so
 
 # Tests run the interpreter on the specs directly: /usr/bin/busted starts with `env lua`,
 # which is Lua 5.1 once lua-check is installed (see TOOLCHAIN notes in README.md).
+# Children of the specs run the same runtime (LXSHM_TEST_LUA may name a wrapper instead).
+LXSHM_TEST_LUA ?= $(LUA)
+export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
-LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;'
+LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
 
 .PHONY: all test ctest specs asan valgrind demo bench fuzz lint format format-check install \
   install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
@@ -84,8 +93,15 @@ build/asan/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(LXFLAGS) -c -o $@ $<
 
-# Only the Lua files need Lua's headers: the C library and its tests build without them.
-$(call objs,build/obj,$(LUA_SRC)) $(call objs,build/asan/obj,$(LUA_SRC)): | check-headers
+# Only the Lua files need Lua's headers, and they are built once per runtime: the C library
+# and its tests build without them.
+$(LUA_BUILD)/lua-obj/%.o: src/%.c $(HEADERS) | check-headers
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) -c -o $@ $<
+
+build/asan/lua-obj/%.o: src/%.c $(HEADERS) | check-headers
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -106,15 +122,15 @@ $(ASAN_MODULE): $(ASAN_MOD_OBJS)
 
 $(TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE $(LIBFLAG) -o $@ $<
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc $(LIBFLAG) -o $@ $<
 
 $(ASAN_TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -shared -fsanitize=address,undefined -o $@ $<
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -shared -fsanitize=address,undefined -o $@ $<
 
 $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
+	$(CC) -O2 $(LXFLAGS) -Isrc $(LIBFLAG) -o $@ $<
 
 # C programs link the static library, as a C host would. The C tests are the shared bodies and
 # the POSIX runner (mk/sources.mk); they also read internal headers, to steer a segment.
@@ -134,11 +150,13 @@ $(EXAMPLE): examples/c/exchange.c $(LIB) $(HEADERS)
 	$(CC) $(CFLAGS) $(LXFLAGS) -Isrc -o $@ examples/c/exchange.c $(LIB)
 
 check-headers:
-	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: Lua 5.4 headers not found in $(LUA_INCDIR)."; \
-	  echo "  Install them with: sudo apt-get install -y liblua5.4-dev (or run make test/demo)"; exit 1; }
+	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: $(LUA_PKG) headers not found in $(LUA_INCDIR)."; \
+	  echo "  Install them with: sudo apt-get install -y $(LUA_DEV) (or run make test/demo)"; exit 1; }
 
-# Installs (or asks for) the Debian packages a target needs: $(call deps,test).
-deps = @sh scripts/ensure-deps.sh $(1)
+# Installs (or asks for) the Debian packages a target needs, for the runtime chosen:
+# $(call deps,test).
+LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
+deps = @LXSHM_LUA_PKG=$(LUA_PKG) sh scripts/ensure-deps.sh $(1)
 
 # The C example: `exchange wait` in the background, `exchange send` once it says it is ready;
 # $(call exchange_check,COMMAND) runs it with COMMAND (the exe, or Wine and the exe).
@@ -159,7 +177,7 @@ ctest: $(CTEST) $(EXAMPLE)
 	@$(call exchange_check,./$(EXAMPLE))
 
 specs: $(MODULE) $(TESTPROC)
-	$(RUN_SPECS)
+	$(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
 
 test:
 	$(call deps,test)
@@ -176,7 +194,7 @@ valgrind:
 	$(call deps,test)
 	@$(MAKE) --no-print-directory $(MODULE) $(TESTPROC)
 	LXSHM_TEST_SLOW=4 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --keep-debuginfo=yes --error-exitcode=99 $(RUN_SPECS)
+	  --keep-debuginfo=yes --error-exitcode=99 $(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
 
 demo:
 	$(call deps,demo)
@@ -188,7 +206,7 @@ demo:
 bench:
 	$(call deps,bench)
 	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
-	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' $(LUA) bench/run.lua
+	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' $(LUA) bench/run.lua
 
 # The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
 # go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.

@@ -5,7 +5,21 @@
 # present.
 set -eu
 
-need="gcc libc6-dev make lua5.4 liblua5.4-dev"
+# The Lua runtime the target builds for (the Makefile passes it): its interpreter and headers.
+# LuaJIT comes as Debian's luajit or OpenResty's luajit2 (which nginx's Lua module needs):
+# either will do, and luajit2 is what gets installed.
+case "${LXSHM_LUA_PKG:-lua5.4}" in
+  luajit)
+    if dpkg-query -W -f='${Status}' libluajit-5.1-dev 2>/dev/null | grep -q "ok installed"; then
+      lua="luajit libluajit-5.1-dev"
+    else
+      lua="luajit2 libluajit2-5.1-dev"
+    fi ;;
+  lua5.1) lua="lua5.1 liblua5.1-0-dev" ;;
+  lua5.2 | lua5.3 | lua5.4) lua="$LXSHM_LUA_PKG lib$LXSHM_LUA_PKG-dev" ;;
+  *) lua="lua5.4 liblua5.4-dev" ;;
+esac
+need="gcc libc6-dev make pkg-config $lua"
 case "${1:-test}" in
   demo) ;;
   test) need="$need lua-busted python3-msgpack valgrind" ;;
