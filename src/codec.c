@@ -23,11 +23,17 @@ _Static_assert(sizeof(lua_Number) == 8, "lxshm needs double Lua floats");
  * is the table's number, big-endian, in 1, 2 or 4 bytes (the decoder also accepts 8). */
 #define EXT_REF 76 /* 0x4C, ASCII 'L' */
 
-/* Internal results besides the lxshm_status values: kept apart from the public codes. */
-#define R_OK 0
-#define R_NOMEM (-1)   /* malloc failed: raised as a Lua error once the encoder is idle again */
-#define R_NOTSEQ (-2)  /* the optimistic array pass met a key outside 1..n */
-#define R_NOSTACK (-3) /* lua_checkstack failed: raised once the encoder is idle again */
+/* What an encoder step tells its caller. A type of its own, numbered apart from lxshm_status,
+ * so that neither can pass for the other: a refusal's status travels in enc_state.status, and
+ * only lxshm__encode turns a result into a status (or a Lua error). The decoder has no internal
+ * outcomes and returns lxshm_status (LXSHM_OK or LXSHM_CORRUPT) throughout. */
+typedef enum enc_result {
+  ENC_OK = 100,
+  ENC_REFUSED, /* the value cannot be written: s->status and s->err say why */
+  ENC_NOMEM,   /* malloc failed: raised as a Lua error once the encoder is idle again */
+  ENC_NOSTACK, /* lua_checkstack failed: raised once the encoder is idle again */
+  ENC_NOTSEQ   /* the optimistic array pass met a key outside 1..n; never leaves enc_table */
+} enc_result;
 
 #define COUNT_MAX 0xffffffffu /* most elements a MessagePack array, map or string can hold */
 
@@ -223,7 +229,8 @@ typedef struct enc_state {
   lxshm__encoder *e;
   unsigned char *buf;
   size_t len, cap, limit;
-  uint32_t count; /* tables numbered so far */
+  uint32_t count;      /* tables numbered so far */
+  lxshm_status status; /* why, after ENC_REFUSED */
   lxshm_error *err;
   step path[LXSHM__MAX_DEPTH + 2]; /* path[d]: the step out of the table at depth d */
 } enc_state;
@@ -231,12 +238,18 @@ typedef struct enc_state {
 
 /* ---- encoder: output buffer ------------------------------------------------------------------ */
 
-static int too_large(enc_state *s) {
-  return lxshm__fail(s->err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %zu bytes",
-                     s->limit);
+/* Records a refusal whose message lxshm__fail has just written: refused(s, lxshm__fail(...)). */
+static enc_result refused(enc_state *s, lxshm_status st) {
+  s->status = st;
+  return ENC_REFUSED;
 }
 
-static int grow(enc_state *s, size_t n) {
+static enc_result too_large(enc_state *s) {
+  return refused(s, lxshm__fail(s->err, LXSHM_INVALID_SIZE,
+                                "encoded value exceeds the limit of %zu bytes", s->limit));
+}
+
+static enc_result grow(enc_state *s, size_t n) {
   size_t need = s->len + n; /* cannot overflow: n <= limit - len */
   size_t cap = s->cap < 256 ? 256 : s->cap;
   char *b;
@@ -244,29 +257,29 @@ static int grow(enc_state *s, size_t n) {
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   b = (char *)realloc(s->e->buf, cap);
   if (b == NULL)
-    return R_NOMEM;
+    return ENC_NOMEM;
   s->e->buf = b;
   s->e->cap = cap;
   s->buf = (unsigned char *)b;
   s->cap = cap;
-  return R_OK;
+  return ENC_OK;
 }
 
 /* Makes room for exactly n more bytes. Fails with INVALID_SIZE when they would pass the limit,
  * so an encoding stops as soon as it is too large. */
-static inline int room(enc_state *s, size_t n) {
+static inline enc_result room(enc_state *s, size_t n) {
   if (n > s->limit - s->len)
     return too_large(s);
   if (n > s->cap - s->len)
     return grow(s, n);
-  return R_OK;
+  return ENC_OK;
 }
 
-#define ROOM(s, n)           \
-  do {                       \
-    int r_ = room((s), (n)); \
-    if (r_ != R_OK)          \
-      return r_;             \
+#define ROOM(s, n)                  \
+  do {                              \
+    enc_result r_ = room((s), (n)); \
+    if (r_ != ENC_OK)               \
+      return r_;                    \
   } while (0)
 
 
@@ -292,13 +305,13 @@ static inline int ident_valid(const enc_state *s, const slot *sl, const void *p)
 }
 
 /* Rebuilds the index with twice the slots, keeping only this epoch's valid entries. */
-static int ident_grow(enc_state *s) {
+static enc_result ident_grow(enc_state *s) {
   lxshm__encoder *e = s->e;
   size_t n = e->nslots ? e->nslots * 2 : 64, i;
   slot *old = e->slots, *fresh = (slot *)calloc(n, sizeof *fresh);
   size_t oldn = e->nslots;
   if (fresh == NULL)
-    return R_NOMEM;
+    return ENC_NOMEM;
   e->slots = fresh;
   e->nslots = n;
   e->used = 0;
@@ -310,28 +323,29 @@ static int ident_grow(enc_state *s) {
     }
   }
   free(old);
-  return R_OK;
+  return ENC_OK;
 }
 
-/* Looks table p up. If it was numbered before, sets *id and returns 1. Otherwise numbers it
- * (the next number), returns 0; R_NOMEM or UNSUPPORTED (too many tables) on failure. */
-static int ident_lookup_add(enc_state *s, const void *p, uint32_t *id) {
+/* Looks table p up. If it was numbered before, sets *id and *seen = 1. Otherwise numbers it
+ * (the next number) and sets *seen = 0. Fails with ENC_NOMEM, or ENC_REFUSED (too many tables). */
+static enc_result ident_lookup_add(enc_state *s, const void *p, uint32_t *id, int *seen) {
   lxshm__encoder *e = s->e;
   slot *sl;
-  if (e->nslots == 0 && ident_grow(s) != R_OK)
-    return R_NOMEM;
+  if (e->nslots == 0 && ident_grow(s) != ENC_OK)
+    return ENC_NOMEM;
   sl = ident_slot(e, p);
-  if (ident_valid(s, sl, p)) {
+  *seen = ident_valid(s, sl, p);
+  if (*seen) {
     *id = sl->id;
-    return 1;
+    return ENC_OK;
   }
   if (s->count == COUNT_MAX)
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "more than %u tables", COUNT_MAX);
+    return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "more than %u tables", COUNT_MAX));
   if (s->count == e->ordercap) {
     size_t n = e->ordercap ? e->ordercap * 2 : 64;
     const void **o = (const void **)realloc((void *)e->order, n * sizeof *o);
     if (o == NULL)
-      return R_NOMEM;
+      return ENC_NOMEM;
     e->order = o;
     e->ordercap = n;
   }
@@ -342,9 +356,9 @@ static int ident_lookup_add(enc_state *s, const void *p, uint32_t *id) {
   }
   sl->id = s->count;
   e->order[s->count++] = p;
-  if (e->used * 2 > e->nslots && ident_grow(s) != R_OK)
-    return R_NOMEM;
-  return 0;
+  if (e->used * 2 > e->nslots && ident_grow(s) != ENC_OK)
+    return ENC_NOMEM;
+  return ENC_OK;
 }
 
 
@@ -491,14 +505,14 @@ static void render_path(const enc_state *s, int n, char *out) {
 /* Fails with UNSUPPORTED for a value that cannot be stored: "value at .a.b is a function",
  * "key at .a is a function", or without " at ..." at the top. plen is the value's path length;
  * a key's own path is its table's, one step shorter. */
-static int refuse(enc_state *s, int plen, int iskey, const char *what) {
+static enc_result refuse(enc_state *s, int plen, int iskey, const char *what) {
   char path[PATH_SHOWN + 8];
   render_path(s, iskey ? plen - 1 : plen, path);
-  return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "%s%s%s is %s", iskey ? "key" : "value",
-                     path[0] ? " at " : "", path, what);
+  return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "%s%s%s is %s", iskey ? "key" : "value",
+                                path[0] ? " at " : "", path, what));
 }
 
-static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
+static enc_result refuse_type(enc_state *s, int idx, int plen, int iskey) {
   const char *what;
   switch (lua_type(s->L, idx)) {
     case LUA_TFUNCTION:
@@ -520,9 +534,9 @@ static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
 
 /* ---- encoder: values ------------------------------------------------------------------------- */
 
-static int enc_value(enc_state *s, int idx, int plen, int iskey);
+static enc_result enc_value(enc_state *s, int idx, int plen, int iskey);
 
-static int enc_int(enc_state *s, lua_Integer i) {
+static enc_result enc_int(enc_state *s, lua_Integer i) {
   unsigned char *p;
   if (i >= 0) {
     if (i < 0x80) {
@@ -582,12 +596,12 @@ static int enc_int(enc_state *s, lua_Integer i) {
     p[0] = 0xd3, be64(p + 1, (uint64_t)i);
     s->len += 9;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* float32 when the double survives the round trip through float exactly (incl. -0.0 and the
  * infinities), else float64, which also keeps every NaN's bits. */
-static int enc_float(enc_state *s, double d) {
+static enc_result enc_float(enc_state *s, double d) {
   unsigned char *p;
   if ((d >= -FLT_MAX && d <= FLT_MAX) || isinf(d)) { /* (float)d is defined: no overflow */
     float f = (float)d;
@@ -598,7 +612,7 @@ static int enc_float(enc_state *s, double d) {
       p = s->buf + s->len;
       p[0] = 0xca, be32(p + 1, b);
       s->len += 5;
-      return R_OK;
+      return ENC_OK;
     }
   }
   {
@@ -609,7 +623,7 @@ static int enc_float(enc_state *s, double d) {
     p[0] = 0xcb, be64(p + 1, b);
     s->len += 9;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
@@ -650,7 +664,7 @@ size_t lxshm__string_span(const char *p, size_t n) {
 }
 
 /* Valid UTF-8 goes to the str family, other bytes to bin; both hold the bytes unchanged. */
-static int enc_string(enc_state *s, int idx, int plen, int iskey) {
+static enc_result enc_string(enc_state *s, int idx, int plen, int iskey) {
   unsigned char head[LXSHM__STRING_HEADER_MAX];
   size_t n, h;
   const char *str = lua_tolstring(s->L, idx, &n);
@@ -661,11 +675,11 @@ static int enc_string(enc_state *s, int idx, int plen, int iskey) {
   memcpy(s->buf + s->len, head, h);
   memcpy(s->buf + s->len + h, str, n);
   s->len += h + n;
-  return R_OK;
+  return ENC_OK;
 }
 
 /* A table met before: fixext 1, 2 or 4 holding its number. */
-static int enc_ref(enc_state *s, uint32_t id) {
+static enc_result enc_ref(enc_state *s, uint32_t id) {
   unsigned char *p;
   if (id <= 0xff) {
     ROOM(s, 3);
@@ -685,10 +699,10 @@ static int enc_ref(enc_state *s, uint32_t id) {
     p[0] = 0xd6, p[1] = EXT_REF, be32(p + 2, id);
     s->len += 6;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
-static int enc_array_header(enc_state *s, size_t n) {
+static enc_result enc_array_header(enc_state *s, size_t n) {
   unsigned char *p;
   if (n <= 15) {
     ROOM(s, 1);
@@ -706,36 +720,36 @@ static int enc_array_header(enc_state *s, size_t n) {
     p[0] = 0xdd, be32(p + 1, (uint32_t)n);
     s->len += 5;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* The optimistic pass for a table whose border is n >= 1: writes an array of n elements while
  * lua_next yields exactly the keys 1, 2, ..., n in this order (the array part of a sequence).
- * Returns R_NOTSEQ at the first other key; the caller then rewinds the output and the table
+ * Returns ENC_NOTSEQ at the first other key; the caller then rewinds the output and the table
  * numbering to where this pass started. */
-static int enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
   lua_Integer i = 0;
-  int r = enc_array_header(s, (size_t)n);
-  if (r != R_OK)
+  enc_result r = enc_array_header(s, (size_t)n);
+  if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || (lua_Unsigned)i == n) {
       lua_pop(L, 2);
-      return R_NOTSEQ;
+      return ENC_NOTSEQ;
     }
     st->index = ++i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
-    if (r != R_OK) {
+    if (r != ENC_OK) {
       lua_pop(L, 1);
       return r;
     }
   }
-  return (lua_Unsigned)i == n ? R_OK : R_NOTSEQ;
+  return (lua_Unsigned)i == n ? ENC_OK : ENC_NOTSEQ;
 }
 
 /* True when the keys of the table at idx are exactly 1..n, in any traversal order. */
@@ -755,12 +769,12 @@ static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
 }
 
 /* A sequence whose traversal order is not 1..n (elements in the hash part): by index. */
-static int enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
   lua_Integer i;
-  int r = enc_array_header(s, (size_t)n);
-  if (r != R_OK)
+  enc_result r = enc_array_header(s, (size_t)n);
+  if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
   for (i = 1; (lua_Unsigned)i <= n; i++) {
@@ -768,19 +782,19 @@ static int enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
     st->index = i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
-    if (r != R_OK)
+    if (r != ENC_OK)
       return r;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* Any other table: a map. The pair count is known only at the end, so a fixmap header byte is
  * written first and widened (the body moved up 2 or 4 bytes) when the count passes 15. */
-static int enc_map(enc_state *s, int idx, int depth) {
+static enc_result enc_map(enc_state *s, int idx, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
   size_t hdr = s->len, count = 0, body;
-  int r;
+  enc_result r;
   ROOM(s, 1);
   s->buf[s->len++] = 0x80;
   lua_pushnil(L);
@@ -789,12 +803,12 @@ static int enc_map(enc_state *s, int idx, int depth) {
     st->kind = STEP_INTO_KEY;
     st->key = top - 1;
     r = enc_value(s, top - 1, depth, 1);
-    if (r == R_OK) {
+    if (r == ENC_OK) {
       st->kind = STEP_KEY;
       r = enc_value(s, top, depth, 0);
     }
     lua_pop(L, 1);
-    if (r != R_OK) {
+    if (r != ENC_OK) {
       lua_pop(L, 1);
       return r;
     }
@@ -802,10 +816,11 @@ static int enc_map(enc_state *s, int idx, int depth) {
   }
   if (count <= 15) {
     s->buf[hdr] = (unsigned char)(0x80 | count);
-    return R_OK;
+    return ENC_OK;
   }
   if (count > COUNT_MAX)
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX);
+    return refused(
+        s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX));
   body = s->len - hdr - 1;
   if (count <= 0xffff) {
     ROOM(s, 2);
@@ -819,42 +834,43 @@ static int enc_map(enc_state *s, int idx, int depth) {
     s->buf[hdr] = 0xdf, be32(s->buf + hdr + 1, (uint32_t)count);
     s->len += 4;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* A table at path length plen (its depth is plen + 1). A table met before becomes a
  * back-reference; a new one is numbered, then written as an array if its keys are exactly 1..n
  * (n >= 1), else as a map. */
-static int enc_table(enc_state *s, int idx, int plen) {
+static enc_result enc_table(enc_state *s, int idx, int plen) {
   lua_State *L = s->L;
   const void *p = lua_topointer(L, idx);
-  int depth = plen + 1, r;
+  int depth = plen + 1, seen;
+  enc_result r;
   uint32_t id = 0;
   lua_Unsigned n;
 
-  r = ident_lookup_add(s, p, &id);
-  if (r == 1)
-    return enc_ref(s, id);
-  if (r != 0)
+  r = ident_lookup_add(s, p, &id, &seen);
+  if (r != ENC_OK)
     return r;
+  if (seen)
+    return enc_ref(s, id);
   if (depth > LXSHM__MAX_DEPTH) {
     char path[PATH_SHOWN + 8];
     render_path(s, plen, path);
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED,
-                       "value%s%s exceeds the nesting limit of %d tables", path[0] ? " at " : "",
-                       path, LXSHM__MAX_DEPTH);
+    return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED,
+                                  "value%s%s exceeds the nesting limit of %d tables",
+                                  path[0] ? " at " : "", path, LXSHM__MAX_DEPTH));
   }
   if (!lua_checkstack(L, 4)) /* key, value, a spare; fails only out of memory or Lua stack */
-    return R_NOSTACK;
+    return ENC_NOSTACK;
   n = lua_rawlen(L, idx);
   if (n > 0) {
     size_t mark = s->len;
     uint32_t idmark = s->count;
     if (n > COUNT_MAX)
-      return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u elements",
-                         COUNT_MAX);
+      return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u elements",
+                                    COUNT_MAX));
     r = enc_array_fast(s, idx, n, depth);
-    if (r != R_NOTSEQ)
+    if (r != ENC_NOTSEQ)
       return r;
     s->len = mark;
     s->count = idmark; /* tables first met in the abandoned pass are new again */
@@ -866,18 +882,18 @@ static int enc_table(enc_state *s, int idx, int plen) {
 
 /* Encodes the value at absolute stack index idx, whose path has plen steps (a key's path is
  * its table's plus a STEP_INTO_KEY step, for messages about its contents). */
-static int enc_value(enc_state *s, int idx, int plen, int iskey) {
+static enc_result enc_value(enc_state *s, int idx, int plen, int iskey) {
   lua_State *L = s->L;
   switch (lua_type(L, idx)) {
     case LUA_TNONE: /* an absent argument encodes as nil */
     case LUA_TNIL:
       ROOM(s, 1);
       s->buf[s->len++] = 0xc0;
-      return R_OK;
+      return ENC_OK;
     case LUA_TBOOLEAN:
       ROOM(s, 1);
       s->buf[s->len++] = lua_toboolean(L, idx) ? 0xc3 : 0xc2;
-      return R_OK;
+      return ENC_OK;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx))
         return enc_int(s, lua_tointeger(L, idx));
@@ -912,7 +928,8 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
                            const char **out, size_t *len, lxshm_error *err) {
   lxshm__encoder *e = enc;
   enc_state s;
-  int top = lua_gettop(L), r;
+  int top = lua_gettop(L);
+  enc_result r;
 
   if (enc->closed)
     return lxshm__fail(err, LXSHM_UNSUPPORTED, "the encoder was finalized (Lua state closing)");
@@ -936,19 +953,23 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
   s.len = 0;
   s.limit = limit;
   s.count = 0;
+  s.status = LXSHM_OK;
   s.err = err;
   r = enc_value(&s, idx, 0, 0);
   lua_settop(L, top);
   e->busy = 0;
-  if (r == R_NOMEM)
-    return (lxshm_status)luaL_error(L, "not enough memory");
-  if (r == R_NOSTACK)
-    return (lxshm_status)luaL_error(L, "stack overflow (lxshm encode)");
-  if (r != R_OK)
-    return (lxshm_status)r;
-  *out = e->buf;
-  *len = s.len;
-  return LXSHM_OK;
+  switch (r) {
+    case ENC_OK:
+      *out = e->buf;
+      *len = s.len;
+      return LXSHM_OK;
+    case ENC_REFUSED:
+      return s.status;
+    case ENC_NOSTACK:
+      return (lxshm_status)luaL_error(L, "stack overflow (lxshm encode)");
+    default: /* ENC_NOMEM; ENC_NOTSEQ never gets this far */
+      return (lxshm_status)luaL_error(L, "not enough memory");
+  }
 }
 
 
@@ -966,7 +987,7 @@ typedef struct dec_state {
   lxshm_error *err;
 } dec_state;
 
-static int corrupt_short(dec_state *s, size_t at, const char *what, size_t need) {
+static lxshm_status corrupt_short(dec_state *s, size_t at, const char *what, size_t need) {
   return lxshm__fail(s->err, LXSHM_CORRUPT,
                      "truncated: %s at offset %zu needs %zu more bytes, %zu left", what, at, need,
                      s->n - s->pos);
@@ -979,7 +1000,7 @@ static int corrupt_short(dec_state *s, size_t at, const char *what, size_t need)
       return corrupt_short((s), (at), (what), (size_t)(k)); \
   } while (0)
 
-static int dec_value(dec_state *s, int depth);
+static lxshm_status dec_value(dec_state *s, int depth);
 
 /* Gives the new table at the stack top its number, so that later back-references find it. */
 static void dec_number_table(dec_state *s) {
@@ -1001,13 +1022,13 @@ static void dec_number_table(dec_state *s) {
   lua_rawseti(L, s->refs, id + 1);
 }
 
-static int dec_enter(dec_state *s, size_t at, int depth) {
+static lxshm_status dec_enter(dec_state *s, size_t at, int depth) {
   if (depth >= LXSHM__MAX_DEPTH)
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "table at offset %zu is nested deeper than the limit of %d tables", at,
                        LXSHM__MAX_DEPTH);
   luaL_checkstack(s->L, 4, "lxshm decode"); /* raises only out of memory or Lua stack */
-  return R_OK;
+  return LXSHM_OK;
 }
 
 #define PRESIZE_MAX (1 << 24) /* larger tables grow as their elements arrive */
@@ -1024,11 +1045,11 @@ static size_t presize(dec_state *s, size_t count, size_t unit) {
   return pre;
 }
 
-static int dec_array(dec_state *s, size_t count, size_t at, int depth) {
+static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  int r = dec_enter(s, at, depth);
-  if (r != R_OK)
+  lxshm_status r = dec_enter(s, at, depth);
+  if (r != LXSHM_OK)
     return r;
   if (count > s->n - s->pos) /* every element takes at least one byte */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
@@ -1039,20 +1060,20 @@ static int dec_array(dec_state *s, size_t count, size_t at, int depth) {
   dec_number_table(s);
   for (i = 1; i <= count; i++) {
     r = dec_value(s, depth + 1);
-    if (r != R_OK)
+    if (r != LXSHM_OK)
       return r;
     lua_rawseti(L, -2, (lua_Integer)i);
     if (i <= pre)
       s->reserved--;
   }
-  return R_OK;
+  return LXSHM_OK;
 }
 
-static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
+static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  int r = dec_enter(s, at, depth);
-  if (r != R_OK)
+  lxshm_status r = dec_enter(s, at, depth);
+  if (r != LXSHM_OK)
     return r;
   if (count > (s->n - s->pos) / 2) /* every pair takes at least two bytes */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
@@ -1064,7 +1085,7 @@ static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
   for (i = 0; i < count; i++) {
     size_t kat = s->pos;
     r = dec_value(s, depth + 1);
-    if (r != R_OK)
+    if (r != LXSHM_OK)
       return r;
     switch (lua_type(L, -1)) {
       case LUA_TNIL:
@@ -1077,24 +1098,24 @@ static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
         break;
     }
     r = dec_value(s, depth + 1);
-    if (r != R_OK)
+    if (r != LXSHM_OK)
       return r;
     lua_rawset(L, -3); /* a repeated key: the last value wins */
     if (i < pre)
       s->reserved -= 2;
   }
-  return R_OK;
+  return LXSHM_OK;
 }
 
-static int dec_string(dec_state *s, size_t n, size_t at, const char *what) {
+static lxshm_status dec_string(dec_state *s, size_t n, size_t at, const char *what) {
   NEED(s, n, at, what);
   lua_pushlstring(s->L, (const char *)s->p + s->pos, n);
   s->pos += n;
-  return R_OK;
+  return LXSHM_OK;
 }
 
 /* An ext value of len payload bytes (the type byte comes first): only back-references. */
-static int dec_ext(dec_state *s, size_t len, size_t at) {
+static lxshm_status dec_ext(dec_state *s, size_t len, size_t at) {
   int type;
   uint64_t id;
   const unsigned char *q;
@@ -1132,11 +1153,11 @@ static int dec_ext(dec_state *s, size_t len, size_t at) {
     lua_pushvalue(s->L, s->root);
   else
     lua_rawgeti(s->L, s->refs, (lua_Integer)id + 1);
-  return R_OK;
+  return LXSHM_OK;
 }
 
 /* Decodes one value at s->pos and pushes it; depth counts the tables around it. */
-static int dec_value(dec_state *s, int depth) {
+static lxshm_status dec_value(dec_state *s, int depth) {
   lua_State *L = s->L;
   size_t at = s->pos;
   const unsigned char *q;
@@ -1147,11 +1168,11 @@ static int dec_value(dec_state *s, int depth) {
   c = s->p[s->pos++];
   if (c <= 0x7f) {
     lua_pushinteger(L, (lua_Integer)c);
-    return R_OK;
+    return LXSHM_OK;
   }
   if (c >= 0xe0) {
     lua_pushinteger(L, (lua_Integer)c - 0x100);
-    return R_OK;
+    return LXSHM_OK;
   }
   if (c <= 0x8f)
     return dec_map(s, c & 0x0f, at, depth);
@@ -1163,13 +1184,13 @@ static int dec_value(dec_state *s, int depth) {
   switch (c) {
     case 0xc0:
       lua_pushnil(L);
-      return R_OK;
+      return LXSHM_OK;
     case 0xc2:
       lua_pushboolean(L, 0);
-      return R_OK;
+      return LXSHM_OK;
     case 0xc3:
       lua_pushboolean(L, 1);
-      return R_OK;
+      return LXSHM_OK;
     case 0xc4: /* bin 8, 16, 32 */
       NEED(s, 1, at, "bin8");
       s->pos += 1;
@@ -1202,7 +1223,7 @@ static int dec_value(dec_state *s, int depth) {
       memcpy(&f, &b, 4);
       s->pos += 4;
       lua_pushnumber(L, (lua_Number)f);
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xcb: {
       uint64_t b;
@@ -1212,23 +1233,23 @@ static int dec_value(dec_state *s, int depth) {
       memcpy(&d, &b, 8);
       s->pos += 8;
       lua_pushnumber(L, (lua_Number)d);
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xcc:
       NEED(s, 1, at, "uint8");
       s->pos += 1;
       lua_pushinteger(L, (lua_Integer)q[0]);
-      return R_OK;
+      return LXSHM_OK;
     case 0xcd:
       NEED(s, 2, at, "uint16");
       s->pos += 2;
       lua_pushinteger(L, (lua_Integer)rd16(q));
-      return R_OK;
+      return LXSHM_OK;
     case 0xce:
       NEED(s, 4, at, "uint32");
       s->pos += 4;
       lua_pushinteger(L, (lua_Integer)rd32(q));
-      return R_OK;
+      return LXSHM_OK;
     case 0xcf: {
       uint64_t u;
       NEED(s, 8, at, "uint64");
@@ -1239,20 +1260,20 @@ static int dec_value(dec_state *s, int depth) {
                            (unsigned long long)u, at);
       s->pos += 8;
       lua_pushinteger(L, (lua_Integer)u);
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xd0:
       NEED(s, 1, at, "int8");
       s->pos += 1;
       lua_pushinteger(L, (lua_Integer)q[0] - (q[0] & 0x80 ? 0x100 : 0));
-      return R_OK;
+      return LXSHM_OK;
     case 0xd1: {
       uint32_t u;
       NEED(s, 2, at, "int16");
       u = rd16(q);
       s->pos += 2;
       lua_pushinteger(L, (lua_Integer)u - (u & 0x8000 ? 0x10000 : 0));
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xd2: {
       uint32_t u;
@@ -1260,7 +1281,7 @@ static int dec_value(dec_state *s, int depth) {
       u = rd32(q);
       s->pos += 4;
       lua_pushinteger(L, (lua_Integer)u - (u & 0x80000000u ? (lua_Integer)0x100000000 : 0));
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xd3: {
       uint64_t u;
@@ -1269,7 +1290,7 @@ static int dec_value(dec_state *s, int depth) {
       s->pos += 8;
       /* two's complement without an implementation-defined conversion */
       lua_pushinteger(L, u <= (uint64_t)LUA_MAXINTEGER ? (lua_Integer)u : -(lua_Integer)(~u) - 1);
-      return R_OK;
+      return LXSHM_OK;
     }
     case 0xd4: /* fixext 1, 2, 4, 8, 16 */
       return dec_ext(s, 1, at);
@@ -1335,7 +1356,8 @@ static int may_hold_refs(const unsigned char *p, size_t n) {
 
 lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *err) {
   dec_state s;
-  int base = lua_gettop(L), r;
+  int base = lua_gettop(L);
+  lxshm_status r;
 
   luaL_checkstack(L, 8, "lxshm decode");
   lua_pushnil(L); /* slot of the table list */
@@ -1350,12 +1372,12 @@ lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *e
   s.reserved = 0;
   s.err = err;
   r = dec_value(&s, 0);
-  if (r == R_OK && s.pos != n)
+  if (r == LXSHM_OK && s.pos != n)
     r = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
                     s.pos, n);
-  if (r != R_OK) {
+  if (r != LXSHM_OK) {
     lua_settop(L, base);
-    return (lxshm_status)r;
+    return r;
   }
   lua_replace(L, base + 1); /* the value takes the list's slot */
   return LXSHM_OK;
