@@ -1045,12 +1045,13 @@ static size_t presize(dec_state *s, size_t count, size_t unit) {
   return pre;
 }
 
+/* An array of `count` elements, its header at offset `at`. */
 static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  lxshm_status r = dec_enter(s, at, depth);
-  if (r != LXSHM_OK)
-    return r;
+  lxshm_status st = dec_enter(s, at, depth);
+  if (st != LXSHM_OK)
+    return st;
   if (count > s->n - s->pos) /* every element takes at least one byte */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "array at offset %zu claims %zu elements, only %zu bytes left", at, count,
@@ -1059,9 +1060,9 @@ static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) 
   lua_createtable(L, (int)pre, 0);
   dec_number_table(s);
   for (i = 1; i <= count; i++) {
-    r = dec_value(s, depth + 1);
-    if (r != LXSHM_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     lua_rawseti(L, -2, (lua_Integer)i);
     if (i <= pre)
       s->reserved--;
@@ -1069,12 +1070,13 @@ static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) 
   return LXSHM_OK;
 }
 
+/* A map of `count` pairs, its header at offset `at`. */
 static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  lxshm_status r = dec_enter(s, at, depth);
-  if (r != LXSHM_OK)
-    return r;
+  lxshm_status st = dec_enter(s, at, depth);
+  if (st != LXSHM_OK)
+    return st;
   if (count > (s->n - s->pos) / 2) /* every pair takes at least two bytes */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "map at offset %zu claims %zu pairs, only %zu bytes left", at, count,
@@ -1084,9 +1086,9 @@ static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
   dec_number_table(s);
   for (i = 0; i < count; i++) {
     size_t kat = s->pos;
-    r = dec_value(s, depth + 1);
-    if (r != LXSHM_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     switch (lua_type(L, -1)) {
       case LUA_TNIL:
         return lxshm__fail(s->err, LXSHM_CORRUPT, "nil map key at offset %zu", kat);
@@ -1097,9 +1099,9 @@ static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
       default:
         break;
     }
-    r = dec_value(s, depth + 1);
-    if (r != LXSHM_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     lua_rawset(L, -3); /* a repeated key: the last value wins */
     if (i < pre)
       s->reserved -= 2;
@@ -1107,19 +1109,23 @@ static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
   return LXSHM_OK;
 }
 
+/* A str or bin of n bytes, its header (named `what`) at offset `at`. */
 static lxshm_status dec_string(dec_state *s, size_t n, size_t at, const char *what) {
+  const char *b = (const char *)s->p + s->pos;
   NEED(s, n, at, what);
-  lua_pushlstring(s->L, (const char *)s->p + s->pos, n);
-  s->pos += n;
+  s->pos += n; /* before the call: nothing need live across it */
+  lua_pushlstring(s->L, b, n);
   return LXSHM_OK;
 }
 
-/* An ext value of len payload bytes (the type byte comes first): only back-references. */
+/* An ext of len payload bytes, its header at offset `at` (the ext type byte comes first): only
+ * back-references. */
 static lxshm_status dec_ext(dec_state *s, size_t len, size_t at) {
   int type;
   uint64_t id;
   const unsigned char *q;
-  NEED(s, len + 1, at, "ext");
+  if (len >= s->n - s->pos) /* the type byte and len more: len + 1 could wrap a 32-bit size_t */
+    return corrupt_short(s, at, "ext", len + 1);
   q = s->p + s->pos;
   type = q[0] < 0x80 ? q[0] : (int)q[0] - 0x100;
   if (type != EXT_REF)
@@ -1156,143 +1162,166 @@ static lxshm_status dec_ext(dec_state *s, size_t len, size_t at) {
   return LXSHM_OK;
 }
 
-/* Decodes one value at s->pos and pushes it; depth counts the tables around it. */
+
+/* ---- decoder: the type byte ------------------------------------------------------------------ */
+
+/* What a type byte announces beyond itself, besides nil, false, true and fixext. */
+enum kind {
+  K_UINT,  /* the value: a `width`-byte unsigned number */
+  K_INT,   /* the value: a `width`-byte two's complement number */
+  K_FLOAT, /* the value: an IEEE 754 single (width 4) or double (width 8) */
+  K_STR,   /* str and bin alike (Lua strings are bytes): a `width`-byte length, the bytes */
+  K_EXT,   /* a `width`-byte length, the ext type byte, that many payload bytes */
+  K_ARRAY, /* a `width`-byte count, the elements */
+  K_MAP    /* a `width`-byte count, the key/value pairs */
+};
+
+/* u read from `width` bytes of two's complement, as a signed number: the sign bit extended,
+ * then converted without an implementation-defined conversion. */
+static inline int64_t to_signed(uint64_t u, unsigned width) {
+  if (width < 8 && u >> (8 * width - 1))
+    u |= UINT64_MAX << (8 * width);
+  return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)~u - 1;
+}
+
+/* The big-endian number in the `width` (1, 2, 4 or 8) bytes at q. */
+static inline uint64_t rd_be(const unsigned char *q, unsigned width) {
+  switch (width) {
+    case 1:
+      return q[0];
+    case 2:
+      return rd16(q);
+    case 4:
+      return rd32(q);
+    default:
+      return rd64(q);
+  }
+}
+
+/* A number of kind K_UINT, K_INT or K_FLOAT held in the `width` bytes after its type byte
+ * (at `at`, named `name`). */
+static inline lxshm_status dec_number(dec_state *s, int kind, unsigned width, const char *name,
+                                      size_t at) {
+  uint64_t v;
+  NEED(s, width, at, name);
+  v = rd_be(s->p + s->pos, width);
+  s->pos += width;
+  switch (kind) {
+    case K_UINT:
+      if (v > (uint64_t)LUA_MAXINTEGER)
+        return lxshm__fail(s->err, LXSHM_CORRUPT,
+                           "integer %llu at offset %zu is above math.maxinteger",
+                           (unsigned long long)v, at);
+      lua_pushinteger(s->L, (lua_Integer)v);
+      return LXSHM_OK;
+    case K_INT:
+      lua_pushinteger(s->L, (lua_Integer)to_signed(v, width));
+      return LXSHM_OK;
+    default: /* K_FLOAT */
+      if (width == 4) {
+        uint32_t b = (uint32_t)v;
+        float x;
+        memcpy(&x, &b, 4);
+        lua_pushnumber(s->L, (lua_Number)x);
+      }
+      else {
+        double x;
+        memcpy(&x, &v, 8);
+        lua_pushnumber(s->L, (lua_Number)x);
+      }
+      return LXSHM_OK;
+  }
+}
+
+/* A length-prefixed item of kind K_STR, K_EXT, K_ARRAY or K_MAP, its type byte (named `name`)
+ * at `at`: reads the `width`-byte length or count, then hands the payload on. Each payload's
+ * decoder compares that length with the bytes left, in its own unit, before it reads or
+ * allocates anything. */
+static inline lxshm_status dec_prefixed(dec_state *s, int kind, unsigned width, const char *name,
+                                        size_t at, int depth) {
+  size_t len;
+  NEED(s, width, at, name);
+  len = (size_t)rd_be(s->p + s->pos, width); /* at most 4 bytes wide: fits a size_t */
+  s->pos += width;
+  switch (kind) {
+    case K_STR:
+      return dec_string(s, len, at, name);
+    case K_EXT:
+      return dec_ext(s, len, at);
+    case K_ARRAY:
+      return dec_array(s, len, at, depth);
+    default: /* K_MAP */
+      return dec_map(s, len, at, depth);
+  }
+}
+
+/* Decodes one value at s->pos and pushes it; depth counts the tables around it. Reads as
+ * MessagePack's format table (spec.md, "Overview"): the fix forms hold their value or count in
+ * the type byte; every other type byte maps to a kind, the width of the field after it (the
+ * value, or the length or count of the payload) and its name, for messages. */
 static lxshm_status dec_value(dec_state *s, int depth) {
   lua_State *L = s->L;
   size_t at = s->pos;
-  const unsigned char *q;
   unsigned c;
 
   if (s->pos >= s->n)
     return lxshm__fail(s->err, LXSHM_CORRUPT, "truncated: value expected at offset %zu", at);
   c = s->p[s->pos++];
-  if (c <= 0x7f) {
+  if (c <= 0x7f) { /* positive fixint */
     lua_pushinteger(L, (lua_Integer)c);
     return LXSHM_OK;
   }
-  if (c >= 0xe0) {
+  if (c >= 0xe0) { /* negative fixint */
     lua_pushinteger(L, (lua_Integer)c - 0x100);
     return LXSHM_OK;
   }
   if (c <= 0x8f)
-    return dec_map(s, c & 0x0f, at, depth);
+    return dec_map(s, c & 0x0f, at, depth); /* fixmap */
   if (c <= 0x9f)
-    return dec_array(s, c & 0x0f, at, depth);
+    return dec_array(s, c & 0x0f, at, depth); /* fixarray */
   if (c <= 0xbf)
     return dec_string(s, c & 0x1f, at, "fixstr");
-  q = s->p + s->pos;
   switch (c) {
-    case 0xc0:
+    case 0xc0: /* nil */
       lua_pushnil(L);
       return LXSHM_OK;
-    case 0xc2:
-      lua_pushboolean(L, 0);
+    case 0xc2: /* false */
+    case 0xc3: /* true */
+      lua_pushboolean(L, c == 0xc3);
       return LXSHM_OK;
-    case 0xc3:
-      lua_pushboolean(L, 1);
-      return LXSHM_OK;
-    case 0xc4: /* bin 8, 16, 32 */
-      NEED(s, 1, at, "bin8");
-      s->pos += 1;
-      return dec_string(s, q[0], at, "bin8");
+    case 0xc4:
+      return dec_prefixed(s, K_STR, 1, "bin8", at, depth);
     case 0xc5:
-      NEED(s, 2, at, "bin16");
-      s->pos += 2;
-      return dec_string(s, rd16(q), at, "bin16");
+      return dec_prefixed(s, K_STR, 2, "bin16", at, depth);
     case 0xc6:
-      NEED(s, 4, at, "bin32");
-      s->pos += 4;
-      return dec_string(s, rd32(q), at, "bin32");
-    case 0xc7: /* ext 8, 16, 32 */
-      NEED(s, 1, at, "ext8");
-      s->pos += 1;
-      return dec_ext(s, q[0], at);
+      return dec_prefixed(s, K_STR, 4, "bin32", at, depth);
+    case 0xc7:
+      return dec_prefixed(s, K_EXT, 1, "ext8", at, depth);
     case 0xc8:
-      NEED(s, 2, at, "ext16");
-      s->pos += 2;
-      return dec_ext(s, rd16(q), at);
+      return dec_prefixed(s, K_EXT, 2, "ext16", at, depth);
     case 0xc9:
-      NEED(s, 4, at, "ext32");
-      s->pos += 4;
-      return dec_ext(s, rd32(q), at);
-    case 0xca: {
-      uint32_t b;
-      float f;
-      NEED(s, 4, at, "float32");
-      b = rd32(q);
-      memcpy(&f, &b, 4);
-      s->pos += 4;
-      lua_pushnumber(L, (lua_Number)f);
-      return LXSHM_OK;
-    }
-    case 0xcb: {
-      uint64_t b;
-      double d;
-      NEED(s, 8, at, "float64");
-      b = rd64(q);
-      memcpy(&d, &b, 8);
-      s->pos += 8;
-      lua_pushnumber(L, (lua_Number)d);
-      return LXSHM_OK;
-    }
+      return dec_prefixed(s, K_EXT, 4, "ext32", at, depth);
+    case 0xca:
+      return dec_number(s, K_FLOAT, 4, "float32", at);
+    case 0xcb:
+      return dec_number(s, K_FLOAT, 8, "float64", at);
     case 0xcc:
-      NEED(s, 1, at, "uint8");
-      s->pos += 1;
-      lua_pushinteger(L, (lua_Integer)q[0]);
-      return LXSHM_OK;
+      return dec_number(s, K_UINT, 1, "uint8", at);
     case 0xcd:
-      NEED(s, 2, at, "uint16");
-      s->pos += 2;
-      lua_pushinteger(L, (lua_Integer)rd16(q));
-      return LXSHM_OK;
+      return dec_number(s, K_UINT, 2, "uint16", at);
     case 0xce:
-      NEED(s, 4, at, "uint32");
-      s->pos += 4;
-      lua_pushinteger(L, (lua_Integer)rd32(q));
-      return LXSHM_OK;
-    case 0xcf: {
-      uint64_t u;
-      NEED(s, 8, at, "uint64");
-      u = rd64(q);
-      if (u > (uint64_t)LUA_MAXINTEGER)
-        return lxshm__fail(s->err, LXSHM_CORRUPT,
-                           "integer %llu at offset %zu is above math.maxinteger",
-                           (unsigned long long)u, at);
-      s->pos += 8;
-      lua_pushinteger(L, (lua_Integer)u);
-      return LXSHM_OK;
-    }
+      return dec_number(s, K_UINT, 4, "uint32", at);
+    case 0xcf:
+      return dec_number(s, K_UINT, 8, "uint64", at);
     case 0xd0:
-      NEED(s, 1, at, "int8");
-      s->pos += 1;
-      lua_pushinteger(L, (lua_Integer)q[0] - (q[0] & 0x80 ? 0x100 : 0));
-      return LXSHM_OK;
-    case 0xd1: {
-      uint32_t u;
-      NEED(s, 2, at, "int16");
-      u = rd16(q);
-      s->pos += 2;
-      lua_pushinteger(L, (lua_Integer)u - (u & 0x8000 ? 0x10000 : 0));
-      return LXSHM_OK;
-    }
-    case 0xd2: {
-      uint32_t u;
-      NEED(s, 4, at, "int32");
-      u = rd32(q);
-      s->pos += 4;
-      lua_pushinteger(L, (lua_Integer)u - (u & 0x80000000u ? (lua_Integer)0x100000000 : 0));
-      return LXSHM_OK;
-    }
-    case 0xd3: {
-      uint64_t u;
-      NEED(s, 8, at, "int64");
-      u = rd64(q);
-      s->pos += 8;
-      /* two's complement without an implementation-defined conversion */
-      lua_pushinteger(L, u <= (uint64_t)LUA_MAXINTEGER ? (lua_Integer)u : -(lua_Integer)(~u) - 1);
-      return LXSHM_OK;
-    }
-    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
+      return dec_number(s, K_INT, 1, "int8", at);
+    case 0xd1:
+      return dec_number(s, K_INT, 2, "int16", at);
+    case 0xd2:
+      return dec_number(s, K_INT, 4, "int32", at);
+    case 0xd3:
+      return dec_number(s, K_INT, 8, "int64", at);
+    case 0xd4: /* fixext 1, 2, 4, 8, 16: the payload's length is in the type byte */
       return dec_ext(s, 1, at);
     case 0xd5:
       return dec_ext(s, 2, at);
@@ -1302,34 +1331,20 @@ static lxshm_status dec_value(dec_state *s, int depth) {
       return dec_ext(s, 8, at);
     case 0xd8:
       return dec_ext(s, 16, at);
-    case 0xd9: /* str 8, 16, 32 */
-      NEED(s, 1, at, "str8");
-      s->pos += 1;
-      return dec_string(s, q[0], at, "str8");
+    case 0xd9:
+      return dec_prefixed(s, K_STR, 1, "str8", at, depth);
     case 0xda:
-      NEED(s, 2, at, "str16");
-      s->pos += 2;
-      return dec_string(s, rd16(q), at, "str16");
+      return dec_prefixed(s, K_STR, 2, "str16", at, depth);
     case 0xdb:
-      NEED(s, 4, at, "str32");
-      s->pos += 4;
-      return dec_string(s, rd32(q), at, "str32");
-    case 0xdc: /* array 16, 32 */
-      NEED(s, 2, at, "array16");
-      s->pos += 2;
-      return dec_array(s, rd16(q), at, depth);
+      return dec_prefixed(s, K_STR, 4, "str32", at, depth);
+    case 0xdc:
+      return dec_prefixed(s, K_ARRAY, 2, "array16", at, depth);
     case 0xdd:
-      NEED(s, 4, at, "array32");
-      s->pos += 4;
-      return dec_array(s, rd32(q), at, depth);
-    case 0xde: /* map 16, 32 */
-      NEED(s, 2, at, "map16");
-      s->pos += 2;
-      return dec_map(s, rd16(q), at, depth);
+      return dec_prefixed(s, K_ARRAY, 4, "array32", at, depth);
+    case 0xde:
+      return dec_prefixed(s, K_MAP, 2, "map16", at, depth);
     case 0xdf:
-      NEED(s, 4, at, "map32");
-      s->pos += 4;
-      return dec_map(s, rd32(q), at, depth);
+      return dec_prefixed(s, K_MAP, 4, "map32", at, depth);
     default: /* 0xc1, never used */
       return lxshm__fail(s->err, LXSHM_CORRUPT, "invalid type byte 0x%02x at offset %zu", c, at);
   }
@@ -1357,7 +1372,7 @@ static int may_hold_refs(const unsigned char *p, size_t n) {
 lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *err) {
   dec_state s;
   int base = lua_gettop(L);
-  lxshm_status r;
+  lxshm_status st;
 
   luaL_checkstack(L, 8, "lxshm decode");
   lua_pushnil(L); /* slot of the table list */
@@ -1371,13 +1386,13 @@ lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *e
   s.ntables = 0;
   s.reserved = 0;
   s.err = err;
-  r = dec_value(&s, 0);
-  if (r == LXSHM_OK && s.pos != n)
-    r = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
-                    s.pos, n);
-  if (r != LXSHM_OK) {
+  st = dec_value(&s, 0);
+  if (st == LXSHM_OK && s.pos != n)
+    st = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
+                     s.pos, n);
+  if (st != LXSHM_OK) {
     lua_settop(L, base);
-    return r;
+    return st;
   }
   lua_replace(L, base + 1); /* the value takes the list's slot */
   return LXSHM_OK;
