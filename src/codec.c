@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
-
 #include "internal.h"
 
+#if LXSHM_HAS_INTEGERS
 _Static_assert(sizeof(lua_Integer) == 8, "lxshm needs 64-bit Lua integers");
+#endif
 _Static_assert(sizeof(lua_Number) == 8, "lxshm needs double Lua floats");
 
 /* MessagePack ext type of a back-reference to a table met before (doc/FORMAT.md). Its payload
@@ -68,6 +68,68 @@ static inline uint32_t rd32(const unsigned char *p) {
 static inline uint64_t rd64(const unsigned char *p) {
   return (uint64_t)rd32(p) << 32 | rd32(p + 4);
 }
+
+
+/* ---- numbers on every runtime ---------------------------------------------------------------- */
+
+/* Lua 5.3 and later tell integers from floats (math.type), and the codec keeps that apart. Lua
+ * 5.1, 5.2 and LuaJIT have doubles only: there a number with an integral value within ±2^53 is
+ * written as a MessagePack integer and any other (a fraction, beyond ±2^53, -0.0, an infinity,
+ * NaN) as a float, and an integer read back is the nearest double, exact within ±2^53
+ * (doc/FORMAT.md, "Lua runtimes"). Only this section and enc_number depend on the kind. */
+
+#if LXSHM_HAS_INTEGERS
+
+/* True when the value at idx is an integer (math.type "integer"); sets *i. */
+static inline int int_value(lua_State *L, int idx, int64_t *i) {
+  if (!lua_isinteger(L, idx))
+    return 0;
+  *i = (int64_t)lua_tointeger(L, idx);
+  return 1;
+}
+
+static inline void push_int(lua_State *L, int64_t i) {
+  lua_pushinteger(L, (lua_Integer)i);
+}
+
+/* Pushes v and returns 1; returns 0, pushing nothing, when v is above math.maxinteger. */
+static inline int push_uint(lua_State *L, uint64_t v) {
+  if (v > (uint64_t)LUA_MAXINTEGER)
+    return 0;
+  lua_pushinteger(L, (lua_Integer)v);
+  return 1;
+}
+
+#else
+
+#define EXACT_MAX 9007199254740992.0 /* 2^53: every integer up to it in magnitude is a double */
+
+/* True when d is written as an integer: integral, within ±2^53, and not -0.0 (which must read
+ * back as -0.0); sets *i. */
+static inline int double_is_int(double d, int64_t *i) {
+  if (!(d >= -EXACT_MAX && d <= EXACT_MAX)) /* NaN fails this too */
+    return 0;
+  *i = (int64_t)d;
+  return (double)*i == d && (*i != 0 || !signbit(d));
+}
+
+/* True when the value at idx is a number written as an integer; sets *i. */
+static inline int int_value(lua_State *L, int idx, int64_t *i) {
+  return lua_type(L, idx) == LUA_TNUMBER && double_is_int((double)lua_tonumber(L, idx), i);
+}
+
+/* Beyond ±2^53: the nearest double (round to nearest, ties to even). */
+static inline void push_int(lua_State *L, int64_t i) {
+  lua_pushnumber(L, (lua_Number)i);
+}
+
+/* Pushes v, the nearest double, and returns 1: any uint 64 reads as a number here. */
+static inline int push_uint(lua_State *L, uint64_t v) {
+  lua_pushnumber(L, (lua_Number)v);
+  return 1;
+}
+
+#endif
 
 
 /* ---- UTF-8 check ----------------------------------------------------------------------------- */
@@ -217,10 +279,10 @@ struct lxshm__encoder {
 /* How the encoder went from a table to the value being encoded inside it: for messages. */
 enum { STEP_INDEX, STEP_KEY, STEP_INTO_KEY };
 typedef struct step {
-  int kind;          /* STEP_INDEX: [index]; STEP_KEY: under the key at stack slot `key`;
-                        STEP_INTO_KEY: inside the table used as the key at slot `key` */
-  int key;           /* absolute stack index of the key (STEP_KEY, STEP_INTO_KEY) */
-  lua_Integer index; /* array index (STEP_INDEX) */
+  int kind;      /* STEP_INDEX: [index]; STEP_KEY: under the key at stack slot `key`;
+                    STEP_INTO_KEY: inside the table used as the key at slot `key` */
+  int key;       /* absolute stack index of the key (STEP_KEY, STEP_INTO_KEY) */
+  int64_t index; /* array index (STEP_INDEX) */
 } step;
 
 /* One encoding call. The output lives in enc->buf; buf/cap are cached copies of its fields. */
@@ -438,9 +500,10 @@ static void text_key(text *t, lua_State *L, int k) {
       text_str(t, i < n ? "...\"]" : "\"]");
       return;
     }
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, k))
-        snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)lua_tointeger(L, k));
+    case LUA_TNUMBER: {
+      int64_t i;
+      if (int_value(L, k, &i))
+        snprintf(tmp, sizeof tmp, "[%lld]", (long long)i);
       else {
         double d = (double)lua_tonumber(L, k);
         int n = snprintf(tmp, sizeof tmp, "[%.14g", d);
@@ -451,6 +514,7 @@ static void text_key(text *t, lua_State *L, int k) {
       }
       text_str(t, tmp);
       return;
+    }
     case LUA_TBOOLEAN:
       text_str(t, lua_toboolean(L, k) ? "[true]" : "[false]");
       return;
@@ -480,7 +544,7 @@ static void render_path(const enc_state *s, int n, char *out) {
     starts[d - 1] = t.len;
     if (st->kind == STEP_INDEX) {
       char tmp[32];
-      snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)st->index);
+      snprintf(tmp, sizeof tmp, "[%lld]", (long long)st->index);
       text_str(&t, tmp);
     }
     else if (st->kind == STEP_KEY)
@@ -524,8 +588,8 @@ static enc_result refuse_type(enc_state *s, int idx, int plen, int iskey) {
     case LUA_TLIGHTUSERDATA:
       what = "a light userdata";
       break;
-    default:
-      what = "a userdata";
+    default: /* LuaJIT's cdata have a type of their own, not in its lua.h */
+      what = strcmp(luaL_typename(s->L, idx), "cdata") == 0 ? "a cdata" : "a userdata";
       break;
   }
   return refuse(s, plen, iskey, what);
@@ -536,7 +600,7 @@ static enc_result refuse_type(enc_state *s, int idx, int plen, int iskey) {
 
 static enc_result enc_value(enc_state *s, int idx, int plen, int iskey);
 
-static enc_result enc_int(enc_state *s, lua_Integer i) {
+static enc_result enc_int(enc_state *s, int64_t i) {
   unsigned char *p;
   if (i >= 0) {
     if (i < 0x80) {
@@ -727,21 +791,22 @@ static enc_result enc_array_header(enc_state *s, size_t n) {
  * lua_next yields exactly the keys 1, 2, ..., n in this order (the array part of a sequence).
  * Returns ENC_NOTSEQ at the first other key; the caller then rewinds the output and the table
  * numbering to where this pass started. */
-static enc_result enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_fast(enc_state *s, int idx, size_t n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
-  lua_Integer i = 0;
+  size_t i = 0;
+  int64_t k;
   enc_result r = enc_array_header(s, (size_t)n);
   if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || (lua_Unsigned)i == n) {
+    if (!int_value(L, -2, &k) || k != (int64_t)i + 1 || i == n) {
       lua_pop(L, 2);
       return ENC_NOTSEQ;
     }
-    st->index = ++i;
+    st->index = (int64_t)++i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
     if (r != ENC_OK) {
@@ -749,18 +814,17 @@ static enc_result enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int dept
       return r;
     }
   }
-  return (lua_Unsigned)i == n ? ENC_OK : ENC_NOTSEQ;
+  return i == n ? ENC_OK : ENC_NOTSEQ;
 }
 
 /* True when the keys of the table at idx are exactly 1..n, in any traversal order. */
-static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
-  lua_Unsigned count = 0;
+static int is_sequence(lua_State *L, int idx, size_t n) {
+  size_t count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    lua_Integer k;
+    int64_t k;
     lua_pop(L, 1);
-    k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
-    if (k < 1 || (lua_Unsigned)k > n || ++count > n) {
+    if (!int_value(L, -1, &k) || k < 1 || (uint64_t)k > n || ++count > n) {
       lua_pop(L, 1);
       return 0;
     }
@@ -769,17 +833,17 @@ static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
 }
 
 /* A sequence whose traversal order is not 1..n (elements in the hash part): by index. */
-static enc_result enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_indexed(enc_state *s, int idx, size_t n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
-  lua_Integer i;
+  size_t i;
   enc_result r = enc_array_header(s, (size_t)n);
   if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
-  for (i = 1; (lua_Unsigned)i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    st->index = i;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    st->index = (int64_t)i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
     if (r != ENC_OK)
@@ -846,7 +910,7 @@ static enc_result enc_table(enc_state *s, int idx, int plen) {
   int depth = plen + 1, seen;
   enc_result r;
   uint32_t id = 0;
-  lua_Unsigned n;
+  size_t n;
 
   r = ident_lookup_add(s, p, &id, &seen);
   if (r != ENC_OK)
@@ -862,7 +926,7 @@ static enc_result enc_table(enc_state *s, int idx, int plen) {
   }
   if (!lua_checkstack(L, 4)) /* key, value, a spare; fails only out of memory or Lua stack */
     return ENC_NOSTACK;
-  n = lua_rawlen(L, idx);
+  n = (size_t)lua_rawlen(L, idx);
   if (n > 0) {
     size_t mark = s->len;
     uint32_t idmark = s->count;
@@ -880,6 +944,21 @@ static enc_result enc_table(enc_state *s, int idx, int plen) {
   return enc_map(s, idx, depth);
 }
 
+/* A number: an integer or a float as the section "numbers on every runtime" says. */
+static enc_result enc_number(enc_state *s, int idx) {
+  int64_t i;
+#if LXSHM_HAS_INTEGERS
+  if (int_value(s->L, idx, &i))
+    return enc_int(s, i);
+  return enc_float(s, (double)lua_tonumber(s->L, idx));
+#else
+  double d = (double)lua_tonumber(s->L, idx); /* read once: no second call for a float */
+  if (double_is_int(d, &i))
+    return enc_int(s, i);
+  return enc_float(s, d);
+#endif
+}
+
 /* Encodes the value at absolute stack index idx, whose path has plen steps (a key's path is
  * its table's plus a STEP_INTO_KEY step, for messages about its contents). */
 static enc_result enc_value(enc_state *s, int idx, int plen, int iskey) {
@@ -895,9 +974,7 @@ static enc_result enc_value(enc_state *s, int idx, int plen, int iskey) {
       s->buf[s->len++] = lua_toboolean(L, idx) ? 0xc3 : 0xc2;
       return ENC_OK;
     case LUA_TNUMBER:
-      if (lua_isinteger(L, idx))
-        return enc_int(s, lua_tointeger(L, idx));
-      return enc_float(s, (double)lua_tonumber(L, idx));
+      return enc_number(s, idx);
     case LUA_TSTRING:
       return enc_string(s, idx, plen, iskey);
     case LUA_TTABLE:
@@ -978,12 +1055,12 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
 typedef struct dec_state {
   lua_State *L;
   const unsigned char *p;
-  size_t n, pos;       /* input size and read position */
-  int refs;            /* stack slot of the list of tables, nil until a second table */
-  int keep;            /* tables must be listed: the input may hold back-references */
-  int root;            /* stack slot of table number 0 (always the top value) */
-  lua_Integer ntables; /* tables started so far */
-  size_t reserved;     /* slots presized by open tables and not filled yet */
+  size_t n, pos;   /* input size and read position */
+  int refs;        /* stack slot of the list of tables, nil until a second table */
+  int keep;        /* tables must be listed: the input may hold back-references */
+  int root;        /* stack slot of table number 0 (always the top value) */
+  size_t ntables;  /* tables started so far */
+  size_t reserved; /* slots presized by open tables and not filled yet */
   lxshm_error *err;
 } dec_state;
 
@@ -1005,7 +1082,7 @@ static lxshm_status dec_value(dec_state *s, int depth);
 /* Gives the new table at the stack top its number, so that later back-references find it. */
 static void dec_number_table(dec_state *s) {
   lua_State *L = s->L;
-  lua_Integer id = s->ntables++;
+  size_t id = s->ntables++;
   if (!s->keep)
     return;
   if (id == 0) {
@@ -1019,7 +1096,7 @@ static void dec_number_table(dec_state *s) {
     lua_replace(L, s->refs);
   }
   lua_pushvalue(L, -1);
-  lua_rawseti(L, s->refs, id + 1);
+  lua_rawseti(L, s->refs, (lua_Integer)id + 1);
 }
 
 static lxshm_status dec_enter(dec_state *s, size_t at, int depth) {
@@ -1208,14 +1285,13 @@ static inline lxshm_status dec_number(dec_state *s, int kind, unsigned width, co
   s->pos += width;
   switch (kind) {
     case K_UINT:
-      if (v > (uint64_t)LUA_MAXINTEGER)
+      if (!push_uint(s->L, v))
         return lxshm__fail(s->err, LXSHM_CORRUPT,
                            "integer %llu at offset %zu is above math.maxinteger",
                            (unsigned long long)v, at);
-      lua_pushinteger(s->L, (lua_Integer)v);
       return LXSHM_OK;
     case K_INT:
-      lua_pushinteger(s->L, (lua_Integer)to_signed(v, width));
+      push_int(s->L, to_signed(v, width));
       return LXSHM_OK;
     default: /* K_FLOAT */
       if (width == 4) {
@@ -1268,11 +1344,11 @@ static lxshm_status dec_value(dec_state *s, int depth) {
     return lxshm__fail(s->err, LXSHM_CORRUPT, "truncated: value expected at offset %zu", at);
   c = s->p[s->pos++];
   if (c <= 0x7f) { /* positive fixint */
-    lua_pushinteger(L, (lua_Integer)c);
+    push_int(L, (int64_t)c);
     return LXSHM_OK;
   }
   if (c >= 0xe0) { /* negative fixint */
-    lua_pushinteger(L, (lua_Integer)c - 0x100);
+    push_int(L, (int64_t)c - 0x100);
     return LXSHM_OK;
   }
   if (c <= 0x8f)
@@ -1411,7 +1487,7 @@ static int encoder_gc(lua_State *L) {
 }
 
 lxshm__encoder *lxshm__encoder_push(lua_State *L) {
-  lxshm__encoder *e = (lxshm__encoder *)lua_newuserdatauv(L, sizeof *e, 0);
+  lxshm__encoder *e = (lxshm__encoder *)lxshm_newuserdata(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
   if (luaL_newmetatable(L, ENCODER_MT)) {
     lua_pushcfunction(L, encoder_gc);

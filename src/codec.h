@@ -6,10 +6,10 @@
 
 #include <stddef.h>
 
-#include <lua.h>
-
+#include "compat.h"   /* lua.h and lauxlib.h of every runtime from 5.1 to 5.4 and LuaJIT */
 #include "internal.h" /* LXSHM__CODEC_VERSION: the format version kept in every header */
-#define LXSHM__MAX_DEPTH 200   /* tables nested deeper than this are refused (UNSUPPORTED) */
+
+#define LXSHM__MAX_DEPTH 200 /* tables nested deeper than this are refused (UNSUPPORTED) */
 
 /* Reusable encoding state (output buffer, table-identity index), owned by a full userdata whose
  * __gc frees it. One per lua_State, kept as an upvalue by the binding. */
