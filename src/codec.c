@@ -1050,6 +1050,20 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
 }
 
 
+void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len) {
+  lxshm__encoder *e = enc;
+  while (e != NULL && e->buf != out) /* the encoder holding out: enc, or a spare if re-entered */
+    e = e->spare;
+  if (e == NULL || e->busy) { /* not an encoder's output, or its encoder is still at work */
+    lua_pushlstring(L, out, len);
+    return;
+  }
+  e->busy = 1;
+  lua_pushlstring(L, out, len);
+  e->busy = 0;
+}
+
+
 /* ---- decoder --------------------------------------------------------------------------------- */
 
 typedef struct dec_state {
