@@ -691,8 +691,8 @@ static enc_result enc_float(enc_state *s, double d) {
 }
 
 size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
-  int utf8 = short_ascii((const unsigned char *)str, n) ||
-             utf8_valid((const unsigned char *)str, n);
+  int utf8 =
+      short_ascii((const unsigned char *)str, n) || utf8_valid((const unsigned char *)str, n);
   if (utf8 && n < 32) {
     p[0] = (unsigned char)(0xa0 | n);
     return 1;
