@@ -6,6 +6,7 @@
 #define LXSHM_COMPAT_H
 
 #include <limits.h>
+#include <math.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -119,6 +120,18 @@ static inline void lxshm_compat_rawseti(lua_State *L, int t, lua_Integer n) {
   }
 }
 #define lua_rawseti(L, t, n) lxshm_compat_rawseti(L, (t), (n))
+
+/* luaL_checkinteger with 5.3's meaning: a number with no integral value (or beyond what a
+ * double holds exactly) raises "number has no integer representation" instead of being
+ * truncated, so that a count of 1.5 is the same mistake on every runtime. */
+static inline lua_Integer lxshm_compat_checkinteger(lua_State *L, int arg) {
+  lua_Number n = luaL_checknumber(L, arg);
+  if (!(n == floor(n) && n >= -9007199254740992.0 && n <= 9007199254740992.0))
+    luaL_argerror(L, arg, "number has no integer representation");
+  return (lua_Integer)n;
+}
+#undef luaL_checkinteger
+#define luaL_checkinteger(L, arg) lxshm_compat_checkinteger(L, (arg))
 
 #endif /* <= 502 */
 
