@@ -174,6 +174,12 @@ static void widen(wchar_t out[OBJ_NAME], const char *s) {
  * would protect nothing), the token's primary group if any group bit is set, and Everyone if any
  * other bit is set. Nothing else is (no inherited or default ACEs). The Local\ namespace is per
  * logon session, so other users rarely see our names at all. */
+/* Room for a token's user (TokenUser), and its SID. */
+typedef union token_user {
+  TOKEN_USER user;
+  unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+} token_user;
+
 typedef struct win_sd {
   SECURITY_ATTRIBUTES sa;
   SECURITY_DESCRIPTOR sd;
@@ -181,10 +187,7 @@ typedef struct win_sd {
     ACL acl;
     unsigned char bytes[3 * (sizeof(ACCESS_ALLOWED_ACE) + SECURITY_MAX_SID_SIZE) + 64];
   } acl;
-  union {
-    TOKEN_USER user;
-    unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } user;
+  token_user user;
   union {
     TOKEN_PRIMARY_GROUP group;
     unsigned char bytes[sizeof(TOKEN_PRIMARY_GROUP) + SECURITY_MAX_SID_SIZE];
@@ -489,10 +492,7 @@ done:
  * neither the token's user nor its default owner (an administrator's objects are owned by the
  * Administrators group). An owner that cannot be read counts as foreign. */
 static void check_owner(HANDLE h, lxshm__mapping *m) {
-  union {
-    TOKEN_USER user;
-    unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } user;
+  token_user user;
   union {
     TOKEN_OWNER owner;
     unsigned char bytes[sizeof(TOKEN_OWNER) + SECURITY_MAX_SID_SIZE];
