@@ -392,7 +392,26 @@ static win_state *new_state(const char *name, uint64_t gen) {
 static void publish_view(lxshm__mapping *m, win_state *s, size_t size) {
   m->base = (unsigned char *)s->page + PAGE;
   m->size = size;
+  m->readonly = s->readonly;
   m->os[0] = (intptr_t)s;
+}
+
+/* Ends a create or an open: on OK the handle keeps the section h and the directory, and m gets
+ * the view of `size` bytes; otherwise everything made is let go. Returns st. */
+static lxshm_status finish(lxshm_status st, dir_op *op, win_state *s, HANDLE h, lxshm__mapping *m,
+                           size_t size) {
+  if (st == LXSHM_OK) {
+    s->section = h;
+    dir_end(op, &s->dir);
+    publish_view(m, s, size);
+  }
+  else {
+    if (h != NULL)
+      CloseHandle(h);
+    dir_end(op, NULL);
+    free_state(s);
+  }
+  return st;
 }
 
 lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxshm__mapping *m,
@@ -474,18 +493,7 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
   st = LXSHM_OK;
 
 done:
-  if (st == LXSHM_OK) {
-    s->section = h;
-    dir_end(&op, &s->dir);
-    publish_view(m, s, size);
-  }
-  else {
-    if (h != NULL)
-      CloseHandle(h);
-    dir_end(&op, NULL);
-    free_state(s);
-  }
-  return st;
+  return finish(st, &op, s, h, m, size);
 }
 
 /* Says in m whether the object behind h belongs to another user than the caller: its owner is
@@ -595,19 +603,7 @@ lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, 
   st = LXSHM_OK;
 
 done:
-  if (st == LXSHM_OK) {
-    s->section = h;
-    dir_end(&op, &s->dir);
-    publish_view(m, s, (size_t)s->page->size);
-    m->readonly = s->readonly;
-  }
-  else {
-    if (h != NULL)
-      CloseHandle(h);
-    dir_end(&op, NULL);
-    free_state(s);
-  }
-  return st;
+  return finish(st, &op, s, h, m, st == LXSHM_OK ? (size_t)s->page->size : 0);
 }
 
 void lxshm__map_close(lxshm__mapping *m) {
