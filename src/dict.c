@@ -265,7 +265,7 @@ static _Atomic uint32_t *bucket_of(const lxshm_dict *d, uint32_t s, uint64_t h) 
 static void ref_mark(lxshm_dict *d, uint32_t u) {
   _Atomic uint64_t *w = &d->bitmap[u / 64];
   uint64_t bit = (uint64_t)1 << (u % 64);
-  if (!(load64(w) & bit)) /* written only when clear: a hot key costs one write per sweep */
+  if (!(load64(w) & bit) && !d->obj.readonly) /* a read-only reader leaves no trace */ /* written only when clear: a hot key costs one write per sweep */
     atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
 }
 
@@ -614,34 +614,46 @@ static void clear_journal_locked(lxshm_dict *d, lxshm__dict_journal *j, int in_a
   STEP();
 }
 
-/* Frees `unit` (0: none) and clears stripe s's journal, in one allocator transaction. Without
- * the allocator's lock (damaged), the block is left to the next repair. */
-static void free_and_clear(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t unit) {
-  if (unit != 0 && real_unit(d, unit)) {
-    if (lock_alloc(d, NULL) != LXSHM_OK)
-      return;
-    if (load32(BLOCK(d, unit)) & USED)
-      block_free(d, unit);
-    clear_journal_locked(d, &st->journal, 1);
-    alloc_commit(d);
-    unlock_alloc(d);
-    return;
-  }
-  clear_journal_locked(d, &st->journal, 0);
+/* Frees `unit` (0: none) and clears the stripe's journal in one allocator transaction; the
+ * allocator's lock is held. */
+static void finish_locked(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t unit) {
+  if (real_unit(d, unit) && (load32(BLOCK(d, unit)) & USED))
+    block_free(d, unit);
+  clear_journal_locked(d, &st->journal, 1);
+  alloc_commit(d);
 }
 
-/* Brings stripe s's journal back to idle: a committed change is finished (its replaced block
- * freed), an uncommitted one undone (its new block freed). Runs after the stripe's owner died,
- * and whenever its lock is taken with a journal left busy. */
+/* The end of a committed change: frees `unit` (0: none), the block it unlinked, and clears the
+ * stripe's journal. Without the allocator's lock (damaged), the journal stays busy and the next
+ * locker of the stripe tries again. */
+static void free_and_clear(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t unit) {
+  if (unit == 0) {
+    clear_journal_locked(d, &st->journal, 0);
+    return;
+  }
+  if (lock_alloc(d, NULL) != LXSHM_OK)
+    return;
+  finish_locked(d, st, unit);
+  unlock_alloc(d);
+}
+
+/* Brings the stripe's journal back to idle: a committed change is finished (the block it
+ * replaced freed), an uncommitted one undone (its new block freed). Runs after the stripe's
+ * owner died, and whenever its lock is taken with its journal left busy. The allocator's lock
+ * comes first: its repair may roll the journal's alloc, pending and state words back, and only
+ * then do they say where the change stood. */
 static void settle_stripe(lxshm_dict *d, lxshm__dict_stripe *st) {
   lxshm__dict_journal *j = &st->journal;
   uint64_t seq;
-  if (atomic_load_explicit(&j->state, memory_order_acquire) != 0) {
-    free_and_clear(d, st, load32(&j->pending));
-  }
-  else if (load32(&j->used) != 0 || load32(&j->alloc) != 0) {
-    undo(d, stripe_journal(st)); /* idempotent: a repairer that dies here leaves it to the next */
-    free_and_clear(d, st, load32(&j->alloc));
+  if (lock_alloc(d, NULL) == LXSHM_OK) {
+    if (atomic_load_explicit(&j->state, memory_order_acquire) != 0) {
+      finish_locked(d, st, load32(&j->pending));
+    }
+    else if (load32(&j->used) != 0 || load32(&j->alloc) != 0) {
+      undo(d, stripe_journal(st)); /* idempotent: a repairer that dies here leaves it to the next */
+      finish_locked(d, st, load32(&j->alloc));
+    }
+    unlock_alloc(d);
   }
   seq = atomic_load_explicit(&st->seq, memory_order_relaxed);
   if (seq & 1) { /* readers may look again */
