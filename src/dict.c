@@ -839,7 +839,7 @@ static lxshm_status alloc_for(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t n,
  * NEED_ROOM (with *need) when no block is free for a new entry; nothing is changed then. */
 static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k,
                                  const found *f, const value *v, uint64_t *version,
-                                 uint32_t *need, lxshm_error *err) {
+                                 uint32_t *need, uint64_t *kv, lxshm_error *err) {
   lxshm__dict_stripe *st = stripe_at(d, s);
   jref r = stripe_journal(st);
   uint32_t units = units_for(k->len, v->len), u, have = f->unit ? block_size(d, f->unit) : 0;
@@ -870,8 +870,10 @@ static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_ke
     return LXSHM_OK;
   }
   status = alloc_for(d, st, units, &u, err);
-  if (status == NEED_ROOM)
+  if (status == NEED_ROOM) {
     *need = units;
+    *kv = k->len + v->len;
+  }
   if (status != LXSHM_OK)
     return status;
   /* A fresh block: nobody reaches it before it is linked, so its bytes need no records. */
@@ -1095,7 +1097,7 @@ static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *pr
 /* Makes a block of `need` units free: reclaims expired entries first, then (allow_live) evicts
  * live ones by CLOCK, never `protect`. The caller holds stripe `held` (-1: none). FULL when it
  * cannot; *evicted counts the live keys evicted. */
-static lxshm_status make_room(lxshm_dict *d, uint32_t need, int held,
+static lxshm_status make_room(lxshm_dict *d, uint32_t need, uint64_t kv, int held,
                               const lxshm__dict_key *protect, int allow_live, uint64_t *evicted,
                               lxshm_error *err) {
   uint64_t swept = 0;
@@ -1115,14 +1117,16 @@ static lxshm_status make_room(lxshm_dict *d, uint32_t need, int held,
       continue;
     }
     if (!allow_live)
-      return lxshm__fail(err, LXSHM_FULL, "no room for %llu bytes without evicting",
-                         (unsigned long long)need * UNIT - ENTRY_HEADER);
+      return lxshm__fail(err, LXSHM_FULL,
+                         "no room for a key and value of %llu bytes without evicting",
+                         (unsigned long long)kv);
     status = evict_one(d, held, protect, &live, err);
     if (status == BUSY && ++busy < 4 * (int)d->nstripes + 16)
       continue;
     if (status == LXSHM_NOT_FOUND || status == BUSY)
-      return lxshm__fail(err, LXSHM_FULL, "no room for %llu bytes even after evicting",
-                         (unsigned long long)need * UNIT - ENTRY_HEADER);
+      return lxshm__fail(err, LXSHM_FULL,
+                         "no room for a key and value of %llu bytes, even evicting",
+                         (unsigned long long)kv);
     if (status != LXSHM_OK)
       return status;
     if (live)
@@ -1364,6 +1368,7 @@ typedef struct op {
   lxshm__dict_number result;
   uint64_t expires; /* OP_TTL */
   uint32_t need;    /* with NEED_ROOM: units wanted */
+  uint64_t kv;      /* with NEED_ROOM: key and value bytes to store */
 } op;
 
 static void op_init(op *o, lxshm_dict *d, const lxshm__dict_key *key, int kind) {
@@ -1519,7 +1524,7 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
         o->version = 0;
         return LXSHM_OK;
       }
-      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, err);
+      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, &o->kv, err);
     }
     case OP_DELETE:
       if (f->unit != 0)
@@ -1550,7 +1555,7 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
       v.data = bytes;
       v.len = encode_number(&o->result, bytes);
       v.format = LXSHM__FORMAT_MSGPACK;
-      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, err);
+      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv, err);
     }
     case OP_EXPIRE:
       if (!present)
@@ -1580,7 +1585,8 @@ static lxshm_status mutate(lxshm_dict *d, op *o, lxshm_error *err) {
     unlock_and_wake(d, o->stripe);
     if (status != NEED_ROOM)
       return status;
-    status = make_room(d, o->need, -1, o->key, !(o->flags & LXSHM_DICT_SAFE), &o->evicted, err);
+    status = make_room(d, o->need, o->kv, -1, o->key, !(o->flags & LXSHM_DICT_SAFE), &o->evicted,
+                       err);
     if (status != LXSHM_OK)
       return status;
   }
@@ -1803,7 +1809,7 @@ lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *hel
       status = apply_locked(d, &o, &f, err);
     if (status != NEED_ROOM)
       break;
-    status = make_room(d, o.need, (int)o.stripe, o.key, 1, &o.evicted, err);
+    status = make_room(d, o.need, o.kv, (int)o.stripe, o.key, 1, &o.evicted, err);
     if (status != LXSHM_OK)
       break;
   }

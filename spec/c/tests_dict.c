@@ -16,9 +16,11 @@ enum { C_READY, C_STARTED }; /* counters (test.h) */
 /* Under Wine a process takes tens of milliseconds to start: fewer deaths there. */
 #ifdef _WIN32
 #define STEP_STRIDE 7
+#define REPAIR_SAMPLE 40
 #define RANDOM_KILLS 40
 #else
 #define STEP_STRIDE 1
+#define REPAIR_SAMPLE 6
 #define RANDOM_KILLS 1000
 #endif
 
@@ -688,6 +690,67 @@ TEST(dict_crash_steps) {
   }
   note("%s", "");
   printf("  (%u deaths at distinct steps) ", deaths);
+}
+
+/* repair_step NAME N: takes the lock a dead helper left (a delete of an absent key), repairing
+ * what it left, and dies at step N of that; 0 if it ends first. */
+HELPER(repair_step) {
+  lxshm_dict *d;
+  lxshm_error err;
+  CHECK_ST(lxshm_dict_open(argv[0], &d, &err), LXSHM_OK);
+  steps_left = atol(argv[1]);
+  lxshm__dict_step_hook = die_at_step;
+  CHECK_ST(lxshm_dict_delete(d, "absent", 6, &err), LXSHM_OK);
+  lxshm__dict_step_hook = NULL;
+  lxshm_dict_close(d);
+  return 0;
+}
+
+/* A process that repairs what a dead one left dies in turn, at each step of the repair: the
+ * next one repairs both. Deaths of the first at every REPAIR_SAMPLE-th step of each change. */
+TEST(dict_repairer_dies) {
+  static snapshot before, after, now;
+  unsigned deaths = 0;
+  int op;
+  for (op = 0; op < OP_COUNT; op++) {
+    char name[NAME_BUF];
+    lxshm_dict *d;
+    lxshm_error err;
+    long step, rstep;
+    int code;
+    d = dict_new(name, "repair", CRASH_SIZE);
+    crash_setup(d, op);
+    crash_run(d, op);
+    snap(d, &after);
+    lxshm_dict_close(d);
+    for (step = 1 + op % REPAIR_SAMPLE;; step += REPAIR_SAMPLE) {
+      for (rstep = 1;; rstep += STEP_STRIDE) {
+        note("op %d, death at step %ld, then at step %ld of the repair", op, step, rstep);
+        lxshm_remove(name, NULL);
+        CHECK_ST(lxshm_dict_create(name, CRASH_SIZE, LXSHM_DEFAULT_MODE, &d, &err), LXSHM_OK);
+        crash_setup(d, op);
+        snap(d, &before);
+        code = reap_code(spawn("crash_step %s %d %ld", name, op, step), 20);
+        if (code == 0) { /* the change ended before that step */
+          lxshm_dict_close(d);
+          break;
+        }
+        CHECK_INT(code, ==, 7);
+        deaths++;
+        code = reap_code(spawn("repair_step %s %ld", name, rstep), 20);
+        CHECK(code == 0 || code == 7);
+        verify_crash(d, op, &before, &after, &now);
+        lxshm_dict_close(d);
+        if (code == 0)
+          break;
+        deaths++;
+      }
+      if (code == 0 && rstep == 1)
+        break;
+    }
+    lxshm_remove(name, NULL);
+  }
+  printf("  (%u deaths) ", deaths);
 }
 
 /* ---- random kills ---------------------------------------------------------------------------- */
