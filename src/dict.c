@@ -839,7 +839,7 @@ static lxshm_status alloc_for(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t n,
  * NEED_ROOM (with *need) when no block is free for a new entry; nothing is changed then. */
 static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k,
                                  const found *f, const value *v, uint64_t *version,
-                                 uint32_t *need, uint64_t *kv, lxshm_error *err) {
+                                 uint32_t *need, uint64_t *kv, uint32_t *own, lxshm_error *err) {
   lxshm__dict_stripe *st = stripe_at(d, s);
   jref r = stripe_journal(st);
   uint32_t units = units_for(k->len, v->len), u, have = f->unit ? block_size(d, f->unit) : 0;
@@ -873,6 +873,7 @@ static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_ke
   if (status == NEED_ROOM) {
     *need = units;
     *kv = k->len + v->len;
+    *own = f->unit;
   }
   if (status != LXSHM_OK)
     return status;
@@ -1094,43 +1095,81 @@ static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *pr
   return LXSHM_OK;
 }
 
-/* Makes a block of `need` units free: reclaims expired entries first, then (allow_live) evicts
- * live ones by CLOCK, never `protect`. The caller holds stripe `held` (-1: none). FULL when it
- * cannot; *evicted counts the live keys evicted. */
-static lxshm_status make_room(lxshm_dict *d, uint32_t need, uint64_t kv, int held,
-                              const lxshm__dict_key *protect, int allow_live, uint64_t *evicted,
-                              lxshm_error *err) {
+/* What make_room is asked for. */
+typedef struct room {
+  uint32_t need;                  /* units of the block wanted */
+  uint64_t kv;                    /* key and value bytes it is for (messages) */
+  int held;                       /* the stripe the caller holds, -1: none */
+  const lxshm__dict_key *protect; /* the caller's key: evicted last, if at all */
+  uint32_t own;                   /* unit of its current entry (0: none) */
+  int allow_live;                 /* may evict live keys (not safe_set, safe_add) */
+  int allow_self;                 /* may evict the caller's own entry last: its value is being
+                                     replaced whatever it holds (set, update; not replace, cas,
+                                     incr, which depend on it) */
+  uint64_t evicted;               /* out: live keys evicted */
+} room;
+
+/* The largest block the arena could free while `own` stays: the room before it or after it. */
+static uint32_t room_beside(lxshm_dict *d, uint32_t own) {
+  uint32_t size, before, after;
+  if (!real_unit(d, own) || lock_alloc(d, NULL) != LXSHM_OK)
+    return d->units;
+  size = block_size(d, own);
+  unlock_alloc(d);
+  if (size > d->units - 1 - own)
+    return d->units;
+  before = own - 1;
+  after = d->units - 1 - (own + size);
+  return before > after ? before : after;
+}
+
+/* Makes a block of r->need units free: reclaims expired entries first, then (allow_live) evicts
+ * live ones by CLOCK, the caller's own key last (allow_self) or never. FULL when it cannot, and
+ * then, when the caller's own entry is what stands in the way, before evicting anything. */
+static lxshm_status make_room(lxshm_dict *d, room *r, lxshm_error *err) {
   uint64_t swept = 0;
   int sweeps = 0, busy = 0;
+  const lxshm__dict_key *protect = r->protect;
   for (;;) {
     lxshm_status status;
     int live = 0;
-    if (units_fit(d, need, err, &status) != 0)
+    if (units_fit(d, r->need, err, &status) != 0)
       return LXSHM_OK;
     if (status != LXSHM_OK)
       return status;
     if (sweeps == 0) {
       sweeps++;
-      status = sweep_all(d, held, UINT64_MAX, &swept, err);
+      status = sweep_all(d, r->held, UINT64_MAX, &swept, err);
       if (status != LXSHM_OK)
         return status;
       continue;
     }
-    if (!allow_live)
+    if (!r->allow_live)
       return lxshm__fail(err, LXSHM_FULL,
                          "no room for a key and value of %llu bytes without evicting",
-                         (unsigned long long)kv);
-    status = evict_one(d, held, protect, &live, err);
+                         (unsigned long long)r->kv);
+    if (sweeps == 1) {
+      sweeps++;
+      if (!r->allow_self && r->own != 0 && room_beside(d, r->own) < r->need)
+        return lxshm__fail(err, LXSHM_FULL,
+                           "no room for a key and value of %llu bytes beside the key's current "
+                           "value", (unsigned long long)r->kv);
+    }
+    status = evict_one(d, r->held, protect, &live, err);
     if (status == BUSY && ++busy < 4 * (int)d->nstripes + 16)
       continue;
+    if (status == LXSHM_NOT_FOUND && protect != NULL && r->allow_self) {
+      protect = NULL; /* only the caller's own entry is left to evict */
+      continue;
+    }
     if (status == LXSHM_NOT_FOUND || status == BUSY)
       return lxshm__fail(err, LXSHM_FULL,
                          "no room for a key and value of %llu bytes, even evicting",
-                         (unsigned long long)kv);
+                         (unsigned long long)r->kv);
     if (status != LXSHM_OK)
       return status;
     if (live)
-      (*evicted)++;
+      r->evicted++;
   }
 }
 
@@ -1369,6 +1408,7 @@ typedef struct op {
   uint64_t expires; /* OP_TTL */
   uint32_t need;    /* with NEED_ROOM: units wanted */
   uint64_t kv;      /* with NEED_ROOM: key and value bytes to store */
+  uint32_t own;     /* with NEED_ROOM: unit of the key's current entry (0: none) */
 } op;
 
 static void op_init(op *o, lxshm_dict *d, const lxshm__dict_key *key, int kind) {
@@ -1524,7 +1564,8 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
         o->version = 0;
         return LXSHM_OK;
       }
-      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, &o->kv, err);
+      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, &o->kv,
+                          &o->own, err);
     }
     case OP_DELETE:
       if (f->unit != 0)
@@ -1555,7 +1596,8 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
       v.data = bytes;
       v.len = encode_number(&o->result, bytes);
       v.format = LXSHM__FORMAT_MSGPACK;
-      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv, err);
+      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv,
+                          &o->own, err);
     }
     case OP_EXPIRE:
       if (!present)
@@ -1585,8 +1627,19 @@ static lxshm_status mutate(lxshm_dict *d, op *o, lxshm_error *err) {
     unlock_and_wake(d, o->stripe);
     if (status != NEED_ROOM)
       return status;
-    status = make_room(d, o->need, o->kv, -1, o->key, !(o->flags & LXSHM_DICT_SAFE), &o->evicted,
-                       err);
+    {
+      room r;
+      memset(&r, 0, sizeof r);
+      r.need = o->need;
+      r.kv = o->kv;
+      r.held = -1;
+      r.protect = o->key;
+      r.own = o->own;
+      r.allow_live = !(o->flags & LXSHM_DICT_SAFE);
+      r.allow_self = o->kind == OP_STORE && !(o->flags & (LXSHM_DICT_REPLACE | LXSHM__DICT_CAS));
+      status = make_room(d, &r, err);
+      o->evicted += r.evicted;
+    }
     if (status != LXSHM_OK)
       return status;
   }
@@ -1809,7 +1862,19 @@ lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *hel
       status = apply_locked(d, &o, &f, err);
     if (status != NEED_ROOM)
       break;
-    status = make_room(d, o.need, o.kv, (int)o.stripe, o.key, 1, &o.evicted, err);
+    {
+      room r;
+      memset(&r, 0, sizeof r);
+      r.need = o.need;
+      r.kv = o.kv;
+      r.held = (int)o.stripe;
+      r.protect = o.key;
+      r.own = o.own;
+      r.allow_live = 1;
+      r.allow_self = 1; /* fn's result replaces the value, whatever it is */
+      status = make_room(d, &r, err);
+      o.evicted += r.evicted;
+    }
     if (status != LXSHM_OK)
       break;
   }
