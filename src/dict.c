@@ -1096,7 +1096,7 @@ static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *pr
 }
 
 /* What make_room is asked for. */
-typedef struct room {
+typedef struct room_ask {
   uint32_t need;                  /* units of the block wanted */
   uint64_t kv;                    /* key and value bytes it is for (messages) */
   int held;                       /* the stripe the caller holds, -1: none */
@@ -1107,7 +1107,7 @@ typedef struct room {
                                      replaced whatever it holds (set, update; not replace, cas,
                                      incr, which depend on it) */
   uint64_t evicted;               /* out: live keys evicted */
-} room;
+} room_ask;
 
 /* The largest block the arena could free while `own` stays: the room before it or after it. */
 static uint32_t room_beside(lxshm_dict *d, uint32_t own) {
@@ -1126,7 +1126,7 @@ static uint32_t room_beside(lxshm_dict *d, uint32_t own) {
 /* Makes a block of r->need units free: reclaims expired entries first, then (allow_live) evicts
  * live ones by CLOCK, the caller's own key last (allow_self) or never. FULL when it cannot, and
  * then, when the caller's own entry is what stands in the way, before evicting anything. */
-static lxshm_status make_room(lxshm_dict *d, room *r, lxshm_error *err) {
+static lxshm_status make_room(lxshm_dict *d, room_ask *r, lxshm_error *err) {
   uint64_t swept = 0;
   int sweeps = 0, busy = 0;
   const lxshm__dict_key *protect = r->protect;
@@ -1628,7 +1628,7 @@ static lxshm_status mutate(lxshm_dict *d, op *o, lxshm_error *err) {
     if (status != NEED_ROOM)
       return status;
     {
-      room r;
+      room_ask r;
       memset(&r, 0, sizeof r);
       r.need = o->need;
       r.kv = o->kv;
@@ -1863,7 +1863,7 @@ lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *hel
     if (status != NEED_ROOM)
       break;
     {
-      room r;
+      room_ask r;
       memset(&r, 0, sizeof r);
       r.need = o.need;
       r.kv = o.kv;
