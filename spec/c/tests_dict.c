@@ -259,15 +259,20 @@ TEST(dict_eviction_order) {
   lxshm_error err;
   int found;
   memset(value, 'v', sizeof value);
-  /* Fill without evicting: every fourth key expires at once. */
+  /* Fill without evicting, then make every fourth key expire at once (after the fill, whose
+   * free_space() calls would reclaim expired keys). */
   for (n = 0; lxshm_dict_free_space(d) >= sizeof value + 16; n++) {
     snprintf(key, sizeof key, "k%llu", (unsigned long long)n);
-    CHECK_ST(lxshm_dict_set(d, key, strlen(key), value, sizeof value, n % 4 == 0 ? 0.001 : 0,
-                            LXSHM_DICT_SAFE, NULL, NULL, &err),
+    CHECK_ST(lxshm_dict_set(d, key, strlen(key), value, sizeof value, 0, LXSHM_DICT_SAFE, NULL,
+                            NULL, &err),
              LXSHM_OK);
   }
   stored = n;
   CHECK(stored >= 40);
+  for (n = 0; n < stored; n += 4) {
+    snprintf(key, sizeof key, "k%llu", (unsigned long long)n);
+    CHECK_ST(lxshm_dict_expire(d, key, strlen(key), 0.001, &err), LXSHM_OK);
+  }
   sleep_s(0.01); /* the short TTLs are over */
   /* As many new keys as expired ones: no live key is evicted. */
   for (i = 0; i < stored / 4; i++) {
@@ -477,19 +482,21 @@ static void crash_setup(lxshm_dict *d, int op) {
              LXSHM_OK);
   }
   CHECK_ST(lxshm_dict_incr(d, "cnt", 3, 5, 1, 0, 0, &sum, &err), LXSHM_OK);
-  if (op == OP_RECLAIM || op == OP_FLUSH_EXPIRED) {
-    for (i = 0; i < 6; i++) {
-      snprintf(key, sizeof key, "x%d", i);
-      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 500), 0.001, 0,
+  /* Full first, then the keys that expire: free_space() reclaims expired keys, so a fill after
+   * them would depend on how fast the machine is. */
+  if (op == OP_EVICT || op == OP_RECLAIM) {
+    for (i = 0; lxshm_dict_free_space(d) > (op == OP_RECLAIM ? 5000u : 1500u); i++) {
+      snprintf(key, sizeof key, "f%d", i);
+      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 1000), 0, 0,
                               NULL, NULL, &err),
                LXSHM_OK);
     }
   }
-  if (op == OP_EVICT || op == OP_RECLAIM) {
-    for (i = 0; lxshm_dict_free_space(d) > 1500; i++) {
-      snprintf(key, sizeof key, "f%d", i);
-      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 1000), 0, 0,
-                              NULL, NULL, &err),
+  if (op == OP_RECLAIM || op == OP_FLUSH_EXPIRED) {
+    for (i = 0; i < 6; i++) {
+      snprintf(key, sizeof key, "x%d", i);
+      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 500), 0.001,
+                              LXSHM_DICT_SAFE, NULL, NULL, &err),
                LXSHM_OK);
     }
   }
