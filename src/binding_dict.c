@@ -3,6 +3,7 @@
  * allocator and the repair are dict.c's. Nothing here runs Lua code while a stripe is locked,
  * except update's function inside lua_pcall. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "binding.h"
@@ -25,11 +26,17 @@ static lxshm__handle *check(lua_State *L) {
  * raise. */
 static _Thread_local uint64_t updating[UPDATE_DEPTH];
 static _Thread_local int updating_depth;
+/* Updates in progress in any thread of the process: while there are none, a change need not look
+ * at its thread's list (a thread-local variable of a module costs a call to reach). */
+static _Atomic int updates_anywhere;
 
 static void check_not_updating(lua_State *L, lxshm__handle *h) {
-  uint64_t id = lxshm__dict_id(dict_of(h));
+  uint64_t id;
   int i;
   lxshm__check_not_busy(L, h);
+  if (atomic_load_explicit(&updates_anywhere, memory_order_relaxed) == 0)
+    return;
+  id = lxshm__dict_id(dict_of(h));
   for (i = 0; i < updating_depth; i++)
     if (updating[i] == id)
       luaL_error(L, "%s: cannot change a dictionary inside its own update", h->name);
@@ -207,6 +214,9 @@ static lxshm_status copy_value(void *ctx, char *buf, size_t cap, size_t *len, un
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
 static int dict_get(lua_State *L) {
   lxshm__handle *h = check(L);
+  char small[256];
+  size_t len, skip;
+  unsigned format;
   lxshm_status st;
   lxshm_error err;
   reading r;
@@ -217,8 +227,21 @@ static int dict_get(lua_State *L) {
   r.d = dict_of(h);
   r.key = &a.k;
   r.version = 0;
+  /* Small values, the common case, without the copy buffer; a string without the decoder. */
+  st = lxshm__dict_get(r.d, &a.k, small, sizeof small, &len, &format, &r.version, &err);
+  if (st == LXSHM_OK) {
+    skip = format == LXSHM__FORMAT_MSGPACK ? lxshm__string_span(small, len) : 0;
+    if (skip > 0 || format == LXSHM__FORMAT_RAW) {
+      lua_pushlstring(L, small + skip, len - skip);
+      lua_pushinteger(L, (lua_Integer)r.version);
+      return 2;
+    }
+  }
   lxshm__hold(h); /* the copy may allocate, and a finalizer may close the handle */
-  st = lxshm__copy_out(L, 0, copy_value, &r, 0, &err);
+  if (st == LXSHM_OK)
+    st = lxshm__push_bytes(L, small, len, format, &err);
+  else if (st == LXSHM_INVALID_SIZE)
+    st = lxshm__copy_out(L, len, copy_value, &r, 0, &err);
   lxshm__drop(h);
   if (st == LXSHM_NOT_FOUND) {
     lua_pushnil(L);
@@ -475,12 +498,14 @@ static int dict_update(lua_State *L) {
   /* From here to the unlock nothing may raise: Lua runs only inside the protected call. */
   h->busy = 1;
   updating[updating_depth++] = lxshm__dict_id(dict_of(h));
+  atomic_fetch_add_explicit(&updates_anywhere, 1, memory_order_relaxed);
   lxshm__hold(h);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 3);
   lua_pushlightuserdata(L, &u);
   rc = lua_pcall(L, 3, 3, 0);
   lxshm__dict_unlock_key(dict_of(h), &u.held);
+  atomic_fetch_sub_explicit(&updates_anywhere, 1, memory_order_relaxed);
   updating_depth--;
   h->busy = 0;
   lxshm__drop(h);
