@@ -23,9 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct model_key {
   int present;
-  int counter;      /* holds an integer stored by incr: `number` */
+  int counter; /* holds an integer stored by incr: `number` */
   int64_t number;
-  size_t len;       /* else: the value's bytes */
+  size_t len; /* else: the value's bytes */
   unsigned char value[VALUE_MAX];
   uint64_t version; /* as the dictionary gave it */
 } model_key;
@@ -186,8 +186,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t expected = model[k].present ? model[k].version : 0;
         int wrong = byte(&in) & 1;
         len = value_of(&in, (unsigned)op, value);
-        st = lxshm_dict_cas(d, key, klen, expected + (uint64_t)wrong, value, len, 0, &version,
-                            &err);
+        st =
+            lxshm_dict_cas(d, key, klen, expected + (uint64_t)wrong, value, len, 0, &version, &err);
         if (wrong && st != LXSHM_CONFLICT)
           fail("cas with a wrong version did not conflict", op, k);
         if (!wrong && st != LXSHM_OK && st != LXSHM_FULL) /* FULL: its own value in the way */

@@ -185,7 +185,8 @@ static void push_number(lua_State *L, const lxshm__dict_number *n) {
   lua_pushnumber(L, n->is_int ? (lua_Number)n->i : (lua_Number)n->f);
 }
 
-/* ---- results ---------------------------------------------------------------------------------- */
+/* ---- results ----------------------------------------------------------------------------------
+ */
 
 /* OK: true (1 result); otherwise nil, "NAME: cause", code (3), INVALID included (a value that is
  * not a number); a lock this thread holds already raises, as for other kinds. */
@@ -197,7 +198,8 @@ static int result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_e
   return lxshm__push_failure(L, h->name, st, err);
 }
 
-/* ---- reading ---------------------------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------------------------
+ */
 
 typedef struct reading {
   lxshm_dict *d;
@@ -279,7 +281,8 @@ static int dict_ttl(lua_State *L) {
   return 1;
 }
 
-/* ---- changing --------------------------------------------------------------------------------- */
+/* ---- changing ---------------------------------------------------------------------------------
+ */
 
 /* Encodes the value at arg (nil: *data NULL) for a key of klen bytes. */
 static lxshm_status encode_value(lua_State *L, lxshm__handle *h, int arg, size_t klen,
@@ -314,8 +317,8 @@ static int store(lua_State *L, unsigned flags) {
   check_not_updating(L, h);
   st = encode_value(L, h, varg, a.k.len, &data, &len, &err);
   if (st == LXSHM_OK) /* no Lua call between here and the store: data stays valid */
-    st = lxshm__dict_store(dict_of(h), &a.k, flags, expected, data, len, LXSHM__FORMAT_MSGPACK,
-                           ttl, &version, &evicted, &err);
+    st = lxshm__dict_store(dict_of(h), &a.k, flags, expected, data, len, LXSHM__FORMAT_MSGPACK, ttl,
+                           &version, &evicted, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
   lua_pushboolean(L, 1);
@@ -395,7 +398,8 @@ static int dict_expire(lua_State *L) {
   return result(L, h, lxshm__dict_expire(dict_of(h), &a.k, ttl, &err), &err);
 }
 
-/* ---- update ----------------------------------------------------------------------------------- */
+/* ---- update -----------------------------------------------------------------------------------
+ */
 
 typedef struct updating_ctx {
   lxshm__handle *h;
@@ -448,7 +452,7 @@ static int update_locked(lua_State *L) {
   }
   lua_rotate(L, -2, 1);
   lxshm__scratch_give(L, 1); /* handle, fn, current */
-  lua_call(L, 1, 1); /* fn(current): may raise; lua_pcall in dict_update catches it */
+  lua_call(L, 1, 1);         /* fn(current): may raise; lua_pcall in dict_update catches it */
   if (lua_isnil(L, -1)) {
     out = NULL;
     len = 0;
@@ -521,7 +525,8 @@ static int dict_update(lua_State *L) {
   return 3;
 }
 
-/* ---- waiting ---------------------------------------------------------------------------------- */
+/* ---- waiting ----------------------------------------------------------------------------------
+ */
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
@@ -546,12 +551,13 @@ static int dict_wait(lua_State *L) {
   return 1;
 }
 
-/* ---- walking ---------------------------------------------------------------------------------- */
+/* ---- walking ----------------------------------------------------------------------------------
+ */
 
 /* Takes the next batch of records from *cursor into the copy buffer of the handle at stack index
  * `at` (pushed on the stack top). */
-static lxshm_status next_batch(lua_State *L, lxshm__handle *h, int at, uint64_t *cursor,
-                               int values, size_t *used, uint32_t *count, lxshm_error *err) {
+static lxshm_status next_batch(lua_State *L, lxshm__handle *h, int at, uint64_t *cursor, int values,
+                               size_t *used, uint32_t *count, lxshm_error *err) {
   size_t cap, need = BATCH_BUFFER;
   lxshm_status st;
   for (;;) {
@@ -571,9 +577,8 @@ static size_t push_record(lua_State *L, const unsigned char *p, int values, lxsh
   memcpy(&klen, p, 4);
   memcpy(&vlen, p + 4, 4);
   push_key(L, p[8], p + LXSHM__DICT_RECORD, klen);
-  if (values &&
-      lxshm__push_bytes(L, (const char *)p + LXSHM__DICT_RECORD + klen, vlen, p[9], err) !=
-          LXSHM_OK) {
+  if (values && lxshm__push_bytes(L, (const char *)p + LXSHM__DICT_RECORD + klen, vlen, p[9],
+                                  err) != LXSHM_OK) {
     lua_pop(L, 1);
     return 0;
   }
@@ -681,7 +686,8 @@ static int dict_pairs(lua_State *L) {
   return 1;
 }
 
-/* ---- the whole dictionary --------------------------------------------------------------------- */
+/* ---- the whole dictionary ---------------------------------------------------------------------
+ */
 
 static int dict_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lxshm_dict_count(dict_of(check(L))));
@@ -737,9 +743,9 @@ static int dict_stat(lua_State *L) {
   lxshm__dict_stat_get(dict_of(h), &st);
   {
     const lxshm__stat_field fields[] = {
-        {"capacity", st.capacity},       {"used", st.used},       {"free", st.free},
-        {"count", st.count},             {"evictions", st.evictions},
-        {"expirations", st.expirations}, {"version", st.version}, {"waiters", st.waiters}};
+        {"capacity", st.capacity}, {"used", st.used},           {"free", st.free},
+        {"count", st.count},       {"evictions", st.evictions}, {"expirations", st.expirations},
+        {"version", st.version},   {"waiters", st.waiters}};
     lxshm__push_stat(L, h, fields, 8);
   }
   return 1;

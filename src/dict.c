@@ -37,41 +37,41 @@
 
 struct lxshm_dict {
   lxshm__object obj;
-  lxshm__dict_alloc *alloc;   /* the allocator's control block */
-  unsigned char *stripes;     /* stripe 0's control block */
-  _Atomic uint32_t *buckets;  /* stripe s's buckets start at s << bucket_bits */
-  _Atomic uint64_t *bitmap;   /* reference bits */
-  unsigned char *arena;       /* unit 0 */
-  uint64_t seed;              /* hash seed */
-  uint32_t nstripes;          /* S */
-  uint32_t stripe_bits;       /* log2 S */
-  uint32_t bucket_bits;       /* log2 of the buckets per stripe */
-  uint32_t units;             /* arena units, sentinels included */
-  uint32_t locking;           /* the stripe whose lock is being taken: repair_stripe's stripe */
+  lxshm__dict_alloc *alloc;  /* the allocator's control block */
+  unsigned char *stripes;    /* stripe 0's control block */
+  _Atomic uint32_t *buckets; /* stripe s's buckets start at s << bucket_bits */
+  _Atomic uint64_t *bitmap;  /* reference bits */
+  unsigned char *arena;      /* unit 0 */
+  uint64_t seed;             /* hash seed */
+  uint32_t nstripes;         /* S */
+  uint32_t stripe_bits;      /* log2 S */
+  uint32_t bucket_bits;      /* log2 of the buckets per stripe */
+  uint32_t units;            /* arena units, sentinels included */
+  uint32_t locking;          /* the stripe whose lock is being taken: repair_stripe's stripe */
 };
 
 void (*lxshm__dict_step_hook)(void);
-#define STEP()                                                                                     \
-  do {                                                                                             \
-    if (lxshm__dict_step_hook != NULL)                                                             \
-      lxshm__dict_step_hook();                                                                     \
+#define STEP()                         \
+  do {                                 \
+    if (lxshm__dict_step_hook != NULL) \
+      lxshm__dict_step_hook();         \
   } while (0)
 
 #define UNIT LXSHM__DICT_UNIT
 #define ENTRY_HEADER ((uint32_t)sizeof(lxshm__dict_entry))
-#define USED 1u       /* block word: this block is in use */
-#define PREV_USED 2u  /* block word: the block before is in use */
+#define USED 1u      /* block word: this block is in use */
+#define PREV_USED 2u /* block word: the block before is in use */
 #define NO_EXPIRY UINT64_MAX
 #define INPLACE_MAX 512u /* values up to this size may be rewritten in place (journal room) */
 #define MIN_SIZE ((uint64_t)16 << 10)
 #define SIZE_STEP ((uint64_t)4 << 10)
-#define BYTES_PER_STRIPE ((uint64_t)64 << 10)  /* a stripe per 64 KiB, up to 64 of them */
-#define BYTES_PER_BUCKET 128u                   /* a chain head per 128 bytes of capacity */
-#define SPIN_TRIES 64       /* a reader's tries while a writer is at work, before it backs off */
-#define LOCK_TRIES 256      /* ... and before it takes the stripe's lock itself */
+#define BYTES_PER_STRIPE ((uint64_t)64 << 10) /* a stripe per 64 KiB, up to 64 of them */
+#define BYTES_PER_BUCKET 128u                 /* a chain head per 128 bytes of capacity */
+#define SPIN_TRIES 64  /* a reader's tries while a writer is at work, before it backs off */
+#define LOCK_TRIES 256 /* ... and before it takes the stripe's lock itself */
 #define READONLY_PATIENCE_NS 1000000000u /* a read-only reader's patience with a writer */
 
-#define SHAPE(vlen, klen, ktype, fmt)                                                              \
+#define SHAPE(vlen, klen, ktype, fmt) \
   ((uint64_t)(vlen) << 32 | (uint64_t)(klen) << 16 | (uint64_t)(ktype) << 8 | (uint64_t)(fmt))
 #define SH_VLEN(s) ((uint32_t)((s) >> 32))
 #define SH_KLEN(s) ((uint32_t)((s) >> 16) & 0xffffu)
@@ -99,8 +99,7 @@ static uint64_t bitmap_bytes(uint64_t units) {
 }
 
 /* The geometry of `capacity` bytes (already rounded): stripes, buckets, arena units. */
-static void geometry(uint64_t capacity, uint32_t *stripes, uint32_t *bucket_bits,
-                     uint32_t *units) {
+static void geometry(uint64_t capacity, uint32_t *stripes, uint32_t *bucket_bits, uint32_t *units) {
   uint64_t s = 1, b = 4, rest, n;
   while (s < LXSHM__DICT_STRIPES_MAX && s * 2 * BYTES_PER_STRIPE <= capacity)
     s *= 2;
@@ -265,7 +264,9 @@ static _Atomic uint32_t *bucket_of(const lxshm_dict *d, uint32_t s, uint64_t h) 
 static void ref_mark(lxshm_dict *d, uint32_t u) {
   _Atomic uint64_t *w = &d->bitmap[u / 64];
   uint64_t bit = (uint64_t)1 << (u % 64);
-  if (!(load64(w) & bit) && !d->obj.readonly) /* a read-only reader leaves no trace */ /* written only when clear: a hot key costs one write per sweep */
+  if (!(load64(w) & bit) &&
+      !d->obj.readonly) /* a read-only reader leaves no trace */ /* written only when clear: a hot
+                                                                    key costs one write per sweep */
     atomic_fetch_or_explicit(w, bit, memory_order_relaxed);
 }
 
@@ -743,7 +744,7 @@ typedef struct found {
   lxshm__dict_entry *e;
   uint64_t shape;
   uint64_t expires;
-  int expired;            /* stored but expired: absent to every method */
+  int expired; /* stored but expired: absent to every method */
 } found;
 
 /* The monotonic clock, read at most once per operation. */
@@ -838,8 +839,8 @@ static lxshm_status alloc_for(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t n,
 /* Stores v under key in stripe s, whose lock is held, as the entry f found (or a new one).
  * NEED_ROOM (with *need) when no block is free for a new entry; nothing is changed then. */
 static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k,
-                                 const found *f, const value *v, uint64_t *version,
-                                 uint32_t *need, uint64_t *kv, uint32_t *own, lxshm_error *err) {
+                                 const found *f, const value *v, uint64_t *version, uint32_t *need,
+                                 uint64_t *kv, uint32_t *own, lxshm_error *err) {
   lxshm__dict_stripe *st = stripe_at(d, s);
   jref r = stripe_journal(st);
   uint32_t units = units_for(k->len, v->len), u, have = f->unit ? block_size(d, f->unit) : 0;
@@ -881,8 +882,7 @@ static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_ke
   e = entry_at(d, u);
   atomic_store_explicit(&e->version, ver, memory_order_relaxed);
   atomic_store_explicit(&e->expires, v->expires, memory_order_relaxed);
-  atomic_store_explicit(&e->shape, SHAPE(v->len, k->len, k->type, v->format),
-                        memory_order_relaxed);
+  atomic_store_explicit(&e->shape, SHAPE(v->len, k->len, k->type, v->format), memory_order_relaxed);
   memcpy((unsigned char *)(e + 1), k->data, k->len);
   if (v->len > 0)
     memcpy((unsigned char *)(e + 1) + k->len, v->data, v->len);
@@ -1061,8 +1061,8 @@ static lxshm_status clock_victim(lxshm_dict *d, const lxshm__dict_key *protect, 
 
 /* Evicts (or reclaims, if expired) the next CLOCK victim, unless its stripe is busy for a caller
  * that holds another. *live says whether a live key was evicted. */
-static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *protect,
-                              int *live, lxshm_error *err) {
+static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *protect, int *live,
+                              lxshm_error *err) {
   uint32_t u = 0, t;
   uint64_t h = 0, shape;
   lxshm_status status = clock_victim(d, protect, &u, &h, err);
@@ -1153,7 +1153,8 @@ static lxshm_status make_room(lxshm_dict *d, room_ask *r, lxshm_error *err) {
       if (!r->allow_self && r->own != 0 && room_beside(d, r->own) < r->need)
         return lxshm__fail(err, LXSHM_FULL,
                            "no room for a key and value of %llu bytes beside the key's current "
-                           "value", (unsigned long long)r->kv);
+                           "value",
+                           (unsigned long long)r->kv);
     }
     status = evict_one(d, r->held, protect, &live, err);
     if (status == BUSY && ++busy < 4 * (int)d->nstripes + 16)
@@ -1197,8 +1198,7 @@ static lxshm_status read_stable(lxshm_dict *d, uint32_t s, read_fn fn, void *ctx
       atomic_thread_fence(memory_order_acquire); /* the reads before the re-check */
       if (atomic_load_explicit(&st->seq, memory_order_relaxed) == seq) {
         if (status == RETRY) /* nobody was writing: the bytes are damaged */
-          return lxshm__fail(err, LXSHM_CORRUPT, "a chain of stripe %u is damaged",
-                             (unsigned)s);
+          return lxshm__fail(err, LXSHM_CORRUPT, "a chain of stripe %u is damaged", (unsigned)s);
         return status;
       }
     }
@@ -1216,8 +1216,10 @@ static lxshm_status read_stable(lxshm_dict *d, uint32_t s, read_fn fn, void *ctx
     if (start == 0)
       start = lxshm__clock_ns();
     else if (d->obj.readonly && lxshm__clock_ns() - start > READONLY_PATIENCE_NS)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "a writer of stripe %u never finished (it may have "
-                         "died: a read-write handle repairs it)", (unsigned)s);
+      return lxshm__fail(err, LXSHM_TIMEOUT,
+                         "a writer of stripe %u never finished (it may have "
+                         "died: a read-write handle repairs it)",
+                         (unsigned)s);
     lxshm__sleep_ns(pause);
     if (pause < 1000000)
       pause *= 2;
@@ -1225,9 +1227,8 @@ static lxshm_status read_stable(lxshm_dict *d, uint32_t s, read_fn fn, void *ctx
 }
 
 /* Finds key in stripe s without the lock: its entry, or 0; RETRY on an inconsistency. */
-static lxshm_status lookup_unlocked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k,
-                                    uint64_t h, uint32_t *unit, lxshm__dict_entry **entry,
-                                    uint64_t *shape) {
+static lxshm_status lookup_unlocked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k, uint64_t h,
+                                    uint32_t *unit, lxshm__dict_entry **entry, uint64_t *shape) {
   lxshm__dict_stripe *st = stripe_at(d, s);
   uint32_t u = atomic_load_explicit(bucket_of(d, s, h), memory_order_relaxed), steps = 0;
   uint64_t seq = atomic_load_explicit(&st->seq, memory_order_relaxed);
@@ -1564,8 +1565,8 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
         o->version = 0;
         return LXSHM_OK;
       }
-      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, &o->kv,
-                          &o->own, err);
+      return store_locked(d, o->stripe, o->key, f, &o->v, &o->version, &o->need, &o->kv, &o->own,
+                          err);
     }
     case OP_DELETE:
       if (f->unit != 0)
@@ -1596,8 +1597,7 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
       v.data = bytes;
       v.len = encode_number(&o->result, bytes);
       v.format = LXSHM__FORMAT_MSGPACK;
-      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv,
-                          &o->own, err);
+      return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv, &o->own, err);
     }
     case OP_EXPIRE:
       if (!present)
@@ -1662,8 +1662,7 @@ static lxshm_status check_value(lxshm_dict *d, const lxshm__dict_key *key, size_
 
 lxshm_status lxshm__dict_store(lxshm_dict *d, const lxshm__dict_key *key, unsigned flags,
                                uint64_t expected, const void *data, size_t len, unsigned format,
-                               double ttl, uint64_t *version, uint64_t *evicted,
-                               lxshm_error *err) {
+                               double ttl, uint64_t *version, uint64_t *evicted, lxshm_error *err) {
   op o;
   lxshm_status status = check_key(key, err);
   if (status == LXSHM_OK && data != NULL)
@@ -1805,8 +1804,8 @@ lxshm_status lxshm_dict_ttl(lxshm_dict *d, const void *key, size_t klen, double 
 
 /* ---- update: a stripe held across the caller's code ------------------------------------- */
 
-lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key,
-                                  lxshm__dict_held *held, lxshm_error *err) {
+lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key, lxshm__dict_held *held,
+                                  lxshm_error *err) {
   lxshm_status status = check_key(key, err);
   if (status != LXSHM_OK)
     return status;
@@ -1838,9 +1837,9 @@ lxshm_status lxshm__dict_current_locked(lxshm_dict *d, const lxshm__dict_held *h
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *held,
-                                      const void *data, size_t len, unsigned format, double ttl,
-                                      uint64_t *version, uint64_t *evicted, lxshm_error *err) {
+lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *held, const void *data,
+                                      size_t len, unsigned format, double ttl, uint64_t *version,
+                                      uint64_t *evicted, lxshm_error *err) {
   op o;
   lxshm_status status = data != NULL ? check_value(d, &held->key, len, err) : LXSHM_OK;
   if (status != LXSHM_OK)
@@ -2025,8 +2024,7 @@ uint64_t lxshm_dict_free_space(lxshm_dict *d) {
   return payload(largest);
 }
 
-lxshm_status lxshm_dict_flush_expired(lxshm_dict *d, uint64_t max, uint64_t *n,
-                                      lxshm_error *err) {
+lxshm_status lxshm_dict_flush_expired(lxshm_dict *d, uint64_t max, uint64_t *n, lxshm_error *err) {
   *n = 0;
   return sweep_all(d, -1, max == 0 ? UINT64_MAX : max, n, err);
 }
@@ -2157,8 +2155,8 @@ static lxshm_status check_lists(checker *k) {
       while (u != 0) {
         uint32_t w, cf, cs;
         if (!real_unit(d, u) || ++listed > k->free_blocks)
-          return lxshm__fail(k->err, LXSHM_CORRUPT, "free list (%u, %u) is damaged",
-                             (unsigned)f, (unsigned)s);
+          return lxshm__fail(k->err, LXSHM_CORRUPT, "free list (%u, %u) is damaged", (unsigned)f,
+                             (unsigned)s);
         w = load32(BLOCK(d, u));
         size_class(w >> 2, &cf, &cs);
         if ((w & USED) || cf != f || cs != s || load32(FREE_PREV(d, u)) != prev)
@@ -2189,8 +2187,7 @@ static lxshm_status check_stripe(checker *k, uint32_t s, uint64_t *entries) {
   uint64_t buckets = (uint64_t)1 << d->bucket_bits, b, count = 0, bytes = 0;
   uint64_t min = load64(&st->min_expiry), clock = load64(&st->clock);
   if (load64(&st->seq) & 1)
-    return lxshm__fail(k->err, LXSHM_CORRUPT, "stripe %u is marked as being changed",
-                       (unsigned)s);
+    return lxshm__fail(k->err, LXSHM_CORRUPT, "stripe %u is marked as being changed", (unsigned)s);
   if (stripe_busy(st))
     return lxshm__fail(k->err, LXSHM_CORRUPT, "stripe %u's journal is not idle", (unsigned)s);
   for (b = 0; b < buckets; b++) {
@@ -2200,8 +2197,10 @@ static lxshm_status check_stripe(checker *k, uint32_t s, uint64_t *entries) {
       lxshm__dict_key key;
       lxshm__dict_entry *e = entry_ok(d, u, &shape);
       if (e == NULL || count >= k->used_blocks)
-        return lxshm__fail(k->err, LXSHM_CORRUPT, "stripe %u bucket %llu: unit %u is not an "
-                           "entry", (unsigned)s, (unsigned long long)b, (unsigned)u);
+        return lxshm__fail(k->err, LXSHM_CORRUPT,
+                           "stripe %u bucket %llu: unit %u is not an "
+                           "entry",
+                           (unsigned)s, (unsigned long long)b, (unsigned)u);
       if (k->linked != NULL) {
         if (k->linked[u / 8] & (1u << (u % 8)))
           return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u is linked twice",
@@ -2212,23 +2211,22 @@ static lxshm_status check_stripe(checker *k, uint32_t s, uint64_t *entries) {
       key.len = SH_KLEN(shape);
       key.type = SH_KTYPE(shape);
       h = hash_key(d, &key);
-      if (key.len == 0 || stripe_of(d, h) != s ||
-          (h & (((uint64_t)1 << d->bucket_bits) - 1)) != b)
+      if (key.len == 0 || stripe_of(d, h) != s || (h & (((uint64_t)1 << d->bucket_bits) - 1)) != b)
         return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u is in the wrong bucket",
                            (unsigned)u);
       if (SH_FMT(shape) > LXSHM__FORMAT_MSGPACK || key.type < LXSHM__KEY_STRING ||
           key.type > LXSHM__KEY_BOOLEAN)
-        return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u has a bad type",
-                           (unsigned)u);
+        return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u has a bad type", (unsigned)u);
       expires = load64(&e->expires);
       if (expires != 0 && expires < min)
-        return lxshm__fail(k->err, LXSHM_CORRUPT, "stripe %u: an entry expires before the "
-                           "stripe's earliest expiry", (unsigned)s);
+        return lxshm__fail(k->err, LXSHM_CORRUPT,
+                           "stripe %u: an entry expires before the "
+                           "stripe's earliest expiry",
+                           (unsigned)s);
       version = load64(&e->version);
-      if (version % d->nstripes != s || version / d->nstripes == 0 ||
-          version / d->nstripes > clock)
-        return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u has version %llu",
-                           (unsigned)u, (unsigned long long)version);
+      if (version % d->nstripes != s || version / d->nstripes == 0 || version / d->nstripes > clock)
+        return lxshm__fail(k->err, LXSHM_CORRUPT, "entry at unit %u has version %llu", (unsigned)u,
+                           (unsigned long long)version);
       count++;
       bytes += key.len + SH_VLEN(shape);
       u = load32(&e->next);
@@ -2348,8 +2346,8 @@ static lxshm_status scan_fn(lxshm_dict *d, uint32_t s, void *ctx, clock_cache *c
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf,
-                              size_t cap, size_t *used, uint32_t *count, lxshm_error *err) {
+lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf, size_t cap,
+                              size_t *used, uint32_t *count, lxshm_error *err) {
   uint64_t buckets = (uint64_t)1 << d->bucket_bits;
   *used = 0;
   *count = 0;
@@ -2416,8 +2414,8 @@ static lxshm_status init(lxshm__object *o, lxshm_error *err) {
   return LXSHM_OK;
 }
 
-const lxshm__kind lxshm__dict_kind = {LXSHM__KIND_DICT, "dictionary", "open_dict",
-                                      sizeof(lxshm_dict), plan, init, bind};
+const lxshm__kind lxshm__dict_kind = {
+    LXSHM__KIND_DICT, "dictionary", "open_dict", sizeof(lxshm_dict), plan, init, bind};
 
 lxshm_status lxshm_dict_create(const char *name, uint64_t size, unsigned mode, lxshm_dict **out,
                                lxshm_error *err) {

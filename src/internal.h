@@ -184,8 +184,9 @@ typedef struct lxshm__dict_number {
   double f;
 } lxshm__dict_number;
 
-/* How lxshm__dict_store stores (lxshm.h's LXSHM_DICT_ADD, _REPLACE, _SAFE, and this). */
-#define LXSHM__DICT_CAS 8u /* only if the key's version is `expected` (0: absent); else CONFLICT */
+/* How lxshm__dict_store stores: lxshm.h's LXSHM_DICT_ADD, _REPLACE, _SAFE, and CAS: only if
+ * the key's version is `expected` (0: absent), else CONFLICT. */
+#define LXSHM__DICT_CAS 8u
 
 /* As lxshm_dict_get, giving the value's format tag too. */
 lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *buf, size_t cap,
@@ -195,8 +196,7 @@ lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *bu
  * allow); `ttl` in seconds, 0 for none. Otherwise as lxshm_dict_set and lxshm_dict_cas. */
 lxshm_status lxshm__dict_store(lxshm_dict *d, const lxshm__dict_key *key, unsigned flags,
                                uint64_t expected, const void *data, size_t len, unsigned format,
-                               double ttl, uint64_t *version, uint64_t *evicted,
-                               lxshm_error *err);
+                               double ttl, uint64_t *version, uint64_t *evicted, lxshm_error *err);
 
 /* As lxshm_dict_incr for any numbers: integer plus integer stays an integer (wrapping), else
  * the sum is a double. */
@@ -229,17 +229,17 @@ typedef struct lxshm__dict_held {
 
 /* Locks the stripe of `key` (held->key must stay valid until the unlock). Fails with CORRUPT,
  * INVALID (held by this thread already) or PERMISSION (read-only). */
-lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key,
-                                  lxshm__dict_held *held, lxshm_error *err);
+lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key, lxshm__dict_held *held,
+                                  lxshm_error *err);
 /* The key's current value under the lock, as lxshm__dict_get; NOT_FOUND when absent. */
 lxshm_status lxshm__dict_current_locked(lxshm_dict *d, const lxshm__dict_held *held, void *buf,
                                         size_t cap, size_t *len, unsigned *format,
                                         lxshm_error *err);
 /* Stores (or with data NULL deletes) under the lock, as lxshm__dict_store with flags 0. Room
  * is made by evicting from stripes whose lock is free at the moment, and the key's own. */
-lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *held,
-                                      const void *data, size_t len, unsigned format, double ttl,
-                                      uint64_t *version, uint64_t *evicted, lxshm_error *err);
+lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *held, const void *data,
+                                      size_t len, unsigned format, double ttl, uint64_t *version,
+                                      uint64_t *evicted, lxshm_error *err);
 /* Unlocks and wakes the stripe's waiters. */
 void lxshm__dict_unlock_key(lxshm_dict *d, const lxshm__dict_held *held);
 
@@ -250,8 +250,8 @@ void lxshm__dict_unlock_key(lxshm_dict *d, const lxshm__dict_held *held);
  * alone needs *used bytes. Takes no lock (or a stripe's briefly, when writers keep moving). */
 #define LXSHM__DICT_END UINT64_MAX
 #define LXSHM__DICT_RECORD 24u
-lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf,
-                              size_t cap, size_t *used, uint32_t *count, lxshm_error *err);
+lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf, size_t cap,
+                              size_t *used, uint32_t *count, lxshm_error *err);
 
 typedef struct lxshm__dict_stat {
   uint64_t capacity;    /* bytes for entries, as created */

@@ -100,18 +100,18 @@ typedef struct lxshm__queue_state {
  * params[0] stripes, params[1] log2 of the buckets per stripe, params[2] arena units. Arena
  * positions are units of LXSHM__DICT_UNIT bytes counted from the arena's start; unit 0 and the
  * last unit are sentinels, so that 0 can mean "none". */
-#define LXSHM__DICT_UNIT 16u              /* arena granule */
-#define LXSHM__DICT_JOURNAL 1024u         /* bytes of undo records of a stripe's journal */
-#define LXSHM__DICT_ALLOC_JOURNAL 4096u   /* bytes of undo records of the allocator's journal */
-#define LXSHM__DICT_FL 28u                /* allocator: first-level size classes */
-#define LXSHM__DICT_SL 16u                /* allocator: second-level classes per first level */
+#define LXSHM__DICT_UNIT 16u            /* arena granule */
+#define LXSHM__DICT_JOURNAL 1024u       /* bytes of undo records of a stripe's journal */
+#define LXSHM__DICT_ALLOC_JOURNAL 4096u /* bytes of undo records of the allocator's journal */
+#define LXSHM__DICT_FL 28u              /* allocator: first-level size classes */
+#define LXSHM__DICT_SL 16u              /* allocator: second-level classes per first level */
 #define LXSHM__DICT_STRIPES_MAX 64u
 
 /* Cache lines 2..15 of a dictionary: its identity, written once by the creator. */
 typedef struct lxshm__dict_state {
-  uint64_t seed;           /* hash seed, random per dictionary */
-  uint64_t id;             /* random identity: tells two dictionaries apart within a process */
-  uint64_t reserved[110];  /* zero */
+  uint64_t seed;          /* hash seed, random per dictionary */
+  uint64_t id;            /* random identity: tells two dictionaries apart within a process */
+  uint64_t reserved[110]; /* zero */
 } lxshm__dict_state;
 
 /* An undo journal: a change interrupted by its process's death is undone (or, once committed,
@@ -137,7 +137,7 @@ typedef struct lxshm__dict_alloc {
   _Atomic uint32_t hand;       /* CLOCK hand: the block eviction looks at next */
   _Atomic uint32_t fl_bitmap;  /* bit f set: some list of first level f is not empty */
   uint64_t reserved0[6];
-  _Atomic uint32_t sl_bitmap[LXSHM__DICT_FL];            /* bit s: list (f, s) is not empty */
+  _Atomic uint32_t sl_bitmap[LXSHM__DICT_FL];             /* bit s: list (f, s) is not empty */
   _Atomic uint32_t heads[LXSHM__DICT_FL][LXSHM__DICT_SL]; /* first free block of each list */
   uint32_t reserved1[4];
   lxshm__dict_journal journal;
@@ -161,7 +161,7 @@ typedef struct lxshm__dict_stripe {
   _Atomic uint64_t evictions;   /* live entries evicted to make room */
   _Atomic uint64_t expirations; /* expired entries reclaimed */
   uint64_t reserved1[2];
-  lxshm__waitlist waiters; /* lines 3-4: processes in d:wait on a key of this stripe */
+  lxshm__waitlist waiters;     /* lines 3-4: processes in d:wait on a key of this stripe */
   lxshm__dict_journal journal; /* line 5, then the records */
   unsigned char records[LXSHM__DICT_JOURNAL];
 } lxshm__dict_stripe;

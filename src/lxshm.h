@@ -189,7 +189,7 @@ LXSHM_API lxshm_status lxshm_queue_peek(lxshm_queue *q, void *buf, size_t cap, s
  * Dictionaries share the names of segments and queues: lxshm_remove removes them too. */
 typedef struct lxshm_dict lxshm_dict;
 
-#define LXSHM_DICT_KEY_MAX 65535                 /* longest key, in bytes */
+#define LXSHM_DICT_KEY_MAX 65535                /* longest key, in bytes */
 #define LXSHM_DICT_SIZE_MAX ((uint64_t)1 << 34) /* largest size a dictionary may have: 16 GiB */
 
 /* As lxshm_create / lxshm_open / lxshm_attach, for dictionaries. Opening another kind of object
@@ -203,9 +203,9 @@ LXSHM_API lxshm_status lxshm_dict_attach(const char *name, uint64_t size, unsign
                                          lxshm_dict **out, int *created, lxshm_error *err);
 LXSHM_API void lxshm_dict_close(lxshm_dict *d);
 
-LXSHM_API const char *lxshm_dict_name(const lxshm_dict *d); /* the dictionary's name */
-LXSHM_API uint64_t lxshm_dict_capacity(const lxshm_dict *d);  /* bytes reserved for entries */
-LXSHM_API uint64_t lxshm_dict_count(lxshm_dict *d);           /* keys present (not expired) */
+LXSHM_API const char *lxshm_dict_name(const lxshm_dict *d);  /* the dictionary's name */
+LXSHM_API uint64_t lxshm_dict_capacity(const lxshm_dict *d); /* bytes reserved for entries */
+LXSHM_API uint64_t lxshm_dict_count(lxshm_dict *d);          /* keys present (not expired) */
 
 /* Bytes of key and value that a new key could store now without evicting anything (expired
  * keys are reclaimed first, unless the handle is read-only). */
@@ -215,8 +215,7 @@ LXSHM_API uint64_t lxshm_dict_free_space(lxshm_dict *d);
  * NULL) its version. NOT_FOUND when absent or expired; INVALID_SIZE when cap is too small
  * (*len says how much is needed) or the key is empty or too long. Takes no lock. */
 LXSHM_API lxshm_status lxshm_dict_get(lxshm_dict *d, const void *key, size_t klen, void *buf,
-                                      size_t cap, size_t *len, uint64_t *version,
-                                      lxshm_error *err);
+                                      size_t cap, size_t *len, uint64_t *version, lxshm_error *err);
 
 /* What lxshm_dict_set does besides storing. */
 #define LXSHM_DICT_ADD 1u     /* only if the key is absent (or expired); else EXISTS */
@@ -228,15 +227,15 @@ LXSHM_API lxshm_status lxshm_dict_get(lxshm_dict *d, const void *key, size_t kle
  * live keys evicted to make room. Fails with INVALID_SIZE (empty or too long key, or a value that
  * could not fit even an empty dictionary), EXISTS, NOT_FOUND, FULL, PERMISSION (read-only) or
  * CORRUPT; on failure nothing changes but the expired keys reclaimed. */
-LXSHM_API lxshm_status lxshm_dict_set(lxshm_dict *d, const void *key, size_t klen,
-                                      const void *data, size_t len, double ttl, unsigned flags,
-                                      uint64_t *version, uint64_t *evicted, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_dict_set(lxshm_dict *d, const void *key, size_t klen, const void *data,
+                                      size_t len, double ttl, unsigned flags, uint64_t *version,
+                                      uint64_t *evicted, lxshm_error *err);
 
 /* As lxshm_dict_set, only if the key's version is still `expected` (0: the key must be absent);
  * else CONFLICT. */
 LXSHM_API lxshm_status lxshm_dict_cas(lxshm_dict *d, const void *key, size_t klen,
-                                      uint64_t expected, const void *data, size_t len,
-                                      double ttl, uint64_t *version, lxshm_error *err);
+                                      uint64_t expected, const void *data, size_t len, double ttl,
+                                      uint64_t *version, lxshm_error *err);
 
 /* Removes the key; OK whether or not it was present. */
 LXSHM_API lxshm_status lxshm_dict_delete(lxshm_dict *d, const void *key, size_t klen,
@@ -261,8 +260,8 @@ LXSHM_API lxshm_status lxshm_dict_wait(lxshm_dict *d, const void *key, size_t kl
                                        lxshm_error *err);
 
 /* Seconds until the key expires (a negative number: never) in *seconds; NOT_FOUND when absent. */
-LXSHM_API lxshm_status lxshm_dict_ttl(lxshm_dict *d, const void *key, size_t klen,
-                                      double *seconds, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_dict_ttl(lxshm_dict *d, const void *key, size_t klen, double *seconds,
+                                      lxshm_error *err);
 
 /* Sets a present key to expire after `ttl` seconds (0: never); NOT_FOUND when absent. */
 LXSHM_API lxshm_status lxshm_dict_expire(lxshm_dict *d, const void *key, size_t klen, double ttl,

@@ -75,7 +75,8 @@ static uint32_t rnd(uint32_t n) {
   return (uint32_t)((rng_state >> 33) % n);
 }
 
-/* ==== calls and results ======================================================================== */
+/* ==== calls and results ========================================================================
+ */
 
 TEST(dict_calls) {
   char name[NAME_BUF], other[NAME_BUF], big[LXSHM_DICT_KEY_MAX + 2];
@@ -106,8 +107,7 @@ TEST(dict_calls) {
   CHECK(len == 3 && memcmp(buf, "one", 3) == 0 && v2 == v1);
   CHECK_ST(lxshm_dict_get(d, "a", 1, buf, 2, &len, NULL, &err), LXSHM_INVALID_SIZE);
   CHECK_U64(len, ==, 3);
-  CHECK_ST(lxshm_dict_set(d, "a", 1, "two", 3, 0, LXSHM_DICT_ADD, NULL, NULL, &err),
-           LXSHM_EXISTS);
+  CHECK_ST(lxshm_dict_set(d, "a", 1, "two", 3, 0, LXSHM_DICT_ADD, NULL, NULL, &err), LXSHM_EXISTS);
   CHECK_ST(lxshm_dict_set(d, "b", 1, "two", 3, 0, LXSHM_DICT_REPLACE, NULL, NULL, &err),
            LXSHM_NOT_FOUND);
   CHECK_ST(lxshm_dict_set(d, "a", 1, "uno", 3, 0, LXSHM_DICT_REPLACE, &v2, NULL, &err), LXSHM_OK);
@@ -158,8 +158,7 @@ TEST(dict_calls) {
   CHECK_HAS(err.message, "65536 bytes");
   CHECK_ST(lxshm_dict_set(d, big, LXSHM_DICT_KEY_MAX, "v", 1, 0, 0, NULL, NULL, &err),
            LXSHM_OK); /* the longest key */
-  CHECK_ST(lxshm_dict_get(d, big, LXSHM_DICT_KEY_MAX, buf, sizeof buf, &len, NULL, &err),
-           LXSHM_OK);
+  CHECK_ST(lxshm_dict_get(d, big, LXSHM_DICT_KEY_MAX, buf, sizeof buf, &len, NULL, &err), LXSHM_OK);
   CHECK_ST(lxshm_dict_delete(d, big, LXSHM_DICT_KEY_MAX, &err), LXSHM_OK);
   CHECK_ST(lxshm_dict_set(d, "", 0, "v", 1, 0, 0, NULL, NULL, &err), LXSHM_INVALID_SIZE);
   CHECK_ST(lxshm_dict_get(d, "", 0, buf, sizeof buf, &len, NULL, &err), LXSHM_INVALID_SIZE);
@@ -200,7 +199,8 @@ TEST(dict_calls) {
   lxshm_dict_close(d);
 }
 
-/* ==== memory =================================================================================== */
+/* ==== memory ===================================================================================
+ */
 
 /* Keys of 16 bytes and values of 16 B to 4 KiB, at random: the dictionary takes at least 90% of
  * its capacity in key and value bytes before it evicts anything, and at every step free_space()
@@ -238,8 +238,7 @@ TEST(dict_fill) {
       free = lxshm_dict_free_space(d);
       if (free >= 16 && free - 16 <= sizeof value) {
         snprintf(key, sizeof key, "fit-%012llu", (unsigned long long)t);
-        CHECK_ST(lxshm_dict_set(d, key, 16, value, free - 16, 0, LXSHM_DICT_SAFE, NULL, NULL,
-                                &err),
+        CHECK_ST(lxshm_dict_set(d, key, 16, value, free - 16, 0, LXSHM_DICT_SAFE, NULL, NULL, &err),
                  LXSHM_OK);
       }
     }
@@ -309,7 +308,8 @@ TEST(dict_eviction_order) {
   lxshm_dict_close(d);
 }
 
-/* ==== processes ================================================================================ */
+/* ==== processes ================================================================================
+ */
 
 /* dict_incr NAME COUNT: adds 1 to "n" COUNT times. */
 HELPER(dict_incr) {
@@ -438,7 +438,8 @@ TEST(dict_wait) {
   lxshm_dict_close(d);
 }
 
-/* ==== crashes ================================================================================== */
+/* ==== crashes ==================================================================================
+ */
 
 /* The changes a process may die in, each from a state set up by crash_setup. */
 enum {
@@ -487,8 +488,8 @@ static void crash_setup(lxshm_dict *d, int op) {
   if (op == OP_EVICT || op == OP_RECLAIM) {
     for (i = 0; lxshm_dict_free_space(d) > (op == OP_RECLAIM ? 5000u : 1500u); i++) {
       snprintf(key, sizeof key, "f%d", i);
-      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 1000), 0, 0,
-                              NULL, NULL, &err),
+      CHECK_ST(lxshm_dict_set(d, key, strlen(key), buf, crash_value(buf, key, 0, 1000), 0, 0, NULL,
+                              NULL, &err),
                LXSHM_OK);
     }
   }
@@ -515,19 +516,19 @@ static void crash_run(lxshm_dict *d, int op) {
   unsigned fmt;
   switch (op) {
     case OP_SET_NEW:
-      CHECK_ST(lxshm_dict_set(d, "new", 3, buf, crash_value(buf, "new", 1, 150), 0, 0, NULL, NULL,
-                              &err),
-               LXSHM_OK);
+      CHECK_ST(
+          lxshm_dict_set(d, "new", 3, buf, crash_value(buf, "new", 1, 150), 0, 0, NULL, NULL, &err),
+          LXSHM_OK);
       break;
     case OP_SET_SAME:
-      CHECK_ST(lxshm_dict_set(d, "k3", 2, buf, crash_value(buf, "k3", 1, 120), 0, 0, NULL, NULL,
-                              &err),
-               LXSHM_OK);
+      CHECK_ST(
+          lxshm_dict_set(d, "k3", 2, buf, crash_value(buf, "k3", 1, 120), 0, 0, NULL, NULL, &err),
+          LXSHM_OK);
       break;
     case OP_SET_GROW:
-      CHECK_ST(lxshm_dict_set(d, "k4", 2, buf, crash_value(buf, "k4", 1, 2000), 0, 0, NULL, NULL,
-                              &err),
-               LXSHM_OK);
+      CHECK_ST(
+          lxshm_dict_set(d, "k4", 2, buf, crash_value(buf, "k4", 1, 2000), 0, 0, NULL, NULL, &err),
+          LXSHM_OK);
       break;
     case OP_DELETE:
       CHECK_ST(lxshm_dict_delete(d, "k5", 2, &err), LXSHM_OK);
@@ -559,8 +560,8 @@ static void crash_run(lxshm_dict *d, int op) {
       break;
     case OP_EVICT:
     case OP_RECLAIM:
-      CHECK_ST(lxshm_dict_set(d, "big", 3, buf, crash_value(buf, "big", 1, 3000), 0, 0, NULL,
-                              NULL, &err),
+      CHECK_ST(lxshm_dict_set(d, "big", 3, buf, crash_value(buf, "big", 1, 3000), 0, 0, NULL, NULL,
+                              &err),
                LXSHM_OK);
       break;
     case OP_FLUSH_EXPIRED:
@@ -814,8 +815,7 @@ HELPER(rk_worker) {
         st = lxshm_dict_set(d, key, strlen(key), buf, len, 0, LXSHM_DICT_ADD, NULL, NULL, &err);
         break;
       case RK_REPLACE:
-        st = lxshm_dict_set(d, key, strlen(key), buf, len, 0, LXSHM_DICT_REPLACE, NULL, NULL,
-                            &err);
+        st = lxshm_dict_set(d, key, strlen(key), buf, len, 0, LXSHM_DICT_REPLACE, NULL, NULL, &err);
         break;
       case RK_DELETE:
         st = lxshm_dict_delete(d, key, strlen(key), &err);
