@@ -75,7 +75,7 @@
   X(dict_wait, "dict: a waiter wakes for its key, not for others")                              \
   X(dict_crash_steps, "dict: a process dies at every step of every change")                     \
   X(dict_repairer_dies, "dict: the process repairing a dead one's change dies too")             \
-  X(dict_random_kills, "dict: 1,000 kills at random instants against a model")
+  X(dict_random_kills, "dict: kills at random instants (1,000 on POSIX) against a model")
 
 #define HELPER_LIST(X)                                                                          \
   X(read, 2) X(create, 2) X(write, 3)                             /* tests_segment.c */        \
@@ -84,8 +84,8 @@
   X(wait, 4) X(wake, 2)                                           /* tests_wait.c */           \
   X(pop, 3) X(push, 3) X(produce, 3) X(consume, 3) X(produce_forever, 2) X(drain, 2)          \
   X(lock_queue, 2)                                                /* tests_queue.c */          \
-  X(dict_incr, 2) X(dict_cas, 2) X(dict_wait, 3) X(crash_step, 3) X(repair_step, 2) X(rk_worker, 2) \
-  /* tests_dict.c */ \
+  X(dict_incr, 2) X(dict_cas, 2) X(dict_wait, 3) X(crash_step, 3) X(repair_step, 2)          \
+  X(rk_worker, 2)                                                 /* tests_dict.c */           \
   POSIX_ONLY(X(signal_then_write, 1))                             /* tests_posix.c */          \
   WINDOWS_ONLY(X(create_hold, 1))                                 /* tests_win.c */
 /* clang-format on */
