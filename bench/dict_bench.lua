@@ -320,7 +320,7 @@ local function stop_redis(r)
 end
 
 local redis_server, why_redis = start_redis()
-print(("# get and set of one 16-byte key with a 64-byte value, one process; %d repetitions, "
+print(("# get and set of the same keys and values, one process, against Redis; %d repetitions, "
   .. "medians"):format(lib.REPS))
 if redis_server then
   local r = redis_server.client

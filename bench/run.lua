@@ -170,7 +170,8 @@ for _, m in ipairs({ "get", "set" }) do
   row("same, lxshm from LuaJIT", cell("dict." .. m .. ".lxshm_luajit", 1, "ns"),
     "ngx.shared.DICT", cell("dict." .. m .. ".ngx", 1, "ns"),
     ratio("dict." .. m .. ".ratio.ngx/lxshm_luajit", "faster"))
-  row(("dict `%s`, one key"):format(m), cell("dict.redis." .. m .. ".lxshm", 1, "ns"),
+  row(("dict `%s`, same keys, one process"):format(m),
+    cell("dict.redis." .. m .. ".lxshm", 1, "ns"),
     "Redis (loopback TCP, lua-redis)", cell("dict.redis." .. m .. ".redis", 1, "ns"),
     ratio("dict.redis." .. m .. ".ratio.redis/lxshm", "faster"))
 end
