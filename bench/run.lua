@@ -9,7 +9,7 @@ local lib = require("lib")
 local clock = lib.clock
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
-  "queue_bench" }
+  "queue_bench", "dict_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
@@ -161,6 +161,35 @@ row("64-byte `write` + `read`, one process", cell("segment.write_read.64B.lxshm"
 row("1 MiB `write` + `read`, one process", cell("segment.write_read.1MiB.lxshm"),
   "two `memcpy`s of 1 MiB", cell("segment.write_read.1MiB.memcpy_x2"),
   ratio("segment.write_read.1MiB.ratio.lxshm/memcpy_x2", "the time"))
+-- Dictionaries (bench/dict_bench.lua): the alternative's time or rate over lxshm's.
+for _, m in ipairs({ "get", "set" }) do
+  row(("dict `%s`, 100,000 keys (16 B keys, 64 B values), Lua 5.4"):format(m),
+    cell("dict." .. m .. ".lxshm", 1, "ns"), "ngx.shared.DICT (LuaJIT, in nginx)",
+    cell("dict." .. m .. ".ngx", 1, "ns"), ratio("dict." .. m .. ".ratio.ngx/lxshm",
+      "faster (ngx time ÷ lxshm time)"))
+  row("same, lxshm from LuaJIT", cell("dict." .. m .. ".lxshm_luajit", 1, "ns"),
+    "ngx.shared.DICT", cell("dict." .. m .. ".ngx", 1, "ns"),
+    ratio("dict." .. m .. ".ratio.ngx/lxshm_luajit", "faster"))
+  row(("dict `%s`, same keys, one process"):format(m),
+    cell("dict.redis." .. m .. ".lxshm", 1, "ns"),
+    "Redis (loopback TCP, lua-redis)", cell("dict.redis." .. m .. ".redis", 1, "ns"),
+    ratio("dict.redis." .. m .. ".ratio.redis/lxshm", "faster"))
+end
+row("dict, 4 processes 90% get / 10% set", cell("dict.mix.lxshm.4proc", 1, "M ops/s"),
+  "1 process, same", cell("dict.mix.lxshm.1proc", 1, "M ops/s"),
+  ratio("dict.mix.lxshm.ratio.4proc/1proc", "the rate"))
+row("", "", "ngx.shared.DICT, 4 workers", cell("dict.mix.ngx.4workers", 1, "M ops/s"),
+  ratio("dict.mix.ratio.lxshm4/ngx4", "the rate"))
+row("ngx.shared.DICT 4 workers over 1", cell("dict.mix.ngx.ratio.4workers/1worker", 1, "×"),
+  "", "", "")
+row("change one key of a 10,000-key table: dict `set`", cell("dict.table.dict_set", 1, "µs"),
+  "`seg:update` of the whole table", cell("dict.table.segment_update", 1, "µs"),
+  ratio("dict.table.ratio.segment/dict", "faster"))
+row("dict memory per key (100,000 keys, 16 B + 64 B)", cell("dict.memory.lxshm.per_key", 1, "B"),
+  "ngx.shared.DICT", cell("dict.memory.ngx.per_key", 1, "B"),
+  ratio("dict.memory.ratio.ngx/lxshm", "less memory"))
+row("dict filled before the first eviction (values 16 B..4 KiB)", cell("dict.fill.lxshm", 1, "%"),
+  "ngx.shared.DICT", cell("dict.fill.ngx", 1, "%"), "")
 
 print()
 print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")

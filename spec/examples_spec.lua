@@ -22,6 +22,12 @@ describe("the examples", function()
     assert.matches("60 results, each job done once", out)
   end)
 
+  it("shared_cache: three workers checksum each file once; the monitor sees them all", function()
+    local out = run("examples/shared_cache/run.lua")
+    assert.matches("run: 40 files, each computed once; %d+ cache hits", out)
+    assert.matches("monitor: 40/40 files done", out)
+  end)
+
   it("game_state: the overlay follows the game to the end", function()
     local out = run("examples/game_state/run.lua")
     assert.matches("players.2.hp: 100 %-> 85", out)

@@ -385,6 +385,14 @@ lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadlin
 
   (void)m;
   *owner_died = 0;
+  /* A free lock needs neither the clock nor a timed wait (a third of a dict set's locking). */
+  if (plausible_lock(mx)) {
+    rc = pthread_mutex_trylock(mx);
+    if (rc == 0 || rc == EOWNERDEAD) {
+      *owner_died = rc == EOWNERDEAD;
+      return LXSHM_OK;
+    }
+  }
   for (;;) {
     uint64_t now = lxshm__clock_ns();
     uint64_t until =

@@ -43,7 +43,7 @@
 #define DIR_MAGIC 0x5249444cu         /* "LDIR": an initialized directory */
 #define PAGE_MAGIC 0x4e49574cu        /* "LWIN": a generation's platform page */
 #define OBJ_NAME 160                  /* room for every name above */
-#define MAX_LOCKS 4                   /* lock offsets a handle caches (the core uses two) */
+#define MAX_LOCKS 72                  /* lock offsets a handle caches: up to 64 stripes + 1 */
 #define ALL_ACCESS_RIGHTS 0x001fffffu /* standard and specific rights: all access, any type */
 #define CREATE_TRIES 16               /* generations skipped if a stale one is in the way */
 
