@@ -512,6 +512,32 @@ int lxshm__pid_alive(uint32_t pid) {
   return !(close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z');
 }
 
+uint64_t lxshm__pid_start(uint32_t pid) {
+  char path[32], buf[512], *p;
+  unsigned long long start;
+  ssize_t n;
+  int fd, field;
+  if (!lxshm__pid_alive(pid))
+    return 0;
+  snprintf(path, sizeof path, "/proc/%u/stat", (unsigned)pid);
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    return 1;
+  n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 1;
+  buf[n] = '\0';
+  /* starttime is field 22 (proc(5)), clock ticks since boot; fields 3 on follow the command
+   * name, which ends at the last ')' and may itself hold spaces. */
+  if ((p = strrchr(buf, ')')) == NULL)
+    return 1;
+  for (field = 2; field < 22 && p != NULL; field++)
+    p = strchr(p + 1, ' ');
+  if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
+    return 1;
+  return start + 2; /* never 0 or 1 */
+}
+
 unsigned lxshm__current_cpu(void) {
   int cpu = sched_getcpu(); /* glibc reads it from the rseq area: no system call */
   return cpu >= 0 ? (unsigned)cpu + 1u : 0u;
