@@ -34,7 +34,9 @@ extern "C" {
   X(CORRUPT, 6, "corrupt data")                                                                    \
   X(PERMISSION, 7, "permission denied")                                                            \
   X(UNSUPPORTED, 8, "value cannot be stored")                                                      \
-  X(SYSTEM, 9, "system error")
+  X(SYSTEM, 9, "system error")                                                                     \
+  X(FULL, 10, "no room left")                                                                      \
+  X(CONFLICT, 11, "changed since the version given")
 
 typedef enum lxshm_status {
 #define LXSHM_ENUM_ITEM(name, value, text) LXSHM_##name = value,
