@@ -298,4 +298,4 @@ static const luaL_Reg methods[] = {
     {NULL, NULL}};
 
 const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind, methods,
-                                         describe};
+                                         describe, NULL};

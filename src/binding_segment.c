@@ -291,4 +291,4 @@ static const luaL_Reg methods[] = {
     {"stat", seg_stat}, {NULL, NULL}};
 
 const lxshm__class lxshm__segment_class = {"lxshm.segment", "", &lxshm__segment_kind, methods,
-                                           describe};
+                                           describe, NULL};
