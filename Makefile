@@ -20,8 +20,10 @@ WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-protot
 LXFLAGS  = -std=c11 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(WARN)
 ASANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/platform_posix.c
-MOD_SRC  = $(CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c
+CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/topic.c \
+           src/platform_posix.c
+MOD_SRC  = $(CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c \
+           src/binding_topic.c
 HEADERS  = $(wildcard src/*.h)
 
 MODULE      = build/lxshm/core.so

@@ -15,7 +15,8 @@ WIN_CFLAGS  ?= -O2
 # mingw's own C99 printf family: msvcrt's knows no %zu (internal.h checks formats against it).
 WIN_FORMAT  := -D__USE_MINGW_ANSI_STDIO=1
 WIN_FLAGS    = -std=c11 -Isrc $(WARN) $(WIN_FORMAT)
-WIN_CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/platform_win.c
+WIN_CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/topic.c \
+               src/platform_win.c
 WIN_OBJS     = $(patsubst src/%.c,build/win/obj/%.o,$(WIN_CORE_SRC))
 WIN_LIB      = build/win/liblxshm.a
 WIN_TEST     = build/win/test_win.exe
@@ -89,13 +90,14 @@ test-windows:
 	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && ( $(WIN_EXCHANGE) ))
 
 # The module links against the Lua DLL itself (mingw's linker reads a DLL's exports directly).
-$(WIN_DLL): $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c $(HEADERS)
+$(WIN_DLL): $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c src/binding_topic.c $(HEADERS)
 	@test -f $(LUA_WIN_INC)/lua.h -a -f $(LUA_WIN_LIB) || { \
 	  echo "lxshm: no Windows Lua 5.4: $(LUA_WIN_INC)/lua.h or $(LUA_WIN_LIB) is missing."; \
 	  echo "  Build one with: sh scripts/build-win-lua.sh (into build/win-lua)"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -I$(LUA_WIN_INC) -DLUA_BUILD_AS_DLL -DLXSHM_BUILDING_DLL \
-	  -shared -o $@ $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c $(LUA_WIN_LIB)
+	  -shared -o $@ $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c src/binding_topic.c \
+	  $(LUA_WIN_LIB)
 
 windows-lua:
 	$(call deps,windows)

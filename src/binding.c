@@ -16,7 +16,8 @@
 #define SCRATCH_KEEP (64u << 20) /* a handle keeps a copy buffer up to this size for reuse */
 
 /* Every kind Lua sees. Adding a kind adds a line here. */
-static const lxshm__class *const classes[] = {&lxshm__segment_class, &lxshm__queue_class};
+static const lxshm__class *const classes[] = {&lxshm__segment_class, &lxshm__queue_class,
+                                              &lxshm__topic_class};
 
 /* ---- results ------------------------------------------------------------------------------ */
 

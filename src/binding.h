@@ -40,6 +40,7 @@ struct lxshm__class {
 
 extern const lxshm__class lxshm__segment_class;
 extern const lxshm__class lxshm__queue_class;
+extern const lxshm__class lxshm__topic_class;
 
 /* ---- handles ------------------------------------------------------------------------------ */
 
