@@ -195,15 +195,37 @@ function commands.next(name, from, timeout)
   end
 end
 
---- read_forever NAME: subscribe from "oldest" and read and check messages until killed.
-function commands.read_forever(name)
+--- read_forever NAME [SUBNAME [PRINT]]: subscribe from "oldest" (as SUBNAME if given), say
+-- "reading", then read and check messages until killed, with next or (every other call)
+-- next_many. With PRINT, reads with next only and prints the seq of every message on a line of
+-- its own as soon as it is returned, so that what a killed reader got is on record.
+function commands.read_forever(name, subname, print_seqs)
   local t = assert(lxshm.open_topic(name))
-  local sub = assert(t:subscribe("oldest"))
+  local sub = assert(t:subscribe(subname and subname ~= "" and { name = subname, from = "oldest" }
+    or "oldest"))
+  io.stdout:setvbuf("line")
   say("reading")
+  local k = 0
   while true do
-    local v, seq = sub:next()
-    if type(v) == "table" then
-      M.check(v, seq)
+    k = k + 1
+    if k % 2 == 0 or print_seqs then
+      local v, seq = sub:next()
+      if type(v) == "table" then
+        M.check(v, seq)
+      end
+      if print_seqs then
+        io.write(seq, "\n")
+      end
+    else
+      local values, n, first = sub:next_many(1 + k % 7)
+      for i = 1, n do
+        if type(values[i]) == "table" then
+          M.check(values[i], first + i - 1)
+        end
+        if print_seqs then
+          io.write(first + i - 1, "\n")
+        end
+      end
     end
   end
 end
