@@ -1,11 +1,18 @@
 # lxshm — build, test, demo, benchmark and install. `make help` lists the targets.
 #
 # Variables a packager may set (luarocks sets the first group):
-#   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR PREFIX WERROR
+#   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR
+#   PREFIX DESTDIR INCDIR LIBDIR WERROR AR
 
+# The Lua runtime to build for and test with: lua5.1, lua5.2, lua5.3, lua5.4 (the default) or
+# luajit. Each gets its headers from pkg-config and a build directory of its own (a module built
+# for one does not load in another); lua5.4's is build/ itself (build/lxshm/core.so).
 LUA        ?= lua5.4
-LUA_VERSION = 5.4
-LUA_INCDIR ?= /usr/include/lua$(LUA_VERSION)
+LUA_PKG     = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+LUA_VERSION = $(if $(filter luajit,$(LUA_PKG)),5.1,$(patsubst lua%,%,$(LUA_PKG)))
+LUA_INCDIR ?= $(or $(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags $(LUA_PKG) \
+                2>/dev/null))),/usr/include/$(LUA_PKG))
+LUA_BUILD   = $(if $(filter lua5.4,$(LUA_PKG)),build,build/$(LUA_PKG))
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 LIBFLAG    ?= -shared
@@ -13,6 +20,8 @@ WERROR     ?= -Werror
 PREFIX     ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INCDIR     ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
 BUSTED     ?= /usr/bin/busted
 
 # Our flags come after the caller's, so a packager's CFLAGS cannot turn the warnings off.
@@ -20,85 +29,156 @@ WARN     = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-protot
 LXFLAGS  = -std=c11 -fPIC -fvisibility=hidden -I$(LUA_INCDIR) $(WARN)
 ASANFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 
-CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/topic.c \
-           src/platform_posix.c
-MOD_SRC  = $(CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c \
-           src/binding_topic.c
+# Every source list (core, platforms, Lua module, C tests) comes from mk/sources.mk.
+include mk/sources.mk
 HEADERS  = $(wildcard src/*.h)
 
-MODULE      = build/lxshm/core.so
+# Objects of a list of src/ files in a build directory: $(call objs,DIR,FILES).
+objs = $(patsubst src/%.c,$(1)/%.o,$(2))
+LIB_OBJS      = $(call objs,build/obj,$(CORE_SRC) $(POSIX_SRC))
+MOD_OBJS      = $(LIB_OBJS) $(call objs,$(LUA_BUILD)/lua-obj,$(LUA_SRC))
+ASAN_LIB_OBJS = $(call objs,build/asan/obj,$(CORE_SRC) $(POSIX_SRC))
+ASAN_MOD_OBJS = $(ASAN_LIB_OBJS) $(call objs,build/asan/lua-obj,$(LUA_SRC))
+
+MODULE      = $(LUA_BUILD)/lxshm/core.so
 ASAN_MODULE = build/asan/lxshm/core.so
-TESTPROC    = build/test/proc.so
+LIB         = build/liblxshm.a
+ASAN_LIB    = build/asan/liblxshm.a
+EXAMPLE     = build/exchange
+TESTPROC    = $(LUA_BUILD)/test/proc.so
 ASAN_TESTPROC = build/asan/test/proc.so
 CTEST       = build/test_core
-BENCHCLOCK  = build/bench/clock.so
+BENCHCLOCK  = $(LUA_BUILD)/bench/clock.so
 
 # Tests run the interpreter on the specs directly: /usr/bin/busted starts with `env lua`,
 # which is Lua 5.1 once lua-check is installed (see TOOLCHAIN notes in README.md).
+# Children of the specs run the same runtime (LXSHM_TEST_LUA may name a wrapper instead).
+LXSHM_TEST_LUA ?= $(LUA)
+export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
-LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;'
+LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz lint install uninstall clean help
+.PHONY: all test ctest specs asan valgrind demo bench fuzz fuzz-object lint format format-check install \
+  install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
-all: $(MODULE)
+all: $(MODULE) $(LIB)
 
 help:
-	@echo "make            build $(MODULE)"
+	@echo "make            build $(MODULE) and $(LIB) (the core for C hosts)"
 	@echo "make demo       two processes exchanging tables through a segment"
-	@echo "make test       C tests of the core, then the busted suite (installs what is missing)"
+	@echo "make test       C tests of the core and the C example, then the busted suite"
+	@echo "                (installs the Debian packages that are missing)"
 	@echo "make asan       the whole suite against an ASan+UBSan build"
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
 	@echo "make fuzz       the decoder under libFuzzer for FUZZ_TIME seconds (default 60)"
+	@echo "make fuzz-object   every method on fuzzed object bytes (header, lock, slots, rings)"
 	@echo "make windows    cross-build the core, C tests and C example with mingw-w64"
 	@echo "make test-windows      run the Windows C tests under Wine"
 	@echo "make windows-lua LUA_WIN=DIR   build lxshm/core.dll against a Windows Lua 5.4"
 	@echo "make test-windows-lua  build Lua 5.4 for Windows from Debian's source, smoke-test it"
 	@echo "make lint       luacheck over the Lua sources"
-	@echo "make install PREFIX=/usr/local"
+	@echo "make format     clang-format (Debian's 14, .clang-format) every C file in place"
+	@echo "make format-check   list the C files clang-format would change; fail if any"
+	@echo "make install PREFIX=/usr/local   the Lua module, and lxshm.h and liblxshm.a for C hosts"
+	@echo "                (install-lua, install-dev: one of them; uninstall* undo them)"
 	@echo "make clean"
 
-$(MODULE): $(MOD_SRC) $(HEADERS) | check-headers
+# Each file is compiled once per build directory; the module links the same objects as the
+# static library, plus the codec and the binding.
+build/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) $(LIBFLAG) -o $@ $(MOD_SRC)
+	$(CC) $(CFLAGS) $(LXFLAGS) -c -o $@ $<
 
-$(ASAN_MODULE): $(MOD_SRC) $(HEADERS) | check-headers
+build/asan/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -c -o $@ $<
+
+# Only the Lua files need Lua's headers, and they are built once per runtime: the C library
+# and its tests build without them.
+$(LUA_BUILD)/lua-obj/%.o: src/%.c $(HEADERS) | check-headers
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) -c -o $@ $<
+
+build/asan/lua-obj/%.o: src/%.c $(HEADERS) | check-headers
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $(LIB_OBJS)
+
+$(ASAN_LIB): $(ASAN_LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $(ASAN_LIB_OBJS)
+
+$(MODULE): $(MOD_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) $(LIBFLAG) -o $@ $(MOD_OBJS)
+
+$(ASAN_MODULE): $(ASAN_MOD_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(LXFLAGS) -shared -fsanitize=address,undefined -Wl,-z,nodelete \
-	  -o $@ $(MOD_SRC)
+	  -o $@ $(ASAN_MOD_OBJS)
 
 $(TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE $(LIBFLAG) -o $@ $<
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc $(LIBFLAG) -o $@ $<
 
 $(ASAN_TESTPROC): spec/helpers/proc.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -shared -fsanitize=address,undefined -o $@ $<
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -shared -fsanitize=address,undefined -o $@ $<
 
 $(BENCHCLOCK): bench/clock.c | check-headers
 	@mkdir -p $(dir $@)
-	$(CC) -O2 $(LXFLAGS) $(LIBFLAG) -o $@ $<
+	$(CC) -O2 $(LXFLAGS) -Isrc $(LIBFLAG) -o $@ $<
 
-$(CTEST): spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
+# C programs link the static library, as a C host would. The C tests are the shared bodies and
+# the POSIX runner (mk/sources.mk); they also read internal headers, to steer a segment.
+CTEST_POSIX = $(CTEST_SRC) $(CTEST_POSIX_SRC)
+CTEST_HEADERS = $(wildcard spec/c/*.h)
 
-build/asan/test_core: spec/c/test_core.c spec/c/check.h $(CORE_SRC) $(HEADERS)
+$(CTEST): $(CTEST_POSIX) $(CTEST_HEADERS) $(LIB) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ spec/c/test_core.c $(CORE_SRC)
+	$(CC) $(CFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(CTEST_POSIX) $(LIB)
+
+build/asan/test_core: $(CTEST_POSIX) $(CTEST_HEADERS) $(ASAN_LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(LXFLAGS) -D_GNU_SOURCE -Isrc -o $@ $(CTEST_POSIX) $(ASAN_LIB)
+
+$(EXAMPLE): examples/c/exchange.c $(LIB) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LXFLAGS) -Isrc -o $@ examples/c/exchange.c $(LIB)
 
 check-headers:
-	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: Lua 5.4 headers not found in $(LUA_INCDIR)."; \
-	  echo "  Install them with: sudo apt-get install -y liblua5.4-dev (or run make test/demo)"; exit 1; }
+	@test -f $(LUA_INCDIR)/lua.h || { echo "lxshm: $(LUA_PKG) headers not found in $(LUA_INCDIR)."; \
+	  echo "  Install them with: sudo apt-get install -y $(LUA_DEV) (or run make test/demo)"; exit 1; }
 
-# Installs (or asks for) the Debian packages a target needs: $(call deps,test).
-deps = @sh scripts/ensure-deps.sh $(1)
+# Installs (or asks for) the Debian packages a target needs, for the runtime chosen:
+# $(call deps,test).
+LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
+deps = @LXSHM_LUA_PKG=$(LUA_PKG) sh scripts/ensure-deps.sh $(1)
 
-ctest: $(CTEST)
+# The C example: `exchange wait` in the background, `exchange send` once it says it is ready;
+# $(call exchange_check,COMMAND) runs it with COMMAND (the exe, or Wine and the exe).
+define exchange_check
+	name=exchange-$$$$; out=$$(mktemp); \
+	$(1) wait $$name >$$out 2>&1 & pid=$$!; \
+	i=0; until grep -q '^ready' $$out || ! kill -0 $$pid 2>/dev/null || [ $$i -ge 300 ]; do \
+	  i=$$((i + 1)); sleep 0.1; done; \
+	$(1) send $$name 'hello from another process'; s=$$?; \
+	wait $$pid; w=$$?; cat $$out; \
+	grep -q '^received: hello from another process' $$out && [ $$s -eq 0 ] && [ $$w -eq 0 ]; \
+	rc=$$?; rm -f $$out; echo "example: exchange $$([ $$rc -eq 0 ] && echo passed || echo FAILED)"; \
+	exit $$rc
+endef
+
+ctest: $(CTEST) $(EXAMPLE)
 	./$(CTEST)
+	@$(call exchange_check,./$(EXAMPLE))
 
 specs: $(MODULE) $(TESTPROC)
-	$(RUN_SPECS)
+	$(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
 
 test:
 	$(call deps,test)
@@ -115,7 +195,7 @@ valgrind:
 	$(call deps,test)
 	@$(MAKE) --no-print-directory $(MODULE) $(TESTPROC)
 	LXSHM_TEST_SLOW=4 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	  --keep-debuginfo=yes --error-exitcode=99 $(RUN_SPECS)
+	  --keep-debuginfo=yes --error-exitcode=99 $(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
 
 demo:
 	$(call deps,demo)
@@ -127,18 +207,20 @@ demo:
 bench:
 	$(call deps,bench)
 	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
-	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' $(LUA) bench/run.lua
+	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' $(LUA) bench/run.lua
 
 # The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
 # go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.
 FUZZ_TIME ?= 60
 FUZZER = build/fuzz/decode_fuzz
 
-$(FUZZER): fuzz/decode_fuzz.c src/codec.c src/status.c $(HEADERS)
+# The codec with the whole core and platform, so that whatever the codec comes to call links.
+FUZZ_SRC = fuzz/decode_fuzz.c $(CODEC_SRC) $(CORE_SRC) $(POSIX_SRC)
+
+$(FUZZER): $(FUZZ_SRC) $(HEADERS)
 	@mkdir -p $(dir $@)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
-	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ fuzz/decode_fuzz.c src/codec.c \
-	  src/status.c -llua$(LUA_VERSION)
+	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ $(FUZZ_SRC) -llua$(LUA_VERSION)
 
 fuzz:
 	$(call deps,fuzz)
@@ -147,16 +229,80 @@ fuzz:
 	nice ./$(FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
 	  -print_final_stats=1 fuzz/work fuzz/seeds
 
+# Everything that reads an object's bytes, from the Lua methods down (fuzz/object_fuzz.c):
+# FUZZ_TIME seconds, findings to fuzz/findings; it starts from no corpus (each input is laid
+# over a valid new object).
+OBJECT_FUZZER = build/fuzz/object_fuzz
+OBJECT_FUZZ_SRC = fuzz/object_fuzz.c $(LUA_SRC) $(CORE_SRC) $(POSIX_SRC)
+
+$(OBJECT_FUZZER): $(OBJECT_FUZZ_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
+	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ $(OBJECT_FUZZ_SRC) -llua$(LUA_VERSION)
+
+fuzz-object:
+	$(call deps,fuzz)
+	@$(MAKE) --no-print-directory $(OBJECT_FUZZER)
+	@mkdir -p fuzz/object-work fuzz/findings
+	nice ./$(OBJECT_FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
+	  -print_final_stats=1 -max_len=4096 fuzz/object-work
+
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/
 
-install: $(MODULE)
+# Every C file and header of the project, found by pattern so that a new one is covered too.
+# Debian's clang-format 14 is the reference: other versions lay some constructs out otherwise.
+FORMAT_FILES = $(sort $(wildcard src/*.c src/*.h spec/c/*.c spec/c/*.h spec/helpers/*.c \
+  examples/c/*.c examples/c/*.h bench/*.c fuzz/*.c))
+ifeq ($(origin CLANG_FORMAT),undefined)
+CLANG_FORMAT := $(shell command -v clang-format-14 2>/dev/null || echo clang-format)
+endif
+
+format:
+	$(call deps,format)
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+format-check:
+	$(call deps,format)
+	@bad=""; for f in $(FORMAT_FILES); do \
+	  $(CLANG_FORMAT) --dry-run -Werror "$$f" >/dev/null 2>&1 || bad="$$bad $$f"; \
+	done; \
+	if [ -n "$$bad" ]; then \
+	  echo "format-check: clang-format would change these files (make format fixes them):"; \
+	  for f in $$bad; do echo "  $$f"; done; exit 1; \
+	fi; \
+	echo "format-check: $(words $(FORMAT_FILES)) C files as clang-format lays them out"
+
+# install = install-lua (the module, where Lua looks) + install-dev (header and static library
+# for C hosts: cc host.c -llxshm). luarocks runs `make install INST_LIBDIR=… INST_LUADIR=…` into
+# a rock tree, which has no place for a C library, and sets no PREFIX: when INST_LIBDIR comes from
+# the command line, install is install-lua alone (INSTALL_DEV=yes forces the rest).
+ifeq ($(origin INST_LIBDIR),command line)
+INSTALL_DEV ?= no
+else
+INSTALL_DEV ?= yes
+endif
+
+install: install-lua $(if $(filter yes,$(INSTALL_DEV)),install-dev)
+
+install-lua: $(MODULE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/lxshm $(DESTDIR)$(INST_LUADIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so
 	install -m 0644 lua/lxshm.lua $(DESTDIR)$(INST_LUADIR)/lxshm.lua
 
-uninstall:
+install-dev: $(LIB)
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)
+	install -m 0644 src/lxshm.h $(DESTDIR)$(INCDIR)/lxshm.h
+	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/liblxshm.a
+
+uninstall: uninstall-lua $(if $(filter yes,$(INSTALL_DEV)),uninstall-dev)
+
+uninstall-lua:
 	rm -f $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so $(DESTDIR)$(INST_LUADIR)/lxshm.lua
+	-rmdir $(DESTDIR)$(INST_LIBDIR)/lxshm 2>/dev/null
+
+uninstall-dev:
+	rm -f $(DESTDIR)$(INCDIR)/lxshm.h $(DESTDIR)$(LIBDIR)/liblxshm.a
 
 clean:
 	rm -rf build

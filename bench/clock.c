@@ -2,15 +2,16 @@
  * plain memcpy timed in C as the baseline the segment figures are compared with; plus the few
  * process facts the cross-process benchmarks need (sleep, pid, context switches). Never part of
  * lxshm itself. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "compat.h"
 
 static double now(void) {
   struct timespec ts;
@@ -105,9 +106,11 @@ int luaopen_bench_clock(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_bench_clock(lua_State *L) {
   static const luaL_Reg funcs[] = {
-      {"now", clock_now},     {"cpu", clock_cpu}, {"cputime", clock_cputime},
-      {"sleep", clock_sleep}, {"pid", clock_pid}, {"switches", clock_switches},
-      {"memcpy", clock_memcpy}, {NULL, NULL}};
-  luaL_newlib(L, funcs);
+      {"now", clock_now},       {"cpu", clock_cpu}, {"cputime", clock_cputime},
+      {"sleep", clock_sleep},   {"pid", clock_pid}, {"switches", clock_switches},
+      {"memcpy", clock_memcpy}, {NULL, NULL},
+  };
+  luaL_newlibtable(L, funcs);
+  luaL_setfuncs(L, funcs, 0);
   return 1;
 }

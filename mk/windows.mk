@@ -15,9 +15,8 @@ WIN_CFLAGS  ?= -O2
 # mingw's own C99 printf family: msvcrt's knows no %zu (internal.h checks formats against it).
 WIN_FORMAT  := -D__USE_MINGW_ANSI_STDIO=1
 WIN_FLAGS    = -std=c11 -Isrc $(WARN) $(WIN_FORMAT)
-WIN_CORE_SRC = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/topic.c \
-               src/platform_win.c
-WIN_OBJS     = $(patsubst src/%.c,build/win/obj/%.o,$(WIN_CORE_SRC))
+WIN_OBJS     = $(patsubst src/%.c,build/win/obj/%.o,$(CORE_SRC) $(WIN_SRC)) # mk/sources.mk
+WIN_DLL_SRC  = $(CORE_SRC) $(WIN_SRC) $(LUA_SRC)
 WIN_LIB      = build/win/liblxshm.a
 WIN_TEST     = build/win/test_win.exe
 WIN_EXAMPLE  = build/win/exchange.exe
@@ -53,8 +52,11 @@ $(WIN_LIB): $(WIN_OBJS)
 	@rm -f $@
 	$(WIN_AR) rcs $@ $(WIN_OBJS)
 
-$(WIN_TEST): spec/c/test_win.c spec/c/check.h $(WIN_LIB) $(HEADERS)
-	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ spec/c/test_win.c $(WIN_LIB)
+# The shared C test bodies and the Windows runner (mk/sources.mk).
+WIN_TEST_SRC = $(CTEST_SRC) $(CTEST_WIN_SRC)
+
+$(WIN_TEST): $(WIN_TEST_SRC) $(wildcard spec/c/*.h) $(WIN_LIB) $(HEADERS)
+	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ $(WIN_TEST_SRC) $(WIN_LIB)
 
 $(WIN_EXAMPLE): examples/c/exchange.c $(WIN_LIB) $(HEADERS)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -o $@ examples/c/exchange.c $(WIN_LIB)
@@ -74,30 +76,20 @@ define wine_run
 	exit $$rc
 endef
 
-# The example: `exchange wait` in the background, `exchange send` once it says it is ready.
-WIN_EXCHANGE = name=exchange-$$$$; out=$$(mktemp); \
-	$(WINE) $(WIN_EXAMPLE) wait $$name >$$out 2>&1 & pid=$$!; \
-	i=0; until grep -q '^ready' $$out || [ $$i -ge 300 ]; do i=$$((i + 1)); sleep 0.1; done; \
-	$(WINE) $(WIN_EXAMPLE) send $$name 'hello from another process'; s=$$?; \
-	wait $$pid; w=$$?; cat $$out; \
-	grep -q '^received: hello from another process' $$out && [ $$s -eq 0 ] && [ $$w -eq 0 ]; \
-	rc=$$?; rm -f $$out; echo "example: exchange $$([ $$rc -eq 0 ] && echo passed || echo FAILED)"; \
-	exit $$rc
-
 test-windows:
 	$(call deps,windows)
 	@$(MAKE) --no-print-directory windows-build
-	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && ( $(WIN_EXCHANGE) ))
+	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && \
+	  ( $(call exchange_check,$(WINE) $(WIN_EXAMPLE)) ))
 
 # The module links against the Lua DLL itself (mingw's linker reads a DLL's exports directly).
-$(WIN_DLL): $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c src/binding_topic.c $(HEADERS)
+$(WIN_DLL): $(WIN_DLL_SRC) $(HEADERS)
 	@test -f $(LUA_WIN_INC)/lua.h -a -f $(LUA_WIN_LIB) || { \
 	  echo "lxshm: no Windows Lua 5.4: $(LUA_WIN_INC)/lua.h or $(LUA_WIN_LIB) is missing."; \
 	  echo "  Build one with: sh scripts/build-win-lua.sh (into build/win-lua)"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -I$(LUA_WIN_INC) -DLUA_BUILD_AS_DLL -DLXSHM_BUILDING_DLL \
-	  -shared -o $@ $(WIN_CORE_SRC) src/codec.c src/binding.c src/binding_segment.c src/binding_queue.c src/binding_topic.c \
-	  $(LUA_WIN_LIB)
+	  -shared -o $@ $(WIN_DLL_SRC) $(LUA_WIN_LIB)
 
 windows-lua:
 	$(call deps,windows)

@@ -1,16 +1,32 @@
 #!/bin/sh
-# ensure-deps.sh [demo|test|bench|fuzz|windows] — make sure the Debian packages a make target needs
-# are installed. Installs what is missing when it can (root, or sudo without a password);
-# otherwise prints the one command to run and fails. Changes nothing when all is present.
+# ensure-deps.sh [demo|test|bench|fuzz|windows|format] — make sure the Debian packages a make
+# target needs are installed. Installs what is missing when it can (root, or sudo without a
+# password); otherwise prints the one command to run and fails. Changes nothing when all is
+# present.
 set -eu
 
-need="gcc libc6-dev make lua5.4 liblua5.4-dev"
+# The Lua runtime the target builds for (the Makefile passes it): its interpreter and headers.
+# LuaJIT comes as Debian's luajit or OpenResty's luajit2 (which nginx's Lua module needs):
+# either will do, and luajit2 is what gets installed.
+case "${LXSHM_LUA_PKG:-lua5.4}" in
+  luajit)
+    if dpkg-query -W -f='${Status}' libluajit-5.1-dev 2>/dev/null | grep -q "ok installed"; then
+      lua="luajit libluajit-5.1-dev"
+    else
+      lua="luajit2 libluajit2-5.1-dev"
+    fi ;;
+  lua5.1) lua="lua5.1 liblua5.1-0-dev" ;;
+  lua5.2 | lua5.3 | lua5.4) lua="$LXSHM_LUA_PKG lib$LXSHM_LUA_PKG-dev" ;;
+  *) lua="lua5.4 liblua5.4-dev" ;;
+esac
+need="gcc libc6-dev make pkg-config $lua"
 case "${1:-test}" in
   demo) ;;
   test) need="$need lua-busted python3-msgpack valgrind" ;;
   bench) need="$need lua-cjson lua-messagepack lua-socket lua-redis redis-server" ;;
   windows) need="$need mingw-w64 wine64" ;;
   fuzz) need="$need clang libclang-rt-14-dev" ;;
+  format) need="clang-format" ;; # the C sources only: no compiler or Lua needed
   *) echo "ensure-deps.sh: unknown target '$1'" >&2; exit 2 ;;
 esac
 

@@ -185,9 +185,9 @@ static options check_options(lua_State *L, int arg, unsigned allowed, const lxsh
              cls->option(L, key, len, arg, o.params))
       ;
     else
-      luaL_argerror(L, arg,
-                    lua_pushfstring(L, "unknown option '%s'",
-                                    key != NULL && strlen(key) == len ? key : "?"));
+      luaL_argerror(
+          L, arg,
+          lua_pushfstring(L, "unknown option '%s'", key != NULL && strlen(key) == len ? key : "?"));
     lua_pop(L, 1);
   }
   return o;
@@ -400,7 +400,10 @@ static int construct(lua_State *L, enum verb verb) {
   if (verb != OPEN)
     size = check_size(L, 2);
   o = check_options(L, verb == OPEN ? 2 : 3,
-                    verb == CREATE ? OPT_MODE : verb == OPEN ? OPT_OPEN : OPT_MODE | OPT_OPEN, cls);
+                    verb == CREATE ? OPT_MODE
+                    : verb == OPEN ? OPT_OPEN
+                                   : OPT_MODE | OPT_OPEN,
+                    cls);
   if (verb != OPEN && size == 0) {
     lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
                 (unsigned long long)LXSHM_SIZE_MAX);
@@ -452,8 +455,8 @@ static int mod_remove(lua_State *L) {
 /* strerror(code) -> description, NAME ("unknown status", "UNKNOWN" for other numbers). */
 static int mod_strerror(lua_State *L) {
   lua_Number code = luaL_checknumber(L, 1);
-  lxshm_status st = (code >= 0 && code <= INT_MAX && code == floor(code)) ? (lxshm_status)code
-                                                                          : (lxshm_status)-1;
+  lxshm_status st =
+      (code >= 0 && code <= INT_MAX && code == floor(code)) ? (lxshm_status)code : (lxshm_status)-1;
   lua_pushstring(L, lxshm_strerror(st));
   lua_pushstring(L, lxshm_status_name(st));
   return 2;
@@ -506,8 +509,8 @@ static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
                                      {"decode", mod_decode},
                                      {NULL, NULL}};
 
-static const luaL_Reg handle_methods[] = {{"close", handle_close}, {"name", handle_name},
-                                          {NULL, NULL}};
+static const luaL_Reg handle_methods[] = {
+    {"close", handle_close}, {"name", handle_name}, {NULL, NULL}};
 
 static const luaL_Reg handle_meta[] = {
     {"__gc", handle_gc}, {"__close", handle_close}, {"__tostring", handle_tostring}, {NULL, NULL}};
@@ -560,8 +563,8 @@ LXSHM_API int luaopen_lxshm_core(lua_State *L) {
   luaL_setfuncs(L, mod_funcs, 1);
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
     add_constructors(L, classes[i]);
-#define LXSHM_CONSTANT(name, value, text)                                                         \
-  lua_pushinteger(L, value);                                                                       \
+#define LXSHM_CONSTANT(name, value, text) \
+  lua_pushinteger(L, value);              \
   lua_setfield(L, -2, #name);
   LXSHM_STATUS_MAP(LXSHM_CONSTANT)
 #undef LXSHM_CONSTANT

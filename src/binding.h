@@ -25,10 +25,10 @@ typedef struct lxshm__handle {
 
 /* A kind as Lua sees it. */
 struct lxshm__class {
-  const char *mt;            /* metatable name, also __name: "lxshm.segment" */
-  const char *suffix;        /* of the module's constructors: "" (create), "_queue" (create_queue) */
-  const lxshm__kind *kind;   /* the core's kind */
-  const luaL_Reg *methods;   /* the kind's own methods; close, name and the metamethods are shared */
+  const char *mt;          /* metatable name, also __name: "lxshm.segment" */
+  const char *suffix;      /* of the module's constructors: "" (create), "_queue" (create_queue) */
+  const lxshm__kind *kind; /* the core's kind */
+  const luaL_Reg *methods; /* the kind's own methods; close, name and the metamethods are shared */
   /* Pushes what __tostring shows after the name of an open handle: "(4096 bytes)". */
   void (*describe)(lua_State *L, lxshm__handle *h);
   /* Reads a creation option of the kind's own (create, attach), whose value is on the stack

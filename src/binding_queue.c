@@ -30,8 +30,8 @@ static int queue_push(lua_State *L) {
   luaL_checkany(L, 2);
   lxshm__interrupt_for(L, &intr);
   lxshm__hold(h);
-  st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)lxshm__queue_max_value(queue_of(h)),
-                     &out, &len, &err);
+  st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)lxshm__queue_max_value(queue_of(h)), &out,
+                     &len, &err);
   if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
     st = lxshm__queue_push(queue_of(h), out, len, LXSHM__FORMAT_MSGPACK, timeout, &intr, &err);
   lxshm__drop(h);
@@ -84,8 +84,7 @@ static int queue_peek(lua_State *L) {
 
 /* Replaces the copy buffer at stack index `at` (holding `used` bytes) with one of at least
  * `need` bytes, keeping its contents. Raises only on memory errors. */
-static char *batch_grow(lua_State *L, int at, size_t used, size_t need, size_t limit,
-                        size_t *cap) {
+static char *batch_grow(lua_State *L, int at, size_t used, size_t need, size_t limit, size_t *cap) {
   size_t want = *cap * 2 > need ? *cap * 2 : need;
   char *old = (char *)lua_touserdata(L, at), *buf;
   if (want > limit)
@@ -120,8 +119,10 @@ static lxshm_status encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, 
     }
     rec = (size_t)lxshm__record_size(len);
     if (*used + rec > size)
-      return lxshm__fail(err, LXSHM_INVALID_SIZE, "%lld values take more than the queue's %llu "
-                         "bytes", (long long)n, (unsigned long long)h->size);
+      return lxshm__fail(err, LXSHM_INVALID_SIZE,
+                         "%lld values take more than the queue's %llu "
+                         "bytes",
+                         (long long)n, (unsigned long long)h->size);
     if (*used + rec > cap) {
       /* Growing allocates, which may run a finalizer that encodes: out may be stale after it,
        * so encode this value again. */
@@ -291,11 +292,11 @@ static void describe(lua_State *L, lxshm__handle *h) {
   lua_pop(L, 1);
 }
 
-static const luaL_Reg methods[] = {
-    {"push", queue_push}, {"pop", queue_pop},     {"push_many", queue_push_many},
-    {"pop_many", queue_pop_many}, {"peek", queue_peek}, {"count", queue_count},
-    {"size", queue_size}, {"used", queue_used},   {"stat", queue_stat},
-    {NULL, NULL}};
+static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue_pop},
+                                   {"push_many", queue_push_many}, {"pop_many", queue_pop_many},
+                                   {"peek", queue_peek},           {"count", queue_count},
+                                   {"size", queue_size},           {"used", queue_used},
+                                   {"stat", queue_stat},           {NULL, NULL}};
 
-const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind, methods,
-                                         describe, NULL};
+const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind,
+                                         methods,       describe, NULL};

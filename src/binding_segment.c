@@ -285,10 +285,11 @@ static void describe(lua_State *L, lxshm__handle *h) {
   lua_remove(L, -2);
 }
 
-static const luaL_Reg methods[] = {
-    {"size", seg_size}, {"version", seg_version}, {"write", seg_write}, {"read", seg_read},
-    {"put", seg_put},   {"get", seg_get},         {"update", seg_update}, {"wait", seg_wait},
-    {"stat", seg_stat}, {NULL, NULL}};
+static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_version},
+                                   {"write", seg_write},   {"read", seg_read},
+                                   {"put", seg_put},       {"get", seg_get},
+                                   {"update", seg_update}, {"wait", seg_wait},
+                                   {"stat", seg_stat},     {NULL, NULL}};
 
-const lxshm__class lxshm__segment_class = {"lxshm.segment", "", &lxshm__segment_kind, methods,
-                                           describe, NULL};
+const lxshm__class lxshm__segment_class = {"lxshm.segment", "",       &lxshm__segment_kind,
+                                           methods,         describe, NULL};

@@ -8,7 +8,7 @@
 
 #include "lxshm.h"
 
-#if defined(__MINGW32__) /* gcc reads "printf" as msvcrt's dialect there; the build uses mingw's
+#if defined(__MINGW32__) /* gcc reads "printf" as msvcrt's dialect there; the build uses mingw's \
                            C99 printf family (__USE_MINGW_ANSI_STDIO), so check that one */
 #define LXSHM__PRINTF(f, a) __attribute__((format(gnu_printf, f, a)))
 #elif defined(__GNUC__)
@@ -31,7 +31,8 @@ uint64_t lxshm__deadline(double timeout);
 
 /* ---- what a stored value's bytes are --------------------------------------------------- */
 
-#define LXSHM__CODEC_VERSION 1 /* format of put/get values (doc/FORMAT.md), kept in every header */
+/* The format of put/get values (doc/FORMAT.md), kept in every header. */
+#define LXSHM__CODEC_VERSION 1
 
 #define LXSHM__FORMAT_RAW 0     /* bytes from write(): get() returns them as a string */
 #define LXSHM__FORMAT_MSGPACK 1 /* bytes from put(): get() decodes them */
@@ -43,8 +44,8 @@ lxshm_status lxshm__write(lxshm_segment *seg, const void *head, size_t hlen, con
                           size_t len, unsigned format, double timeout, lxshm_error *err);
 
 /* As lxshm_read, and also gives the value's format tag (may be NULL). */
-lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
-                         uint64_t *version, unsigned *format, lxshm_error *err);
+lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len, uint64_t *version,
+                         unsigned *format, lxshm_error *err);
 
 /* Where a lock-free read copies the value straight out of the mapping (the binding makes a Lua
  * string of it: one copy instead of two). take(ud, data, len, format) copies what it wants of
@@ -82,8 +83,7 @@ void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, u
  * Fails with INVALID_SIZE (hlen + len above the capacity), leaving the stored value unchanged.
  * Wakes waiters once the lock is released. */
 lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *head, size_t hlen,
-                                  const void *data, size_t len, unsigned format,
-                                  lxshm_error *err);
+                                  const void *data, size_t len, unsigned format, lxshm_error *err);
 
 /* ---- waiting ----------------------------------------------------------------------------- */
 
@@ -108,9 +108,9 @@ lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, uns
 
 /* As lxshm_queue_pop (remove = 1) or lxshm_queue_peek (remove = 0, timeout 0 expected), giving
  * the value's format tag too. */
-lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
-                               unsigned *format, int remove, double timeout,
-                               const lxshm__interrupt *intr, lxshm_error *err);
+lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len, unsigned *format,
+                               int remove, double timeout, const lxshm__interrupt *intr,
+                               lxshm_error *err);
 
 /* The largest value one push can take: what an empty queue holds as one record. */
 uint64_t lxshm__queue_max_value(const lxshm_queue *q);
@@ -120,8 +120,8 @@ uint64_t lxshm__queue_max_value(const lxshm_queue *q);
  * values contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could
  * never fit. Nothing is pushed on failure. */
 lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
-                                       uint64_t count, double timeout,
-                                       const lxshm__interrupt *intr, lxshm_error *err);
+                                       uint64_t count, double timeout, const lxshm__interrupt *intr,
+                                       lxshm_error *err);
 
 /* Removes up to `max` of the oldest values as whole records (as above) into buf, as many as fit
  * in cap bytes, under one lock; waits while the queue is empty. On OK *bytes and *count say

@@ -71,20 +71,20 @@ typedef struct lxshm__segment_state {
  * offset of a position is position % capacity, and tail - head bytes are in use. */
 typedef struct lxshm__queue_state {
   /* Line 2: the producers' side, written under the push lock (line 1). */
-  _Atomic uint64_t tail;   /* end of the last whole record. Stored after the record's bytes
-                              (release): a consumer that sees it sees the record */
-  _Atomic uint64_t pushed; /* values ever pushed (count = pushed - popped); stored after tail */
-  _Atomic uint64_t push_tail;   /* intent of the push in progress: the tail and pushed it will */
+  _Atomic uint64_t tail;      /* end of the last whole record. Stored after the record's bytes
+                                 (release): a consumer that sees it sees the record */
+  _Atomic uint64_t pushed;    /* values ever pushed (count = pushed - popped); stored after tail */
+  _Atomic uint64_t push_tail; /* intent of the push in progress: the tail and pushed it will */
   _Atomic uint64_t push_pushed; /* store. A push lock taken from a dead owner whose tail matches
                                    push_tail finishes the count from push_pushed */
   uint64_t reserved0[4];
   /* Line 3: the consumers' lock, separate so that a producer and a consumer never contend. */
   unsigned char pop_lock[LXSHM__LOCK_BYTES];
   /* Line 4: the consumers' side, written under the pop lock. */
-  _Atomic uint64_t head;   /* start of the oldest record. Stored after its bytes were copied
-                              out (release): a producer that sees it may reuse them */
-  _Atomic uint64_t popped; /* values ever popped; stored after head */
-  _Atomic uint64_t pop_head;   /* intent of the pop in progress, as push_tail/push_pushed */
+  _Atomic uint64_t head;     /* start of the oldest record. Stored after its bytes were copied
+                                out (release): a producer that sees it may reuse them */
+  _Atomic uint64_t popped;   /* values ever popped; stored after head */
+  _Atomic uint64_t pop_head; /* intent of the pop in progress, as push_tail/push_pushed */
   _Atomic uint64_t pop_popped;
   uint64_t reserved1[4];
   /* Lines 5-6: consumers waiting for a value; lines 7-8: producers waiting for room. */
@@ -135,14 +135,14 @@ typedef struct lxshm__topic_cursor {
 typedef struct lxshm__header {
   /* Cache line 0, identity: written once by the creator, then never; `magic` is stored last
    * with release ordering, so a process that reads LXSHM__MAGIC sees every field below it. */
-  _Atomic uint32_t magic; /* LXSHM__MAGIC once initialized; 0 while the creator works */
-  uint32_t layout;        /* LXSHM__LAYOUT_VERSION of the creator's build */
-  uint32_t kind;          /* LXSHM__KIND_*: what the rest of the header and the data are */
-  uint32_t codec;         /* version of the value format (LXSHM__CODEC_VERSION) */
-  uint64_t capacity;      /* segment: bytes one value may take; queue: bytes of the ring */
-  uint64_t map_size;      /* bytes of the whole mapping */
-  uint64_t slot_stride;   /* segment: distance from slot 0's data to slot 1's; else 0 */
-  uint32_t creator_pid;   /* process that created it (diagnostics only) */
+  _Atomic uint32_t magic;         /* LXSHM__MAGIC once initialized; 0 while the creator works */
+  uint32_t layout;                /* LXSHM__LAYOUT_VERSION of the creator's build */
+  uint32_t kind;                  /* LXSHM__KIND_*: what the rest of the header and the data are */
+  uint32_t codec;                 /* version of the value format (LXSHM__CODEC_VERSION) */
+  uint64_t capacity;              /* segment: bytes one value may take; queue: bytes of the ring */
+  uint64_t map_size;              /* bytes of the whole mapping */
+  uint64_t slot_stride;           /* segment: distance from slot 0's data to slot 1's; else 0 */
+  uint32_t creator_pid;           /* process that created it (diagnostics only) */
   uint32_t params[LXSHM__PARAMS]; /* the kind's own creation parameters; zero for segments
                                      and queues */
 

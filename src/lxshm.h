@@ -24,18 +24,18 @@ extern "C" {
 /* Status codes: X(NAME, value, description). The first four keep the numbers of the Windows
  * recipe lxshm grew from; the others are stable and documented in README.md. This list is the
  * only place codes are written: the enum, lxshm_strerror and the Lua constants expand from it. */
-#define LXSHM_STATUS_MAP(X)                                                                        \
-  X(OK, 0, "success")                                                                              \
-  X(EXISTS, 1, "already exists")                                                                   \
-  X(INVALID, 2, "invalid name, handle or mapping")                                                 \
-  X(INVALID_SIZE, 3, "invalid size")                                                               \
-  X(NOT_FOUND, 4, "not found")                                                                     \
-  X(TIMEOUT, 5, "timed out")                                                                       \
-  X(CORRUPT, 6, "corrupt data")                                                                    \
-  X(PERMISSION, 7, "permission denied")                                                            \
-  X(UNSUPPORTED, 8, "value cannot be stored")                                                      \
-  X(SYSTEM, 9, "system error")                                                                     \
-  X(FULL, 10, "no room left")                                                                      \
+#define LXSHM_STATUS_MAP(X)                        \
+  X(OK, 0, "success")                              \
+  X(EXISTS, 1, "already exists")                   \
+  X(INVALID, 2, "invalid name, handle or mapping") \
+  X(INVALID_SIZE, 3, "invalid size")               \
+  X(NOT_FOUND, 4, "not found")                     \
+  X(TIMEOUT, 5, "timed out")                       \
+  X(CORRUPT, 6, "corrupt data")                    \
+  X(PERMISSION, 7, "permission denied")            \
+  X(UNSUPPORTED, 8, "value cannot be stored")      \
+  X(SYSTEM, 9, "system error")                     \
+  X(FULL, 10, "no room without evicting")          \
   X(CONFLICT, 11, "changed since the version given")
 
 typedef enum lxshm_status {
@@ -81,12 +81,14 @@ LXSHM_API lxshm_status lxshm_create(const char *name, uint64_t size, unsigned mo
 LXSHM_API lxshm_status lxshm_open(const char *name, lxshm_segment **out, lxshm_error *err);
 
 /* Options of the lxshm_*_open_with calls, or-ed together. */
-#define LXSHM_READONLY 1u /* map read-only: reading works, writing fails with LXSHM_PERMISSION.
-                             Needs only read permission, and cannot damage anyone's lock */
-#define LXSHM_TRUST 2u    /* accept an object that belongs to another user. Every process that
-                             can write an object is trusted with the memory of every process
-                             using it (its lock's bytes steer the OS's lock code): without this
-                             flag such an object is refused with LXSHM_PERMISSION */
+#define LXSHM_READONLY                                                     \
+  1u /* map read-only: reading works, writing fails with LXSHM_PERMISSION. \
+        Needs only read permission, and cannot damage anyone's lock */
+#define LXSHM_TRUST                                                        \
+  2u /* accept an object that belongs to another user. Every process that  \
+        can write an object is trusted with the memory of every process    \
+        using it (its lock's bytes steer the OS's lock code): without this \
+        flag such an object is refused with LXSHM_PERMISSION */
 
 /* As lxshm_open, with options (LXSHM_READONLY, LXSHM_TRUST; 0 is lxshm_open). */
 LXSHM_API lxshm_status lxshm_open_with(const char *name, unsigned flags, lxshm_segment **out,
@@ -106,16 +108,16 @@ LXSHM_API lxshm_status lxshm_remove(const char *name, lxshm_error *err);
  * ignored. */
 LXSHM_API void lxshm_close(lxshm_segment *seg);
 
-LXSHM_API uint64_t lxshm_size(const lxshm_segment *seg);      /* capacity given to create */
-LXSHM_API const char *lxshm_name(const lxshm_segment *seg);   /* the segment's name */
-LXSHM_API uint64_t lxshm_version(const lxshm_segment *seg);   /* commits so far; 0 when new */
+LXSHM_API uint64_t lxshm_size(const lxshm_segment *seg);    /* capacity given to create */
+LXSHM_API const char *lxshm_name(const lxshm_segment *seg); /* the segment's name */
+LXSHM_API uint64_t lxshm_version(const lxshm_segment *seg); /* commits so far; 0 when new */
 
 /* Stores `len` bytes as the current value, atomically for readers in every process. Waits for
  * the lock at most `timeout` seconds (negative: no limit). Fails with INVALID_SIZE (len above
  * the capacity), TIMEOUT, CORRUPT (lock unrecoverable) or INVALID (lock already held by this
  * thread); on failure the stored value is unchanged. */
-LXSHM_API lxshm_status lxshm_write(lxshm_segment *seg, const void *data, size_t len,
-                                   double timeout, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_write(lxshm_segment *seg, const void *data, size_t len, double timeout,
+                                   lxshm_error *err);
 
 /* Copies the current value into buf (cap bytes). On LXSHM_OK *len is its length and *version
  * (may be NULL) the version it was committed as: bytes and version belong to one commit.

@@ -157,8 +157,7 @@ static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm_
     return lxshm__fail(err, LXSHM_INVALID, "made by another lxshm build (layout %u, expected %u)",
                        h->layout, LXSHM__LAYOUT_VERSION);
   if ((kind = kind_by_id(h->kind)) == NULL)
-    return lxshm__fail(err, LXSHM_INVALID, "made by a newer lxshm (an object of kind %u)",
-                       h->kind);
+    return lxshm__fail(err, LXSHM_INVALID, "made by a newer lxshm (an object of kind %u)", h->kind);
   if (kind != want)
     return lxshm__fail(err, LXSHM_INVALID, "is a %s, not a %s (use %s)", kind->name, want->name,
                        kind->opener);
@@ -212,8 +211,10 @@ lxshm_status lxshm__open(const lxshm__kind *kind, const char *name, unsigned fla
     if (st == LXSHM_NOT_FOUND)
       lxshm__fail(err, st, "does not exist");
     if (st == LXSHM_OK && o->map.foreign && !(flags & LXSHM_TRUST))
-      st = lxshm__fail(err, LXSHM_PERMISSION, "belongs to %s: open it with trust only if you "
-                       "trust that user with this process's memory", o->map.owner);
+      st = lxshm__fail(err, LXSHM_PERMISSION,
+                       "belongs to %s: open it with trust only if you "
+                       "trust that user with this process's memory",
+                       o->map.owner);
     if (st == LXSHM_OK)
       st = examine(o, err);
     if (st != LXSHM_TIMEOUT)

@@ -48,8 +48,7 @@ void lxshm__map_discard(const char *name, lxshm__mapping *m);
  * wholly backed by memory (a creator still at work, or one that died at work), is not an error
  * and is not mapped: m->base is NULL and m->size 0. Fails with NOT_FOUND, PERMISSION or
  * SYSTEM. */
-lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m,
-                             lxshm_error *err);
+lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, lxshm_error *err);
 
 /* Unmaps and releases the handles; the object lives on under its name. Idempotent. */
 void lxshm__map_close(lxshm__mapping *m);
@@ -68,8 +67,8 @@ lxshm_status lxshm__lock_init(lxshm__mapping *m, void *lock, lxshm_error *err);
  * shared state, then calls lxshm__lock_recovered. Fails with TIMEOUT, INVALID (already held by
  * the calling thread) or CORRUPT (the lock is unrecoverable, or its bytes are not those of a lock
  * lxshm made: they are checked before the OS's lock code sees them). */
-lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadline,
-                                 int *owner_died, lxshm_error *err);
+lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadline, int *owner_died,
+                                 lxshm_error *err);
 
 /* Marks a lock taken over from a dead owner as consistent again; call before releasing it. */
 void lxshm__lock_recovered(lxshm__mapping *m, void *lock);
@@ -99,7 +98,7 @@ int lxshm__pid_alive(uint32_t pid); /* 1 if a process with this id runs (not a z
  * process, so that a pid reused by a later process is not taken for the earlier one. 0 when no
  * such process runs (or it is a zombie); 1 when it runs but its start time cannot be read. */
 uint64_t lxshm__pid_start(uint32_t pid);
-unsigned lxshm__cpu_count(void);    /* processors this process may run on, at least 1 */
-unsigned lxshm__current_cpu(void);  /* 1 + the processor running the caller; 0 if unknown */
+unsigned lxshm__cpu_count(void);   /* processors this process may run on, at least 1 */
+unsigned lxshm__current_cpu(void); /* 1 + the processor running the caller; 0 if unknown */
 
 #endif

@@ -7,9 +7,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -220,8 +220,7 @@ static void describe_owner(uid_t uid, char *out, size_t n) {
     snprintf(out, n, "uid %u", (unsigned)uid);
 }
 
-lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m,
-                             lxshm_error *err) {
+lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, lxshm_error *err) {
   char path[LXSHM_NAME_MAX + 8];
   struct stat sb;
   int fd, e;
@@ -355,8 +354,8 @@ static int lock_holder(const pthread_mutex_t *mx) {
 /* A lock waited for this long at a time: then whether its holder still exists is checked. */
 #define LOCK_SLICE_NS 1000000000u
 
-lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadline,
-                                 int *owner_died, lxshm_error *err) {
+lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadline, int *owner_died,
+                                 lxshm_error *err) {
   pthread_mutex_t *mx = (pthread_mutex_t *)lock;
   int rc;
 
@@ -364,7 +363,8 @@ lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadlin
   *owner_died = 0;
   for (;;) {
     uint64_t now = lxshm__clock_ns();
-    uint64_t until = deadline > now && deadline - now > LOCK_SLICE_NS ? now + LOCK_SLICE_NS : deadline;
+    uint64_t until =
+        deadline > now && deadline - now > LOCK_SLICE_NS ? now + LOCK_SLICE_NS : deadline;
     struct timespec ts = to_timespec(until);
     int holder;
     if (!plausible_lock(mx))

@@ -89,10 +89,10 @@ typedef struct win_state {
   uint32_t lock_offset[MAX_LOCKS];
   HANDLE lock[MAX_LOCKS]; /* named mutexes by lock offset, opened on first use */
   int nlocks;
-  HANDLE event;   /* this handle's waiter event, made on first wait */
-  uint64_t who;   /* its id in the waiter table */
-  uint64_t gen;   /* the generation mapped */
-  int readonly;   /* a read-only view: nothing may be written to the page */
+  HANDLE event; /* this handle's waiter event, made on first wait */
+  uint64_t who; /* its id in the waiter table */
+  uint64_t gen; /* the generation mapped */
+  int readonly; /* a read-only view: nothing may be written to the page */
 } win_state;
 
 /* The lock's bytes in the header: who holds the named mutex. Windows keeps no such record (its
@@ -512,8 +512,7 @@ void lxshm__map_discard(const char *name, lxshm__mapping *m) {
   lxshm__map_close(m);
 }
 
-lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m,
-                             lxshm_error *err) {
+lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, lxshm_error *err) {
   MEMORY_BASIC_INFORMATION info;
   win_state *s = NULL;
   HANDLE h = NULL;

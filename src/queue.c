@@ -60,8 +60,8 @@ const lxshm__kind lxshm__queue_kind = {
 
 /* ---- create, open, close ---------------------------------------------------------------- */
 
-lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
-                                lxshm_queue **out, lxshm_error *err) {
+lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode, lxshm_queue **out,
+                                lxshm_error *err) {
   return lxshm__create(&lxshm__queue_kind, name, size, NULL, mode, (lxshm__object **)out, err);
 }
 
@@ -149,8 +149,8 @@ typedef struct run {
   const void *header; /* written first (one value), or NULL (data holds whole records) */
   const void *data;   /* then these bytes */
   size_t len;
-  uint64_t bytes;     /* ring bytes the run takes, records padded to 8 */
-  uint64_t count;     /* values in the run */
+  uint64_t bytes; /* ring bytes the run takes, records padded to 8 */
+  uint64_t count; /* values in the run */
 } run;
 
 /* Writes the run past the tail if it fits, then publishes it; the push lock must be held.
@@ -247,13 +247,14 @@ lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len, doub
 }
 
 lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
-                                       uint64_t count, double timeout,
-                                       const lxshm__interrupt *intr, lxshm_error *err) {
+                                       uint64_t count, double timeout, const lxshm__interrupt *intr,
+                                       lxshm_error *err) {
   run r;
   if (bytes > q->obj.capacity)
-    return lxshm__fail(err, LXSHM_INVALID_SIZE, "%llu values taking %zu bytes cannot fit a "
-                       "queue of %llu", (unsigned long long)count, bytes,
-                       (unsigned long long)q->obj.capacity);
+    return lxshm__fail(err, LXSHM_INVALID_SIZE,
+                       "%llu values taking %zu bytes cannot fit a "
+                       "queue of %llu",
+                       (unsigned long long)count, bytes, (unsigned long long)q->obj.capacity);
   r.header = NULL;
   r.data = records;
   r.len = bytes;
@@ -358,8 +359,8 @@ static lxshm_status take_locked(lxshm_queue *q, take *t) {
 }
 
 /* Takes under the pop lock, waiting while the queue is empty; one wake-up for producers. */
-static lxshm_status take_run(lxshm_queue *q, take *t, double timeout,
-                             const lxshm__interrupt *intr, lxshm_error *err) {
+static lxshm_status take_run(lxshm_queue *q, take *t, double timeout, const lxshm__interrupt *intr,
+                             lxshm_error *err) {
   lxshm__queue_state *s = q->state;
   uint64_t deadline = lxshm__deadline(timeout);
   lxshm_status st;
@@ -404,9 +405,9 @@ static lxshm_status take_into(lxshm_queue *q, take *t, void *buf, size_t cap, in
   return take_run(q, t, timeout, intr, err);
 }
 
-lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len,
-                               unsigned *format, int remove, double timeout,
-                               const lxshm__interrupt *intr, lxshm_error *err) {
+lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len, unsigned *format,
+                               int remove, double timeout, const lxshm__interrupt *intr,
+                               lxshm_error *err) {
   take t;
   lxshm_status st = take_into(q, &t, buf, cap, 0, 1, remove, timeout, intr, err);
   if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)

@@ -121,8 +121,7 @@ void lxshm__current_locked(lxshm_segment *seg, const char **data, size_t *len, u
 }
 
 lxshm_status lxshm__commit_locked(lxshm_segment *seg, const void *head, size_t hlen,
-                                  const void *data, size_t len, unsigned format,
-                                  lxshm_error *err) {
+                                  const void *data, size_t len, unsigned format, lxshm_error *err) {
   lxshm__segment_state *s = seg->state;
   uint64_t next;
   lxshm__slot *slot;
@@ -243,8 +242,8 @@ static lxshm_status snapshot(lxshm_segment *seg, void *buf, size_t cap, size_t *
   return n <= cap ? LXSHM_OK : LXSHM_INVALID_SIZE;
 }
 
-lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
-                         uint64_t *version, unsigned *format, lxshm_error *err) {
+lxshm_status lxshm__read(lxshm_segment *seg, void *buf, size_t cap, size_t *len, uint64_t *version,
+                         unsigned *format, lxshm_error *err) {
   uint64_t pause = 1000; /* a read-only reader's pause between tries: 1 us, doubling to 1 ms */
   lxshm_status st;
   int tries;
@@ -277,8 +276,8 @@ done:
   return st;
 }
 
-lxshm_status lxshm_read(lxshm_segment *seg, void *buf, size_t cap, size_t *len,
-                        uint64_t *version, lxshm_error *err) {
+lxshm_status lxshm_read(lxshm_segment *seg, void *buf, size_t cap, size_t *len, uint64_t *version,
+                        lxshm_error *err) {
   return lxshm__read(seg, buf, cap, len, version, NULL, err);
 }
 

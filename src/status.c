@@ -7,8 +7,8 @@
 
 const char *lxshm_status_name(lxshm_status st) {
   switch (st) {
-#define LXSHM_NAME_CASE(name, value, text)                                                        \
-  case LXSHM_##name:                                                                               \
+#define LXSHM_NAME_CASE(name, value, text) \
+  case LXSHM_##name:                       \
     return #name;
     LXSHM_STATUS_MAP(LXSHM_NAME_CASE)
 #undef LXSHM_NAME_CASE
@@ -18,8 +18,8 @@ const char *lxshm_status_name(lxshm_status st) {
 
 const char *lxshm_strerror(lxshm_status st) {
   switch (st) {
-#define LXSHM_TEXT_CASE(name, value, text)                                                        \
-  case LXSHM_##name:                                                                               \
+#define LXSHM_TEXT_CASE(name, value, text) \
+  case LXSHM_##name:                       \
     return text;
     LXSHM_STATUS_MAP(LXSHM_TEXT_CASE)
 #undef LXSHM_TEXT_CASE

@@ -54,8 +54,8 @@ static int enter(lxshm__waitlist *w) {
   for (i = 0; i < LXSHM__WAITER_PIDS; i++) {
     unsigned k = (start + i) % LXSHM__WAITER_PIDS;
     uint32_t expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&w->pids[k], &expected, pid,
-                                                memory_order_relaxed, memory_order_relaxed))
+    if (atomic_compare_exchange_strong_explicit(&w->pids[k], &expected, pid, memory_order_relaxed,
+                                                memory_order_relaxed))
       return (int)k;
   }
   return -1;
@@ -64,9 +64,8 @@ static int enter(lxshm__waitlist *w) {
 /* Unregisters. If someone freed our entry believing us dead, they already took our count. */
 static void leave(lxshm__waitlist *w, int entry) {
   uint32_t pid = lxshm__pid();
-  if (entry < 0 || atomic_compare_exchange_strong_explicit(&w->pids[entry], &pid, 0,
-                                                            memory_order_relaxed,
-                                                            memory_order_relaxed))
+  if (entry < 0 || atomic_compare_exchange_strong_explicit(
+                       &w->pids[entry], &pid, 0, memory_order_relaxed, memory_order_relaxed))
     atomic_fetch_sub_explicit(&w->sleepers, 1, memory_order_relaxed);
 }
 

@@ -2,9 +2,9 @@
  * segment, each sleeping in lxshm_wait until the other commits. The same code builds on Linux
  * and, with mingw-w64, on Windows; only the platform file linked in differs.
  *
- *   Linux:    cc -std=c11 -Isrc -o exchange examples/c/exchange.c src/status.c src/object.c \
- *               src/segment.c src/queue.c src/platform_posix.c
- *   Windows:  make windows   (build/win/exchange.exe)
+ *   Linux:    make build/exchange, or against an installed lxshm (make install-dev):
+ *               cc -std=c11 -o exchange examples/c/exchange.c -llxshm
+ *   Windows:  make windows   (build/win/exchange.exe, linked with build/win/liblxshm.a)
  *
  *   exchange wait NAME        creates NAME, waits for a message, answers it, removes NAME
  *   exchange send NAME TEXT   sends TEXT to a waiting `exchange wait NAME`, prints the answer */

@@ -12,8 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "compat.h" /* one source for every Lua runtime, as the module itself */
 
 static int fail_errno(lua_State *L, const char *what) {
   int e = errno;
@@ -40,11 +39,11 @@ static int proc_spawn(lua_State *L) {
   pid_t pid;
 
   luaL_checktype(L, 1, LUA_TTABLE);
-  n = luaL_len(L, 1);
+  n = (lua_Integer)lua_rawlen(L, 1);
   luaL_argcheck(L, n >= 1, 1, "empty argument list");
-  argv = (const char **)lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  argv = (const char **)lxshm_newuserdata(L, sizeof(char *) * (size_t)(n + 1), 0);
   for (i = 1; i <= n; i++) {
-    lua_geti(L, 1, i);
+    lua_rawgeti(L, 1, (int)i);
     argv[i - 1] = luaL_checkstring(L, -1);
     lua_pop(L, 1); /* the table keeps the string alive */
   }
@@ -188,11 +187,12 @@ static int proc_umask(lua_State *L) {
 int luaopen_test_proc(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"spawn", proc_spawn},   {"kill", proc_kill},           {"wait", proc_wait},
-      {"sleep", proc_sleep},   {"now", proc_now},             {"pid", proc_pid},
-      {"umask", proc_umask},   {"file_mode", proc_file_mode}, {"listdir", proc_listdir},
-      {NULL, NULL}};
-  luaL_newlib(L, funcs);
+  static const luaL_Reg funcs[] = {{"spawn", proc_spawn},     {"kill", proc_kill},
+                                   {"wait", proc_wait},       {"sleep", proc_sleep},
+                                   {"now", proc_now},         {"pid", proc_pid},
+                                   {"umask", proc_umask},     {"file_mode", proc_file_mode},
+                                   {"listdir", proc_listdir}, {NULL, NULL}};
+  luaL_newlibtable(L, funcs);
+  luaL_setfuncs(L, funcs, 0);
   return 1;
 }

@@ -87,10 +87,20 @@ end
 
 --- Starts any Lua script as a child, e.g. an example.
 function util.spawn_script(script, ...)
+  return util.spawn_as(nil, script, ...)
+end
+
+--- Starts a Lua script as a child running as user `uid` (through setpriv, which needs root), or
+-- as this process's user when uid is nil.
+function util.spawn_as(uid, script, ...)
   local out, err = os.tmpname(), os.tmpname()
   local argv = { util.LUA, script, ... }
   for i = 3, #argv do
     argv[i] = tostring(argv[i])
+  end
+  if uid then
+    argv = { "setpriv", "--reuid=" .. uid, "--regid=" .. uid, "--clear-groups",
+      table.unpack(argv) }
   end
   local pid = assert(proc.spawn(argv, {
     stdout = out,
