@@ -20,6 +20,7 @@ LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).
 CTEST_SRC       = spec/c/common.c spec/c/tests_segment.c spec/c/tests_process.c \
-                  spec/c/tests_lock.c spec/c/tests_wait.c spec/c/tests_queue.c
+                  spec/c/tests_lock.c spec/c/tests_wait.c spec/c/tests_queue.c \
+                  spec/c/tests_topic.c
 CTEST_POSIX_SRC = spec/c/runner_posix.c spec/c/tests_posix.c
 CTEST_WIN_SRC   = spec/c/runner_win.c spec/c/tests_win.c

@@ -33,7 +33,7 @@ end
 describe("a topic through crashes", function()
   it("tears no message and stays usable when publishers are killed at random instants", function()
     math.randomseed(os.time())
-    local t, name = topic(4 << 20)
+    local t, name = topic(4 * 1024 * 1024)
     local tc = require("topic_child")
     local mine = t:subscribe("oldest")
     local watchers = { child("watch", name), child("watch", name, "watcher") }
@@ -79,7 +79,7 @@ describe("a topic through crashes", function()
 
   it("keeps publishing without waiting when subscribers are killed at random instants, and "
     .. "frees their names", function()
-    local t, name = topic(64 << 10)
+    local t, name = topic(64 * 1024)
     local tc = require("topic_child")
     local n = 0
     local function publish_some()
@@ -115,7 +115,7 @@ describe("a topic through crashes", function()
 
   it("resumes a named subscription killed at a random instant after the last message it "
     .. "returned", function()
-    local t, name = topic(1 << 20)
+    local t, name = topic(1024 * 1024)
     local tc = require("topic_child")
     local n, resumed = 0, 1
     for _ = 1, ROUNDS do

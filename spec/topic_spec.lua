@@ -160,7 +160,7 @@ describe("a topic in one process", function()
   end)
 
   it("carries big strings whole", function()
-    local t = topic(1 << 20)
+    local t = topic(1024 * 1024)
     local sub = t:subscribe()
     local big = util.stamp(7, 300000)
     assert.equal(1, t:publish(big))
@@ -227,7 +227,7 @@ describe("batches", function()
     end)
 
   it("next_many takes as many as fit its buffer, and grows it for a larger message", function()
-    local t = topic(1 << 20)
+    local t = topic(1024 * 1024)
     local sub = t:subscribe()
     local big = util.stamp(3, 200000)
     assert.equal(3, t:publish_many({ "small", big, big }))
@@ -517,7 +517,7 @@ end)
 describe("a topic across processes", function()
   it("gives 4 subscriber processes all 100,000 messages of a publisher, in order, whole",
     function()
-      local _, name = topic(8 << 20)
+      local _, name = topic(8 * 1024 * 1024)
       local subs = {}
       for i = 1, 4 do
         subs[i] = child("follow", name, "oldest", 100000, 1)
@@ -549,7 +549,7 @@ describe("a topic across processes", function()
     end)
 
   it("orders the messages of 3 publishers at once the same way for every subscriber", function()
-    local t, name = topic(8 << 20)
+    local t, name = topic(8 * 1024 * 1024)
     local gate = util.gate()
     local subs = { child("follow", name, "oldest", 60000, 3), child("follow", name, 1, 60000, 3) }
     for _, s in ipairs(subs) do
@@ -629,4 +629,64 @@ describe("a topic across processes", function()
     c:wait()
     assert.is_true(t:unsubscribe("held"))
   end)
+end)
+
+describe("a topic shared with a C host", function()
+  local peer
+
+  --- The C sources of the core and its POSIX platform, as mk/sources.mk lists them.
+  local function core_sources()
+    local text = util.slurp("mk/sources.mk"):gsub("\\\n", " ")
+    local list = {}
+    for _, var in ipairs({ "CORE_SRC", "POSIX_SRC" }) do
+      local words = assert(text:match("\n" .. var .. "%s*=([^\n]*)"), var)
+      for word in words:gmatch("%S+") do
+        list[#list + 1] = word
+      end
+    end
+    return table.concat(list, " ")
+  end
+
+  -- Commands run with LD_PRELOAD cleared: under `make asan` it holds libasan.
+  local function sh(cmd)
+    local out = os.tmpname()
+    local ok = os.execute("LD_PRELOAD= " .. cmd .. " > " .. out .. " 2>&1")
+    local text = util.slurp(out)
+    os.remove(out)
+    assert(ok, cmd .. ": " .. text)
+    return text
+  end
+
+  lazy_setup(function()
+    peer = os.tmpname()
+    sh(("${CC:-cc} -std=c11 -D_GNU_SOURCE -Isrc -o %s spec/helpers/topic_peer.c %s"):format(peer,
+      core_sources()))
+  end)
+
+  lazy_teardown(function()
+    os.remove(peer)
+  end)
+
+  it("reads what a C host publishes as strings, and hands it the MessagePack of Lua values",
+    function()
+      local t, name = topic()
+      local sub = t:subscribe()
+      assert.equal("2\n", sh(peer .. " publish " .. name .. " 'raw bytes' ''"))
+      assert.same({ "raw bytes", 1, 0 }, { sub:next(0) })
+      assert.same({ "", 2, 0 }, { sub:next(0) })
+      local values = { { hp = 85, tags = { "a" } }, "text", 2.5 }
+      assert.equal(5, t:publish_many(values))
+      local lines = {}
+      for seq, lost, hex in sh(peer .. " read " .. name .. " 1 5"):gmatch("(%d+) (%d+) (%x*)\n") do
+        lines[#lines + 1] = { tonumber(seq), tonumber(lost), hex }
+      end
+      local function hex(s)
+        return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+      end
+      assert.same({ 1, 0, hex("raw bytes") }, lines[1])
+      assert.same({ 2, 0, "" }, lines[2])
+      for i, v in ipairs(values) do
+        assert.same({ 2 + i, 0, hex(lxshm.encode(v)) }, lines[2 + i])
+      end
+    end)
 end)
