@@ -614,7 +614,8 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
 static lxshm_status take_run(lxshm_subscription *sub, take *t, double timeout,
                              const lxshm__interrupt *intr, lxshm_error *err) {
   lxshm_topic *tp = sub->topic;
-  uint64_t deadline = lxshm__deadline(timeout);
+  uint64_t deadline = 0; /* computed once there is something to wait for: reading the clock
+                            costs as much as taking a message */
   lxshm_status st;
 
   for (;;) {
@@ -626,6 +627,8 @@ static lxshm_status take_run(lxshm_subscription *sub, take *t, double timeout,
       return lxshm__fail(err, st, "message %llu is damaged", (unsigned long long)(sub->next - 1));
     if (st != NONE)
       return st;
+    if (deadline == 0)
+      deadline = lxshm__deadline(timeout);
     st = lxshm__wait_until(&tp->obj, &tp->state->arrived, has_next, sub, deadline, intr, err);
     if (st == LXSHM_TIMEOUT && timeout == 0)
       return lxshm__fail(err, st, "no new message");
