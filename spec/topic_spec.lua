@@ -596,6 +596,19 @@ describe("a topic across processes", function()
     assert.equal(0, t:stat().waiters)
   end)
 
+  it("ends a next blocked in the lua interpreter with \"interrupted!\" on Ctrl-C (SIGINT), "
+    .. "leaving no waiter counted", function()
+    local t, name = topic()
+    local c = child("next", name, "new", "")
+    c:await("waiting")
+    util.eventually(function() return t:stat().waiters == 1 end, 10, "a blocked next")
+    c:kill("INT")
+    assert.same({ "exit", 1 }, { c:wait(5) })
+    assert.matches(": interrupted!\nstack traceback:\n\t[C]: in method 'next'", c:stderr(), 1,
+      true)
+    assert.equal(0, t:stat().waiters)
+  end)
+
   it("times a subscriber in another process out after its timeout", function()
     local _, name = topic()
     assert.equal("waiting\nnil " .. lxshm.TIMEOUT, child("next", name, "new", 0.05):finish())
