@@ -159,14 +159,14 @@ static unsigned check_flag(lua_State *L, int arg, const char *key, unsigned flag
 }
 
 /* The options table at arg (absent or nil: defaults), with the creation options of cls's kind
- * where OPT_MODE is allowed. Unknown option names, and values of the wrong type or out of range,
- * raise like any other misuse of an argument. */
+ * (NULL: none) where OPT_MODE is allowed. Unknown option names, and values of the wrong type or out
+ * of range, raise like any other misuse of an argument. */
 static options check_options(lua_State *L, int arg, unsigned allowed, const lxshm__class *cls) {
   options o;
   o.mode = LXSHM_DEFAULT_MODE;
   o.flags = 0;
   memset(o.params, 0, sizeof o.params);
-  if (cls->option != NULL)
+  if (cls != NULL && cls->option != NULL)
     cls->option(L, NULL, 0, arg, o.params);
   if (lua_isnoneornil(L, arg))
     return o;
@@ -181,7 +181,7 @@ static options check_options(lua_State *L, int arg, unsigned allowed, const lxsh
       o.flags |= check_flag(L, arg, "readonly", LXSHM_READONLY);
     else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "trust"))
       o.flags |= check_flag(L, arg, "trust", LXSHM_TRUST);
-    else if (key != NULL && (allowed & OPT_MODE) && cls->option != NULL &&
+    else if (key != NULL && (allowed & OPT_MODE) && cls != NULL && cls->option != NULL &&
              cls->option(L, key, len, arg, o.params))
       ;
     else
@@ -430,6 +430,64 @@ static int mod_create(lua_State *L) {
   return construct(L, CREATE);
 }
 
+/* lxshm.open_any(name [, opts]) -> handle of whatever kind NAME is | nil, msg, code */
+static int mod_open_any(lua_State *L) {
+  const char *name = check_name(L, 1);
+  lxshm__interrupt intr;
+  lxshm__object *obj = NULL;
+  lxshm__handle *h;
+  lxshm_status st;
+  lxshm_error err;
+  options o;
+  size_t i;
+
+  if (name == NULL)
+    return 3;
+  o = check_options(L, 2, OPT_OPEN, NULL);
+  h = new_handle(L, classes[0]); /* the class is set once the kind is known */
+  st = lxshm__open(NULL, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, name, st, &err);
+  for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
+    if (classes[i]->kind == obj->kind) {
+      h->cls = classes[i];
+      luaL_setmetatable(L, h->cls->mt);
+    }
+  h->obj = obj;
+  h->size = obj->capacity;
+  strcpy(h->name, obj->name);
+  return 1;
+}
+
+static void list_one(const char *name, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* lxshm.list() -> { name, ... } of every lxshm object of this machine, sorted | nil, msg, code */
+static int mod_list(lua_State *L) {
+  lxshm_error err;
+  lxshm_status st;
+  lua_newtable(L);
+  st = lxshm__list(list_one, L, &err);
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, "list", st, &err);
+  lua_getglobal(L, "table"); /* sorted, as a person reading them expects */
+  lua_getfield(L, -1, "sort");
+  if (lua_isfunction(L, -1)) {
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  }
+  else {
+    lua_pop(L, 2);
+  }
+  return 1;
+}
+
 static int mod_open(lua_State *L) {
   return construct(L, OPEN);
 }
@@ -484,7 +542,7 @@ static int mod_encode(lua_State *L) {
   st = lxshm__encode(L, lxshm__encoder_of(L), 1, SIZE_MAX, &out, &len, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "encode", st, &err);
-  lua_pushlstring(L, out, len);
+  lxshm__push_encoded(L, lxshm__encoder_of(L), out, len);
   return 1;
 }
 
@@ -504,6 +562,8 @@ static int mod_decode(lua_State *L) {
 /* ---- registration -------------------------------------------------------------------------- */
 
 static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
+                                     {"open_any", mod_open_any},
+                                     {"list", mod_list},
                                      {"strerror", mod_strerror},
                                      {"encode", mod_encode},
                                      {"decode", mod_decode},
