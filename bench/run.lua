@@ -9,7 +9,7 @@ local lib = require("lib")
 local clock = lib.clock
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
-  "queue_bench", "dict_bench" }
+  "queue_bench", "dict_bench", "topic_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
@@ -190,6 +190,31 @@ row("dict memory per key (100,000 keys, 16 B + 64 B)", cell("dict.memory.lxshm.p
   ratio("dict.memory.ratio.ngx/lxshm", "less memory"))
 row("dict filled before the first eviction (values 16 B..4 KiB)", cell("dict.fill.lxshm", 1, "%"),
   "ngx.shared.DICT", cell("dict.fill.ngx", 1, "%"), "")
+-- Topics (bench/topic_bench.lua).
+for _, mine in ipairs({ { "lxshm", "fan-out 1 → 4 subscriber processes, 64 B, `next_many`" },
+  { "lxshm_next", "same, subscribers calling `next`" } }) do
+  for _, alt in ipairs({ { "pipe", "4 pipes, a flush per message" },
+    { "redis", "Redis PUBLISH → 4 SUBSCRIBE" } }) do
+    row(alt[1] == "pipe" and mine[2] or "",
+      alt[1] == "pipe" and cell("topic.fanout." .. mine[1], 1, "M msgs/s") or "", alt[2],
+      cell("topic.fanout." .. alt[1], 1, "M msgs/s"),
+      ratio(("topic.fanout.ratio.%s/%s"):format(mine[1], alt[1]), "the rate"))
+  end
+end
+row("publisher's own rate with 4 subscribers", cell("topic.publisher.with4", 1, "M msgs/s"),
+  "with none", cell("topic.publisher.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.ratio.with4/alone", "the rate"))
+row("same, publisher on CPU 0, subscribers on CPU 1", cell("topic.publisher.pinned.with4", 1,
+  "M msgs/s"), "with none", cell("topic.publisher.pinned.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.pinned.ratio.with4/alone", "the rate"))
+row("latency, publish → sleeping `next`, median", cell("topic.latency.lxshm.median", 1, "µs"),
+  "pipe write → read", cell("topic.latency.pipe.median", 1, "µs"),
+  ratio("topic.latency.ratio.lxshm/pipe.median", "the time"))
+row("latency, 99th percentile", cell("topic.latency.lxshm.p99", 1, "µs"), "pipe",
+  cell("topic.latency.pipe.p99", 1, "µs"), "")
+row("C limits (same run)", "", "C SPSC ring, 2 processes", cell("topic.c.spsc", 1, "M msgs/s"),
+  "")
+row("", "", "fan-out 1 → 4 through lxshm's C API", cell("topic.c.fanout", 1, "M msgs/s"), "")
 
 print()
 print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")

@@ -784,5 +784,5 @@ static const luaL_Reg methods[] = {{"get", dict_get},
                                    {"stat", dict_stat},
                                    {NULL, NULL}};
 
-const lxshm__class lxshm__dict_class = {"lxshm.dict", "_dict", &lxshm__dict_kind, methods,
-                                        describe};
+const lxshm__class lxshm__dict_class = {"lxshm.dict", "_dict",  &lxshm__dict_kind,
+                                        methods,      describe, NULL};

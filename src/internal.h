@@ -134,6 +134,57 @@ lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, si
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
 
+/* ---- topics, with format tags, batches and interruptible waits ------------------------- */
+
+/* As lxshm_topic_publish, for the value head[0..hlen-1] followed by data[0..len-1] (as
+ * lxshm__write) with its format tag. */
+lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen, const void *data,
+                                  size_t len, unsigned format, double timeout, uint64_t *seq,
+                                  lxshm_error *err);
+
+/* Publishes `count` values given as whole records (ring.h), `bytes` in all, as consecutive
+ * messages: one lock, one wake-up, all or nothing. *seq is the last one's number. INVALID_SIZE
+ * if they cannot all be held at once. */
+lxshm_status lxshm__topic_publish_records(lxshm_topic *t, const void *records, size_t bytes,
+                                          uint64_t count, double timeout, uint64_t *seq,
+                                          lxshm_error *err);
+
+/* The largest value one message can hold. */
+uint64_t lxshm__topic_max_value(const lxshm_topic *t);
+
+/* As lxshm_topic_subscribe and lxshm_topic_unsubscribe, for a name of known length (NULL: an
+ * anonymous subscription) that may contain zero bytes. */
+lxshm_status lxshm__topic_subscribe(lxshm_topic *t, const char *name, size_t len, uint64_t from,
+                                    lxshm_subscription **out, lxshm_error *err);
+lxshm_status lxshm__topic_unsubscribe(lxshm_topic *t, const char *name, size_t len,
+                                      lxshm_error *err);
+
+/* Frees a subscription whose topic is already unmapped, touching nothing of it: a named one
+ * stays held until its holder's process ends. */
+void lxshm__subscription_forget(lxshm_subscription *sub);
+
+/* The name of a named subscription; NULL for an anonymous one. */
+const char *lxshm__subscription_name(const lxshm_subscription *sub);
+
+/* As lxshm_subscription_next, also giving the format tag, with an interrupt check. */
+lxshm_status lxshm__subscription_next(lxshm_subscription *sub, void *buf, size_t cap, size_t *len,
+                                      unsigned *format, uint64_t *seq, uint64_t *lost,
+                                      double timeout, const lxshm__interrupt *intr,
+                                      lxshm_error *err);
+
+/* Takes up to `max` of the subscription's next messages as whole records (ring.h) into buf, as
+ * many as fit in cap bytes: at least one, waiting while there is none. On OK *bytes and *count
+ * say what was taken, *first the first one's number and *lost the messages lost before it. If
+ * the next record alone does not fit, INVALID_SIZE with *bytes set to its size. */
+lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf, size_t cap,
+                                              uint64_t max, size_t *bytes, uint64_t *count,
+                                              uint64_t *first, uint64_t *lost, double timeout,
+                                              const lxshm__interrupt *intr, lxshm_error *err);
+
+/* Length of the subscription's next value, or 0 when there is none yet: a hint for sizing a
+ * buffer. */
+size_t lxshm__subscription_front_length(const lxshm_subscription *sub);
+
 /* ---- introspection ------------------------------------------------------------------------ */
 
 typedef struct lxshm__stat {
@@ -271,5 +322,15 @@ void lxshm__dict_stat_get(lxshm_dict *d, lxshm__dict_stat *st);
  * lasting effect (before each shared write, at each commit), so that a test can end the process
  * there. */
 extern void (*lxshm__dict_step_hook)(void);
+typedef struct lxshm__topic_stat {
+  uint64_t size;        /* bytes of the ring */
+  uint64_t last;        /* newest message, 0 before any */
+  uint64_t oldest;      /* oldest message held; last + 1 when none */
+  uint32_t subscribers; /* named subscriptions */
+  uint32_t waiters;     /* processes blocked in next, waiting for a message */
+} lxshm__topic_stat;
+
+/* Fills st with the topic's bookkeeping (each figure read once). Cannot fail. */
+void lxshm__topic_stat_get(lxshm_topic *t, lxshm__topic_stat *st);
 
 #endif

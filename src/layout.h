@@ -24,6 +24,7 @@
 #define LXSHM__SLOT_ALIGN 64u    /* each value slot starts on its own cache line */
 #define LXSHM__WAITER_PIDS 28u   /* waiters tracked by pid per waitlist; more are only counted */
 #define LXSHM__RECORD_ALIGN 8u   /* queue records start at multiples of 8 bytes */
+#define LXSHM__CURSOR_NAME 64u   /* bytes of a topic's subscription name, at most */
 
 /* Processes sleeping until something changes: a futex word and who sleeps on it (wait.c says
  * how they are used). */
@@ -175,6 +176,43 @@ typedef struct lxshm__dict_entry {
   _Atomic uint64_t expires; /* monotonic ns at which it expires; 0: never */
   _Atomic uint64_t shape;   /* value bytes << 32 | key bytes << 16 | key type << 8 | format */
 } lxshm__dict_entry;
+/* Cache lines 2..15 of a topic. Its data is three arrays: the cursor table (params[0] cursors,
+ * named subscriptions), the index (one u64 per message: the ring position of its record; message
+ * s has entry s % entries, see topic.c for the count) and the ring of records (as a queue's).
+ * Sequence numbers start at 1; the topic holds the messages oldest..last. */
+typedef struct lxshm__topic_state {
+  /* Line 2: what subscribers read, written by the publisher holding the lock (line 1). */
+  _Atomic uint64_t last;   /* newest whole message; 0 before any. Stored last in a publish
+                              (release): seeing it implies the records and index entries */
+  _Atomic uint64_t oldest; /* oldest message held (last + 1 when none). Raised past a message
+                              before its bytes or index entry are reused, behind a release
+                              fence: a copy that still sees it <= s after copying s was whole */
+  uint64_t reserved0[6];
+  /* Line 3: the publishers' own bookkeeping, under the lock; subscribers never read it. */
+  _Atomic uint64_t tail; /* ring position (bytes since creation) where the next record goes */
+  uint64_t reserved1[7];
+  /* Line 4: the lock of the cursor table: claiming, releasing and forgetting names. */
+  unsigned char cursor_lock[LXSHM__LOCK_BYTES];
+  /* Lines 5-6: subscribers waiting for a message; woken by every publish. */
+  lxshm__waitlist arrived;
+  uint64_t reserved2[72]; /* lines 7..15, zero */
+} lxshm__topic_state;
+
+/* One named subscription of a topic, in its cursor table (two cache lines each, so that holders
+ * storing their positions do not share lines). */
+typedef struct lxshm__topic_cursor {
+  _Atomic uint64_t next;         /* first message not yet returned under this name. Written by the
+                                    holder after each delivery (lock-free), or under the cursor lock
+                                    when the name is made */
+  _Atomic uint32_t holder;       /* pid of the process holding the name; 0 when none. Set under the
+                                    cursor lock; the holder itself clears it when it lets go */
+  _Atomic uint32_t used;         /* 1 when the entry holds a name; under the cursor lock */
+  _Atomic uint64_t holder_start; /* lxshm__pid_start of the holder when it took the name */
+  uint32_t name_len;             /* bytes of name; under the cursor lock */
+  uint32_t reserved0;
+  char name[LXSHM__CURSOR_NAME]; /* the name, not terminated; under the cursor lock */
+  uint64_t reserved1[4];
+} lxshm__topic_cursor;
 
 /* The first LXSHM__HEADER_SIZE bytes of every lxshm mapping. */
 typedef struct lxshm__header {
@@ -200,6 +238,7 @@ typedef struct lxshm__header {
     lxshm__segment_state segment;
     lxshm__queue_state queue;
     lxshm__dict_state dict;
+    lxshm__topic_state topic;
   } u;
 } lxshm__header;
 
@@ -222,6 +261,12 @@ _Static_assert(sizeof(lxshm__dict_stripe) % 64 == 0, "stripes in whole cache lin
 _Static_assert(offsetof(lxshm__dict_stripe, seq) == 64, "a stripe's seq on its line 1");
 _Static_assert(offsetof(lxshm__dict_stripe, waiters) == 192, "a stripe's waiters on lines 3-4");
 _Static_assert(sizeof(lxshm__dict_entry) == 32, "an entry's header is two units");
+_Static_assert(offsetof(lxshm__header, u.topic.last) == 128, "subscribers' line is line 2");
+_Static_assert(offsetof(lxshm__header, u.topic.tail) == 192, "publishers' line is line 3");
+_Static_assert(offsetof(lxshm__header, u.topic.cursor_lock) == 256, "cursor lock on line 4");
+_Static_assert(offsetof(lxshm__header, u.topic.arrived) == 320, "arrived on lines 5-6");
+_Static_assert(sizeof(lxshm__topic_state) == sizeof(lxshm__queue_state), "a topic fills it too");
+_Static_assert(sizeof(lxshm__topic_cursor) == 128, "a cursor is two cache lines");
 _Static_assert(sizeof(lxshm__header) == LXSHM__HEADER_SIZE, "header is 1 KiB");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2,
                "shared atomics must be lock-free to work across processes");

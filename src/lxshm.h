@@ -277,6 +277,82 @@ LXSHM_API lxshm_status lxshm_dict_flush_expired(lxshm_dict *d, uint64_t max, uin
 /* Walks the whole dictionary under its locks: OK, or CORRUPT naming the first broken invariant
  * (chains, free lists, counts, byte totals). For tests and repair tools. */
 LXSHM_API lxshm_status lxshm_dict_check(lxshm_dict *d, lxshm_error *err);
+/* ---- topics: every subscriber sees every message ------------------------------------------
+ *
+ * A topic is a ring of `size` bytes (rounded up to a multiple of 8) of messages numbered from 1,
+ * read by any number of subscriptions, each at its own pace. A publish never waits for
+ * subscribers: when the ring is full the oldest messages are overwritten, and a subscription
+ * that had not read them learns how many it lost. Each message takes its length plus 8 bytes,
+ * rounded up to 8, and the topic holds at most size / 32 messages (at least 8) whatever their
+ * size. Subscriptions take no lock; publishers serialize on the topic's lock. A publisher killed
+ * at any instant leaves its message whole or absent. Named subscriptions ("cursors") keep their
+ * position in the topic, for the next process that subscribes under the same name. */
+typedef struct lxshm_topic lxshm_topic;
+typedef struct lxshm_subscription lxshm_subscription;
+
+#define LXSHM_TOPIC_CURSORS 16        /* named subscriptions a topic has room for by default */
+#define LXSHM_TOPIC_CURSORS_MAX 1024  /* the most a topic can have room for */
+#define LXSHM_TOPIC_NEW 0             /* subscribe from the next message published */
+#define LXSHM_TOPIC_OLDEST UINT64_MAX /* subscribe from the oldest message held */
+
+/* As lxshm_create / lxshm_open / lxshm_attach, for topics, with room for `cursors` named
+ * subscriptions (0 to LXSHM_TOPIC_CURSORS_MAX, else INVALID_SIZE). Opening another kind as a
+ * topic is INVALID. */
+LXSHM_API lxshm_status lxshm_topic_create(const char *name, uint64_t size, unsigned cursors,
+                                          unsigned mode, lxshm_topic **out, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_topic_open(const char *name, lxshm_topic **out, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_topic_open_with(const char *name, unsigned flags, lxshm_topic **out,
+                                             lxshm_error *err);
+LXSHM_API lxshm_status lxshm_topic_attach(const char *name, uint64_t size, unsigned cursors,
+                                          unsigned mode, lxshm_topic **out, int *created,
+                                          lxshm_error *err);
+
+/* Unmaps and frees the handle. Close its subscriptions first. NULL is ignored. */
+LXSHM_API void lxshm_topic_close(lxshm_topic *t);
+
+LXSHM_API uint64_t lxshm_topic_size(const lxshm_topic *t);    /* bytes of the ring */
+LXSHM_API const char *lxshm_topic_name(const lxshm_topic *t); /* the topic's name */
+LXSHM_API uint64_t lxshm_topic_last(const lxshm_topic *t);    /* newest message; 0 before any */
+LXSHM_API uint64_t lxshm_topic_oldest(const lxshm_topic *t);  /* oldest held; last + 1 if none */
+
+/* Publishes `len` bytes as the next message; *seq (may be NULL) is its sequence number. Waits
+ * only for the publishers' lock, at most `timeout` seconds (negative: no limit). Fails with
+ * INVALID_SIZE (the message cannot fit the ring), TIMEOUT, PERMISSION (opened read-only),
+ * CORRUPT or INVALID (the lock already held by this thread); nothing is published on failure. */
+LXSHM_API lxshm_status lxshm_topic_publish(lxshm_topic *t, const void *data, size_t len,
+                                           double timeout, uint64_t *seq, lxshm_error *err);
+
+/* Subscribes: *out reads the messages from `from` on: LXSHM_TOPIC_NEW (those published after
+ * this call), LXSHM_TOPIC_OLDEST (every one still held) or a sequence number (that message on; if
+ * it was overwritten already, the oldest held, and the difference is counted as lost). With a
+ * `cursor` name (1 to LXSHM_NAME_MAX characters as for object names; NULL: an anonymous
+ * subscription) the position is kept in the topic: a new name starts at `from`, a known one
+ * resumes where its last holder left off. Fails with INVALID (a bad name), EXISTS (a living
+ * process holds the name), FULL (no room for another name), PERMISSION (read-only: only
+ * anonymous subscriptions) or CORRUPT. A subscription belongs to one thread at a time. */
+LXSHM_API lxshm_status lxshm_topic_subscribe(lxshm_topic *t, const char *cursor, uint64_t from,
+                                             lxshm_subscription **out, lxshm_error *err);
+
+/* Forgets a named subscription's position. Fails with NOT_FOUND (no such name), EXISTS (a living
+ * process holds it), INVALID, PERMISSION or CORRUPT. */
+LXSHM_API lxshm_status lxshm_topic_unsubscribe(lxshm_topic *t, const char *cursor,
+                                               lxshm_error *err);
+
+/* Copies the subscription's next message into buf (cap bytes), waiting up to `timeout` seconds
+ * (negative: no limit; 0: don't wait) while there is none. On OK *len is its length, *seq its
+ * sequence number and *lost (may be NULL) how many messages were overwritten before this
+ * subscription could read them, since its previous message. Fails with TIMEOUT, INVALID_SIZE
+ * (cap too small: *len says how much is needed, and the message stays next) or CORRUPT. */
+LXSHM_API lxshm_status lxshm_subscription_next(lxshm_subscription *sub, void *buf, size_t cap,
+                                               size_t *len, uint64_t *seq, uint64_t *lost,
+                                               double timeout, lxshm_error *err);
+
+/* The sequence number the next message will have, if it is not overwritten by then. */
+LXSHM_API uint64_t lxshm_subscription_position(const lxshm_subscription *sub);
+
+/* Ends the subscription; a named one keeps its position in the topic, free for the next holder.
+ * NULL is ignored. */
+LXSHM_API void lxshm_subscription_close(lxshm_subscription *sub);
 
 #ifdef __cplusplus
 }

@@ -973,6 +973,23 @@ int lxshm__pid_alive(uint32_t pid) {
   return r == WAIT_TIMEOUT;
 }
 
+uint64_t lxshm__pid_start(uint32_t pid) {
+  FILETIME created, exited, kernel, user;
+  uint64_t t = 1;
+  HANDLE h;
+  if (pid == 0)
+    return 0;
+  h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+  if (h == NULL)
+    return GetLastError() == ERROR_ACCESS_DENIED; /* exists, but not ours to look at */
+  if (WaitForSingleObject(h, 0) != WAIT_TIMEOUT)
+    t = 0; /* it has ended */
+  else if (GetProcessTimes(h, &created, &exited, &kernel, &user))
+    t = ((uint64_t)created.dwHighDateTime << 32 | created.dwLowDateTime) + 2; /* never 0 or 1 */
+  CloseHandle(h);
+  return t;
+}
+
 unsigned lxshm__current_cpu(void) {
   return (unsigned)GetCurrentProcessorNumber() + 1u;
 }

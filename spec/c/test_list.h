@@ -79,7 +79,16 @@
   X(dict_wait, "dict: a waiter wakes for its key, not for others")                              \
   X(dict_crash_steps, "dict: a process dies at every step of every change")                     \
   X(dict_repairer_dies, "dict: the process repairing a dead one's change dies too")             \
-  X(dict_random_kills, "dict: kills at random instants (1,000 on POSIX) against a model")
+  X(dict_random_kills, "dict: kills at random instants (1,000 on POSIX) against a model")       \
+  /* tests_topic.c */                                                                           \
+  X(topic_basics, "topic basics")                                                               \
+  X(topic_wraps, "topic wraps; a lagging subscription counts what it lost")                     \
+  X(topic_named, "topic: named subscriptions")                                                  \
+  X(topic_fanout, "topic: two publisher processes, three subscribers")                          \
+  X(topic_blocking, "topic: next blocks until another process publishes")                       \
+  X(topic_publisher_dies, "topic: publisher dies in the lock at each step of a publish")        \
+  X(topic_killed, "topic: publishers and subscribers killed")                                   \
+  X(topic_damaged, "topic: damaged bookkeeping and records")
 
 #define HELPER_LIST(X)                                                                          \
   X(read, 2) X(create, 2) X(write, 3)                             /* tests_segment.c */        \
@@ -90,6 +99,8 @@
   X(lock_queue, 2)                                                /* tests_queue.c */          \
   X(dict_incr, 2) X(dict_cas, 2) X(dict_wait, 3) X(crash_step, 3) X(repair_step, 2)          \
   X(rk_worker, 2)                                                 /* tests_dict.c */           \
+  X(tpub, 3) X(tpub_forever, 2) X(tsub, 3) X(tnext, 2) X(tpub_to_sleeper, 2) X(thold, 2)      \
+  X(tfollow, 1) X(tdie, 2)                                        /* tests_topic.c */          \
   POSIX_ONLY(X(signal_then_write, 1))                             /* tests_posix.c */          \
   WINDOWS_ONLY(X(create_hold, 1))                                 /* tests_win.c */
 /* clang-format on */
