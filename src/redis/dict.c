@@ -1,0 +1,12 @@
+/* dict.c — lxshm.dict on Redis: not yet; the constructors make the object, it has no methods. */
+#include "rx.h"
+
+static const luaL_Reg methods[] = {{NULL, NULL}};
+
+static void describe(lua_State *L, rx_handle *h) {
+  (void)h;
+  lua_pushliteral(L, "()");
+}
+
+const rx_class rx_dict_class = {"lxshm.redis.dict", "lxshm.dict", "dict", "_dict", methods,
+                                describe,           NULL};
