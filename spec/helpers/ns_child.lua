@@ -140,9 +140,10 @@ function commands.t_named(ns, name, subname, n)
     assert(seq, v)
     say(seq .. ":" .. tostring(v))
   end
-  say("holding")
+  say("holding") -- keeps the name until killed, reading nothing more
+  local proc = require("test.proc")
   while true do
-    sub:next(30)
+    proc.sleep(1)
   end
 end
 
