@@ -123,7 +123,10 @@ function commands.t_next(ns, name, from, n, timeout)
   local got = {}
   for _ = 1, num(n) do
     local v, seq, lost = sub:next(num(timeout))
-    assert(seq, lost)
+    if type(seq) ~= "number" then -- nil, msg, code
+      say("code " .. tostring(lost))
+      return
+    end
     got[#got + 1] = seq .. ":" .. tostring(v)
   end
   say("got " .. table.concat(got, " "))

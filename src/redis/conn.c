@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,6 +306,39 @@ static lxshm_status broken(rx_ns *ns, rx_conn *conn, lxshm_error *err) {
   return LXSHM_UNAVAILABLE;
 }
 
+/* Writes what is buffered on conn. SIGPIPE is blocked meanwhile (a server that went away must
+ * not kill the process: the write fails with EPIPE instead), and the one a failed write raised is
+ * taken back, unless one was pending already; the process's signal handling is left as it was. */
+static lxshm_status flush_out(rx_ns *ns, rx_conn *conn, lxshm_error *err) {
+  sigset_t pipe_set, old, pending;
+  int done = 0, rc, was_pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  sigpending(&pending);
+  was_pending = sigismember(&pending, SIGPIPE);
+  do
+    rc = redisBufferWrite(conn->c, &done);
+  while (rc == REDIS_OK && !done);
+  if (rc != REDIS_OK && !was_pending && !sigismember(&old, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE))
+      sigtimedwait(&pipe_set, NULL, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc == REDIS_OK ? LXSHM_OK : broken(ns, conn, err);
+}
+
+/* Reads one reply (after flush_out: nothing is left to write, so this only reads). */
+static lxshm_status read_reply(rx_ns *ns, rx_conn *conn, redisReply **r, lxshm_error *err) {
+  if (redisGetReply(conn->c, (void **)r) != REDIS_OK) {
+    *r = NULL;
+    return broken(ns, conn, err);
+  }
+  return LXSHM_OK;
+}
+
 static lxshm_status set_read_timeout(rx_ns *ns, rx_conn *conn, double seconds, lxshm_error *err) {
   if (conn->read_timeout == seconds)
     return LXSHM_OK;
@@ -359,9 +393,11 @@ static lxshm_status connect_node(rx_ns *ns, rx_conn *conn, int node, lxshm_error
   }
   redisAppendCommand(conn->c, "CLIENT ID");
   n++;
+  if (flush_out(ns, conn, err) != LXSHM_OK)
+    return LXSHM_UNAVAILABLE;
   for (i = 0; i < n; i++) {
-    if (redisGetReply(conn->c, (void **)&r) != REDIS_OK)
-      return broken(ns, conn, err);
+    if (read_reply(ns, conn, &r, err) != LXSHM_OK)
+      return LXSHM_UNAVAILABLE;
     if (r->type == REDIS_REPLY_ERROR && st == LXSHM_OK) {
       if (i == 0 && ns->password != NULL)
         st = lxshm__fail(err, LXSHM_PERMISSION, "Redis at %s: AUTH: %s", where, r->str);
@@ -435,9 +471,10 @@ static lxshm_status load_slots(rx_ns *ns, int via, lxshm_error *err) {
     return st;
   if ((st = set_read_timeout(ns, conn, ns->timeout, err)) != LXSHM_OK)
     return st;
-  r = (redisReply *)redisCommand(conn->c, "CLUSTER SLOTS");
-  if (r == NULL)
-    return broken(ns, conn, err);
+  redisAppendCommand(conn->c, "CLUSTER SLOTS");
+  if ((st = flush_out(ns, conn, err)) != LXSHM_OK ||
+      (st = read_reply(ns, conn, &r, err)) != LXSHM_OK)
+    return st;
   if (r->type != REDIS_REPLY_ARRAY) {
     st = r->type == REDIS_REPLY_ERROR ? rx_error_status(r, err)
                                       : lxshm__fail(err, LXSHM_SYSTEM, "CLUSTER SLOTS: bad reply");
@@ -500,9 +537,10 @@ lxshm_status rx_ns_start(rx_ns *ns, int cluster, lxshm_error *err) {
   if ((st = connect_node(ns, &ns->pool[0], 0, err)) != LXSHM_OK)
     return st;
   if (cluster < 0) { /* ask the server */
-    r = (redisReply *)redisCommand(ns->pool[0].c, "INFO cluster");
-    if (r == NULL)
-      return broken(ns, &ns->pool[0], err);
+    redisAppendCommand(ns->pool[0].c, "INFO cluster");
+    if ((st = flush_out(ns, &ns->pool[0], err)) != LXSHM_OK ||
+        (st = read_reply(ns, &ns->pool[0], &r, err)) != LXSHM_OK)
+      return st;
     cluster = r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_enabled:1") != NULL;
     if (r->type == REDIS_REPLY_ERROR) {
       st = rx_error_status(r, err);
@@ -569,7 +607,7 @@ static int starts(const redisReply *r, const char *word) {
 
 lxshm_status rx_command(rx_ns *ns, rx_conn *conn, int slot, rx_cmd *cmd, double block,
                         redisReply **out, lxshm_error *err) {
-  int ask = -1, hop, refreshed = 0;
+  int ask = -1, hop, refreshed = 0, resent = 0, reused;
   *out = NULL;
   for (hop = 0; hop <= RX_REDIRECTS; hop++) {
     rx_conn *via = conn;
@@ -590,21 +628,30 @@ lxshm_status rx_command(rx_ns *ns, rx_conn *conn, int slot, rx_cmd *cmd, double 
         return lxshm__fail(err, LXSHM_UNAVAILABLE, "no Redis Cluster node serves slot %d", slot);
       node = ns->slots[slot];
     }
-    if ((via->c == NULL || via->node != node) &&
-        (st = connect_node(ns, via, node, err)) != LXSHM_OK)
+    reused = via->c != NULL && via->node == node;
+    if (!reused && (st = connect_node(ns, via, node, err)) != LXSHM_OK)
       return st;
     if ((st = set_read_timeout(ns, via, ns->timeout + (block > 0 ? block : 0), err)) != LXSHM_OK)
       return st;
     if (ask >= 0)
       redisAppendCommand(via->c, "ASKING");
     redisAppendCommandArgv(via->c, cmd->argc, cmd->argv, cmd->lens);
+    if ((st = flush_out(ns, via, err)) != LXSHM_OK) {
+      /* Nothing was sent: a connection kept from before found its server gone (restarted,
+       * or a dropped idle connection). Safe to try once more on a new connection. */
+      if (reused && !resent) {
+        resent = 1;
+        continue;
+      }
+      return st;
+    }
     if (ask >= 0) {
-      if (redisGetReply(via->c, (void **)&r) != REDIS_OK)
-        return broken(ns, via, err);
+      if ((st = read_reply(ns, via, &r, err)) != LXSHM_OK)
+        return st;
       freeReplyObject(r);
     }
-    if (redisGetReply(via->c, (void **)&r) != REDIS_OK)
-      return broken(ns, via, err);
+    if ((st = read_reply(ns, via, &r, err)) != LXSHM_OK)
+      return st;
     if (ns->cluster && starts(r, "MOVED")) {
       int s, target = redirect_target(ns, r->str, &s);
       freeReplyObject(r);
