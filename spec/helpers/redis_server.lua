@@ -221,7 +221,7 @@ end
 
 --- The node serving `key`'s slot, and the slot.
 function Cluster:owner(key)
-  local slot = tonumber(M.cli({ port = self.nodes[1].port }, { "CLUSTER", "KEYSLOT", key }))
+  local slot = tonumber((M.cli({ port = self.nodes[1].port }, { "CLUSTER", "KEYSLOT", key })))
   local out = M.cli({ port = self.nodes[1].port }, { "CLUSTER", "NODES" })
   for line in out:gmatch("[^\n]+") do
     local fields = {}

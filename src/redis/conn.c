@@ -607,7 +607,8 @@ static int starts(const redisReply *r, const char *word) {
 
 lxshm_status rx_command(rx_ns *ns, rx_conn *conn, int slot, rx_cmd *cmd, double block,
                         redisReply **out, lxshm_error *err) {
-  int ask = -1, hop, refreshed = 0, resent = 0, reused;
+  int ask = -1, hop, refreshed = 0, resent = 0, reused, wait_ms = 1;
+  double tryagain_until = 0;
   *out = NULL;
   for (hop = 0; hop <= RX_REDIRECTS; hop++) {
     rx_conn *via = conn;
@@ -671,10 +672,20 @@ lxshm_status rx_command(rx_ns *ns, rx_conn *conn, int slot, rx_cmd *cmd, double 
         return lxshm__fail(err, LXSHM_UNAVAILABLE, "Redis Cluster: cannot follow ASK");
       continue;
     }
-    if (ns->cluster && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0 &&
-        hop < RX_REDIRECTS) { /* a multi-key command during a slot's migration */
+    if (ns->cluster && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "TRYAGAIN", 8) == 0) {
+      /* A script whose keys are half moved while the slot migrates: Redis asks to try again
+       * once the migration has gone on, which it does without us; wait up to ns->timeout. */
       freeReplyObject(r);
-      pause_ms(5 * (hop + 1));
+      if (tryagain_until == 0)
+        tryagain_until = rx_now() + ns->timeout;
+      if (rx_now() > tryagain_until)
+        return lxshm__fail(err, LXSHM_UNAVAILABLE,
+                           "Redis Cluster: slot %d still being migrated after %g s (TRYAGAIN)",
+                           slot, ns->timeout);
+      pause_ms(wait_ms);
+      if (wait_ms < 64)
+        wait_ms *= 2;
+      hop--; /* not a redirection: it does not count */
       continue;
     }
     *out = r;

@@ -37,7 +37,7 @@ static rx_handle *check(lua_State *L) {
   "local m = redis.call('HMGET', M, 'inc', 'size')\n"                                    \
   "if m[1] ~= ARGV[1] then return {-1} end\n"                                            \
   "local size, base = tonumber(m[2]), ARGV[2]\n"                                         \
-  "local I, Z = base .. 'i', base .. 'z'\n"                                              \
+  "local I, Z = KEYS[2], KEYS[3]\n"                                                      \
   "local t = redis.call('TIME')\n"                                                       \
   "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                                  \
   "local function notify(e)\n"                                                           \
@@ -64,7 +64,7 @@ static rx_handle *check(lua_State *L) {
  * evicted}, {-1} removed, {-2} exists, {-3} no such key, {-4, version} conflict, {-5} full. */
 static rx_script store_script = {
     PROLOGUE "local e, flags = ARGV[3], ARGV[4]\n"
-             "local K = base .. 'k:' .. e\n"
+             "local K = KEYS[4]\n"
              "local cur = redis.call('HGET', K, 'n')\n"
              "if not cur and redis.call('HEXISTS', Z, e) == 1 then drop(e, 'expirations') end\n"
              "local curv = cur and tonumber(cur) or 0\n"
@@ -127,7 +127,7 @@ static rx_script store_script = {
 /* ARGV: 3 E, 4 ttl ms (0: none). {1} or {-3} no such key. */
 static rx_script expire_script = {
     PROLOGUE "local e = ARGV[3]\n"
-             "local K = base .. 'k:' .. e\n"
+             "local K = KEYS[4]\n"
              "if redis.call('EXISTS', K) == 0 then\n"
              "  if redis.call('HEXISTS', Z, e) == 1 then drop(e, 'expirations') end\n"
              "  return {-3}\n"
@@ -342,6 +342,17 @@ static const char *push_name(lua_State *L, rx_handle *h, const char *part, int e
   return lua_tolstring(L, -1, n);
 }
 
+/* Pushes E, then K = BASE.."k:"..E and W = BASE.."w:"..E, for the (checked) key at arg;
+ * returns the index of E (K and W follow it). */
+static int push_names(lua_State *L, rx_handle *h, int arg) {
+  int e;
+  push_enc(L, arg);
+  e = lua_gettop(L);
+  push_name(L, h, "k:", e, NULL);
+  push_name(L, h, "w:", e, NULL);
+  return e;
+}
+
 /* An optional TTL in ms for a script: 0 for none, at least 1 for any positive TTL. */
 static long long ttl_ms(double ttl) {
   double ms = ttl * 1000;
@@ -374,10 +385,22 @@ static lxshm_status gone(rx_handle *h, lxshm_error *err) {
   return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
 }
 
-/* Starts a script call with the prologue's KEYS and ARGV. */
-static void script_args(rx_cmd *cmd, rx_script *s, rx_handle *h) {
-  rx_script_cmd(cmd, s, 1);
+/* Starts a script call: KEYS the object's hash, the index, the sizes and (names > 0) the key's
+ * K and W, at stack indices names + 1 and names + 2; then ARGV inc and BASE. Declaring every key
+ * a script touches lets a Cluster redirect it (ASK) or hold it back (TRYAGAIN) while the slot
+ * migrates; only eviction's victims and flush_all's keys cannot be named in advance. */
+static void script_args(rx_cmd *cmd, rx_script *s, rx_handle *h, lua_State *L, int names) {
+  rx_script_cmd(cmd, s, names > 0 ? 5 : 3);
   rx_arg_str(cmd, h->meta);
+  rx_arg_key(cmd, h, "i");
+  rx_arg_key(cmd, h, "z");
+  if (names > 0) {
+    size_t n;
+    const char *k = lua_tolstring(L, names + 1, &n);
+    rx_arg(cmd, k, n);
+    k = lua_tolstring(L, names + 2, &n);
+    rx_arg(cmd, k, n);
+  }
   rx_arg_str(cmd, h->inc);
   rx_arg(cmd, h->base, h->baselen);
 }
@@ -441,7 +464,7 @@ static lxshm_status store(rx_handle *h, lua_State *L, int enc, const char *flags
   const char *e = lua_tolstring(L, enc, &el);
   long long code = 0;
   lxshm_status st;
-  script_args(&cmd, &store_script, h);
+  script_args(&cmd, &store_script, h, L, enc);
   rx_arg(&cmd, e, el);
   rx_arg_str(&cmd, flags);
   rx_arg_int(&cmd, (long long)expected);
@@ -495,9 +518,8 @@ static int dict_get(lua_State *L) {
   if (!check_key(L, h, 2))
     return 3;
   lua_settop(L, 2);
-  push_enc(L, 2);                /* 3 */
-  push_name(L, h, "k:", 3, &vl); /* 4 */
-  box = rx_box_new(L);           /* 5 */
+  push_names(L, h, 2); /* 3 E, 4 K, 5 W */
+  box = rx_box_new(L); /* 6 */
   st = read_key(h, L, 4, box, &present, &version, &v, &vl, &err);
   if (st != LXSHM_OK)
     return rx_fail(L, h->name, st, &err);
@@ -605,8 +627,8 @@ static int change(lua_State *L, const char *flags, int cas) {
   ttl = ttl_ms(rx_opt_ttl(L, varg + 1));
   check_not_updating(L, h);
   lua_settop(L, varg + 1);
-  push_enc(L, 2);      /* enc */
-  box = rx_box_new(L); /* enc + 1 */
+  push_names(L, h, 2); /* enc: E, K, W */
+  box = rx_box_new(L); /* enc + 3 */
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_tolstring(L, enc, &el);
@@ -661,7 +683,7 @@ static int dict_delete(lua_State *L) {
     return 3;
   check_not_updating(L, h);
   lua_settop(L, 2);
-  push_enc(L, 2); /* 3 */
+  push_names(L, h, 2); /* 3 E, 4 K, 5 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -685,12 +707,12 @@ static int dict_expire(lua_State *L) {
   ttl = ttl_ms(rx_opt_ttl(L, 3));
   check_not_updating(L, h);
   lua_settop(L, 3);
-  push_enc(L, 2); /* 4 */
+  push_names(L, h, 2); /* 4 E, 5 K, 6 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   e = lua_tolstring(L, 4, &el);
-  script_args(&cmd, &expire_script, h);
+  script_args(&cmd, &expire_script, h, L, 4);
   rx_arg(&cmd, e, el);
   rx_arg_int(&cmd, ttl);
   st = run(h, &expire_script, &cmd, box, &code, &err);
@@ -737,23 +759,22 @@ static int dict_incr(lua_State *L) {
   check_not_updating(L, h);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 5);               /* self, k, step, init, init_ttl */
-  push_enc(L, 2);                 /* 6 */
-  push_name(L, h, "k:", 6, NULL); /* 7 */
-  box = rx_box_new(L);            /* 8 */
+  lua_settop(L, 5);    /* self, k, step, init, init_ttl */
+  push_names(L, h, 2); /* 6 E, 7 K, 8 W */
+  box = rx_box_new(L); /* 9 */
   for (;;) {
     uint64_t version = 0, out[2];
     const char *v = NULL, *data;
     size_t vl = 0, len;
     int present;
-    lua_settop(L, 8);
+    lua_settop(L, 9);
     st = read_key(h, L, 7, box, &present, &version, &v, &vl, &err);
     if (st != LXSHM_OK)
       return rx_fail(L, h->name, st, &err);
     if (present) {
-      if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK) /* 9 */
+      if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK) /* 10 */
         return rx_fail(L, h->name, st, &err);
-      if (lua_type(L, 9) != LUA_TNUMBER) {
+      if (lua_type(L, 10) != LUA_TNUMBER) {
         lxshm__fail(&err, LXSHM_INVALID, "value is not a number");
         return rx_fail(L, h->name, LXSHM_INVALID, &err);
       }
@@ -765,8 +786,8 @@ static int dict_incr(lua_State *L) {
       return rx_fail(L, h->name, LXSHM_NOT_FOUND, &err);
     }
     rx_box_free(box);
-    add_numbers(L, 9, 3); /* 10 */
-    st = rx_encode(L, 10, 64, &data, &len, &err);
+    add_numbers(L, 10, 3); /* 11 */
+    st = rx_encode(L, 11, 64, &data, &len, &err);
     if (st == LXSHM_OK)
       st = store(h, L, 6, present ? "ck" : "c", version, present ? 0 : ttl, data, len, box, out,
                  &err);
@@ -799,21 +820,20 @@ static int dict_update(lua_State *L) {
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 3); /* self, k, fn */
-  push_enc(L, 2);   /* 4 */
+  lua_settop(L, 3);    /* self, k, fn */
+  push_names(L, h, 2); /* 4 E, 5 K, 6 W */
   lua_tolstring(L, 4, &el);
-  push_name(L, h, "k:", 4, NULL); /* 5 */
-  box = rx_box_new(L);            /* 6 */
+  box = rx_box_new(L); /* 7 */
   for (;;) {
     uint64_t version = 0, out[2];
     const char *v = NULL, *data = NULL;
     size_t vl = 0, len = 0;
     int present, rc;
-    lua_settop(L, 6);
+    lua_settop(L, 7);
     st = read_key(h, L, 5, box, &present, &version, &v, &vl, &err);
     if (st != LXSHM_OK)
       return rx_fail(L, h->name, st, &err);
-    lua_pushvalue(L, 3); /* 7: fn */
+    lua_pushvalue(L, 3); /* 8: fn */
     if (!present)
       lua_pushnil(L);
     else if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK)
@@ -821,20 +841,20 @@ static int dict_update(lua_State *L) {
     rx_box_free(box);
     h->busy = 1;
     updating[updating_depth++] = h;
-    rc = lua_pcall(L, 1, 1, 0); /* 7: the result */
+    rc = lua_pcall(L, 1, 1, 0); /* 8: the result */
     updating_depth--;
     h->busy = 0;
     if (rc != LUA_OK)
       return lua_error(L);
     if (h->closed)
       return luaL_error(L, "attempt to use a closed lxshm dict");
-    if (lua_isnil(L, 7)) {
+    if (lua_isnil(L, 8)) {
       if (!present)
         return 1; /* nothing to delete */
       st = store(h, L, 4, "cd", version, 0, NULL, 0, box, out, &err);
     }
     else {
-      st = rx_encode(L, 7, max_value(h, el), &data, &len, &err);
+      st = rx_encode(L, 8, max_value(h, el), &data, &len, &err);
       if (st == LXSHM_OK)
         st = store(h, L, 4, "c", version, ttl, data, len, box, out, &err);
     }
@@ -868,10 +888,10 @@ static int dict_wait(lua_State *L) {
   timeout = rx_opt_timeout(L, 4);
   deadline = rx_deadline(timeout);
   lua_settop(L, 4);
-  push_enc(L, 2); /* 5 */
+  push_names(L, h, 2); /* 5 E, 6 K, 7 W */
   e = lua_tolstring(L, 5, &el);
-  w = push_name(L, h, "w:", 5, &wl); /* 6 */
-  box = rx_box_new(L);               /* 7 */
+  w = lua_tolstring(L, 7, &wl);
+  box = rx_box_new(L); /* 8 */
   for (;;) {
     rx_cmd cmd;
     redisReply *r;
@@ -879,7 +899,7 @@ static int dict_wait(lua_State *L) {
     double left = rx_left(deadline), slice;
     char fname[RX_KEY_MAX];
     slice = left < 0 || left > RX_SLICE ? RX_SLICE : left;
-    script_args(&cmd, &wait_script, h);
+    script_args(&cmd, &wait_script, h, L, 5);
     rx_arg(&cmd, e, el);
     rx_arg_int(&cmd, (long long)want);
     rx_arg_int(&cmd, (long long)(slice * 1000) + 10000);
@@ -943,7 +963,7 @@ static int dict_keys(lua_State *L) {
     lua_newtable(L);
     return 1;
   }
-  script_args(&cmd, &keys_script, h);
+  script_args(&cmd, &keys_script, h, L, 0);
   rx_arg_int(&cmd, (long long)max);
   if ((st = run(h, &keys_script, &cmd, box, &code, &err)) != LXSHM_OK)
     return rx_fail(L, h->name, st, &err);
@@ -1007,7 +1027,7 @@ static int pairs_next(lua_State *L) {
       lxshm_status st;
       size_t i, cl;
       const char *cursor = lua_tolstring(L, 2, &cl);
-      script_args(&cmd, &scan_script, h);
+      script_args(&cmd, &scan_script, h, L, 0);
       rx_arg(&cmd, cursor, cl);
       rx_arg_str(&cmd, "256");
       if ((st = run(h, &scan_script, &cmd, box, &code, &err)) != LXSHM_OK)
@@ -1069,7 +1089,7 @@ static lxshm_status whole(lua_State *L, rx_handle *h, const char *what, long lon
   long long code = 0;
   lxshm_status st;
   *box = rx_box_new(L);
-  script_args(&cmd, &whole_script, h);
+  script_args(&cmd, &whole_script, h, L, 0);
   rx_arg_str(&cmd, what);
   rx_arg_int(&cmd, arg);
   st = run(h, &whole_script, &cmd, *box, &code, err);
@@ -1176,7 +1196,7 @@ static void describe(lua_State *L, rx_handle *h) {
   redisReply *r;
   lxshm_error err;
   rx_push_u64(L, h->size);
-  script_args(&cmd, &whole_script, h);
+  script_args(&cmd, &whole_script, h, L, 0);
   rx_arg_str(&cmd, "count");
   rx_arg_str(&cmd, "0");
   if (rx_h_eval(h, &whole_script, &cmd, &r, &err) == LXSHM_OK) {
