@@ -71,7 +71,7 @@ local function await_ping(addr, watchdog, dir)
   local deadline = proc.now() + 10 * util.SLOW
   while true do
     local out = M.cli(addr, { "PING" })
-    if out == "PONG" then
+    if out == "PONG" or out:find("NOAUTH", 1, true) then -- up (behind a password)
       return true
     end
     if watchdog and proc.wait(watchdog, 0) then
@@ -92,26 +92,48 @@ local function base_args(dir)
     "--daemonize", "no", "--protected-mode", "no" }
 end
 
---- A single server on a Unix socket: { url, sock, dir, ... }. extra: more arguments.
-function M.single(extra)
+--- A single server on a Unix socket: { url, sock, dir, ... }. extra: more arguments. With
+-- opts.tcp it listens on a loopback port too (server.port), picked at random in 40000-49999 and
+-- picked again if taken.
+function M.single(extra, opts)
   local dir = tmpdir("single")
   local self = setmetatable({ dir = dir, sock = dir .. "/r.sock", extra = extra or {} }, Server)
   self.url = "redis+unix://" .. self.sock
-  self:start()
-  return self
+  for attempt = 1, 10 do
+    if opts and opts.tcp then
+      self.port = 40000 + (proc.pid() * 31 + attempt * 977 + math.floor(proc.now() * 1000)) % 10000
+    end
+    local ok, log = self:start()
+    if ok then
+      return self
+    end
+    if not (opts and opts.tcp) or attempt == 10 then
+      error("redis-server did not start: " .. tostring(log))
+    end
+  end
 end
 
---- (Re)starts the server on the same socket.
+--- (Re)starts the server on the same socket (and port). Returns true, or nil and its log when
+-- it could not start.
 function Server:start()
   local args = base_args(self.dir)
-  for _, a in ipairs({ "--port", "0", "--unixsocket", self.sock, "--unixsocketperm", "700" }) do
+  for _, a in ipairs({ "--port", tostring(self.port or 0), "--unixsocket", self.sock,
+    "--unixsocketperm", "700" }) do
     args[#args + 1] = a
+  end
+  if self.port then
+    args[#args + 1] = "--bind"
+    args[#args + 1] = "127.0.0.1"
   end
   for _, a in ipairs(self.extra) do
     args[#args + 1] = a
   end
   self.watchdog = launch(self.dir, args)
-  assert(await_ping({ sock = self.sock }, self.watchdog, self.dir))
+  local ok, log = await_ping({ sock = self.sock }, self.watchdog, self.dir)
+  if not ok then
+    self.watchdog = nil
+  end
+  return ok, log
 end
 
 --- The server's own pid (INFO server's process_id).
