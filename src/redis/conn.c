@@ -8,12 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sds.h>
 
 #include "rx.h"
 
@@ -306,28 +308,25 @@ static lxshm_status broken(rx_ns *ns, rx_conn *conn, lxshm_error *err) {
   return LXSHM_UNAVAILABLE;
 }
 
-/* Writes what is buffered on conn. SIGPIPE is blocked meanwhile (a server that went away must
- * not kill the process: the write fails with EPIPE instead), and the one a failed write raised is
- * taken back, unless one was pending already; the process's signal handling is left as it was. */
+/* Writes what hiredis buffered on conn, with send(MSG_NOSIGNAL): a server that went away must
+ * not kill the process with SIGPIPE (the write fails with EPIPE instead), and the process's own
+ * signal handling is left alone. */
 static lxshm_status flush_out(rx_ns *ns, rx_conn *conn, lxshm_error *err) {
-  sigset_t pipe_set, old, pending;
-  int done = 0, rc, was_pending;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  sigpending(&pending);
-  was_pending = sigismember(&pending, SIGPIPE);
-  do
-    rc = redisBufferWrite(conn->c, &done);
-  while (rc == REDIS_OK && !done);
-  if (rc != REDIS_OK && !was_pending && !sigismember(&old, SIGPIPE)) {
-    struct timespec zero = {0, 0};
-    sigpending(&pending);
-    if (sigismember(&pending, SIGPIPE))
-      sigtimedwait(&pipe_set, NULL, &zero);
+  redisContext *c = conn->c;
+  while (sdslen(c->obuf) > 0) {
+    ssize_t n = send(c->fd, c->obuf, sdslen(c->obuf), MSG_NOSIGNAL);
+    if (n < 0) {
+      int e = errno;
+      if (e == EINTR)
+        continue;
+      c->err = REDIS_ERR_IO;
+      snprintf(c->errstr, sizeof c->errstr, "%s",
+               e == EAGAIN || e == EWOULDBLOCK ? "no reply in time" : strerror(e));
+      return broken(ns, conn, err);
+    }
+    sdsrange(c->obuf, (int)n, -1);
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  return rc == REDIS_OK ? LXSHM_OK : broken(ns, conn, err);
+  return LXSHM_OK;
 }
 
 /* Reads one reply (after flush_out: nothing is left to write, so this only reads). */
@@ -360,6 +359,7 @@ static lxshm_status connect_node(rx_ns *ns, rx_conn *conn, int node, lxshm_error
   rx_conn_drop(conn);
   conn->node = node;
   conn->read_timeout = -1;
+  conn->pid = (long)getpid();
   describe_addr(a, where, sizeof where);
   conn->c = a->is_unix ? redisConnectUnixWithTimeout(a->host, tv)
                        : redisConnectWithTimeout(a->host, a->port, tv);

@@ -23,58 +23,63 @@ static rx_handle *check(lua_State *L) {
 }
 
 /* KEYS: meta, list, pop waiters, pop doorbell, push waiters. ARGV: inc, waiter ('' to not
- * register), registration ms, n, values… Returns -1 (removed), 0 (full: registered), 1. */
+ * register), registration ms, registered (1: the waiter registered before: forget it), n,
+ * values… Returns -1 (removed), 0 (full: registered), 1. The common path is four commands:
+ * the clock is read only to register or to wake someone. */
 static rx_script push_script = {
     "local m = redis.call('HMGET', KEYS[1], 'inc', 'size', 'used')\n"
     "if m[1] ~= ARGV[1] then return -1 end\n"
-    "local size, used, n = tonumber(m[2]), tonumber(m[3]), tonumber(ARGV[4])\n"
+    "local size, used, n = tonumber(m[2]), tonumber(m[3]), tonumber(ARGV[5])\n"
     "local need = 0\n"
-    "for i = 5, 4 + n do need = need + math.floor((#ARGV[i] + 15) / 8) * 8 end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "for i = 6, 5 + n do need = need + math.floor((#ARGV[i] + 15) / 8) * 8 end\n"
+    "local function now()\n"
+    "  local t = redis.call('TIME')\n"
+    "  return t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "end\n"
     "if used + need > size then\n"
-    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), ARGV[2]) end\n"
+    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[5], now() + tonumber(ARGV[3]), ARGV[2]) end\n"
     "  return 0\n"
     "end\n"
-    "for i = 5, 4 + n, 1000 do\n"
-    "  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(4 + n, i + 999)))\n"
+    "for i = 6, 5 + n, 1000 do\n"
+    "  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(5 + n, i + 999)))\n"
     "end\n"
     "redis.call('HINCRBY', KEYS[1], 'used', need)\n"
-    "if ARGV[2] ~= '' then redis.call('ZREM', KEYS[5], ARGV[2]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)\n"
-    "local w = redis.call('ZCARD', KEYS[3])\n"
-    "if w > 0 then\n"
-    "  local k = math.min(w, n) - redis.call('LLEN', KEYS[4])\n"
+    "if ARGV[4] == '1' then redis.call('ZREM', KEYS[5], ARGV[2]) end\n"
+    "if redis.call('ZCARD', KEYS[3]) > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now())\n"
+    "  local k = math.min(redis.call('ZCARD', KEYS[3]), n) - redis.call('LLEN', KEYS[4])\n"
     "  for i = 1, k do redis.call('RPUSH', KEYS[4], 1) end\n"
     "end\n"
     "return 1\n",
     ""};
 
 /* KEYS: meta, list, pop waiters, push waiters, push doorbell. ARGV: inc, waiter, registration
- * ms, max, remove (0: peek). Returns -1 (removed), {0} (empty: registered), {1, values…}. */
+ * ms, registered, max, remove (0: peek). Returns -1 (removed), {0} (empty: registered),
+ * {1, values…}. */
 static rx_script pop_script = {
     "local m = redis.call('HGET', KEYS[1], 'inc')\n"
     "if m ~= ARGV[1] then return -1 end\n"
-    "if ARGV[5] == '0' then\n"
+    "if ARGV[6] == '0' then\n"
     "  local v = redis.call('LINDEX', KEYS[2], 0)\n"
     "  if v then return {1, v} end\n"
     "  return {0}\n"
     "end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local vals = redis.call('LPOP', KEYS[2], tonumber(ARGV[4]))\n"
+    "local function now()\n"
+    "  local t = redis.call('TIME')\n"
+    "  return t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "end\n"
+    "local vals = redis.call('LPOP', KEYS[2], tonumber(ARGV[5]))\n"
     "if not vals then\n"
-    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2]) end\n"
+    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], now() + tonumber(ARGV[3]), ARGV[2]) end\n"
     "  return {0}\n"
     "end\n"
     "local freed = 0\n"
     "for i = 1, #vals do freed = freed + math.floor((#vals[i] + 15) / 8) * 8 end\n"
     "redis.call('HINCRBY', KEYS[1], 'used', -freed)\n"
-    "if ARGV[2] ~= '' then redis.call('ZREM', KEYS[3], ARGV[2]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)\n"
-    "local w = redis.call('ZCARD', KEYS[4])\n"
-    "if w > 0 then\n"
-    "  local k = w - redis.call('LLEN', KEYS[5])\n"
+    "if ARGV[4] == '1' then redis.call('ZREM', KEYS[3], ARGV[2]) end\n"
+    "if redis.call('ZCARD', KEYS[4]) > 0 then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now())\n"
+    "  local k = redis.call('ZCARD', KEYS[4]) - redis.call('LLEN', KEYS[5])\n"
     "  for i = 1, k do redis.call('RPUSH', KEYS[5], 1) end\n"
     "end\n"
     "table.insert(vals, 1, 1)\n"
@@ -142,17 +147,20 @@ static void waiting_args(rx_handle *h, rx_cmd *cmd, rx_script *s, int push, int 
   rx_arg_str(cmd, h->inc);
   rx_arg_str(cmd, wait ? h->waiter : "");
   rx_arg_int(cmd, (long long)(slice * 1000) + 1000);
+  rx_arg_str(cmd, "0"); /* registered: not yet */
 }
 
 /* Runs the push script in cmd (values already in it) until it stores them, waiting for room. */
 static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double timeout,
                                lxshm_error *err) {
   double deadline = rx_deadline(timeout);
+  int registered = 0;
   for (;;) {
     redisReply *r;
     long long code;
     double slice = slice_of(deadline);
     lxshm_status st;
+    cmd->argv[WAITER_ARG + 2] = registered ? "1" : "0";
     cmd->argv[WAITER_ARG] = timeout == 0 ? "" : h->waiter;
     cmd->lens[WAITER_ARG] = strlen(cmd->argv[WAITER_ARG]);
     cmd->lens[WAITER_ARG + 1] = (size_t)snprintf(cmd->num[WAITER_ARG + 1], sizeof cmd->num[0],
@@ -172,6 +180,7 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
       return gone(h, err);
     if (code != 0)
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a push");
+    registered = timeout != 0;
     if (timeout == 0)
       return lxshm__fail(err, LXSHM_TIMEOUT, "queue is full");
     if (rx_left(deadline) == 0)
@@ -252,12 +261,15 @@ static int queue_push_many(lua_State *L) {
 static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_Integer max,
                               int remove, double timeout, lxshm_error *err) {
   double deadline = rx_deadline(timeout);
+  int registered = 0;
   for (;;) {
     redisReply *r;
     rx_cmd cmd;
     double slice = slice_of(deadline);
     lxshm_status st;
     waiting_args(h, &cmd, &pop_script, 0, remove && timeout != 0, slice);
+    if (registered)
+      cmd.argv[WAITER_ARG + 2] = "1";
     rx_arg_int(&cmd, (long long)max);
     rx_arg_str(&cmd, remove ? "1" : "0");
     if ((st = rx_h_eval(h, &pop_script, &cmd, &r, err)) != LXSHM_OK)
@@ -272,6 +284,7 @@ static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a pop");
     if (rx_int(r->element[0], 0) == 1)
       return LXSHM_OK;
+    registered = remove && timeout != 0;
     if (timeout == 0)
       return lxshm__fail(err, LXSHM_TIMEOUT, "queue is empty");
     if (rx_left(deadline) == 0)

@@ -39,6 +39,7 @@ typedef struct rx_conn {
   long long id;            /* CLIENT ID on that server (0: not asked yet) */
   long long old_id;        /* the id of the connection before the last reconnect (0: none) */
   const char *client_name; /* CLIENT SETNAME sent on every connect (NULL: none) */
+  long pid;                /* getpid() when connected: segment commits name their writer */
 } rx_conn;
 
 /* A namespace: the server (or Cluster) of one connect(url, opts) and its options. Plain C memory,

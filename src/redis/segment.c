@@ -1,6 +1,7 @@
 /* segment.c — lxshm.segment on Redis: one current value, shared.
  *
- * The value lives in a stream, BASE.."s", trimmed to its last entry (MAXLEN 1). Each commit is one
+ * The value lives in a stream, BASE.."s", trimmed to its last entries (MAXLEN ~ 1: old entries
+ * go a stream node at a time, at most ~4 KiB of them linger). Each commit is one
  * XADD whose entry id is 0-VERSION: Redis numbers it itself ("0-*"), so a put is one plain
  * command, atomic, and the version grows by exactly one per commit. Fields: f (0: raw bytes from
  * write, 1: MessagePack from put), p (writer's pid), t (wall-clock seconds), v (the bytes).
@@ -118,13 +119,14 @@ static lxshm_status commit(rx_handle *h, const char *data, size_t len, int forma
   rx_arg_str(&cmd, "XADD");
   rx_arg_key(&cmd, h, "s");
   rx_arg_str(&cmd, "NOMKSTREAM");
-  rx_arg_str(&cmd, "MAXLEN");
+  rx_arg_str(&cmd, "MAXLEN"); /* "~": whole stream nodes go; exact trimming of one entry at a */
+  rx_arg_str(&cmd, "~");      /* time rescans a node's entries, 6.6 µs a put instead of 0.85 */
   rx_arg_str(&cmd, "1");
   rx_arg_str(&cmd, id);
   rx_arg_str(&cmd, "f");
   rx_arg_str(&cmd, format ? "1" : "0");
   rx_arg_str(&cmd, "p");
-  rx_arg_int(&cmd, (long long)getpid());
+  rx_arg_int(&cmd, h->conn.c != NULL ? (long long)h->conn.pid : (long long)getpid());
   rx_arg_str(&cmd, "t");
   rx_arg_str(&cmd, when);
   rx_arg_str(&cmd, "v");
