@@ -15,10 +15,10 @@ local servers = require("redis_server")
 local function suite(kind)
   local path = "spec/conformance/" .. kind .. ".lua"
   local chunk, err
-  if setfenv then -- Lua 5.1, LuaJIT
+  if rawget(_G, "setfenv") then -- Lua 5.1, LuaJIT
     chunk, err = loadfile(path)
     if chunk then
-      setfenv(chunk, getfenv(1))
+      _G.setfenv(chunk, _G.getfenv(1))
     end
   else
     chunk, err = loadfile(path, "t", _ENV)
@@ -67,6 +67,18 @@ for _, backend in ipairs(backends) do
         b.server:stop()
       end
     end)
+
+    --- Asserts that a call's results are nil, msg, code: b.refuses(code, msg, call(...)).
+    -- msg nil: any message; a string starting with "~": a Lua pattern the message must match.
+    function b.refuses(code, msg, ok, err, got)
+      assert.is_nil(ok, "expected a failure, got " .. tostring(ok))
+      assert.equal(code, got, err)
+      if msg and msg:sub(1, 1) == "~" then
+        assert.matches(msg:sub(2), err)
+      elseif msg then
+        assert.equal(msg, err)
+      end
+    end
 
     --- A fresh name, its object removed when the test ends.
     function b.name(tag)

@@ -28,7 +28,8 @@ describe("lxshm.connect", function()
 
   it("raises for arguments of the wrong type", function()
     for _, case in ipairs({
-      { function() lxshm.connect() end, "bad argument #1 to 'connect' (string expected, got no value)" },
+      { function() lxshm.connect() end,
+        "bad argument #1 to 'connect' (string expected, got no value)" },
       { function() lxshm.connect(6379) end,
         "bad argument #1 to 'connect' (string expected, got number)" },
       { function() lxshm.connect("shm:", 5) end,
@@ -179,6 +180,7 @@ describe("lxshm.connect", function()
         assert.equal(lxshm.PERMISSION, code)
         assert.matches("NOAUTH", msg)
         ns, msg, code = lxshm.connect(locked.url, { password = "wrong" })
+        assert.is_nil(ns)
         assert.equal(lxshm.PERMISSION, code)
         assert.matches("AUTH", msg)
         ns = assert(lxshm.connect(locked.url, { password = "s3cret" }))
@@ -188,7 +190,7 @@ describe("lxshm.connect", function()
         assert(ns:open("auth")):close()
         assert(ns:remove("auth"))
         ns:close()
-        ns, msg, code = lxshm.connect("redis://default:s3cret@127.0.0.1:" .. port)
+        ns, msg = lxshm.connect("redis://default:s3cret@127.0.0.1:" .. port)
         assert(ns, msg)
         ns:close()
       end)

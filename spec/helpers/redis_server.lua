@@ -267,7 +267,7 @@ function Cluster:owner(key)
 end
 
 --- Runs redis-cli against a node.
-function Cluster:cli(node, ...)
+function Cluster.cli(_, node, ...)
   return M.cli({ port = node.port }, { ... })
 end
 
