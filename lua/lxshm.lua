@@ -34,7 +34,7 @@ local shm = {}
 local function method(verb, fn)
   local chunk = ("local %s = ... return function(_, ...) local a, b, c = %s(...) "
     .. "return a, b, c end"):format(verb, verb)
-  return assert(load(chunk, "=lxshm.connect"))(fn)
+  return assert((rawget(_G, "loadstring") or load)(chunk, "=lxshm.connect"))(fn)
 end
 
 for _, verb in ipairs(constructors) do
