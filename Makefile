@@ -58,7 +58,7 @@ export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz lint format format-check install \
+.PHONY: all test ctest specs asan valgrind demo bench fuzz fuzz-object lint format format-check install \
   install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
 all: $(MODULE) $(LIB)
@@ -72,6 +72,7 @@ help:
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
 	@echo "make fuzz       the decoder under libFuzzer for FUZZ_TIME seconds (default 60)"
+	@echo "make fuzz-object   every method on fuzzed object bytes (header, lock, slots, rings)"
 	@echo "make windows    cross-build the core, C tests and C example with mingw-w64"
 	@echo "make test-windows      run the Windows C tests under Wine"
 	@echo "make windows-lua LUA_WIN=DIR   build lxshm/core.dll against a Windows Lua 5.4"
@@ -227,6 +228,24 @@ fuzz:
 	@mkdir -p fuzz/work fuzz/findings
 	nice ./$(FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
 	  -print_final_stats=1 fuzz/work fuzz/seeds
+
+# Everything that reads an object's bytes, from the Lua methods down (fuzz/object_fuzz.c):
+# FUZZ_TIME seconds, findings to fuzz/findings; it starts from no corpus (each input is laid
+# over a valid new object).
+OBJECT_FUZZER = build/fuzz/object_fuzz
+OBJECT_FUZZ_SRC = fuzz/object_fuzz.c $(LUA_SRC) $(CORE_SRC) $(POSIX_SRC)
+
+$(OBJECT_FUZZER): $(OBJECT_FUZZ_SRC) $(HEADERS)
+	@mkdir -p $(dir $@)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 \
+	  -Wall -Wextra -Werror -I$(LUA_INCDIR) -Isrc -o $@ $(OBJECT_FUZZ_SRC) -llua$(LUA_VERSION)
+
+fuzz-object:
+	$(call deps,fuzz)
+	@$(MAKE) --no-print-directory $(OBJECT_FUZZER)
+	@mkdir -p fuzz/object-work fuzz/findings
+	nice ./$(OBJECT_FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
+	  -print_final_stats=1 -max_len=4096 fuzz/object-work
 
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/

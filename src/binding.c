@@ -474,7 +474,7 @@ static int mod_encode(lua_State *L) {
   st = lxshm__encode(L, lxshm__encoder_of(L), 1, SIZE_MAX, &out, &len, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "encode", st, &err);
-  lua_pushlstring(L, out, len);
+  lxshm__push_encoded(L, lxshm__encoder_of(L), out, len);
   return 1;
 }
 

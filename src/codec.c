@@ -12,22 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
-
 #include "internal.h"
 
+#if LXSHM_HAS_INTEGERS
 _Static_assert(sizeof(lua_Integer) == 8, "lxshm needs 64-bit Lua integers");
+#endif
 _Static_assert(sizeof(lua_Number) == 8, "lxshm needs double Lua floats");
 
 /* MessagePack ext type of a back-reference to a table met before (doc/FORMAT.md). Its payload
  * is the table's number, big-endian, in 1, 2 or 4 bytes (the decoder also accepts 8). */
 #define EXT_REF 76 /* 0x4C, ASCII 'L' */
 
-/* Internal results besides the lxshm_status values: kept apart from the public codes. */
-#define R_OK 0
-#define R_NOMEM (-1)   /* malloc failed: raised as a Lua error once the encoder is idle again */
-#define R_NOTSEQ (-2)  /* the optimistic array pass met a key outside 1..n */
-#define R_NOSTACK (-3) /* lua_checkstack failed: raised once the encoder is idle again */
+/* What an encoder step tells its caller. A type of its own, numbered apart from lxshm_status,
+ * so that neither can pass for the other: a refusal's status travels in enc_state.status, and
+ * only lxshm__encode turns a result into a status (or a Lua error). The decoder has no internal
+ * outcomes and returns lxshm_status (LXSHM_OK or LXSHM_CORRUPT) throughout. */
+typedef enum enc_result {
+  ENC_OK = 100,
+  ENC_REFUSED, /* the value cannot be written: s->status and s->err say why */
+  ENC_NOMEM,   /* malloc failed: raised as a Lua error once the encoder is idle again */
+  ENC_NOSTACK, /* lua_checkstack failed: raised once the encoder is idle again */
+  ENC_NOTSEQ   /* the optimistic array pass met a key outside 1..n; never leaves enc_table */
+} enc_result;
 
 #define COUNT_MAX 0xffffffffu /* most elements a MessagePack array, map or string can hold */
 
@@ -62,6 +68,68 @@ static inline uint32_t rd32(const unsigned char *p) {
 static inline uint64_t rd64(const unsigned char *p) {
   return (uint64_t)rd32(p) << 32 | rd32(p + 4);
 }
+
+
+/* ---- numbers on every runtime ---------------------------------------------------------------- */
+
+/* Lua 5.3 and later tell integers from floats (math.type), and the codec keeps that apart. Lua
+ * 5.1, 5.2 and LuaJIT have doubles only: there a number with an integral value within ±2^53 is
+ * written as a MessagePack integer and any other (a fraction, beyond ±2^53, -0.0, an infinity,
+ * NaN) as a float, and an integer read back is the nearest double, exact within ±2^53
+ * (doc/FORMAT.md, "Lua runtimes"). Only this section and enc_number depend on the kind. */
+
+#if LXSHM_HAS_INTEGERS
+
+/* True when the value at idx is an integer (math.type "integer"); sets *i. */
+static inline int int_value(lua_State *L, int idx, int64_t *i) {
+  if (!lua_isinteger(L, idx))
+    return 0;
+  *i = (int64_t)lua_tointeger(L, idx);
+  return 1;
+}
+
+static inline void push_int(lua_State *L, int64_t i) {
+  lua_pushinteger(L, (lua_Integer)i);
+}
+
+/* Pushes v and returns 1; returns 0, pushing nothing, when v is above math.maxinteger. */
+static inline int push_uint(lua_State *L, uint64_t v) {
+  if (v > (uint64_t)LUA_MAXINTEGER)
+    return 0;
+  lua_pushinteger(L, (lua_Integer)v);
+  return 1;
+}
+
+#else
+
+#define EXACT_MAX 9007199254740992.0 /* 2^53: every integer up to it in magnitude is a double */
+
+/* True when d is written as an integer: integral, within ±2^53, and not -0.0 (which must read
+ * back as -0.0); sets *i. */
+static inline int double_is_int(double d, int64_t *i) {
+  if (!(d >= -EXACT_MAX && d <= EXACT_MAX)) /* NaN fails this too */
+    return 0;
+  *i = (int64_t)d;
+  return (double)*i == d && (*i != 0 || !signbit(d));
+}
+
+/* True when the value at idx is a number written as an integer; sets *i. */
+static inline int int_value(lua_State *L, int idx, int64_t *i) {
+  return lua_type(L, idx) == LUA_TNUMBER && double_is_int((double)lua_tonumber(L, idx), i);
+}
+
+/* Beyond ±2^53: the nearest double (round to nearest, ties to even). */
+static inline void push_int(lua_State *L, int64_t i) {
+  lua_pushnumber(L, (lua_Number)i);
+}
+
+/* Pushes v, the nearest double, and returns 1: any uint 64 reads as a number here. */
+static inline int push_uint(lua_State *L, uint64_t v) {
+  lua_pushnumber(L, (lua_Number)v);
+  return 1;
+}
+
+#endif
 
 
 /* ---- UTF-8 check ----------------------------------------------------------------------------- */
@@ -211,10 +279,10 @@ struct lxshm__encoder {
 /* How the encoder went from a table to the value being encoded inside it: for messages. */
 enum { STEP_INDEX, STEP_KEY, STEP_INTO_KEY };
 typedef struct step {
-  int kind;          /* STEP_INDEX: [index]; STEP_KEY: under the key at stack slot `key`;
-                        STEP_INTO_KEY: inside the table used as the key at slot `key` */
-  int key;           /* absolute stack index of the key (STEP_KEY, STEP_INTO_KEY) */
-  lua_Integer index; /* array index (STEP_INDEX) */
+  int kind;      /* STEP_INDEX: [index]; STEP_KEY: under the key at stack slot `key`;
+                    STEP_INTO_KEY: inside the table used as the key at slot `key` */
+  int key;       /* absolute stack index of the key (STEP_KEY, STEP_INTO_KEY) */
+  int64_t index; /* array index (STEP_INDEX) */
 } step;
 
 /* One encoding call. The output lives in enc->buf; buf/cap are cached copies of its fields. */
@@ -223,7 +291,8 @@ typedef struct enc_state {
   lxshm__encoder *e;
   unsigned char *buf;
   size_t len, cap, limit;
-  uint32_t count; /* tables numbered so far */
+  uint32_t count;      /* tables numbered so far */
+  lxshm_status status; /* why, after ENC_REFUSED */
   lxshm_error *err;
   step path[LXSHM__MAX_DEPTH + 2]; /* path[d]: the step out of the table at depth d */
 } enc_state;
@@ -231,12 +300,18 @@ typedef struct enc_state {
 
 /* ---- encoder: output buffer ------------------------------------------------------------------ */
 
-static int too_large(enc_state *s) {
-  return lxshm__fail(s->err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %zu bytes",
-                     s->limit);
+/* Records a refusal whose message lxshm__fail has just written: refused(s, lxshm__fail(...)). */
+static enc_result refused(enc_state *s, lxshm_status st) {
+  s->status = st;
+  return ENC_REFUSED;
 }
 
-static int grow(enc_state *s, size_t n) {
+static enc_result too_large(enc_state *s) {
+  return refused(s, lxshm__fail(s->err, LXSHM_INVALID_SIZE,
+                                "encoded value exceeds the limit of %zu bytes", s->limit));
+}
+
+static enc_result grow(enc_state *s, size_t n) {
   size_t need = s->len + n; /* cannot overflow: n <= limit - len */
   size_t cap = s->cap < 256 ? 256 : s->cap;
   char *b;
@@ -244,29 +319,29 @@ static int grow(enc_state *s, size_t n) {
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
   b = (char *)realloc(s->e->buf, cap);
   if (b == NULL)
-    return R_NOMEM;
+    return ENC_NOMEM;
   s->e->buf = b;
   s->e->cap = cap;
   s->buf = (unsigned char *)b;
   s->cap = cap;
-  return R_OK;
+  return ENC_OK;
 }
 
 /* Makes room for exactly n more bytes. Fails with INVALID_SIZE when they would pass the limit,
  * so an encoding stops as soon as it is too large. */
-static inline int room(enc_state *s, size_t n) {
+static inline enc_result room(enc_state *s, size_t n) {
   if (n > s->limit - s->len)
     return too_large(s);
   if (n > s->cap - s->len)
     return grow(s, n);
-  return R_OK;
+  return ENC_OK;
 }
 
-#define ROOM(s, n)           \
-  do {                       \
-    int r_ = room((s), (n)); \
-    if (r_ != R_OK)          \
-      return r_;             \
+#define ROOM(s, n)                  \
+  do {                              \
+    enc_result r_ = room((s), (n)); \
+    if (r_ != ENC_OK)               \
+      return r_;                    \
   } while (0)
 
 
@@ -292,13 +367,13 @@ static inline int ident_valid(const enc_state *s, const slot *sl, const void *p)
 }
 
 /* Rebuilds the index with twice the slots, keeping only this epoch's valid entries. */
-static int ident_grow(enc_state *s) {
+static enc_result ident_grow(enc_state *s) {
   lxshm__encoder *e = s->e;
   size_t n = e->nslots ? e->nslots * 2 : 64, i;
   slot *old = e->slots, *fresh = (slot *)calloc(n, sizeof *fresh);
   size_t oldn = e->nslots;
   if (fresh == NULL)
-    return R_NOMEM;
+    return ENC_NOMEM;
   e->slots = fresh;
   e->nslots = n;
   e->used = 0;
@@ -310,28 +385,29 @@ static int ident_grow(enc_state *s) {
     }
   }
   free(old);
-  return R_OK;
+  return ENC_OK;
 }
 
-/* Looks table p up. If it was numbered before, sets *id and returns 1. Otherwise numbers it
- * (the next number), returns 0; R_NOMEM or UNSUPPORTED (too many tables) on failure. */
-static int ident_lookup_add(enc_state *s, const void *p, uint32_t *id) {
+/* Looks table p up. If it was numbered before, sets *id and *seen = 1. Otherwise numbers it
+ * (the next number) and sets *seen = 0. Fails with ENC_NOMEM, or ENC_REFUSED (too many tables). */
+static enc_result ident_lookup_add(enc_state *s, const void *p, uint32_t *id, int *seen) {
   lxshm__encoder *e = s->e;
   slot *sl;
-  if (e->nslots == 0 && ident_grow(s) != R_OK)
-    return R_NOMEM;
+  if (e->nslots == 0 && ident_grow(s) != ENC_OK)
+    return ENC_NOMEM;
   sl = ident_slot(e, p);
-  if (ident_valid(s, sl, p)) {
+  *seen = ident_valid(s, sl, p);
+  if (*seen) {
     *id = sl->id;
-    return 1;
+    return ENC_OK;
   }
   if (s->count == COUNT_MAX)
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "more than %u tables", COUNT_MAX);
+    return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "more than %u tables", COUNT_MAX));
   if (s->count == e->ordercap) {
     size_t n = e->ordercap ? e->ordercap * 2 : 64;
     const void **o = (const void **)realloc((void *)e->order, n * sizeof *o);
     if (o == NULL)
-      return R_NOMEM;
+      return ENC_NOMEM;
     e->order = o;
     e->ordercap = n;
   }
@@ -342,9 +418,9 @@ static int ident_lookup_add(enc_state *s, const void *p, uint32_t *id) {
   }
   sl->id = s->count;
   e->order[s->count++] = p;
-  if (e->used * 2 > e->nslots && ident_grow(s) != R_OK)
-    return R_NOMEM;
-  return 0;
+  if (e->used * 2 > e->nslots && ident_grow(s) != ENC_OK)
+    return ENC_NOMEM;
+  return ENC_OK;
 }
 
 
@@ -424,9 +500,10 @@ static void text_key(text *t, lua_State *L, int k) {
       text_str(t, i < n ? "...\"]" : "\"]");
       return;
     }
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, k))
-        snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)lua_tointeger(L, k));
+    case LUA_TNUMBER: {
+      int64_t i;
+      if (int_value(L, k, &i))
+        snprintf(tmp, sizeof tmp, "[%lld]", (long long)i);
       else {
         double d = (double)lua_tonumber(L, k);
         int n = snprintf(tmp, sizeof tmp, "[%.14g", d);
@@ -437,6 +514,7 @@ static void text_key(text *t, lua_State *L, int k) {
       }
       text_str(t, tmp);
       return;
+    }
     case LUA_TBOOLEAN:
       text_str(t, lua_toboolean(L, k) ? "[true]" : "[false]");
       return;
@@ -466,7 +544,7 @@ static void render_path(const enc_state *s, int n, char *out) {
     starts[d - 1] = t.len;
     if (st->kind == STEP_INDEX) {
       char tmp[32];
-      snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", (LUAI_UACINT)st->index);
+      snprintf(tmp, sizeof tmp, "[%lld]", (long long)st->index);
       text_str(&t, tmp);
     }
     else if (st->kind == STEP_KEY)
@@ -491,14 +569,14 @@ static void render_path(const enc_state *s, int n, char *out) {
 /* Fails with UNSUPPORTED for a value that cannot be stored: "value at .a.b is a function",
  * "key at .a is a function", or without " at ..." at the top. plen is the value's path length;
  * a key's own path is its table's, one step shorter. */
-static int refuse(enc_state *s, int plen, int iskey, const char *what) {
+static enc_result refuse(enc_state *s, int plen, int iskey, const char *what) {
   char path[PATH_SHOWN + 8];
   render_path(s, iskey ? plen - 1 : plen, path);
-  return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "%s%s%s is %s", iskey ? "key" : "value",
-                     path[0] ? " at " : "", path, what);
+  return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "%s%s%s is %s", iskey ? "key" : "value",
+                                path[0] ? " at " : "", path, what));
 }
 
-static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
+static enc_result refuse_type(enc_state *s, int idx, int plen, int iskey) {
   const char *what;
   switch (lua_type(s->L, idx)) {
     case LUA_TFUNCTION:
@@ -510,8 +588,8 @@ static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
     case LUA_TLIGHTUSERDATA:
       what = "a light userdata";
       break;
-    default:
-      what = "a userdata";
+    default: /* LuaJIT's cdata have a type of their own, not in its lua.h */
+      what = strcmp(luaL_typename(s->L, idx), "cdata") == 0 ? "a cdata" : "a userdata";
       break;
   }
   return refuse(s, plen, iskey, what);
@@ -520,9 +598,9 @@ static int refuse_type(enc_state *s, int idx, int plen, int iskey) {
 
 /* ---- encoder: values ------------------------------------------------------------------------- */
 
-static int enc_value(enc_state *s, int idx, int plen, int iskey);
+static enc_result enc_value(enc_state *s, int idx, int plen, int iskey);
 
-static int enc_int(enc_state *s, lua_Integer i) {
+static enc_result enc_int(enc_state *s, int64_t i) {
   unsigned char *p;
   if (i >= 0) {
     if (i < 0x80) {
@@ -582,12 +660,12 @@ static int enc_int(enc_state *s, lua_Integer i) {
     p[0] = 0xd3, be64(p + 1, (uint64_t)i);
     s->len += 9;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* float32 when the double survives the round trip through float exactly (incl. -0.0 and the
  * infinities), else float64, which also keeps every NaN's bits. */
-static int enc_float(enc_state *s, double d) {
+static enc_result enc_float(enc_state *s, double d) {
   unsigned char *p;
   if ((d >= -FLT_MAX && d <= FLT_MAX) || isinf(d)) { /* (float)d is defined: no overflow */
     float f = (float)d;
@@ -598,7 +676,7 @@ static int enc_float(enc_state *s, double d) {
       p = s->buf + s->len;
       p[0] = 0xca, be32(p + 1, b);
       s->len += 5;
-      return R_OK;
+      return ENC_OK;
     }
   }
   {
@@ -609,12 +687,12 @@ static int enc_float(enc_state *s, double d) {
     p[0] = 0xcb, be64(p + 1, b);
     s->len += 9;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
-  int utf8 = short_ascii((const unsigned char *)str, n) ||
-             utf8_valid((const unsigned char *)str, n);
+  int utf8 =
+      short_ascii((const unsigned char *)str, n) || utf8_valid((const unsigned char *)str, n);
   if (utf8 && n < 32) {
     p[0] = (unsigned char)(0xa0 | n);
     return 1;
@@ -650,7 +728,7 @@ size_t lxshm__string_span(const char *p, size_t n) {
 }
 
 /* Valid UTF-8 goes to the str family, other bytes to bin; both hold the bytes unchanged. */
-static int enc_string(enc_state *s, int idx, int plen, int iskey) {
+static enc_result enc_string(enc_state *s, int idx, int plen, int iskey) {
   unsigned char head[LXSHM__STRING_HEADER_MAX];
   size_t n, h;
   const char *str = lua_tolstring(s->L, idx, &n);
@@ -661,11 +739,11 @@ static int enc_string(enc_state *s, int idx, int plen, int iskey) {
   memcpy(s->buf + s->len, head, h);
   memcpy(s->buf + s->len + h, str, n);
   s->len += h + n;
-  return R_OK;
+  return ENC_OK;
 }
 
 /* A table met before: fixext 1, 2 or 4 holding its number. */
-static int enc_ref(enc_state *s, uint32_t id) {
+static enc_result enc_ref(enc_state *s, uint32_t id) {
   unsigned char *p;
   if (id <= 0xff) {
     ROOM(s, 3);
@@ -685,10 +763,10 @@ static int enc_ref(enc_state *s, uint32_t id) {
     p[0] = 0xd6, p[1] = EXT_REF, be32(p + 2, id);
     s->len += 6;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
-static int enc_array_header(enc_state *s, size_t n) {
+static enc_result enc_array_header(enc_state *s, size_t n) {
   unsigned char *p;
   if (n <= 15) {
     ROOM(s, 1);
@@ -706,47 +784,47 @@ static int enc_array_header(enc_state *s, size_t n) {
     p[0] = 0xdd, be32(p + 1, (uint32_t)n);
     s->len += 5;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* The optimistic pass for a table whose border is n >= 1: writes an array of n elements while
  * lua_next yields exactly the keys 1, 2, ..., n in this order (the array part of a sequence).
- * Returns R_NOTSEQ at the first other key; the caller then rewinds the output and the table
+ * Returns ENC_NOTSEQ at the first other key; the caller then rewinds the output and the table
  * numbering to where this pass started. */
-static int enc_array_fast(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_fast(enc_state *s, int idx, size_t n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
-  lua_Integer i = 0;
-  int r = enc_array_header(s, (size_t)n);
-  if (r != R_OK)
+  size_t i = 0;
+  int64_t k;
+  enc_result r = enc_array_header(s, (size_t)n);
+  if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i + 1 || (lua_Unsigned)i == n) {
+    if (!int_value(L, -2, &k) || k != (int64_t)i + 1 || i == n) {
       lua_pop(L, 2);
-      return R_NOTSEQ;
+      return ENC_NOTSEQ;
     }
-    st->index = ++i;
+    st->index = (int64_t)++i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
-    if (r != R_OK) {
+    if (r != ENC_OK) {
       lua_pop(L, 1);
       return r;
     }
   }
-  return (lua_Unsigned)i == n ? R_OK : R_NOTSEQ;
+  return i == n ? ENC_OK : ENC_NOTSEQ;
 }
 
 /* True when the keys of the table at idx are exactly 1..n, in any traversal order. */
-static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
-  lua_Unsigned count = 0;
+static int is_sequence(lua_State *L, int idx, size_t n) {
+  size_t count = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    lua_Integer k;
+    int64_t k;
     lua_pop(L, 1);
-    k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
-    if (k < 1 || (lua_Unsigned)k > n || ++count > n) {
+    if (!int_value(L, -1, &k) || k < 1 || (uint64_t)k > n || ++count > n) {
       lua_pop(L, 1);
       return 0;
     }
@@ -755,32 +833,32 @@ static int is_sequence(lua_State *L, int idx, lua_Unsigned n) {
 }
 
 /* A sequence whose traversal order is not 1..n (elements in the hash part): by index. */
-static int enc_array_indexed(enc_state *s, int idx, lua_Unsigned n, int depth) {
+static enc_result enc_array_indexed(enc_state *s, int idx, size_t n, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
-  lua_Integer i;
-  int r = enc_array_header(s, (size_t)n);
-  if (r != R_OK)
+  size_t i;
+  enc_result r = enc_array_header(s, (size_t)n);
+  if (r != ENC_OK)
     return r;
   st->kind = STEP_INDEX;
-  for (i = 1; (lua_Unsigned)i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    st->index = i;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, (lua_Integer)i);
+    st->index = (int64_t)i;
     r = enc_value(s, lua_gettop(L), depth, 0);
     lua_pop(L, 1);
-    if (r != R_OK)
+    if (r != ENC_OK)
       return r;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* Any other table: a map. The pair count is known only at the end, so a fixmap header byte is
  * written first and widened (the body moved up 2 or 4 bytes) when the count passes 15. */
-static int enc_map(enc_state *s, int idx, int depth) {
+static enc_result enc_map(enc_state *s, int idx, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
   size_t hdr = s->len, count = 0, body;
-  int r;
+  enc_result r;
   ROOM(s, 1);
   s->buf[s->len++] = 0x80;
   lua_pushnil(L);
@@ -789,12 +867,12 @@ static int enc_map(enc_state *s, int idx, int depth) {
     st->kind = STEP_INTO_KEY;
     st->key = top - 1;
     r = enc_value(s, top - 1, depth, 1);
-    if (r == R_OK) {
+    if (r == ENC_OK) {
       st->kind = STEP_KEY;
       r = enc_value(s, top, depth, 0);
     }
     lua_pop(L, 1);
-    if (r != R_OK) {
+    if (r != ENC_OK) {
       lua_pop(L, 1);
       return r;
     }
@@ -802,10 +880,11 @@ static int enc_map(enc_state *s, int idx, int depth) {
   }
   if (count <= 15) {
     s->buf[hdr] = (unsigned char)(0x80 | count);
-    return R_OK;
+    return ENC_OK;
   }
   if (count > COUNT_MAX)
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX);
+    return refused(
+        s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX));
   body = s->len - hdr - 1;
   if (count <= 0xffff) {
     ROOM(s, 2);
@@ -819,42 +898,43 @@ static int enc_map(enc_state *s, int idx, int depth) {
     s->buf[hdr] = 0xdf, be32(s->buf + hdr + 1, (uint32_t)count);
     s->len += 4;
   }
-  return R_OK;
+  return ENC_OK;
 }
 
 /* A table at path length plen (its depth is plen + 1). A table met before becomes a
  * back-reference; a new one is numbered, then written as an array if its keys are exactly 1..n
  * (n >= 1), else as a map. */
-static int enc_table(enc_state *s, int idx, int plen) {
+static enc_result enc_table(enc_state *s, int idx, int plen) {
   lua_State *L = s->L;
   const void *p = lua_topointer(L, idx);
-  int depth = plen + 1, r;
+  int depth = plen + 1, seen;
+  enc_result r;
   uint32_t id = 0;
-  lua_Unsigned n;
+  size_t n;
 
-  r = ident_lookup_add(s, p, &id);
-  if (r == 1)
-    return enc_ref(s, id);
-  if (r != 0)
+  r = ident_lookup_add(s, p, &id, &seen);
+  if (r != ENC_OK)
     return r;
+  if (seen)
+    return enc_ref(s, id);
   if (depth > LXSHM__MAX_DEPTH) {
     char path[PATH_SHOWN + 8];
     render_path(s, plen, path);
-    return lxshm__fail(s->err, LXSHM_UNSUPPORTED,
-                       "value%s%s exceeds the nesting limit of %d tables", path[0] ? " at " : "",
-                       path, LXSHM__MAX_DEPTH);
+    return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED,
+                                  "value%s%s exceeds the nesting limit of %d tables",
+                                  path[0] ? " at " : "", path, LXSHM__MAX_DEPTH));
   }
   if (!lua_checkstack(L, 4)) /* key, value, a spare; fails only out of memory or Lua stack */
-    return R_NOSTACK;
-  n = lua_rawlen(L, idx);
+    return ENC_NOSTACK;
+  n = (size_t)lua_rawlen(L, idx);
   if (n > 0) {
     size_t mark = s->len;
     uint32_t idmark = s->count;
     if (n > COUNT_MAX)
-      return lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u elements",
-                         COUNT_MAX);
+      return refused(s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u elements",
+                                    COUNT_MAX));
     r = enc_array_fast(s, idx, n, depth);
-    if (r != R_NOTSEQ)
+    if (r != ENC_NOTSEQ)
       return r;
     s->len = mark;
     s->count = idmark; /* tables first met in the abandoned pass are new again */
@@ -864,24 +944,37 @@ static int enc_table(enc_state *s, int idx, int plen) {
   return enc_map(s, idx, depth);
 }
 
+/* A number: an integer or a float as the section "numbers on every runtime" says. */
+static enc_result enc_number(enc_state *s, int idx) {
+  int64_t i;
+#if LXSHM_HAS_INTEGERS
+  if (int_value(s->L, idx, &i))
+    return enc_int(s, i);
+  return enc_float(s, (double)lua_tonumber(s->L, idx));
+#else
+  double d = (double)lua_tonumber(s->L, idx); /* read once: no second call for a float */
+  if (double_is_int(d, &i))
+    return enc_int(s, i);
+  return enc_float(s, d);
+#endif
+}
+
 /* Encodes the value at absolute stack index idx, whose path has plen steps (a key's path is
  * its table's plus a STEP_INTO_KEY step, for messages about its contents). */
-static int enc_value(enc_state *s, int idx, int plen, int iskey) {
+static enc_result enc_value(enc_state *s, int idx, int plen, int iskey) {
   lua_State *L = s->L;
   switch (lua_type(L, idx)) {
     case LUA_TNONE: /* an absent argument encodes as nil */
     case LUA_TNIL:
       ROOM(s, 1);
       s->buf[s->len++] = 0xc0;
-      return R_OK;
+      return ENC_OK;
     case LUA_TBOOLEAN:
       ROOM(s, 1);
       s->buf[s->len++] = lua_toboolean(L, idx) ? 0xc3 : 0xc2;
-      return R_OK;
+      return ENC_OK;
     case LUA_TNUMBER:
-      if (lua_isinteger(L, idx))
-        return enc_int(s, lua_tointeger(L, idx));
-      return enc_float(s, (double)lua_tonumber(L, idx));
+      return enc_number(s, idx);
     case LUA_TSTRING:
       return enc_string(s, idx, plen, iskey);
     case LUA_TTABLE:
@@ -912,7 +1005,8 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
                            const char **out, size_t *len, lxshm_error *err) {
   lxshm__encoder *e = enc;
   enc_state s;
-  int top = lua_gettop(L), r;
+  int top = lua_gettop(L);
+  enc_result r;
 
   if (enc->closed)
     return lxshm__fail(err, LXSHM_UNSUPPORTED, "the encoder was finalized (Lua state closing)");
@@ -936,19 +1030,37 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
   s.len = 0;
   s.limit = limit;
   s.count = 0;
+  s.status = LXSHM_OK;
   s.err = err;
   r = enc_value(&s, idx, 0, 0);
   lua_settop(L, top);
   e->busy = 0;
-  if (r == R_NOMEM)
-    return (lxshm_status)luaL_error(L, "not enough memory");
-  if (r == R_NOSTACK)
-    return (lxshm_status)luaL_error(L, "stack overflow (lxshm encode)");
-  if (r != R_OK)
-    return (lxshm_status)r;
-  *out = e->buf;
-  *len = s.len;
-  return LXSHM_OK;
+  switch (r) {
+    case ENC_OK:
+      *out = e->buf;
+      *len = s.len;
+      return LXSHM_OK;
+    case ENC_REFUSED:
+      return s.status;
+    case ENC_NOSTACK:
+      return (lxshm_status)luaL_error(L, "stack overflow (lxshm encode)");
+    default: /* ENC_NOMEM; ENC_NOTSEQ never gets this far */
+      return (lxshm_status)luaL_error(L, "not enough memory");
+  }
+}
+
+
+void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len) {
+  lxshm__encoder *e = enc;
+  while (e != NULL && e->buf != out) /* the encoder holding out: enc, or a spare if re-entered */
+    e = e->spare;
+  if (e == NULL || e->busy) { /* not an encoder's output, or its encoder is still at work */
+    lua_pushlstring(L, out, len);
+    return;
+  }
+  e->busy = 1;
+  lua_pushlstring(L, out, len);
+  e->busy = 0;
 }
 
 
@@ -957,16 +1069,16 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
 typedef struct dec_state {
   lua_State *L;
   const unsigned char *p;
-  size_t n, pos;       /* input size and read position */
-  int refs;            /* stack slot of the list of tables, nil until a second table */
-  int keep;            /* tables must be listed: the input may hold back-references */
-  int root;            /* stack slot of table number 0 (always the top value) */
-  lua_Integer ntables; /* tables started so far */
-  size_t reserved;     /* slots presized by open tables and not filled yet */
+  size_t n, pos;   /* input size and read position */
+  int refs;        /* stack slot of the list of tables, nil until a second table */
+  int keep;        /* tables must be listed: the input may hold back-references */
+  int root;        /* stack slot of table number 0 (always the top value) */
+  size_t ntables;  /* tables started so far */
+  size_t reserved; /* slots presized by open tables and not filled yet */
   lxshm_error *err;
 } dec_state;
 
-static int corrupt_short(dec_state *s, size_t at, const char *what, size_t need) {
+static lxshm_status corrupt_short(dec_state *s, size_t at, const char *what, size_t need) {
   return lxshm__fail(s->err, LXSHM_CORRUPT,
                      "truncated: %s at offset %zu needs %zu more bytes, %zu left", what, at, need,
                      s->n - s->pos);
@@ -979,12 +1091,12 @@ static int corrupt_short(dec_state *s, size_t at, const char *what, size_t need)
       return corrupt_short((s), (at), (what), (size_t)(k)); \
   } while (0)
 
-static int dec_value(dec_state *s, int depth);
+static lxshm_status dec_value(dec_state *s, int depth);
 
 /* Gives the new table at the stack top its number, so that later back-references find it. */
 static void dec_number_table(dec_state *s) {
   lua_State *L = s->L;
-  lua_Integer id = s->ntables++;
+  size_t id = s->ntables++;
   if (!s->keep)
     return;
   if (id == 0) {
@@ -998,16 +1110,16 @@ static void dec_number_table(dec_state *s) {
     lua_replace(L, s->refs);
   }
   lua_pushvalue(L, -1);
-  lua_rawseti(L, s->refs, id + 1);
+  lua_rawseti(L, s->refs, (lua_Integer)id + 1);
 }
 
-static int dec_enter(dec_state *s, size_t at, int depth) {
+static lxshm_status dec_enter(dec_state *s, size_t at, int depth) {
   if (depth >= LXSHM__MAX_DEPTH)
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "table at offset %zu is nested deeper than the limit of %d tables", at,
                        LXSHM__MAX_DEPTH);
   luaL_checkstack(s->L, 4, "lxshm decode"); /* raises only out of memory or Lua stack */
-  return R_OK;
+  return LXSHM_OK;
 }
 
 #define PRESIZE_MAX (1 << 24) /* larger tables grow as their elements arrive */
@@ -1024,12 +1136,13 @@ static size_t presize(dec_state *s, size_t count, size_t unit) {
   return pre;
 }
 
-static int dec_array(dec_state *s, size_t count, size_t at, int depth) {
+/* An array of `count` elements, its header at offset `at`. */
+static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  int r = dec_enter(s, at, depth);
-  if (r != R_OK)
-    return r;
+  lxshm_status st = dec_enter(s, at, depth);
+  if (st != LXSHM_OK)
+    return st;
   if (count > s->n - s->pos) /* every element takes at least one byte */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "array at offset %zu claims %zu elements, only %zu bytes left", at, count,
@@ -1038,22 +1151,23 @@ static int dec_array(dec_state *s, size_t count, size_t at, int depth) {
   lua_createtable(L, (int)pre, 0);
   dec_number_table(s);
   for (i = 1; i <= count; i++) {
-    r = dec_value(s, depth + 1);
-    if (r != R_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     lua_rawseti(L, -2, (lua_Integer)i);
     if (i <= pre)
       s->reserved--;
   }
-  return R_OK;
+  return LXSHM_OK;
 }
 
-static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
+/* A map of `count` pairs, its header at offset `at`. */
+static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
   lua_State *L = s->L;
   size_t i, pre;
-  int r = dec_enter(s, at, depth);
-  if (r != R_OK)
-    return r;
+  lxshm_status st = dec_enter(s, at, depth);
+  if (st != LXSHM_OK)
+    return st;
   if (count > (s->n - s->pos) / 2) /* every pair takes at least two bytes */
     return lxshm__fail(s->err, LXSHM_CORRUPT,
                        "map at offset %zu claims %zu pairs, only %zu bytes left", at, count,
@@ -1063,9 +1177,9 @@ static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
   dec_number_table(s);
   for (i = 0; i < count; i++) {
     size_t kat = s->pos;
-    r = dec_value(s, depth + 1);
-    if (r != R_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     switch (lua_type(L, -1)) {
       case LUA_TNIL:
         return lxshm__fail(s->err, LXSHM_CORRUPT, "nil map key at offset %zu", kat);
@@ -1076,29 +1190,33 @@ static int dec_map(dec_state *s, size_t count, size_t at, int depth) {
       default:
         break;
     }
-    r = dec_value(s, depth + 1);
-    if (r != R_OK)
-      return r;
+    st = dec_value(s, depth + 1);
+    if (st != LXSHM_OK)
+      return st;
     lua_rawset(L, -3); /* a repeated key: the last value wins */
     if (i < pre)
       s->reserved -= 2;
   }
-  return R_OK;
+  return LXSHM_OK;
 }
 
-static int dec_string(dec_state *s, size_t n, size_t at, const char *what) {
+/* A str or bin of n bytes, its header (named `what`) at offset `at`. */
+static lxshm_status dec_string(dec_state *s, size_t n, size_t at, const char *what) {
+  const char *b = (const char *)s->p + s->pos;
   NEED(s, n, at, what);
-  lua_pushlstring(s->L, (const char *)s->p + s->pos, n);
-  s->pos += n;
-  return R_OK;
+  s->pos += n; /* before the call: nothing need live across it */
+  lua_pushlstring(s->L, b, n);
+  return LXSHM_OK;
 }
 
-/* An ext value of len payload bytes (the type byte comes first): only back-references. */
-static int dec_ext(dec_state *s, size_t len, size_t at) {
+/* An ext of len payload bytes, its header at offset `at` (the ext type byte comes first): only
+ * back-references. */
+static lxshm_status dec_ext(dec_state *s, size_t len, size_t at) {
   int type;
   uint64_t id;
   const unsigned char *q;
-  NEED(s, len + 1, at, "ext");
+  if (len >= s->n - s->pos) /* the type byte and len more: len + 1 could wrap a 32-bit size_t */
+    return corrupt_short(s, at, "ext", len + 1);
   q = s->p + s->pos;
   type = q[0] < 0x80 ? q[0] : (int)q[0] - 0x100;
   if (type != EXT_REF)
@@ -1132,146 +1250,168 @@ static int dec_ext(dec_state *s, size_t len, size_t at) {
     lua_pushvalue(s->L, s->root);
   else
     lua_rawgeti(s->L, s->refs, (lua_Integer)id + 1);
-  return R_OK;
+  return LXSHM_OK;
 }
 
-/* Decodes one value at s->pos and pushes it; depth counts the tables around it. */
-static int dec_value(dec_state *s, int depth) {
+
+/* ---- decoder: the type byte ------------------------------------------------------------------ */
+
+/* What a type byte announces beyond itself, besides nil, false, true and fixext. */
+enum kind {
+  K_UINT,  /* the value: a `width`-byte unsigned number */
+  K_INT,   /* the value: a `width`-byte two's complement number */
+  K_FLOAT, /* the value: an IEEE 754 single (width 4) or double (width 8) */
+  K_STR,   /* str and bin alike (Lua strings are bytes): a `width`-byte length, the bytes */
+  K_EXT,   /* a `width`-byte length, the ext type byte, that many payload bytes */
+  K_ARRAY, /* a `width`-byte count, the elements */
+  K_MAP    /* a `width`-byte count, the key/value pairs */
+};
+
+/* u read from `width` bytes of two's complement, as a signed number: the sign bit extended,
+ * then converted without an implementation-defined conversion. */
+static inline int64_t to_signed(uint64_t u, unsigned width) {
+  if (width < 8 && u >> (8 * width - 1))
+    u |= UINT64_MAX << (8 * width);
+  return u <= (uint64_t)INT64_MAX ? (int64_t)u : -(int64_t)~u - 1;
+}
+
+/* The big-endian number in the `width` (1, 2, 4 or 8) bytes at q. */
+static inline uint64_t rd_be(const unsigned char *q, unsigned width) {
+  switch (width) {
+    case 1:
+      return q[0];
+    case 2:
+      return rd16(q);
+    case 4:
+      return rd32(q);
+    default:
+      return rd64(q);
+  }
+}
+
+/* A number of kind K_UINT, K_INT or K_FLOAT held in the `width` bytes after its type byte
+ * (at `at`, named `name`). */
+static inline lxshm_status dec_number(dec_state *s, int kind, unsigned width, const char *name,
+                                      size_t at) {
+  uint64_t v;
+  NEED(s, width, at, name);
+  v = rd_be(s->p + s->pos, width);
+  s->pos += width;
+  switch (kind) {
+    case K_UINT:
+      if (!push_uint(s->L, v))
+        return lxshm__fail(s->err, LXSHM_CORRUPT,
+                           "integer %llu at offset %zu is above math.maxinteger",
+                           (unsigned long long)v, at);
+      return LXSHM_OK;
+    case K_INT:
+      push_int(s->L, to_signed(v, width));
+      return LXSHM_OK;
+    default: /* K_FLOAT */
+      if (width == 4) {
+        uint32_t b = (uint32_t)v;
+        float x;
+        memcpy(&x, &b, 4);
+        lua_pushnumber(s->L, (lua_Number)x);
+      }
+      else {
+        double x;
+        memcpy(&x, &v, 8);
+        lua_pushnumber(s->L, (lua_Number)x);
+      }
+      return LXSHM_OK;
+  }
+}
+
+/* A length-prefixed item of kind K_STR, K_EXT, K_ARRAY or K_MAP, its type byte (named `name`)
+ * at `at`: reads the `width`-byte length or count, then hands the payload on. Each payload's
+ * decoder compares that length with the bytes left, in its own unit, before it reads or
+ * allocates anything. */
+static inline lxshm_status dec_prefixed(dec_state *s, int kind, unsigned width, const char *name,
+                                        size_t at, int depth) {
+  size_t len;
+  NEED(s, width, at, name);
+  len = (size_t)rd_be(s->p + s->pos, width); /* at most 4 bytes wide: fits a size_t */
+  s->pos += width;
+  switch (kind) {
+    case K_STR:
+      return dec_string(s, len, at, name);
+    case K_EXT:
+      return dec_ext(s, len, at);
+    case K_ARRAY:
+      return dec_array(s, len, at, depth);
+    default: /* K_MAP */
+      return dec_map(s, len, at, depth);
+  }
+}
+
+/* Decodes one value at s->pos and pushes it; depth counts the tables around it. Reads as
+ * MessagePack's format table (spec.md, "Overview"): the fix forms hold their value or count in
+ * the type byte; every other type byte maps to a kind, the width of the field after it (the
+ * value, or the length or count of the payload) and its name, for messages. */
+static lxshm_status dec_value(dec_state *s, int depth) {
   lua_State *L = s->L;
   size_t at = s->pos;
-  const unsigned char *q;
   unsigned c;
 
   if (s->pos >= s->n)
     return lxshm__fail(s->err, LXSHM_CORRUPT, "truncated: value expected at offset %zu", at);
   c = s->p[s->pos++];
-  if (c <= 0x7f) {
-    lua_pushinteger(L, (lua_Integer)c);
-    return R_OK;
+  if (c <= 0x7f) { /* positive fixint */
+    push_int(L, (int64_t)c);
+    return LXSHM_OK;
   }
-  if (c >= 0xe0) {
-    lua_pushinteger(L, (lua_Integer)c - 0x100);
-    return R_OK;
+  if (c >= 0xe0) { /* negative fixint */
+    push_int(L, (int64_t)c - 0x100);
+    return LXSHM_OK;
   }
   if (c <= 0x8f)
-    return dec_map(s, c & 0x0f, at, depth);
+    return dec_map(s, c & 0x0f, at, depth); /* fixmap */
   if (c <= 0x9f)
-    return dec_array(s, c & 0x0f, at, depth);
+    return dec_array(s, c & 0x0f, at, depth); /* fixarray */
   if (c <= 0xbf)
     return dec_string(s, c & 0x1f, at, "fixstr");
-  q = s->p + s->pos;
   switch (c) {
-    case 0xc0:
+    case 0xc0: /* nil */
       lua_pushnil(L);
-      return R_OK;
-    case 0xc2:
-      lua_pushboolean(L, 0);
-      return R_OK;
-    case 0xc3:
-      lua_pushboolean(L, 1);
-      return R_OK;
-    case 0xc4: /* bin 8, 16, 32 */
-      NEED(s, 1, at, "bin8");
-      s->pos += 1;
-      return dec_string(s, q[0], at, "bin8");
+      return LXSHM_OK;
+    case 0xc2: /* false */
+    case 0xc3: /* true */
+      lua_pushboolean(L, c == 0xc3);
+      return LXSHM_OK;
+    case 0xc4:
+      return dec_prefixed(s, K_STR, 1, "bin8", at, depth);
     case 0xc5:
-      NEED(s, 2, at, "bin16");
-      s->pos += 2;
-      return dec_string(s, rd16(q), at, "bin16");
+      return dec_prefixed(s, K_STR, 2, "bin16", at, depth);
     case 0xc6:
-      NEED(s, 4, at, "bin32");
-      s->pos += 4;
-      return dec_string(s, rd32(q), at, "bin32");
-    case 0xc7: /* ext 8, 16, 32 */
-      NEED(s, 1, at, "ext8");
-      s->pos += 1;
-      return dec_ext(s, q[0], at);
+      return dec_prefixed(s, K_STR, 4, "bin32", at, depth);
+    case 0xc7:
+      return dec_prefixed(s, K_EXT, 1, "ext8", at, depth);
     case 0xc8:
-      NEED(s, 2, at, "ext16");
-      s->pos += 2;
-      return dec_ext(s, rd16(q), at);
+      return dec_prefixed(s, K_EXT, 2, "ext16", at, depth);
     case 0xc9:
-      NEED(s, 4, at, "ext32");
-      s->pos += 4;
-      return dec_ext(s, rd32(q), at);
-    case 0xca: {
-      uint32_t b;
-      float f;
-      NEED(s, 4, at, "float32");
-      b = rd32(q);
-      memcpy(&f, &b, 4);
-      s->pos += 4;
-      lua_pushnumber(L, (lua_Number)f);
-      return R_OK;
-    }
-    case 0xcb: {
-      uint64_t b;
-      double d;
-      NEED(s, 8, at, "float64");
-      b = rd64(q);
-      memcpy(&d, &b, 8);
-      s->pos += 8;
-      lua_pushnumber(L, (lua_Number)d);
-      return R_OK;
-    }
+      return dec_prefixed(s, K_EXT, 4, "ext32", at, depth);
+    case 0xca:
+      return dec_number(s, K_FLOAT, 4, "float32", at);
+    case 0xcb:
+      return dec_number(s, K_FLOAT, 8, "float64", at);
     case 0xcc:
-      NEED(s, 1, at, "uint8");
-      s->pos += 1;
-      lua_pushinteger(L, (lua_Integer)q[0]);
-      return R_OK;
+      return dec_number(s, K_UINT, 1, "uint8", at);
     case 0xcd:
-      NEED(s, 2, at, "uint16");
-      s->pos += 2;
-      lua_pushinteger(L, (lua_Integer)rd16(q));
-      return R_OK;
+      return dec_number(s, K_UINT, 2, "uint16", at);
     case 0xce:
-      NEED(s, 4, at, "uint32");
-      s->pos += 4;
-      lua_pushinteger(L, (lua_Integer)rd32(q));
-      return R_OK;
-    case 0xcf: {
-      uint64_t u;
-      NEED(s, 8, at, "uint64");
-      u = rd64(q);
-      if (u > (uint64_t)LUA_MAXINTEGER)
-        return lxshm__fail(s->err, LXSHM_CORRUPT,
-                           "integer %llu at offset %zu is above math.maxinteger",
-                           (unsigned long long)u, at);
-      s->pos += 8;
-      lua_pushinteger(L, (lua_Integer)u);
-      return R_OK;
-    }
+      return dec_number(s, K_UINT, 4, "uint32", at);
+    case 0xcf:
+      return dec_number(s, K_UINT, 8, "uint64", at);
     case 0xd0:
-      NEED(s, 1, at, "int8");
-      s->pos += 1;
-      lua_pushinteger(L, (lua_Integer)q[0] - (q[0] & 0x80 ? 0x100 : 0));
-      return R_OK;
-    case 0xd1: {
-      uint32_t u;
-      NEED(s, 2, at, "int16");
-      u = rd16(q);
-      s->pos += 2;
-      lua_pushinteger(L, (lua_Integer)u - (u & 0x8000 ? 0x10000 : 0));
-      return R_OK;
-    }
-    case 0xd2: {
-      uint32_t u;
-      NEED(s, 4, at, "int32");
-      u = rd32(q);
-      s->pos += 4;
-      lua_pushinteger(L, (lua_Integer)u - (u & 0x80000000u ? (lua_Integer)0x100000000 : 0));
-      return R_OK;
-    }
-    case 0xd3: {
-      uint64_t u;
-      NEED(s, 8, at, "int64");
-      u = rd64(q);
-      s->pos += 8;
-      /* two's complement without an implementation-defined conversion */
-      lua_pushinteger(L, u <= (uint64_t)LUA_MAXINTEGER ? (lua_Integer)u : -(lua_Integer)(~u) - 1);
-      return R_OK;
-    }
-    case 0xd4: /* fixext 1, 2, 4, 8, 16 */
+      return dec_number(s, K_INT, 1, "int8", at);
+    case 0xd1:
+      return dec_number(s, K_INT, 2, "int16", at);
+    case 0xd2:
+      return dec_number(s, K_INT, 4, "int32", at);
+    case 0xd3:
+      return dec_number(s, K_INT, 8, "int64", at);
+    case 0xd4: /* fixext 1, 2, 4, 8, 16: the payload's length is in the type byte */
       return dec_ext(s, 1, at);
     case 0xd5:
       return dec_ext(s, 2, at);
@@ -1281,34 +1421,20 @@ static int dec_value(dec_state *s, int depth) {
       return dec_ext(s, 8, at);
     case 0xd8:
       return dec_ext(s, 16, at);
-    case 0xd9: /* str 8, 16, 32 */
-      NEED(s, 1, at, "str8");
-      s->pos += 1;
-      return dec_string(s, q[0], at, "str8");
+    case 0xd9:
+      return dec_prefixed(s, K_STR, 1, "str8", at, depth);
     case 0xda:
-      NEED(s, 2, at, "str16");
-      s->pos += 2;
-      return dec_string(s, rd16(q), at, "str16");
+      return dec_prefixed(s, K_STR, 2, "str16", at, depth);
     case 0xdb:
-      NEED(s, 4, at, "str32");
-      s->pos += 4;
-      return dec_string(s, rd32(q), at, "str32");
-    case 0xdc: /* array 16, 32 */
-      NEED(s, 2, at, "array16");
-      s->pos += 2;
-      return dec_array(s, rd16(q), at, depth);
+      return dec_prefixed(s, K_STR, 4, "str32", at, depth);
+    case 0xdc:
+      return dec_prefixed(s, K_ARRAY, 2, "array16", at, depth);
     case 0xdd:
-      NEED(s, 4, at, "array32");
-      s->pos += 4;
-      return dec_array(s, rd32(q), at, depth);
-    case 0xde: /* map 16, 32 */
-      NEED(s, 2, at, "map16");
-      s->pos += 2;
-      return dec_map(s, rd16(q), at, depth);
+      return dec_prefixed(s, K_ARRAY, 4, "array32", at, depth);
+    case 0xde:
+      return dec_prefixed(s, K_MAP, 2, "map16", at, depth);
     case 0xdf:
-      NEED(s, 4, at, "map32");
-      s->pos += 4;
-      return dec_map(s, rd32(q), at, depth);
+      return dec_prefixed(s, K_MAP, 4, "map32", at, depth);
     default: /* 0xc1, never used */
       return lxshm__fail(s->err, LXSHM_CORRUPT, "invalid type byte 0x%02x at offset %zu", c, at);
   }
@@ -1335,7 +1461,8 @@ static int may_hold_refs(const unsigned char *p, size_t n) {
 
 lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *err) {
   dec_state s;
-  int base = lua_gettop(L), r;
+  int base = lua_gettop(L);
+  lxshm_status st;
 
   luaL_checkstack(L, 8, "lxshm decode");
   lua_pushnil(L); /* slot of the table list */
@@ -1349,13 +1476,13 @@ lxshm_status lxshm__decode(lua_State *L, const char *p, size_t n, lxshm_error *e
   s.ntables = 0;
   s.reserved = 0;
   s.err = err;
-  r = dec_value(&s, 0);
-  if (r == R_OK && s.pos != n)
-    r = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
-                    s.pos, n);
-  if (r != R_OK) {
+  st = dec_value(&s, 0);
+  if (st == LXSHM_OK && s.pos != n)
+    st = lxshm__fail(err, LXSHM_CORRUPT, "trailing bytes: the value ends at offset %zu of %zu",
+                     s.pos, n);
+  if (st != LXSHM_OK) {
     lua_settop(L, base);
-    return (lxshm_status)r;
+    return st;
   }
   lua_replace(L, base + 1); /* the value takes the list's slot */
   return LXSHM_OK;
@@ -1374,7 +1501,7 @@ static int encoder_gc(lua_State *L) {
 }
 
 lxshm__encoder *lxshm__encoder_push(lua_State *L) {
-  lxshm__encoder *e = (lxshm__encoder *)lua_newuserdatauv(L, sizeof *e, 0);
+  lxshm__encoder *e = (lxshm__encoder *)lxshm_newuserdata(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
   if (luaL_newmetatable(L, ENCODER_MT)) {
     lua_pushcfunction(L, encoder_gc);

@@ -6,10 +6,10 @@
 
 #include <stddef.h>
 
-#include <lua.h>
-
+#include "compat.h"   /* lua.h and lauxlib.h of every runtime from 5.1 to 5.4 and LuaJIT */
 #include "internal.h" /* LXSHM__CODEC_VERSION: the format version kept in every header */
-#define LXSHM__MAX_DEPTH 200   /* tables nested deeper than this are refused (UNSUPPORTED) */
+
+#define LXSHM__MAX_DEPTH 200 /* tables nested deeper than this are refused (UNSUPPORTED) */
 
 /* Reusable encoding state (output buffer, table-identity index), owned by a full userdata whose
  * __gc frees it. One per lua_State, kept as an upvalue by the binding. */
@@ -30,6 +30,13 @@ lxshm__encoder *lxshm__encoder_push(lua_State *L);
  * spare encoder owned by enc. */
 lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t limit,
                            const char **out, size_t *len, lxshm_error *err);
+
+/* Pushes the bytes out[0..len-1] that lxshm__encode gave with enc as a Lua string. Use this
+ * instead of lua_pushlstring: on Lua 5.1, 5.2 and LuaJIT, lua_pushlstring may run the collector
+ * before it copies, and a finalizer that encodes meanwhile would overwrite the bytes; during the
+ * copy enc counts as busy, so such a finalizer takes a spare encoder. Raises only when memory
+ * runs out (then enc stays marked busy, and later encodings use its spare). */
+void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len);
 
 /* Writes the MessagePack header of the string s[0..n-1] (str when it is valid UTF-8, else bin;
  * n at most 4294967295) to p, which has room for LXSHM__STRING_HEADER_MAX bytes, and returns

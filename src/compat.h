@@ -5,6 +5,9 @@
 #ifndef LXSHM_COMPAT_H
 #define LXSHM_COMPAT_H
 
+#include <limits.h>
+#include <math.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -90,6 +93,45 @@ static inline void lxshm_compat_rotate(lua_State *L, int idx, int n) {
   }
 }
 #define lua_rotate(L, i, n) lxshm_compat_rotate(L, (i), (n))
+
+/* lua_rawgeti and lua_rawseti take an int index before 5.3: these take a lua_Integer, as 5.3's
+ * do, and an index beyond int goes through lua_rawget/lua_rawset with the same key as a number.
+ * lua_rawgeti returns the type of the value pushed, as from 5.3 on. */
+static inline int lxshm_compat_rawgeti(lua_State *L, int t, lua_Integer n) {
+  if (n >= INT_MIN && n <= INT_MAX)
+    lua_rawgeti(L, t, (int)n);
+  else {
+    t = lua_absindex(L, t);
+    lua_pushnumber(L, (lua_Number)n);
+    lua_rawget(L, t);
+  }
+  return lua_type(L, -1);
+}
+#define lua_rawgeti(L, t, n) lxshm_compat_rawgeti(L, (t), (n))
+
+static inline void lxshm_compat_rawseti(lua_State *L, int t, lua_Integer n) {
+  if (n >= INT_MIN && n <= INT_MAX)
+    lua_rawseti(L, t, (int)n);
+  else {
+    t = lua_absindex(L, t);
+    lua_pushnumber(L, (lua_Number)n);
+    lua_insert(L, -2);
+    lua_rawset(L, t);
+  }
+}
+#define lua_rawseti(L, t, n) lxshm_compat_rawseti(L, (t), (n))
+
+/* luaL_checkinteger with 5.3's meaning: a number with no integral value (or beyond what a
+ * double holds exactly) raises "number has no integer representation" instead of being
+ * truncated, so that a count of 1.5 is the same mistake on every runtime. */
+static inline lua_Integer lxshm_compat_checkinteger(lua_State *L, int arg) {
+  lua_Number n = luaL_checknumber(L, arg);
+  if (!(n == floor(n) && n >= -9007199254740992.0 && n <= 9007199254740992.0))
+    luaL_argerror(L, arg, "number has no integer representation");
+  return (lua_Integer)n;
+}
+#undef luaL_checkinteger
+#define luaL_checkinteger(L, arg) lxshm_compat_checkinteger(L, (arg))
 
 #endif /* <= 502 */
 

@@ -13,6 +13,8 @@
 #endif
 #include <windows.h>
 
+#include <aclapi.h>
+
 #include "internal.h"
 #include "layout.h"
 #include "platform.h"
@@ -172,6 +174,12 @@ static void widen(wchar_t out[OBJ_NAME], const char *s) {
  * would protect nothing), the token's primary group if any group bit is set, and Everyone if any
  * other bit is set. Nothing else is (no inherited or default ACEs). The Local\ namespace is per
  * logon session, so other users rarely see our names at all. */
+/* Room for a token's user (TokenUser), and its SID. */
+typedef union token_user {
+  TOKEN_USER user;
+  unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+} token_user;
+
 typedef struct win_sd {
   SECURITY_ATTRIBUTES sa;
   SECURITY_DESCRIPTOR sd;
@@ -179,10 +187,7 @@ typedef struct win_sd {
     ACL acl;
     unsigned char bytes[3 * (sizeof(ACCESS_ALLOWED_ACE) + SECURITY_MAX_SID_SIZE) + 64];
   } acl;
-  union {
-    TOKEN_USER user;
-    unsigned char bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
-  } user;
+  token_user user;
   union {
     TOKEN_PRIMARY_GROUP group;
     unsigned char bytes[sizeof(TOKEN_PRIMARY_GROUP) + SECURITY_MAX_SID_SIZE];
@@ -336,8 +341,8 @@ static lxshm_status dir_check(const dir_op *op, const char *name, lxshm_error *e
 
 /* Opens the LIVE generation; fails with NOT_FOUND when there is none (never made, removed, or
  * gone with its last handle). */
-static lxshm_status open_live(const dir_op *op, const char *name, HANDLE *h, uint64_t *gen,
-                              lxshm_error *err) {
+static lxshm_status open_live(const dir_op *op, const char *name, DWORD access, HANDLE *h,
+                              uint64_t *gen, lxshm_error *err) {
   char path[OBJ_NAME];
   wchar_t wpath[OBJ_NAME];
 
@@ -346,7 +351,7 @@ static lxshm_status open_live(const dir_op *op, const char *name, HANDLE *h, uin
   *gen = atomic_load_explicit(&op->dir->generation, memory_order_relaxed);
   snprintf(path, sizeof path, "Local\\lxshm.%s!%llu", name, (unsigned long long)*gen);
   widen(wpath, path);
-  *h = OpenFileMappingW(FILE_MAP_READ | FILE_MAP_WRITE, FALSE, wpath);
+  *h = OpenFileMappingW(access, FALSE, wpath);
   if (*h == NULL) {
     DWORD e = GetLastError();
     if (e == ERROR_FILE_NOT_FOUND)
@@ -387,7 +392,26 @@ static win_state *new_state(const char *name, uint64_t gen) {
 static void publish_view(lxshm__mapping *m, win_state *s, size_t size) {
   m->base = (unsigned char *)s->page + PAGE;
   m->size = size;
+  m->readonly = s->readonly;
   m->os[0] = (intptr_t)s;
+}
+
+/* Ends a create or an open: on OK the handle keeps the section h and the directory, and m gets
+ * the view of `size` bytes; otherwise everything made is let go. Returns st. */
+static lxshm_status finish(lxshm_status st, dir_op *op, win_state *s, HANDLE h, lxshm__mapping *m,
+                           size_t size) {
+  if (st == LXSHM_OK) {
+    s->section = h;
+    dir_end(op, &s->dir);
+    publish_view(m, s, size);
+  }
+  else {
+    if (h != NULL)
+      CloseHandle(h);
+    dir_end(op, NULL);
+    free_state(s);
+  }
+  return st;
 }
 
 lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxshm__mapping *m,
@@ -419,7 +443,7 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
                      name);
     goto done;
   }
-  if (open_live(&op, name, &existing, &gen, NULL) == LXSHM_OK) {
+  if (open_live(&op, name, FILE_MAP_READ, &existing, &gen, NULL) == LXSHM_OK) {
     CloseHandle(existing);
     st = win_fail(err, LXSHM_EXISTS, "CreateFileMapping", ERROR_ALREADY_EXISTS);
     goto done;
@@ -469,18 +493,45 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
   st = LXSHM_OK;
 
 done:
-  if (st == LXSHM_OK) {
-    s->section = h;
-    dir_end(&op, &s->dir);
-    publish_view(m, s, size);
+  return finish(st, &op, s, h, m, size);
+}
+
+/* Says in m whether the object behind h belongs to another user than the caller: its owner is
+ * neither the token's user nor its default owner (an administrator's objects are owned by the
+ * Administrators group). An owner that cannot be read counts as foreign. */
+static void check_owner(HANDLE h, lxshm__mapping *m) {
+  token_user user;
+  union {
+    TOKEN_OWNER owner;
+    unsigned char bytes[sizeof(TOKEN_OWNER) + SECURITY_MAX_SID_SIZE];
+  } deflt;
+  PSECURITY_DESCRIPTOR sd = NULL;
+  PSID owner = NULL;
+  HANDLE token;
+  DWORD n;
+  int mine = 0;
+
+  if (GetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, &owner, NULL, NULL, NULL,
+                      &sd) == ERROR_SUCCESS &&
+      OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token)) {
+    mine = (GetTokenInformation(token, TokenUser, &user, sizeof user, &n) &&
+            EqualSid(owner, user.user.User.Sid)) ||
+           (GetTokenInformation(token, TokenOwner, &deflt, sizeof deflt, &n) &&
+            EqualSid(owner, deflt.owner.Owner));
+    CloseHandle(token);
   }
-  else {
-    if (h != NULL)
-      CloseHandle(h);
-    dir_end(&op, NULL);
-    free_state(s);
+  if (!mine) {
+    char account[64], domain[64];
+    DWORD an = sizeof account, dn = sizeof domain;
+    SID_NAME_USE use;
+    m->foreign = 1;
+    if (owner != NULL && LookupAccountSidA(NULL, owner, account, &an, domain, &dn, &use))
+      snprintf(m->owner, sizeof m->owner, "user %.20s\\%.20s", domain, account);
+    else
+      snprintf(m->owner, sizeof m->owner, "an unknown user");
   }
-  return st;
+  if (sd != NULL)
+    LocalFree(sd);
 }
 
 lxshm_status lxshm__map_publish(const char *name, lxshm__mapping *m, lxshm_error *err) {
@@ -492,7 +543,7 @@ lxshm_status lxshm__map_publish(const char *name, lxshm__mapping *m, lxshm_error
 
   if ((st = dir_begin(name, 1, s->page->mode, &op, err)) != LXSHM_OK)
     return st;
-  if (open_live(&op, name, &live, &gen, NULL) == LXSHM_OK) {
+  if (open_live(&op, name, FILE_MAP_READ, &live, &gen, NULL) == LXSHM_OK) {
     CloseHandle(live);
     st = win_fail(err, LXSHM_EXISTS, "CreateFileMapping", ERROR_ALREADY_EXISTS);
   }
@@ -525,13 +576,16 @@ lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, 
     return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
   if ((st = dir_check(&op, name, err)) != LXSHM_OK)
     goto done;
-  if ((st = open_live(&op, name, &h, &gen, err)) != LXSHM_OK)
+  if ((st = open_live(&op, name,
+                      (readonly ? FILE_MAP_READ : FILE_MAP_READ | FILE_MAP_WRITE) | READ_CONTROL,
+                      &h, &gen, err)) != LXSHM_OK)
     goto done;
   if ((s = new_state(name, gen)) == NULL) {
     st = lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
     goto done;
   }
   s->readonly = readonly != 0;
+  check_owner(h, m);
   s->page = (win_page *)MapViewOfFile(h, readonly ? FILE_MAP_READ : FILE_MAP_READ | FILE_MAP_WRITE,
                                       0, 0, 0);
   if (s->page == NULL) {
@@ -549,19 +603,7 @@ lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, 
   st = LXSHM_OK;
 
 done:
-  if (st == LXSHM_OK) {
-    s->section = h;
-    dir_end(&op, &s->dir);
-    publish_view(m, s, (size_t)s->page->size);
-    m->readonly = s->readonly;
-  }
-  else {
-    if (h != NULL)
-      CloseHandle(h);
-    dir_end(&op, NULL);
-    free_state(s);
-  }
-  return st;
+  return finish(st, &op, s, h, m, st == LXSHM_OK ? (size_t)s->page->size : 0);
 }
 
 void lxshm__map_close(lxshm__mapping *m) {
@@ -578,7 +620,7 @@ lxshm_status lxshm__map_unlink(const char *name, lxshm_error *err) {
   if ((st = dir_begin(name, 0, 0, &op, err)) != LXSHM_OK)
     return st;
   if ((st = dir_check(&op, name, err)) == LXSHM_OK &&
-      (st = open_live(&op, name, &h, &gen, err)) == LXSHM_OK) {
+      (st = open_live(&op, name, FILE_MAP_READ, &h, &gen, err)) == LXSHM_OK) {
     CloseHandle(h);
     atomic_store_explicit(&op.dir->state, DIR_REMOVED, memory_order_release);
   }

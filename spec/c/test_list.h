@@ -30,6 +30,10 @@
    * the prefix with shm_open; on Windows kernel objects of every type share one namespace. */  \
   POSIX_ONLY(X(posix_foreign_objects, "foreign objects"))                                       \
   WINDOWS_ONLY(X(win_foreign_objects, "foreign objects"))                                       \
+  X(readonly, "read-only handles read and wait, and write nothing")                            \
+  /* Who owns an object is a uid on POSIX and a SID on Windows. */                              \
+  POSIX_ONLY(X(posix_foreign_owner, "another user's object: refused, or trusted"))              \
+  WINDOWS_ONLY(X(win_foreign_owner, "another user's object: refused, or trusted"))              \
   X(damaged_headers, "damaged headers")                                                         \
   /* Only a POSIX object can be resized after it was made (a Windows section cannot). */        \
   POSIX_ONLY(X(truncated, "damaged headers: object truncated"))                                 \

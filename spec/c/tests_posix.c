@@ -151,6 +151,38 @@ TEST(posix_foreign_objects) {
 }
 
 /* An object cut short after it was made is refused at open, never read past its end. */
+/* An object of another user is refused, naming its owner, unless the caller trusts it. Making
+ * one needs root (chown); otherwise the test says so and checks only the caller's own. */
+TEST(posix_foreign_owner) {
+  char name[NAME_BUF], path[NAME_BUF + 16];
+  lxshm_segment *seg, *theirs;
+  lxshm_error err;
+  int created;
+
+  fresh_name(name, "owner");
+  CHECK_ST(lxshm_create(name, 64, LXSHM_DEFAULT_MODE, &seg, &err), LXSHM_OK);
+  CHECK_ST(lxshm_open(name, &theirs, &err), LXSHM_OK); /* ours: no trust needed */
+  lxshm_close(theirs);
+  if (geteuid() != 0) {
+    printf("# posix_foreign_owner: not root, so no object of another user was made\n");
+  }
+  else {
+    snprintf(path, sizeof path, "/dev/shm/lxshm.%s", name);
+    CHECK(chown(path, 65534, (gid_t)-1) == 0);
+    CHECK_ST(lxshm_open(name, &theirs, &err), LXSHM_PERMISSION);
+    CHECK(theirs == NULL);
+    CHECK_HAS(err.message, "belongs to ");
+    CHECK_HAS(err.message, "(uid 65534)");
+    CHECK_ST(lxshm_open_with(name, LXSHM_READONLY, &theirs, &err), LXSHM_PERMISSION);
+    CHECK_ST(lxshm_attach(name, 64, LXSHM_DEFAULT_MODE, &theirs, &created, &err), LXSHM_PERMISSION);
+    CHECK_ST(lxshm_open_with(name, LXSHM_TRUST, &theirs, &err), LXSHM_OK);
+    CHECK_ST(lxshm_write(theirs, "x", 1, scaled(5), &err), LXSHM_OK);
+    lxshm_close(theirs);
+  }
+  lxshm_close(seg);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
+}
+
 TEST(truncated) {
   char name[NAME_BUF];
   lxshm_segment *seg;

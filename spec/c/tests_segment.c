@@ -53,6 +53,46 @@ HELPER(write) {
 
 /* ==== tests =================================================================================== */
 
+/* A read-only handle reads, waits and counts; every write and lock is PERMISSION, and leaves the
+ * value as it was. */
+TEST(readonly) {
+  char name[NAME_BUF], buf[16];
+  lxshm_segment *seg, *ro;
+  lxshm_queue *q, *qro;
+  lxshm_error err;
+  uint64_t version;
+  size_t len;
+
+  fresh_name(name, "ro");
+  CHECK_ST(lxshm_create(name, 64, LXSHM_DEFAULT_MODE, &seg, &err), LXSHM_OK);
+  CHECK_ST(lxshm_write(seg, "kept", 4, scaled(5), &err), LXSHM_OK);
+  CHECK_ST(lxshm_open_with(name, LXSHM_READONLY, &ro, &err), LXSHM_OK);
+  CHECK_ST(lxshm_read(ro, buf, sizeof buf, &len, &version, &err), LXSHM_OK);
+  CHECK(len == 4 && memcmp(buf, "kept", 4) == 0 && version == 1);
+  CHECK_ST(lxshm_write(ro, "lost", 4, 0, &err), LXSHM_PERMISSION);
+  CHECK_HAS(err.message, "opened read-only");
+  CHECK_ST(lxshm_wait(ro, 1, 0.01, NULL, &err), LXSHM_TIMEOUT);
+  CHECK_ST(lxshm_write(seg, "next", 4, scaled(5), &err), LXSHM_OK);
+  CHECK_ST(lxshm_wait(ro, 1, scaled(5), &version, &err), LXSHM_OK);
+  CHECK(version == 2);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK); /* before the last close: on Windows a name */
+  lxshm_close(ro);                              /* lives only as long as its handles */
+  lxshm_close(seg);
+
+  fresh_name(name, "qro");
+  CHECK_ST(lxshm_queue_create(name, 64, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
+  CHECK_ST(lxshm_queue_push(q, "one", 3, 0, &err), LXSHM_OK);
+  CHECK_ST(lxshm_queue_open_with(name, LXSHM_READONLY, &qro, &err), LXSHM_OK);
+  CHECK(lxshm_queue_count(qro) == 1);
+  CHECK_ST(lxshm_queue_push(qro, "two", 3, 0, &err), LXSHM_PERMISSION);
+  CHECK_ST(lxshm_queue_pop(qro, buf, sizeof buf, &len, 0, &err), LXSHM_PERMISSION);
+  CHECK_ST(lxshm_queue_pop(q, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+  CHECK(len == 3 && memcmp(buf, "one", 3) == 0);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
+  lxshm_queue_close(qro);
+  lxshm_queue_close(q);
+}
+
 /* What one process writes it reads back, byte for byte, with the version counting writes; a
  * second handle shares it; the last commit's process and time are kept. */
 TEST(round_trip) {

@@ -108,6 +108,45 @@ TEST(win_foreign_objects) {
 
 /* The owner dies holding the only handle of the lock's mutex, which vanishes with it: the next
  * locker makes a new mutex, and is still told that the owner died. */
+/* An object whose owner is another SID (here the Everyone group, set after creation) is
+ * refused, naming its owner, unless the caller trusts it. If the system does not let the test
+ * give its object away, the test says so and checks only the caller's own. */
+TEST(win_foreign_owner) {
+  char name[NAME_BUF], path[NAME_BUF + 32];
+  wchar_t wpath[NAME_BUF + 32];
+  unsigned char world[SECURITY_MAX_SID_SIZE];
+  lxshm_segment *seg, *theirs;
+  DWORD n = sizeof world;
+  lxshm_error err;
+  HANDLE h;
+  size_t i;
+
+  fresh_name(name, "owner");
+  CHECK_ST(lxshm_create(name, 64, LXSHM_DEFAULT_MODE, &seg, &err), LXSHM_OK);
+  CHECK_ST(lxshm_open(name, &theirs, &err), LXSHM_OK); /* ours: no trust needed */
+  lxshm_close(theirs);
+  snprintf(path, sizeof path, "Local\\lxshm.%s!1", name);
+  for (i = 0; path[i] != '\0'; i++)
+    wpath[i] = (wchar_t)path[i];
+  wpath[i] = 0;
+  h = OpenFileMappingW(WRITE_OWNER | READ_CONTROL, FALSE, wpath);
+  CHECK(h != NULL && CreateWellKnownSid(WinWorldSid, NULL, world, &n));
+  if (SetSecurityInfo(h, SE_KERNEL_OBJECT, OWNER_SECURITY_INFORMATION, world, NULL, NULL, NULL) !=
+      ERROR_SUCCESS) {
+    printf("# win_foreign_owner: the system refused to give the object away\n");
+  }
+  else {
+    CHECK_ST(lxshm_open(name, &theirs, &err), LXSHM_PERMISSION);
+    CHECK(theirs == NULL);
+    CHECK_HAS(err.message, "belongs to ");
+    CHECK_ST(lxshm_open_with(name, LXSHM_TRUST, &theirs, &err), LXSHM_OK);
+    lxshm_close(theirs);
+  }
+  CloseHandle(h);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK); /* while a handle keeps the name */
+  lxshm_close(seg);
+}
+
 TEST(owner_exits_with_mutex) {
   char name[NAME_BUF];
   lxshm_segment *seg;
