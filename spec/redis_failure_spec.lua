@@ -25,8 +25,8 @@ end
 -- Calls fn and returns its results and the seconds it took.
 local function timed(fn)
   local t0 = proc.now()
-  local r = table.pack(fn())
-  return proc.now() - t0, table.unpack(r, 1, r.n)
+  local a, b, c = fn()
+  return proc.now() - t0, a, b, c
 end
 
 local function child(url, command, ...)

@@ -95,7 +95,7 @@ return function(b)
       assert.same({ "boolean:false", "boolean:true", "number:1", "number:2.5", "string:a\0b",
         "string:s" }, seen)
       for _, k in ipairs(d:keys()) do
-        if k == 1 then
+        if k == 1 and math.type then -- Lua 5.3 and later tell integers from floats
           assert.equal("integer", math.type(k))
         end
       end
@@ -103,7 +103,7 @@ return function(b)
 
     it("refuse bad keys: raise for nil, NaN and other types; INVALID_SIZE for bad lengths",
       function()
-        local d, name = dict(1 << 20)
+        local d, name = dict(1048576)
         assert.has_error(function() d:get(nil) end,
           "bad argument #1 to 'get' (key expected (string, number or boolean), got nil)")
         assert.has_error(function() d:set({}, 1) end,
@@ -149,12 +149,20 @@ return function(b)
       local d, name = dict()
       b.refuses(lxshm.NOT_FOUND, name .. ": no such key", d:incr("n", 1))
       assert.equal(11, d:incr("n", 1, 10))
-      assert.equal("integer", math.type(d:incr("n", 1)))
+      local twelve = d:incr("n", 1)
+      assert.equal(12, twelve)
       assert.equal(14.5, d:incr("n", 2.5))
-      assert.equal("float", math.type(d:incr("n", 0.5)))
+      local fifteen = d:incr("n", 0.5)
+      assert.equal(15, fifteen)
+      if math.type then -- Lua 5.3 and later: an integer plus an integer stays one
+        assert.equal("integer", math.type(twelve))
+        assert.equal("float", math.type(fifteen))
+      end
       assert(d:set("s", "text"))
       b.refuses(lxshm.INVALID, name .. ": value is not a number", d:incr("s", 1))
-      assert.equal(math.mininteger, d:incr("w", 1, math.maxinteger)) -- wraps as Lua does
+      if math.maxinteger then -- 5.3 and later: wraps as Lua does
+        assert.equal(math.mininteger, d:incr("w", 1, math.maxinteger))
+      end
     end)
 
     it("incr and update from several processes lose no change", function()
@@ -220,7 +228,7 @@ return function(b)
     end)
 
     it("keys, pairs and count walk the present keys, each once", function()
-      local d = dict(1 << 20)
+      local d = dict(1048576)
       local want = {}
       for i = 1, 300 do
         assert(d:set("k" .. i, i))

@@ -13,7 +13,8 @@ local function say(line)
 end
 
 local function num(s)
-  return s and (math.tointeger(tonumber(s)) or tonumber(s))
+  local n = tonumber(s)
+  return n and math.tointeger and math.tointeger(n) or n
 end
 
 --- seg_wait URL NAME VERSION TIMEOUT: say "waiting", wait, print the new version or the code.
@@ -153,4 +154,4 @@ end
 local cmd, url = arg[1], arg[2]
 local fn = commands[cmd] or error("unknown command " .. tostring(cmd))
 local ns = assert(lxshm.connect(url))
-fn(ns, table.unpack(arg, 3))
+fn(ns, (table.unpack or rawget(_G, "unpack"))(arg, 3))

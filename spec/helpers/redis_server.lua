@@ -38,14 +38,14 @@ function M.cli(addr, args)
     cmd[#cmd + 1] = q(a)
   end
   local f = assert(io.popen(table.concat(cmd, " ") .. " 2>&1", "r"))
-  local out = f:read("a")
+  local out = f:read("*a")
   local ok = f:close()
   return (out:gsub("\n$", "")), ok
 end
 
 local function tmpdir(tag)
   local f = assert(io.popen("mktemp -d /tmp/lxshm-redis-" .. tag .. ".XXXXXX"))
-  local dir = f:read("l")
+  local dir = f:read("*l")
   f:close()
   return dir
 end
