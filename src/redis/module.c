@@ -901,6 +901,7 @@ LXSHM_API int luaopen_lxshm_redis(lua_State *L) {
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
     new_class(L, classes[i]);
   new_namespace_class(L);
+  rx_topic_open(L);
   lua_newtable(L);
   lua_pushvalue(L, -2);
   lua_pushcclosure(L, mod_connect, 1);

@@ -160,6 +160,9 @@ struct rx_class {
 
 extern const rx_class rx_segment_class, rx_queue_class, rx_dict_class, rx_topic_class;
 
+/* Makes the metatable of topics' subscriptions (lxshm.subscription); luaopen calls it. */
+void rx_topic_open(lua_State *L);
+
 rx_handle *rx_check(lua_State *L, const rx_class *cls); /* arg 1, open; raises otherwise */
 
 /* Raises "NAME: cannot change a KIND inside its own update" when h is in update(fn). */
@@ -206,10 +209,6 @@ double rx_now(void);
 /* Seconds left before deadline (deadline < 0: forever, returns -1); never below 0. */
 double rx_left(double deadline);
 double rx_deadline(double timeout); /* -1 for forever */
-
-/* Blocks for up to `seconds` (capped to a slice) in the server, on a command already in cmd
- * whose BLOCK/timeout argument is at index `at` and formatted as milliseconds (ms = 1) or
- * seconds (ms = 0). Not used directly; see each kind. */
 
 /* Lets a pending hook (Ctrl-C under lua.c) run between slices of a long wait; returns 1 with
  * the error on the stack top if it raised. */

@@ -882,17 +882,13 @@ static int sub_tostring(lua_State *L) {
   return 1;
 }
 
-/* The subscription's metatable, made on first use of the topic class. */
-static void make_sub_metatable(lua_State *L) {
+void rx_topic_open(lua_State *L) {
   static const luaL_Reg sub_methods[] = {{"next", sub_next},         {"next_many", sub_next_many},
                                          {"position", sub_position}, {"name", sub_name},
                                          {"close", sub_close},       {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
-  if (!luaL_newmetatable(L, SUB_MT)) {
-    lua_pop(L, 1);
-    return;
-  }
+  luaL_newmetatable(L, SUB_MT);
   lua_pushliteral(L, "lxshm.subscription");
   lua_setfield(L, -2, "__name");
   luaL_setfuncs(L, sub_meta, 0);
@@ -902,28 +898,11 @@ static void make_sub_metatable(lua_State *L) {
   lua_pop(L, 1);
 }
 
-static lxshm_status opened(rx_handle *h, const redisReply *meta, lxshm_error *err) {
-  (void)h;
-  (void)meta;
-  (void)err;
-  return LXSHM_OK;
-}
-
-/* t:subscribe's metatable must exist before the first subscribe: made by the topic methods'
- * first call through this wrapper. */
-static int topic_subscribe_entry(lua_State *L) {
-  make_sub_metatable(L);
-  return topic_subscribe(L);
-}
-
-static const luaL_Reg methods[] = {{"publish", topic_publish},
-                                   {"publish_many", topic_publish_many},
-                                   {"subscribe", topic_subscribe_entry},
-                                   {"unsubscribe", topic_unsubscribe},
-                                   {"last", topic_last},
-                                   {"size", topic_size},
-                                   {"stat", topic_stat},
-                                   {NULL, NULL}};
+static const luaL_Reg methods[] = {
+    {"publish", topic_publish},     {"publish_many", topic_publish_many},
+    {"subscribe", topic_subscribe}, {"unsubscribe", topic_unsubscribe},
+    {"last", topic_last},           {"size", topic_size},
+    {"stat", topic_stat},           {NULL, NULL}};
 
 const rx_class rx_topic_class = {
-    "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, opened};
+    "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, NULL};
