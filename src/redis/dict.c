@@ -32,96 +32,125 @@ static rx_handle *check(lua_State *L) {
 
 /* ---- scripts ---------------------------------------------------------------------------------
  * Every script: KEYS[1] the object's hash; ARGV[1] the incarnation, ARGV[2] BASE. */
-#define PROLOGUE                                                                         \
-  "local M = KEYS[1]\n"                                                                  \
-  "local m = redis.call('HMGET', M, 'inc', 'size')\n"                                    \
-  "if m[1] ~= ARGV[1] then return {-1} end\n"                                            \
-  "local size, base = tonumber(m[2]), ARGV[2]\n"                                         \
-  "local I, Z = KEYS[2], KEYS[3]\n"                                                      \
-  "local t = redis.call('TIME')\n"                                                       \
-  "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"                                  \
-  "local function notify(e)\n"                                                           \
-  "  redis.call('XADD', base .. 'w:' .. e, 'NOMKSTREAM', 'MAXLEN', 1, '*', 'c', 1)\n"    \
-  "end\n"                                                                                \
-  "local function drop(e, why)\n"                                                        \
-  "  local sz = tonumber(redis.call('HGET', Z, e) or 0)\n"                               \
-  "  redis.call('DEL', base .. 'k:' .. e)\n"                                             \
-  "  redis.call('ZREM', I, e)\n"                                                         \
-  "  redis.call('HDEL', Z, e)\n"                                                         \
-  "  redis.call('HINCRBY', M, 'used', -sz)\n"                                            \
-  "  if why then redis.call('HINCRBY', M, why, 1) end\n"                                 \
-  "  notify(e)\n"                                                                        \
-  "end\n"                                                                                \
-  "local function reclaim(max)\n"                                                        \
-  "  local gone = redis.call('ZRANGEBYSCORE', I, '-inf', '(' .. now, 'LIMIT', 0, max)\n" \
-  "  for i = 1, #gone do drop(gone[i], 'expirations') end\n"                             \
-  "  return #gone\n"                                                                     \
-  "end\n"                                                                                \
+/* The part every script starts with; no function is made here, since making closures costs a
+ * script more than a command does. */
+#define BASE                                                  \
+  "local M = KEYS[1]\n"                                       \
+  "local m = redis.call('HMGET', M, 'inc', 'size', 'used')\n" \
+  "if m[1] ~= ARGV[1] then return {-1} end\n"                 \
+  "local size, base = tonumber(m[2]), ARGV[2]\n"              \
+  "local I, Z = KEYS[2], KEYS[3]\n"
+
+/* Helpers for the less common paths: included where they are needed. */
+#define HELPERS                                                                            \
+  "local now_ms\n"                                                                         \
+  "local function now()\n"                                                                 \
+  "  if not now_ms then\n"                                                                 \
+  "    local t = redis.call('TIME')\n"                                                     \
+  "    now_ms = t[1] * 1000 + math.floor(t[2] / 1000)\n"                                   \
+  "  end\n"                                                                                \
+  "  return now_ms\n"                                                                      \
+  "end\n"                                                                                  \
+  "local function notify(e)\n"                                                             \
+  "  redis.call('XADD', base .. 'w:' .. e, 'NOMKSTREAM', 'MAXLEN', 1, '*', 'c', 1)\n"      \
+  "end\n"                                                                                  \
+  "local function drop(e, why)\n"                                                          \
+  "  local sz = tonumber(redis.call('HGET', Z, e) or 0)\n"                                 \
+  "  redis.call('DEL', base .. 'k:' .. e)\n"                                               \
+  "  redis.call('ZREM', I, e)\n"                                                           \
+  "  redis.call('HDEL', Z, e)\n"                                                           \
+  "  redis.call('HINCRBY', M, 'used', -sz)\n"                                              \
+  "  if why then redis.call('HINCRBY', M, why, 1) end\n"                                   \
+  "  notify(e)\n"                                                                          \
+  "end\n"                                                                                  \
+  "local function reclaim(max)\n"                                                          \
+  "  local gone = redis.call('ZRANGEBYSCORE', I, '-inf', '(' .. now(), 'LIMIT', 0, max)\n" \
+  "  for i = 1, #gone do drop(gone[i], 'expirations') end\n"                               \
+  "  return #gone\n"                                                                       \
+  "end\n"                                                                                  \
   "local function used() return tonumber(redis.call('HGET', M, 'used')) end\n"
+
+#define PROLOGUE BASE HELPERS
 
 /* ARGV: 3 E, 4 flags (a add, r replace, s safe, c compare version, k keep expiry, d delete),
  * 5 expected version, 6 ttl ms (0: none), 7 bytes charged, 8 value. Returns {1, version,
- * evicted}, {-1} removed, {-2} exists, {-3} no such key, {-4, version} conflict, {-5} full. */
+ * evicted}, {-1} removed, {-2} exists, {-3} no such key, {-4, version} conflict, {-5} full.
+ * The key's hash keeps its version (n), the bytes it is charged (s) and its expiry in ms (x, ''
+ * for none), so that replacing a value of the same size and expiry is five commands (the two
+ * hashes read, the version, the value, the waiters' stream) and no function is made. */
 static rx_script store_script = {
-    PROLOGUE "local e, flags = ARGV[3], ARGV[4]\n"
-             "local K = KEYS[4]\n"
-             "local cur = redis.call('HGET', K, 'n')\n"
-             "if not cur and redis.call('HEXISTS', Z, e) == 1 then drop(e, 'expirations') end\n"
-             "local curv = cur and tonumber(cur) or 0\n"
-             "local function has(c) return string.find(flags, c, 1, true) ~= nil end\n"
-             "if has('a') and cur then return {-2} end\n"
-             "if has('r') and not cur then return {-3} end\n"
-             "if has('c') and curv ~= tonumber(ARGV[5]) then return {-4, curv} end\n"
-             "if has('d') then\n"
-             "  if cur then drop(e); redis.call('HINCRBY', M, 'ver', 1) end\n"
-             "  return {1, 0, 0}\n"
-             "end\n"
-             "local need = tonumber(ARGV[7])\n"
-             "local old = cur and tonumber(redis.call('HGET', Z, e) or 0) or 0\n"
-             "local evicted = 0\n"
-             "if used() - old + need > size then\n"
-             "  reclaim(100000)\n"
-             "  while used() - old + need > size do\n"
-             "    if has('s') then return {-5} end\n"
-             "    local c = redis.call('ZRANDMEMBER', I, 5)\n"
-             "    local best, score\n"
-             "    for i = 1, #c do\n"
-             "      if c[i] ~= e then\n"
-             "        local k = base .. 'k:' .. c[i]\n"
-             "        local s\n"
-             "        if redis.call('EXISTS', k) == 0 then s = math.huge\n"
-             "        else\n"
-             "          local r = redis.pcall('OBJECT', 'IDLETIME', k)\n"
-             "          if type(r) == 'number' then s = r\n"
-             "          else\n"
-             "            r = redis.pcall('OBJECT', 'FREQ', k)\n"
-             "            s = type(r) == 'number' and -r or 0\n"
-             "          end\n"
-             "        end\n"
-             "        if not best or s > score then best, score = c[i], s end\n"
-             "      end\n"
-             "    end\n"
-             "    if not best then return {-5} end\n"
-             "    if score == math.huge then drop(best, 'expirations')\n"
-             "    else drop(best, 'evictions'); evicted = evicted + 1 end\n"
-             "  end\n"
-             "end\n"
-             "local ver = redis.call('HINCRBY', M, 'ver', 1)\n"
-             "redis.call('HSET', K, 'v', ARGV[8], 'n', ver)\n"
-             "local ttl, score = tonumber(ARGV[6]), '+inf'\n"
-             "if ttl > 0 then\n"
-             "  score = now + ttl\n"
-             "  redis.call('PEXPIREAT', K, score)\n"
-             "elseif has('k') and cur then\n"
-             "  score = redis.call('ZSCORE', I, e) or '+inf'\n"
-             "else\n"
-             "  redis.call('PERSIST', K)\n"
-             "end\n"
-             "redis.call('ZADD', I, score, e)\n"
-             "redis.call('HSET', Z, e, need)\n"
-             "redis.call('HINCRBY', M, 'used', need - old)\n"
-             "notify(e)\n"
-             "return {1, ver, evicted}\n",
+    BASE "local e, flags = ARGV[3], ARGV[4]\n"
+         "local K = KEYS[4]\n"
+         "local h = redis.call('HMGET', K, 'n', 's', 'x')\n"
+         "local cur, oldx, inuse = h[1], h[3] or '', tonumber(m[3])\n"
+         "if not cur and redis.call('HEXISTS', Z, e) == 1 then\n"
+         "  " HELPERS "drop(e, 'expirations')\n"
+         "  inuse = used()\n"
+         "end\n"
+         "local curv = cur and tonumber(cur) or 0\n"
+         "if cur and string.find(flags, 'a', 1, true) then return {-2} end\n"
+         "if not cur and string.find(flags, 'r', 1, true) then return {-3} end\n"
+         "if string.find(flags, 'c', 1, true) and curv ~= tonumber(ARGV[5]) then\n"
+         "  return {-4, curv}\n"
+         "end\n"
+         "if string.find(flags, 'd', 1, true) then\n"
+         "  if cur then\n"
+         "    " HELPERS "drop(e)\n"
+         "    redis.call('HINCRBY', M, 'ver', 1)\n"
+         "  end\n"
+         "  return {1, 0, 0}\n"
+         "end\n"
+         "local need = tonumber(ARGV[7])\n"
+         "local old = cur and tonumber(h[2]) or 0\n"
+         "local evicted = 0\n"
+         "if inuse - old + need > size then\n"
+         "  " HELPERS "reclaim(100000)\n"
+         "  while used() - old + need > size do\n"
+         "    if string.find(flags, 's', 1, true) then return {-5} end\n"
+         "    local c = redis.call('ZRANDMEMBER', I, 5)\n"
+         "    local best, score\n"
+         "    for i = 1, #c do\n"
+         "      if c[i] ~= e then\n"
+         "        local k = base .. 'k:' .. c[i]\n"
+         "        local s\n"
+         "        if redis.call('EXISTS', k) == 0 then s = math.huge\n"
+         "        else\n"
+         "          local r = redis.pcall('OBJECT', 'IDLETIME', k)\n"
+         "          if type(r) == 'number' then s = r\n"
+         "          else\n"
+         "            r = redis.pcall('OBJECT', 'FREQ', k)\n"
+         "            s = type(r) == 'number' and -r or 0\n"
+         "          end\n"
+         "        end\n"
+         "        if not best or s > score then best, score = c[i], s end\n"
+         "      end\n"
+         "    end\n"
+         "    if not best then return {-5} end\n"
+         "    if score == math.huge then drop(best, 'expirations')\n"
+         "    else drop(best, 'evictions'); evicted = evicted + 1 end\n"
+         "  end\n"
+         "end\n"
+         "local ver = redis.call('HINCRBY', M, 'ver', 1)\n"
+         "local ttl, x = tonumber(ARGV[6]), ''\n"
+         "if ttl > 0 then\n"
+         "  local t = redis.call('TIME')\n"
+         "  x = tostring(t[1] * 1000 + math.floor(t[2] / 1000) + ttl)\n"
+         "elseif cur and string.find(flags, 'k', 1, true) then\n"
+         "  x = oldx\n"
+         "end\n"
+         "redis.call('HSET', K, 'v', ARGV[8], 'n', ver, 's', need, 'x', x)\n"
+         "if x ~= '' then\n"
+         "  if x ~= oldx or not cur then redis.call('PEXPIREAT', K, x) end\n"
+         "elseif cur and oldx ~= '' then\n"
+         "  redis.call('PERSIST', K)\n"
+         "end\n"
+         "if not cur or x ~= oldx then redis.call('ZADD', I, x == '' and '+inf' or x, e) end\n"
+         "if not cur or need ~= old then\n"
+         "  redis.call('HSET', Z, e, need)\n"
+         "  redis.call('HINCRBY', M, 'used', need - old)\n"
+         "end\n"
+         "redis.call('XADD', base .. 'w:' .. e, 'NOMKSTREAM', 'MAXLEN', 1, '*', 'c', 1)\n"
+         "return {1, ver, evicted}\n",
     ""};
 
 /* ARGV: 3 E, 4 ttl ms (0: none). {1} or {-3} no such key. */
@@ -134,11 +163,13 @@ static rx_script expire_script = {
              "end\n"
              "local ttl = tonumber(ARGV[4])\n"
              "if ttl > 0 then\n"
-             "  redis.call('PEXPIREAT', K, now + ttl)\n"
-             "  redis.call('ZADD', I, now + ttl, e)\n"
+             "  redis.call('PEXPIREAT', K, now() + ttl)\n"
+             "  redis.call('ZADD', I, now() + ttl, e)\n"
+             "  redis.call('HSET', K, 'x', now() + ttl)\n"
              "else\n"
              "  redis.call('PERSIST', K)\n"
              "  redis.call('ZADD', I, '+inf', e)\n"
+             "  redis.call('HSET', K, 'x', '')\n"
              "end\n"
              "return {1}\n",
     ""};
@@ -164,7 +195,7 @@ static rx_script wait_script = {
 static rx_script keys_script = {
     PROLOGUE
     "local max = tonumber(ARGV[3])\n"
-    "local r = redis.call('ZRANGEBYSCORE', I, now, '+inf', 'LIMIT', 0, max > 0 and max or -1)\n"
+    "local r = redis.call('ZRANGEBYSCORE', I, now(), '+inf', 'LIMIT', 0, max > 0 and max or -1)\n"
     "local out = {1}\n"
     "for i = 1, #r do\n"
     "  if redis.call('EXISTS', base .. 'k:' .. r[i]) == 1 then out[#out + 1] = r[i] end\n"
@@ -177,7 +208,7 @@ static rx_script scan_script = {
     PROLOGUE "local r = redis.call('ZSCAN', I, ARGV[3], 'COUNT', tonumber(ARGV[4]))\n"
              "local out, list = {1, r[1]}, r[2]\n"
              "for i = 1, #list, 2 do\n"
-             "  if tonumber(list[i + 1]) >= now then\n"
+             "  if tonumber(list[i + 1]) >= now() then\n"
              "    local v = redis.call('HGET', base .. 'k:' .. list[i], 'v')\n"
              "    if v then out[#out + 1] = list[i]; out[#out + 1] = v end\n"
              "  end\n"
@@ -189,7 +220,7 @@ static rx_script scan_script = {
 static rx_script whole_script = {
     PROLOGUE
     "local what = ARGV[3]\n"
-    "if what == 'count' then return {1, redis.call('ZCOUNT', I, now, '+inf')} end\n"
+    "if what == 'count' then return {1, redis.call('ZCOUNT', I, now(), '+inf')} end\n"
     "if what == 'free' then\n"
     "  if ARGV[4] == '1' then reclaim(100000) end\n"
     "  return {1, size - used()}\n"
@@ -212,7 +243,7 @@ static rx_script whole_script = {
     "end\n"
     "local s = redis.call('HMGET', M, 'used', 'evictions', 'expirations', 'ver')\n"
     "if what == 'stat' then\n"
-    "  return {1, size, tonumber(s[1]), redis.call('ZCOUNT', I, now, '+inf'), tonumber(s[2]),\n"
+    "  return {1, size, tonumber(s[1]), redis.call('ZCOUNT', I, now(), '+inf'), tonumber(s[2]),\n"
     "    tonumber(s[3]), tonumber(s[4])}\n"
     "end\n"
     "local n, nz = redis.call('ZCARD', I), redis.call('HLEN', Z)\n"
@@ -225,7 +256,7 @@ static rx_script whole_script = {
     "  local sz = tonumber(redis.call('HGET', Z, e))\n"
     "  if not sz or sz <= 0 then return {0, 'key ' .. e .. ' has no size'} end\n"
     "  sum = sum + sz\n"
-    "  if score >= now then\n"
+    "  if score >= now() then\n"
     "    local K = base .. 'k:' .. e\n"
     "    local h = redis.call('HMGET', K, 'v', 'n')\n"
     "    if not h[1] or not h[2] then\n"

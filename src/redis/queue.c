@@ -24,20 +24,21 @@ static rx_handle *check(lua_State *L) {
 
 /* KEYS: meta, list, pop waiters, pop doorbell, push waiters. ARGV: inc, waiter ('' to not
  * register), registration ms, registered (1: the waiter registered before: forget it), n,
- * values… Returns -1 (removed), 0 (full: registered), 1. The common path is four commands:
- * the clock is read only to register or to wake someone. */
+ * values… Returns -1 (removed), 0 (full: registered), 1. The common path is four commands and
+ * makes no function (a closure costs a script more than a command): the clock is read only to
+ * register or to wake someone. */
 static rx_script push_script = {
     "local m = redis.call('HMGET', KEYS[1], 'inc', 'size', 'used')\n"
     "if m[1] ~= ARGV[1] then return -1 end\n"
     "local size, used, n = tonumber(m[2]), tonumber(m[3]), tonumber(ARGV[5])\n"
     "local need = 0\n"
     "for i = 6, 5 + n do need = need + math.floor((#ARGV[i] + 15) / 8) * 8 end\n"
-    "local function now()\n"
-    "  local t = redis.call('TIME')\n"
-    "  return t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "end\n"
+
     "if used + need > size then\n"
-    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[5], now() + tonumber(ARGV[3]), ARGV[2]) end\n"
+    "  if ARGV[2] ~= '' then\n"
+    "    local t = redis.call('TIME')\n"
+    "    redis.call('ZADD', KEYS[5], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[3], ARGV[2])\n"
+    "  end\n"
     "  return 0\n"
     "end\n"
     "for i = 6, 5 + n, 1000 do\n"
@@ -46,7 +47,8 @@ static rx_script push_script = {
     "redis.call('HINCRBY', KEYS[1], 'used', need)\n"
     "if ARGV[4] == '1' then redis.call('ZREM', KEYS[5], ARGV[2]) end\n"
     "if redis.call('ZCARD', KEYS[3]) > 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now())\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))\n"
     "  local k = math.min(redis.call('ZCARD', KEYS[3]), n) - redis.call('LLEN', KEYS[4])\n"
     "  for i = 1, k do redis.call('RPUSH', KEYS[4], 1) end\n"
     "end\n"
@@ -64,13 +66,13 @@ static rx_script pop_script = {
     "  if v then return {1, v} end\n"
     "  return {0}\n"
     "end\n"
-    "local function now()\n"
-    "  local t = redis.call('TIME')\n"
-    "  return t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "end\n"
+
     "local vals = redis.call('LPOP', KEYS[2], tonumber(ARGV[5]))\n"
     "if not vals then\n"
-    "  if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], now() + tonumber(ARGV[3]), ARGV[2]) end\n"
+    "  if ARGV[2] ~= '' then\n"
+    "    local t = redis.call('TIME')\n"
+    "    redis.call('ZADD', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[3], ARGV[2])\n"
+    "  end\n"
     "  return {0}\n"
     "end\n"
     "local freed = 0\n"
@@ -78,7 +80,8 @@ static rx_script pop_script = {
     "redis.call('HINCRBY', KEYS[1], 'used', -freed)\n"
     "if ARGV[4] == '1' then redis.call('ZREM', KEYS[3], ARGV[2]) end\n"
     "if redis.call('ZCARD', KEYS[4]) > 0 then\n"
-    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now())\n"
+    "  local t = redis.call('TIME')\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', t[1] * 1000 + math.floor(t[2] / 1000))\n"
     "  local k = redis.call('ZCARD', KEYS[4]) - redis.call('LLEN', KEYS[5])\n"
     "  for i = 1, k do redis.call('RPUSH', KEYS[5], 1) end\n"
     "end\n"
