@@ -193,27 +193,27 @@ static rx_script wait_script = {
 
 /* ARGV: 3 max (0: all). {1, E…} of the present keys. */
 static rx_script keys_script = {
-    PROLOGUE
-    "local max = tonumber(ARGV[3])\n"
-    "local r = redis.call('ZRANGEBYSCORE', I, now(), '+inf', 'LIMIT', 0, max > 0 and max or -1)\n"
-    "local out = {1}\n"
-    "for i = 1, #r do\n"
-    "  if redis.call('EXISTS', base .. 'k:' .. r[i]) == 1 then out[#out + 1] = r[i] end\n"
-    "end\n"
-    "return out\n",
+    BASE
+    "local max, t = tonumber(ARGV[3]), redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local r = redis.call('ZRANGEBYSCORE', I, now, '+inf', 'LIMIT', 0, max > 0 and max or -1)\n"
+    "table.insert(r, 1, 1)\n"
+    "return r\n",
     ""};
 
 /* ARGV: 3 cursor, 4 count. {1, next cursor, E, value, E, value…}. */
 static rx_script scan_script = {
-    PROLOGUE "local r = redis.call('ZSCAN', I, ARGV[3], 'COUNT', tonumber(ARGV[4]))\n"
-             "local out, list = {1, r[1]}, r[2]\n"
-             "for i = 1, #list, 2 do\n"
-             "  if tonumber(list[i + 1]) >= now() then\n"
-             "    local v = redis.call('HGET', base .. 'k:' .. list[i], 'v')\n"
-             "    if v then out[#out + 1] = list[i]; out[#out + 1] = v end\n"
-             "  end\n"
-             "end\n"
-             "return out\n",
+    BASE "local t = redis.call('TIME')\n"
+         "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+         "local r = redis.call('ZSCAN', I, ARGV[3], 'COUNT', tonumber(ARGV[4]))\n"
+         "local out, list = {1, r[1]}, r[2]\n"
+         "for i = 1, #list, 2 do\n"
+         "  if tonumber(list[i + 1]) >= now then\n"
+         "    local v = redis.call('HGET', base .. 'k:' .. list[i], 'v')\n"
+         "    if v then out[#out + 1] = list[i]; out[#out + 1] = v end\n"
+         "  end\n"
+         "end\n"
+         "return out\n",
     ""};
 
 /* ARGV: 3 what ("count", "free", "flush", "expired" with 4 max, "stat", "check"). */

@@ -29,28 +29,31 @@ static rx_handle *check(lua_State *L) {
 
 /* KEYS: meta, stream. ARGV: inc, n, values… Returns the last sequence number, or -1. */
 static rx_script publish_script = {
-    "local m = redis.call('HMGET', KEYS[1], 'inc', 'size', 'used')\n"
+    "local m = redis.call('HMGET', KEYS[1], 'inc', 'size', 'used', 'held')\n"
     "if m[1] ~= ARGV[1] then return -1 end\n"
     "local size, used, n = tonumber(m[2]), tonumber(m[3]), tonumber(ARGV[2])\n"
+    "local held = tonumber(m[4]) or redis.call('XLEN', KEYS[2])\n"
     "local last\n"
     "for i = 3, 2 + n do\n"
     "  last = redis.call('XADD', KEYS[2], '0-*', 'v', ARGV[i])\n"
     "  used = used + math.floor((#ARGV[i] + 15) / 8) * 8\n"
     "end\n"
-    "local most, count = math.max(8, math.floor(size / 32)), redis.call('XLEN', KEYS[2])\n"
-    "while used > size or count > most do\n"
-    "  local old, cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)\n"
+    "held = held + n\n"
+    "local most, batch = math.max(8, math.floor(size / 32)), n + 1\n"
+    "while used > size or held > most do\n"
+    "  local old, cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', batch)\n"
     "  for j = 1, #old do\n"
-    "    if used <= size and count <= most then break end\n"
+    "    if used <= size and held <= most then break end\n"
     "    used = used - math.floor((#old[j][2][2] + 15) / 8) * 8\n"
-    "    count = count - 1\n"
+    "    held = held - 1\n"
     "    cut = old[j][1]\n"
     "  end\n"
     "  if not cut then break end\n"
     "  redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (string.match(cut, '%-(%d+)$') + 1))\n"
+    "  batch = 64\n"
     "end\n"
     "last = tonumber(string.match(last, '%-(%d+)$'))\n"
-    "redis.call('HSET', KEYS[1], 'used', used, 'last', last)\n"
+    "redis.call('HSET', KEYS[1], 'used', used, 'held', held, 'last', last)\n"
     "return last\n",
     ""};
 
