@@ -521,7 +521,8 @@ static lxshm_status store(rx_handle *h, lua_State *L, int enc, const char *flags
           (unsigned long long)expected);
     case -5:
       return lxshm__fail(err, LXSHM_FULL,
-                         "no room for a key and value of %zu bytes without evicting", el + len);
+                         "no room for a key and value of %zu bytes without evicting",
+                         el - 2 + len); /* E less its "s:" or "i:" */
     default:
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
   }
