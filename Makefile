@@ -328,5 +328,8 @@ uninstall-dev:
 clean:
 	rm -rf build
 
+# The Redis backend, lxshm.redis, where hiredis is installed (mk/redis.mk).
+include mk/redis.mk
+
 # Windows cross-build and tests (mk/windows.mk): make windows, make test-windows.
 -include mk/windows.mk
