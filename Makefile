@@ -60,8 +60,7 @@ RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
 
 .PHONY: all test ctest specs asan valgrind demo bench fuzz fuzz-object lint format format-check install \
-  install-lua install-bin install-dev uninstall uninstall-lua uninstall-bin uninstall-dev clean help \
-  check-headers
+  install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
 all: $(MODULE) $(LIB)
 
@@ -298,9 +297,12 @@ install-lua: $(MODULE)
 	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so
 	install -m 0644 lua/lxshm.lua $(DESTDIR)$(INST_LUADIR)/lxshm.lua
 
-# The command runs `lua5.4` through env; LUA_SHEBANG=lua5.1 (or luajit…) installs it for another
-# runtime, whose module must then be installed too (make install LUA=…).
+# The command's shebang names the runtime it is installed for, whose module install-lua puts
+# beside it (make install LUA=luajit: both for LuaJIT); LUA_SHEBANG overrides it. Its own .PHONY
+# line keeps the list above as the other branches know it.
 LUA_SHEBANG ?= $(LUA_PKG)
+
+.PHONY: install-bin uninstall-bin
 
 install-bin:
 	install -d $(DESTDIR)$(BINDIR)
