@@ -437,7 +437,7 @@ describe("a segment", function()
   end)
 
   it("watch prints the current value, then each value another process commits", function()
-    local _, name = util.segment(256)
+    local seg, name = util.segment(256)
     local w = cli.start("watch", name, "--count", "3")
     w:await("0\tnil")
     cli.ok("put", name, "1")
@@ -448,11 +448,16 @@ describe("a segment", function()
     assert.equal('0\tnil\n1\t1\n2\t{ a = "x" }\n', w:stdout())
 
     local j = cli.start("watch", name, "--json", "--count", "2")
-    j:await('{"value":{"a":"x"},"version":2}')
+    j:await('{"version":2,"value":{"a":"x"}}')
     cli.ok("put", name, "[[two\nlines]]")
     assert.equal(0, j:wait())
-    assert.equal('{"value":{"a":"x"},"version":2}\n{"value":"two\\nlines","version":3}\n',
+    assert.equal('{"version":2,"value":{"a":"x"}}\n{"version":3,"value":"two\\nlines"}\n',
       j:stdout())
+    assert(seg:put(0 / 0))
+    local bad = cli.start("watch", name, "--json")
+    assert.equal(1, bad:wait())
+    assert.equal("lxshm: " .. name .. ": the value is 0/0, which JSON cannot hold (UNSUPPORTED)\n",
+      bad:stderr())
   end)
 
   it("watch and pop end on Ctrl-C with status 130, quietly", function()
