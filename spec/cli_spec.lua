@@ -154,6 +154,8 @@ describe("usage errors", function()
         "lxshm: create: --mode is octal permission bits such as 0640, not 'rw'" },
       { { "create", "segment", name, "64", "--cursors", "4" },
         "lxshm: create: --cursors is for topics" },
+      { { "create", "topic", name, "4096", "--cursors", "0" },
+        "lxshm: create: --cursors needs a whole number >= 1, not '0'" },
       { { "ls", "--url" }, "lxshm: ls: option --url needs a value" },
       { { "rm" }, "lxshm: rm: NAME is missing" },
     }
