@@ -9,7 +9,7 @@ local lib = require("lib")
 local clock = lib.clock
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
-  "queue_bench" }
+  "queue_bench", "dict_bench", "topic_bench", "redis_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
@@ -161,6 +161,100 @@ row("64-byte `write` + `read`, one process", cell("segment.write_read.64B.lxshm"
 row("1 MiB `write` + `read`, one process", cell("segment.write_read.1MiB.lxshm"),
   "two `memcpy`s of 1 MiB", cell("segment.write_read.1MiB.memcpy_x2"),
   ratio("segment.write_read.1MiB.ratio.lxshm/memcpy_x2", "the time"))
+-- Dictionaries (bench/dict_bench.lua): the alternative's time or rate over lxshm's.
+for _, m in ipairs({ "get", "set" }) do
+  row(("dict `%s`, 100,000 keys (16 B keys, 64 B values), Lua 5.4"):format(m),
+    cell("dict." .. m .. ".lxshm", 1, "ns"), "ngx.shared.DICT (LuaJIT, in nginx)",
+    cell("dict." .. m .. ".ngx", 1, "ns"), ratio("dict." .. m .. ".ratio.ngx/lxshm",
+      "faster (ngx time ÷ lxshm time)"))
+  row("same, lxshm from LuaJIT", cell("dict." .. m .. ".lxshm_luajit", 1, "ns"),
+    "ngx.shared.DICT", cell("dict." .. m .. ".ngx", 1, "ns"),
+    ratio("dict." .. m .. ".ratio.ngx/lxshm_luajit", "faster"))
+  row(("dict `%s`, same keys, one process"):format(m),
+    cell("dict.redis." .. m .. ".lxshm", 1, "ns"),
+    "Redis (loopback TCP, lua-redis)", cell("dict.redis." .. m .. ".redis", 1, "ns"),
+    ratio("dict.redis." .. m .. ".ratio.redis/lxshm", "faster"))
+end
+row("dict, 4 processes 90% get / 10% set", cell("dict.mix.lxshm.4proc", 1, "M ops/s"),
+  "1 process, same", cell("dict.mix.lxshm.1proc", 1, "M ops/s"),
+  ratio("dict.mix.lxshm.ratio.4proc/1proc", "the rate"))
+row("", "", "ngx.shared.DICT, 4 workers", cell("dict.mix.ngx.4workers", 1, "M ops/s"),
+  ratio("dict.mix.ratio.lxshm4/ngx4", "the rate"))
+row("ngx.shared.DICT 4 workers over 1", cell("dict.mix.ngx.ratio.4workers/1worker", 1, "×"),
+  "", "", "")
+row("change one key of a 10,000-key table: dict `set`", cell("dict.table.dict_set", 1, "µs"),
+  "`seg:update` of the whole table", cell("dict.table.segment_update", 1, "µs"),
+  ratio("dict.table.ratio.segment/dict", "faster"))
+row("dict memory per key (100,000 keys, 16 B + 64 B)", cell("dict.memory.lxshm.per_key", 1, "B"),
+  "ngx.shared.DICT", cell("dict.memory.ngx.per_key", 1, "B"),
+  ratio("dict.memory.ratio.ngx/lxshm", "less memory"))
+row("dict filled before the first eviction (values 16 B..4 KiB)", cell("dict.fill.lxshm", 1, "%"),
+  "ngx.shared.DICT", cell("dict.fill.ngx", 1, "%"), "")
+-- Topics (bench/topic_bench.lua).
+for _, mine in ipairs({ { "lxshm", "fan-out 1 → 4 subscriber processes, 64 B, `next_many`" },
+  { "lxshm_next", "same, subscribers calling `next`" } }) do
+  for _, alt in ipairs({ { "pipe", "4 pipes, a flush per message" },
+    { "redis", "Redis PUBLISH → 4 SUBSCRIBE" } }) do
+    row(alt[1] == "pipe" and mine[2] or "",
+      alt[1] == "pipe" and cell("topic.fanout." .. mine[1], 1, "M msgs/s") or "", alt[2],
+      cell("topic.fanout." .. alt[1], 1, "M msgs/s"),
+      ratio(("topic.fanout.ratio.%s/%s"):format(mine[1], alt[1]), "the rate"))
+  end
+end
+row("publisher's own rate with 4 subscribers", cell("topic.publisher.with4", 1, "M msgs/s"),
+  "with none", cell("topic.publisher.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.ratio.with4/alone", "the rate"))
+row("same, publisher on CPU 0, subscribers on CPU 1", cell("topic.publisher.pinned.with4", 1,
+  "M msgs/s"), "with none", cell("topic.publisher.pinned.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.pinned.ratio.with4/alone", "the rate"))
+row("latency, publish → sleeping `next`, median", cell("topic.latency.lxshm.median", 1, "µs"),
+  "pipe write → read", cell("topic.latency.pipe.median", 1, "µs"),
+  ratio("topic.latency.ratio.lxshm/pipe.median", "the time"))
+row("latency, 99th percentile", cell("topic.latency.lxshm.p99", 1, "µs"), "pipe",
+  cell("topic.latency.pipe.p99", 1, "µs"), "")
+row("C limits (same run)", "", "C SPSC ring, 2 processes", cell("topic.c.spsc", 1, "M msgs/s"),
+  "")
+row("", "", "fan-out 1 → 4 through lxshm's C API", cell("topic.c.fanout", 1, "M msgs/s"), "")
+
+-- bench/redis_bench.lua: lxshm on Redis against lua-redis + lua-cjson, then what each kind
+-- costs on Redis against shared memory.
+for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+  local p = "redis.put_get." .. item
+  row("Redis: `put`+`get` of a segment, " .. item, cell(p .. ".lxshm_redis", 1, "µs"),
+    "lua-redis SET+GET, lua-cjson", cell(p .. ".lua_redis", 1, "µs"),
+    ratio(p .. ".ratio.lxshm_redis/lua_redis", "the time"))
+end
+local q = "redis.queue.push_pop."
+row("Redis: queue `push`+`pop`, record", cell(q .. "lxshm_redis", 1, "µs"),
+  "lua-redis RPUSH+LPOP, lua-cjson", cell(q .. "lua_redis", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis/lua_redis", "the time"))
+row("same, `push_many`/`pop_many` of 64, per value", cell(q .. "lxshm_redis_batch", 1, "µs"),
+  "lua-redis RPUSH+LPOP, lua-cjson", cell(q .. "lua_redis", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis_batch/lua_redis", "the time"))
+row("", "", "lua-redis pipeline of 64 RPUSH, 64 LPOP", cell(q .. "lua_redis_pipeline", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis_batch/lua_redis_pipeline", "the time"))
+row("Redis: dict `set`+`get`, record", cell("redis.dict.set_get.lxshm_redis", 1, "µs"),
+  "lua-redis SET+GET, lua-cjson", cell("redis.dict.set_get.lua_redis", 1, "µs"),
+  ratio("redis.dict.set_get.ratio.lxshm_redis/lua_redis", "the time"))
+row("Redis: dict `keys()` of 100", cell("redis.dict.keys100.lxshm_redis", 1, "µs"),
+  "lua-redis KEYS", cell("redis.dict.keys100.lua_redis", 1, "µs"),
+  ratio("redis.dict.keys100.ratio.lxshm_redis/lua_redis", "the time"))
+for _, kind in ipairs({
+  { "redis.put_get.record", "segment `put`+`get`, record" },
+  { "redis.queue.push_pop", "queue `push`+`pop`, record" },
+  { "redis.dict.set_get", "dict `set`+`get`, record" },
+  { "redis.topic.publish_next", "topic `publish`+`next`, record" },
+  { "redis.pingpong", "ping-pong round trip, two processes (`wait`, `write`)" },
+}) do
+  row("leaving one machine: " .. kind[2], cell(kind[1] .. ".lxshm_redis", 1, "µs"),
+    "shared memory", cell(kind[1] .. ".shm", 1, "µs"),
+    ratio(kind[1] .. ".ratio.lxshm_redis/shm", "the time"))
+end
+row("leaving one machine: queue, batches of 64, per value",
+  cell(q .. "lxshm_redis_batch", 1, "µs"), "shared memory, batches of 64",
+  cell(q .. "shm_batch", 1, "µs"), ratio(q .. "ratio.lxshm_redis_batch/shm_batch", "the time"))
+row("Redis: topic `publish_many`+`next_many` of 64, per message",
+  cell("redis.topic.publish_next.lxshm_redis_batch", 1, "µs"), "", "", "")
 
 print()
 print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")
