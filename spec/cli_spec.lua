@@ -555,6 +555,220 @@ describe("a queue", function()
   end)
 end)
 
+describe("a dictionary", function()
+  --- A new dictionary, closed and removed when the test ends.
+  local function dict(bytes)
+    local name = util.name("dict")
+    local d = assert(lxshm.create_dict(name, bytes or 65536))
+    util.defer(function()
+      d:close()
+      lxshm.remove(name)
+    end)
+    return d, name
+  end
+
+  it("set, get, stat, ls and check through the command, read by the module", function()
+    local d, name = dict()
+    cli.ok("set", name, "hp", "10")
+    cli.ok("set", name, "tags", '{"a", "b"}')
+    cli.ok("set", name, "1", '"the integer key"', "--lua-key")
+    cli.ok("set", name, "1", '"the string key"')
+    cli.ok("set", name, "greeting", "--string", "hello")
+    assert.equal(10, d:get("hp"))
+    assert.same({ "a", "b" }, d:get("tags"))
+    assert.equal("the integer key", d:get(1))
+    assert.equal("the integer key", d:get(1.0))
+    assert.equal("the string key", d:get("1"))
+    assert.equal("hello", d:get("greeting"))
+    assert.equal("10\n", cli.ok("get", name, "hp"))
+    assert.equal('"the integer key"\n', cli.ok("get", name, "1.0", "--lua-key"))
+    assert.equal('"the string key"\n', cli.ok("get", name, "1"))
+    assert.equal('["a","b"]\n', cli.ok("get", name, "tags", "--json"))
+    assert.equal('{\n  "the integer key",\n  ["1"] = "the string key",\n  greeting = "hello",\n'
+      .. '  hp = 10,\n  tags = { "a", "b" }\n}\n', cli.ok("get", name))
+    assert.equal("lxshm: " .. name .. ': the value has the key 1: JSON objects have string keys '
+      .. "only, and arrays hold exactly the keys 1..n (UNSUPPORTED)",
+      cli.fails("UNSUPPORTED", "get", name, "--json"))
+    assert.equal("lxshm: " .. name .. '["nope"]: no such key (NOT_FOUND)',
+      cli.fails("NOT_FOUND", "get", name, "nope"))
+    local stat = cli.ok("stat", name)
+    assert.truthy(has_line(stat, "kind         dict"), stat)
+    assert.truthy(has_line(stat, "count        5"), stat)
+    assert.truthy(has_line(stat, "capacity     " .. d:capacity()), stat)
+    local row = ls_row(cli.ok("ls"), name)
+    assert.same({ name, "dict", tostring(d:capacity()), tostring(d:stat().used), "5", "keys", "-",
+      "-", "0" }, row)
+    assert.equal(name .. ": ok (dict: every invariant holds)\n", cli.ok("check", name))
+    cli.ok("set", name, "hp", "nil")
+    assert.is_nil(d:get("hp"))
+    assert.equal(4, d:count())
+  end)
+
+  it("set --ttl gives the key an expiry", function()
+    local d, name = dict()
+    cli.ok("set", name, "session", "{user = 'alice'}", "--ttl", "300")
+    local ttl = d:ttl("session")
+    assert.is_true(ttl > 250 and ttl <= 300, tostring(ttl))
+    cli.ok("set", name, "forever", "1", "--ttl", "0")
+    assert.equal(math.huge, d:ttl("forever"))
+  end)
+
+  it("set notes on standard error the live keys it evicted for room", function()
+    local d, name = dict(8192)
+    local i = 0
+    while d:free_space() > 600 do
+      i = i + 1
+      assert(d:safe_set("filler" .. i, string.rep("x", 200)))
+    end
+    local before = d:count()
+    local r = cli.start("set", name, "big", "--string", string.rep("y", 1500))
+    assert.equal(0, r:wait())
+    local evicted = tonumber(r:stderr():match("^lxshm: " .. name:gsub("%-", "%%-")
+      .. ": evicted (%d+) live keys? to make room\n$"))
+    assert.is_truthy(evicted and evicted > 0, r:stderr())
+    assert.equal(before + 1 - evicted, d:count())
+    assert.equal(string.rep("y", 1500), d:get("big"))
+  end)
+
+  it("watch KEY prints each version another process commits; a dictionary needs a KEY", function()
+    local _, name = dict()
+    local w = cli.start("watch", name, "hp", "--count", "3")
+    w:await("0\tnil")
+    cli.ok("set", name, "other", "1") -- another key: not printed
+    cli.ok("set", name, "hp", "10")
+    util.eventually(function() return w:stdout():find("\t10\n", 1, true) end, 10, "hp = 10")
+    cli.ok("set", name, "hp", "nil")
+    assert.equal(0, w:wait())
+    local out = lines(w:stdout())
+    assert.equal(3, #out)
+    assert.truthy(out[2]:find("^%d+\t10$"), out[2])
+    assert.equal("0\tnil", out[3])
+    assert.equal("lxshm: watch: a dictionary is watched one KEY at a time: lxshm watch " .. name
+      .. " KEY", cli.misused("watch", name):match("^[^\n]*"))
+  end)
+
+  it("is refused by the commands of other kinds", function()
+    local _, name = dict()
+    for _, cmd in ipairs({ { "put", name, "1" }, { "push", name, "1" }, { "pop", name },
+      { "publish", name, "1" }, { "tail", name } }) do
+      local e = cli.fails("INVALID", unpack(cmd))
+      assert.truthy(e:find("is a dict, and " .. cmd[1] .. " works on a", 1, true), e)
+    end
+  end)
+
+  it("is made by create, with the capacity asked for", function()
+    local name = fresh("mkd")
+    cli.ok("create", "dict", name, "100000")
+    assert.is_true(assert(lxshm.open_dict(name)):capacity() >= 100000)
+  end)
+end)
+
+describe("a topic", function()
+  --- A new topic, closed and removed when the test ends.
+  local function topic(bytes, opts)
+    local name = util.name("topic")
+    local t = assert(lxshm.create_topic(name, bytes or 4096, opts))
+    util.defer(function()
+      t:close()
+      lxshm.remove(name)
+    end)
+    return t, name
+  end
+
+  it("publish, get (the last), stat, ls, check and tail through the command", function()
+    local t, name = topic()
+    assert.equal("lxshm: " .. name .. ": no message published yet (NOT_FOUND)",
+      cli.fails("NOT_FOUND", "get", name))
+    assert.equal("1\n", cli.ok("publish", name, "{hp = 1}"))
+    assert.equal("2\n", cli.ok("publish", name, "--json", '"two"'))
+    assert.equal("3\n", cli.ok("publish", name, "nil"))
+    assert.equal(3, t:last())
+    assert.equal("nil\n", cli.ok("get", name))
+    local stat = cli.ok("stat", name)
+    assert.truthy(has_line(stat, "kind         topic"), stat)
+    assert.truthy(has_line(stat, "last         3"), stat)
+    assert.truthy(has_line(stat, "oldest       1"), stat)
+    local row = ls_row(cli.ok("ls"), name)
+    assert.same({ name, "topic", tostring(t:stat().size), "-", "last", "3", "-", "-", "0" }, row)
+    assert.equal(name .. ": ok (topic: 3 messages held, each decodes)\n", cli.ok("check", name))
+    assert.equal('1\t{ hp = 1 }\n2\t"two"\n3\tnil\n',
+      cli.ok("tail", name, "--from", "oldest", "--count", "3"))
+    assert.equal('{"seq":2,"value":"two"}\n{"seq":3,"value":null}\n',
+      cli.ok("tail", name, "--from", "2", "--count", "2", "--json"))
+    assert.equal("two\n", cli.ok("tail", name, "--from", "2", "--count", "1", "--raw"))
+  end)
+
+  it("tail follows what another process publishes, and ends on Ctrl-C", function()
+    local t, name = topic()
+    local r = cli.start("tail", name, "--from", "1", "--count", "2")
+    util.eventually(function() return t:stat().waiters == 1 end, 10, "tail to wait")
+    cli.ok("publish", name, '"first"')
+    r:await('1\t"first"')
+    cli.ok("publish", name, "{ n = 2 }")
+    assert.equal(0, r:wait())
+    assert.equal('1\t"first"\n2\t{ n = 2 }\n', r:stdout())
+    assert.equal("", r:stderr())
+
+    local f = cli.start("tail", name)
+    util.eventually(function() return t:stat().waiters == 1 end, 10, "tail to wait")
+    cli.ok("publish", name, "3")
+    f:await("3\t3")
+    f:kill("INT")
+    assert.equal(130, f:wait())
+    assert.equal("", f:stderr())
+  end)
+
+  it("tail reports the messages overwritten before it read them", function()
+    local t, name = topic(1024)
+    for i = 1, 200 do
+      assert(t:publish({ i = i, pad = string.rep("x", 40) }))
+    end
+    local oldest = t:stat().oldest
+    assert.is_true(oldest > 2)
+    local r = cli.start("tail", name, "--from", "1", "--count", "1")
+    assert.equal(0, r:wait())
+    assert.equal(("%d\t{ i = %d, pad = %q }\n"):format(oldest, oldest, string.rep("x", 40)),
+      r:stdout())
+    assert.equal(("lxshm: %s: lost %d messages (overwritten before they were read)\n")
+      :format(name, oldest - 1), r:stderr())
+    local j = cli.start("tail", name, "--from", "1", "--count", "1", "--json")
+    assert.equal(0, j:wait())
+    assert.truthy(j:stdout():find(('^{"seq":%d,"lost":%d,"value":{'):format(oldest, oldest - 1)),
+      j:stdout())
+  end)
+
+  it("tail --name resumes where that name stopped, even after Ctrl-C", function()
+    local t, name = topic(4096, { cursors = 2 })
+    for i = 1, 3 do
+      assert(t:publish(i))
+    end
+    assert.equal("1\t1\n", cli.ok("tail", name, "--name", "me", "--from", "oldest", "--count", "1"))
+    assert.equal(1, t:stat().subscribers)
+    local r = cli.start("tail", name, "--name", "me", "--from", "oldest")
+    r:await("3\t3")
+    r:kill("INT")
+    assert.equal(130, r:wait())
+    assert.equal("2\t2\n3\t3\n", r:stdout())
+    assert(t:publish(4))
+    assert.equal("4\t4\n", cli.ok("tail", name, "--name", "me", "--count", "1"))
+    cli.ok("tail", name, "--name", "you", "--count", "1", "--from", "oldest")
+    assert.truthy(cli.fails("FULL", "tail", name, "--name", "them", "--count", "1"):find(
+      "^lxshm: " .. name:gsub("%-", "%%-") .. ": "))
+  end)
+
+  it("is refused by the commands of other kinds, and made by create", function()
+    local _, name = topic()
+    for _, cmd in ipairs({ { "put", name, "1" }, { "push", name, "1" }, { "pop", name },
+      { "set", name, "k", "1" }, { "watch", name } }) do
+      local e = cli.fails("INVALID", unpack(cmd))
+      assert.truthy(e:find("is a topic, and " .. cmd[1] .. " works on a", 1, true), e)
+    end
+    local made = fresh("mkt")
+    cli.ok("create", "topic", made, "8192", "--cursors", "4")
+    assert.equal(8192, assert(lxshm.open_topic(made)):stat().size)
+  end)
+end)
+
 describe("lxshm ls", function()
   it("lists damaged objects with their status instead of skipping them", function()
     local seg, good = util.segment(64, "good")
@@ -670,12 +884,6 @@ describe("lxshm create", function()
       cli.fails("EXISTS", "create", "queue", s, "64"))
     cli.fails("INVALID_SIZE", "create", "segment", fresh("mk"), "0")
     cli.fails("INVALID_SIZE", "create", "segment", fresh("mk"), "1.5")
-    for _, kind in ipairs({ "dict", "topic" }) do
-      if not lxshm["create_" .. kind] then
-        assert.equal("lxshm: x: this build of lxshm has no " .. kind .. "s (UNSUPPORTED)",
-          cli.fails("UNSUPPORTED", "create", kind, "x", "4096"))
-      end
-    end
   end)
 end)
 
@@ -693,6 +901,108 @@ describe("--url", function()
     local err = cli.fails(lxshm.connect and "INVALID" or "UNSUPPORTED", "ls", "--url",
       "ftp://example.invalid")
     assert.truthy(err:find("^lxshm: ftp://example.invalid: "), err)
+  end)
+end)
+
+describe("--url on Redis", function()
+  local servers = require("redis_server")
+
+  --- A throw-away Redis server, stopped when the test ends.
+  local function redis()
+    assert(servers.installed(), "redis-server and redis-cli are needed (make test installs them)")
+    assert(servers.backend(), "the Redis backend lxshm.redis is not built")
+    local server = servers.single()
+    util.defer(function() server:stop() end)
+    return server
+  end
+
+  --- Runs the same session of commands on a backend and returns what each printed.
+  local function session(url, name)
+    local said = {}
+    local function run(...)
+      local status, out, err = cli.run("--url", url, ...)
+      said[#said + 1] = table.concat({ ... }, " "):sub(1, 60) .. " -> " .. status .. "\n" .. out
+        .. err
+    end
+    run("create", "segment", name .. ".s", "1024")
+    run("put", name .. ".s", '{hp = 10, tags = {"a"}, ratio = 0.5}')
+    run("get", name .. ".s")
+    run("get", name .. ".s", "--json")
+    run("put", name .. ".s", "--string", string.rep("x", 2000))
+    run("create", "queue", name .. ".q", "1024")
+    run("push", name .. ".q", "{job = 1}")
+    run("push", name .. ".q", "nil")
+    run("get", name .. ".q")
+    run("pop", name .. ".q")
+    run("pop", name .. ".q")
+    run("pop", name .. ".q", "--timeout", "0")
+    run("create", "dict", name .. ".d", "65536")
+    run("set", name .. ".d", "hp", "10")
+    run("set", name .. ".d", "1", "true", "--lua-key")
+    run("get", name .. ".d", "hp")
+    run("get", name .. ".d")
+    run("get", name .. ".d", "missing")
+    run("create", "topic", name .. ".t", "65536")
+    run("publish", name .. ".t", "{n = 1}")
+    run("publish", name .. ".t", '"two"')
+    run("get", name .. ".t")
+    run("tail", name .. ".t", "--from", "oldest", "--count", "2")
+    run("check", name .. ".s", name .. ".q", name .. ".d", name .. ".t")
+    run("put", name .. ".q", "1")
+    run("create", "segment", name .. ".s", "1024")
+    run("rm", name .. ".s", name .. ".q", name .. ".d", name .. ".t", name .. ".none")
+    run("get", name .. ".s")
+    return said
+  end
+
+  it("every command says the same on Redis as on this machine", function()
+    local server = redis()
+    local name = util.name("same")
+    util.defer(function()
+      for _, suffix in ipairs({ ".s", ".q", ".d", ".t" }) do
+        lxshm.remove(name .. suffix)
+      end
+    end)
+    local here, there = session("shm:", name), session(server.url, name)
+    for i = 1, math.max(#here, #there) do
+      assert.equal(here[i], there[i])
+    end
+    assert.equal(here[1], "create segment " .. name .. ".s 1024 -> 0\n")
+  end)
+
+  it("watch and tail see what another process commits on Redis", function()
+    local server = redis()
+    local name = util.name("follow")
+    cli.ok("--url", server.url, "create", "segment", name, "256")
+    local w = cli.start("--url", server.url, "watch", name, "--count", "2")
+    w:await("0\tnil")
+    cli.ok("--url", server.url, "put", name, "{ a = 1 }")
+    assert.equal(0, w:wait())
+    assert.equal("0\tnil\n1\t{ a = 1 }\n", w:stdout())
+    cli.ok("--url", server.url, "create", "topic", name .. ".t", "65536")
+    local t = cli.start("--url", server.url, "tail", name .. ".t", "--from", "1", "--count", "2")
+    cli.ok("--url", server.url, "publish", name .. ".t", '"one"')
+    t:await('1\t"one"')
+    cli.ok("--url", server.url, "publish", name .. ".t", '"two"')
+    assert.equal(0, t:wait())
+    assert.equal('1\t"one"\n2\t"two"\n', t:stdout())
+  end)
+
+  it("a server that cannot be reached is UNAVAILABLE, and ls says what it cannot do", function()
+    local server = redis()
+    local err = cli.fails("UNAVAILABLE", "get", "x", "--url", "redis+unix://" .. server.dir
+      .. "/nobody.sock")
+    assert.truthy(err:find("^lxshm: redis%+unix://"), err)
+    local ns = assert(lxshm.connect(server.url))
+    if ns.list then
+      local name = util.name("ls")
+      cli.ok("--url", server.url, "create", "queue", name, "64")
+      assert.equal("queue", ls_row(cli.ok("ls", "--url", server.url), name)[2])
+    else
+      assert.equal("lxshm: " .. server.url .. ": this backend cannot list its objects "
+        .. "(UNSUPPORTED)", cli.fails("UNSUPPORTED", "ls", "--url", server.url))
+    end
+    ns:close()
   end)
 end)
 
