@@ -32,6 +32,10 @@ build = {
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
   },
+  -- The lxshm command; luarocks puts a wrapper in the tree's bin that sets the tree's paths.
+  install = {
+    bin = { lxshm = "bin/lxshm" },
+  },
 }
 test = {
   type = "command",
