@@ -4,7 +4,8 @@
 # source files.
 
 # The platform-independent core: lxshm.h's functions on top of src/platform.h.
-CORE_SRC  = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/dict.c src/topic.c
+CORE_SRC  = src/status.c src/name.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c \
+            src/dict.c src/topic.c
 
 # One implementation of src/platform.h per OS; the core needs exactly one of them.
 POSIX_SRC = src/platform_posix.c
@@ -18,9 +19,11 @@ LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c
             src/binding_dict.c src/binding_topic.c
 
 # The Redis backend, the Lua module lxshm.redis (mk/redis.mk; built only where hiredis is). It
-# links the codec and the status list, nothing else of the core.
+# links the codec and the core's pure files (REDIS_CORE_SRC), nothing that maps or locks.
 REDIS_SRC = src/redis/conn.c src/redis/module.c src/redis/segment.c src/redis/queue.c \
             src/redis/dict.c src/redis/topic.c
+# Of the core, what lxshm.redis links: the status list and the rule for names (no OS, no Lua).
+REDIS_CORE_SRC = src/status.c src/name.c
 
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).

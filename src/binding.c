@@ -73,15 +73,12 @@ static const char *check_name(lua_State *L, int arg) {
   char quoted[48];
   lxshm_error err;
 
-  if (lxshm__check_name(name, len) == LXSHM_OK)
+  if (lxshm__check_name(name, len, "", &err) == LXSHM_OK)
     return name;
   shown = len < 40 ? len : 40;
   for (i = 0; i < shown; i++)
     quoted[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
   memcpy(quoted + shown, len > shown ? "..." : "", len > shown ? 4 : 1);
-  lxshm__fail(&err, LXSHM_INVALID,
-              "invalid name: use 1-%d characters from A-Z a-z 0-9 . _ -, not starting with . or -",
-              LXSHM_NAME_MAX);
   lxshm__push_failure(L, lua_pushfstring(L, "\"%s\"", quoted), LXSHM_INVALID, &err);
   return NULL;
 }

@@ -22,8 +22,13 @@
 lxshm_status lxshm__fail(lxshm_error *err, lxshm_status st, const char *fmt, ...)
     LXSHM__PRINTF(3, 4);
 
-/* As lxshm_check_name, for a name of known length that may contain zero bytes. */
-lxshm_status lxshm__check_name(const char *name, size_t len);
+/* As lxshm_check_name, for a name of known length that may contain zero bytes: OK, or INVALID
+ * with "invalid WHATname: use 1-64 characters from …" in err (what: "" or "subscription "). */
+lxshm_status lxshm__check_name(const char *name, size_t len, const char *what, lxshm_error *err);
+
+/* The length of a C string name, counting at most LXSHM_NAME_MAX + 1 bytes (enough to refuse
+ * it); 0 for NULL. */
+size_t lxshm__name_len(const char *name);
 
 /* Absolute monotonic deadline, in ns, `timeout` seconds from now; UINT64_MAX for a negative
  * timeout (no limit). */

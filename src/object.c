@@ -1,4 +1,4 @@
-/* object.c — what every kind of object shares: names, the table of kinds, exclusive creation
+/* object.c — what every kind of object shares: the table of kinds, exclusive creation
  * and publication of a header, opening with validation, and locks with owner-death repair.
  * Makes no OS call itself (platform.h does), and knows nothing of Lua or of any kind's state
  * beyond what its lxshm__kind entry says. Waiting lives in wait.c. */
@@ -16,38 +16,7 @@ static const lxshm__kind *const kinds[] = {&lxshm__segment_kind, &lxshm__queue_k
  * whole), so only a dead creator, or one of another build, takes longer. */
 #define OPEN_PATIENCE_NS 500000000u
 
-/* ---- names, kinds, deadlines ------------------------------------------------------------ */
-
-static int name_char(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
-
-lxshm_status lxshm__check_name(const char *name, size_t len) {
-  size_t i;
-  if (len == 0 || len > LXSHM_NAME_MAX || name[0] == '.' || name[0] == '-')
-    return LXSHM_INVALID;
-  for (i = 0; i < len; i++)
-    if (!name_char((unsigned char)name[i]))
-      return LXSHM_INVALID;
-  return LXSHM_OK;
-}
-
-lxshm_status lxshm_check_name(const char *name) {
-  size_t len = 0;
-  if (name == NULL)
-    return LXSHM_INVALID;
-  while (len <= LXSHM_NAME_MAX && name[len] != '\0') /* never reads past a too-long name's limit */
-    len++;
-  return lxshm__check_name(name, len);
-}
-
-static lxshm_status bad_name(lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_INVALID,
-                     "invalid name: use 1-%d characters from A-Z a-z 0-9 . _ -, "
-                     "not starting with . or -",
-                     LXSHM_NAME_MAX);
-}
+/* ---- kinds, deadlines ------------------------------------------------------------------ */
 
 uint64_t lxshm__deadline(double timeout) {
   if (!(timeout >= 0) || timeout >= 1e9) /* negative, NaN, or beyond 30 years: no limit */
@@ -78,8 +47,9 @@ static size_t any_handle_size(void) {
 /* A new handle for `kind`, or for any kind when NULL. */
 static lxshm_status new_handle(const lxshm__kind *kind, const char *name, lxshm__object **out,
                                lxshm_error *err) {
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
+  lxshm_status st = lxshm__check_name(name, lxshm__name_len(name), "", err);
+  if (st != LXSHM_OK)
+    return st;
   if ((*out = calloc(1, kind != NULL ? kind->handle_size : any_handle_size())) == NULL)
     return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
   (*out)->kind = kind;
@@ -287,9 +257,9 @@ lxshm_status lxshm__attach(const lxshm__kind *kind, const char *name, uint64_t c
 }
 
 lxshm_status lxshm__remove(const char *name, lxshm_error *err) {
-  lxshm_status st;
-  if (lxshm_check_name(name) != LXSHM_OK)
-    return bad_name(err);
+  lxshm_status st = lxshm__check_name(name, lxshm__name_len(name), "", err);
+  if (st != LXSHM_OK)
+    return st;
   st = lxshm__map_unlink(name, err);
   return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
 }

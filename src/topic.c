@@ -385,11 +385,8 @@ lxshm_status lxshm__topic_subscribe(lxshm_topic *t, const char *name, size_t len
   lxshm_status st;
 
   *out = NULL;
-  if (name != NULL && lxshm__check_name(name, len) != LXSHM_OK)
-    return lxshm__fail(err, LXSHM_INVALID,
-                       "invalid subscription name: use 1-%d characters from "
-                       "A-Z a-z 0-9 . _ -, not starting with . or -",
-                       LXSHM_NAME_MAX);
+  if (name != NULL && (st = lxshm__check_name(name, len, "subscription ", err)) != LXSHM_OK)
+    return st;
   if (name != NULL && t->obj.readonly)
     return lxshm__fail(err, LXSHM_PERMISSION,
                        "opened read-only: named subscriptions write their "
@@ -413,11 +410,7 @@ lxshm_status lxshm__topic_subscribe(lxshm_topic *t, const char *name, size_t len
 
 lxshm_status lxshm_topic_subscribe(lxshm_topic *t, const char *cursor, uint64_t from,
                                    lxshm_subscription **out, lxshm_error *err) {
-  size_t len = 0;
-  if (cursor != NULL)
-    while (len <= LXSHM_NAME_MAX && cursor[len] != '\0') /* never past a too-long name's limit */
-      len++;
-  return lxshm__topic_subscribe(t, cursor, len, from, out, err);
+  return lxshm__topic_subscribe(t, cursor, lxshm__name_len(cursor), from, out, err);
 }
 
 lxshm_status lxshm__topic_unsubscribe(lxshm_topic *t, const char *name, size_t len,
@@ -425,11 +418,8 @@ lxshm_status lxshm__topic_unsubscribe(lxshm_topic *t, const char *name, size_t l
   lxshm__topic_cursor *c;
   lxshm_status st;
 
-  if (lxshm__check_name(name, len) != LXSHM_OK)
-    return lxshm__fail(err, LXSHM_INVALID,
-                       "invalid subscription name: use 1-%d characters from "
-                       "A-Z a-z 0-9 . _ -, not starting with . or -",
-                       LXSHM_NAME_MAX);
+  if ((st = lxshm__check_name(name, len, "subscription ", err)) != LXSHM_OK)
+    return st;
   if ((st = lock_cursors(t, err)) != LXSHM_OK)
     return st;
   c = find_cursor(t, name, len);

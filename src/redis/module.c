@@ -184,20 +184,6 @@ int rx_interrupted(lua_State *L) {
   return lua_pcall(L, 0, 0, 0) != LUA_OK;
 }
 
-/* A name as SPEC §2 has it: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
-static int good_name(const char *s, size_t n) {
-  size_t i;
-  if (n == 0 || n > LXSHM_NAME_MAX || s[0] == '.' || s[0] == '-')
-    return 0;
-  for (i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 /* A name argument: raises if it is not a string; returns NULL after pushing the failure triple
  * (with the local module's words) if it breaks SPEC §2. */
 static const char *check_name(lua_State *L, int arg) {
@@ -205,15 +191,12 @@ static const char *check_name(lua_State *L, int arg) {
   const char *name = luaL_checklstring(L, arg, &len);
   char quoted[48];
   lxshm_error err;
-  if (good_name(name, len))
+  if (lxshm__check_name(name, len, "", &err) == LXSHM_OK)
     return name;
   shown = len < 40 ? len : 40;
   for (i = 0; i < shown; i++)
     quoted[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
   memcpy(quoted + shown, len > shown ? "..." : "", len > shown ? 4 : 1);
-  lxshm__fail(&err, LXSHM_INVALID,
-              "invalid name: use 1-%d characters from A-Z a-z 0-9 . _ -, not starting with . or -",
-              LXSHM_NAME_MAX);
   rx_fail(L, lua_pushfstring(L, "\"%s\"", quoted), LXSHM_INVALID, &err);
   return NULL;
 }
@@ -729,7 +712,7 @@ static void add_names(lua_State *L, rx_ns *ns, const redisReply *keys) {
         k->str[k->len - 1] != '}' || memcmp(k->str + 1, ns->prefix, plen) != 0)
       continue;
     n = k->len - plen - 2;
-    if (!good_name(k->str + 1 + plen, n))
+    if (lxshm__check_name(k->str + 1 + plen, n, "", NULL) != LXSHM_OK)
       continue;
     lua_pushlstring(L, k->str + 1 + plen, n);
     lua_pushboolean(L, 1);

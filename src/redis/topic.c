@@ -385,24 +385,6 @@ static int holder_alive(rx_handle *h, const char *holder, size_t len) {
   return alive;
 }
 
-#define BAD_SUB_NAME                                                                            \
-  "invalid subscription name: use 1-%d characters from A-Z a-z 0-9 . _ -, not starting with . " \
-  "or -"
-
-/* A subscription name follows the rules of object names (SPEC §2). */
-static int good_sub_name(const char *s, size_t n) {
-  size_t i;
-  if (n == 0 || n > LXSHM_NAME_MAX || s[0] == '.' || s[0] == '-')
-    return 0;
-  for (i = 0; i < n; i++) {
-    char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 #define FROM_MESSAGE "from must be \"new\", \"oldest\" or a sequence number >= 1"
 
 /* The `from` at stack index idx: "new", "oldest" or digits, into buf; raises otherwise. */
@@ -478,10 +460,8 @@ static int topic_subscribe(lua_State *L) {
   }
   else
     check_from(L, 2, 2, from, sizeof from);
-  if (name != NULL && !good_sub_name(name, len)) {
-    lxshm__fail(&err, LXSHM_INVALID, BAD_SUB_NAME, LXSHM_NAME_MAX);
+  if (name != NULL && lxshm__check_name(name, len, "subscription ", &err) != LXSHM_OK)
     return rx_fail(L, h->name, LXSHM_INVALID, &err);
-  }
   if (name != NULL && h->readonly) {
     lxshm__fail(&err, LXSHM_PERMISSION,
                 "opened read-only: named subscriptions write their position");
@@ -567,10 +547,8 @@ static int topic_unsubscribe(lua_State *L) {
   lxshm_status st;
   long long code = 0;
   int tries;
-  if (!good_sub_name(name, len)) {
-    lxshm__fail(&err, LXSHM_INVALID, BAD_SUB_NAME, LXSHM_NAME_MAX);
+  if (lxshm__check_name(name, len, "subscription ", &err) != LXSHM_OK)
     return rx_fail(L, h->name, LXSHM_INVALID, &err);
-  }
   lua_settop(L, 2);
   box = rx_box_new(L);
   if (h->readonly)
