@@ -1,8 +1,9 @@
 # mk/redis.mk — the Redis backend, the Lua module lxshm.redis (SPEC §12), included by the
 # Makefile. Built only where hiredis is installed (pkg-config hiredis: Debian's libhiredis-dev);
 # elsewhere nothing here is built, and lxshm.connect("redis://…") says how to get it. The core
-# never needs hiredis: this module links the codec and the core's pure files (REDIS_CORE_SRC:
-# status list, names) from src/, and hiredis. Sources: REDIS_SRC in mk/sources.mk.
+# never needs hiredis: this module links what both Lua modules share (LUA_COMMON_SRC: the codec,
+# lxaux.c), the core's pure files (REDIS_CORE_SRC: statuses, names, records) and hiredis.
+# Sources: REDIS_SRC in mk/sources.mk.
 
 HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
 
@@ -14,9 +15,10 @@ REDIS_HEADERS   = $(wildcard src/redis/*.h) $(HEADERS)
 REDIS_MODULE      = $(LUA_BUILD)/lxshm/redis.so
 ASAN_REDIS_MODULE = build/asan/lxshm/redis.so
 REDIS_OBJS      = $(patsubst src/redis/%.c,$(LUA_BUILD)/redis-obj/%.o,$(REDIS_SRC)) \
-                  $(call objs,$(LUA_BUILD)/lua-obj,$(CODEC_SRC)) $(call objs,build/obj,$(REDIS_CORE_SRC))
+                  $(call objs,$(LUA_BUILD)/lua-obj,$(LUA_COMMON_SRC)) \
+                  $(call objs,build/obj,$(REDIS_CORE_SRC))
 ASAN_REDIS_OBJS = $(patsubst src/redis/%.c,build/asan/redis-obj/%.o,$(REDIS_SRC)) \
-                  $(call objs,build/asan/lua-obj,$(CODEC_SRC)) \
+                  $(call objs,build/asan/lua-obj,$(LUA_COMMON_SRC)) \
                   $(call objs,build/asan/obj,$(REDIS_CORE_SRC))
 
 $(LUA_BUILD)/redis-obj/%.o: src/redis/%.c $(REDIS_HEADERS) | check-headers

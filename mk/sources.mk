@@ -14,16 +14,21 @@ WIN_SRC   = src/platform_win.c
 # Lua values to bytes and back: the only core file that includes lua.h. Also the fuzz target's.
 CODEC_SRC = src/codec.c
 
-# The Lua module lxshm.core: the codec and the binding, linked with the core and a platform.
-LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c \
+# What both Lua modules (lxshm.core, lxshm.redis) link: the codec and lxaux.c, the Lua-facing
+# helpers of the API they share (arguments, options, failures, lists, dictionary keys).
+LUA_COMMON_SRC = $(CODEC_SRC) src/lxaux.c
+
+# The Lua module lxshm.core: the common part and the binding, linked with the core and a platform.
+LUA_SRC   = $(LUA_COMMON_SRC) src/binding.c src/binding_segment.c src/binding_queue.c \
             src/binding_dict.c src/binding_topic.c
 
 # The Redis backend, the Lua module lxshm.redis (mk/redis.mk; built only where hiredis is). It
-# links the codec and the core's pure files (REDIS_CORE_SRC), nothing that maps or locks.
+# links LUA_COMMON_SRC and the core's pure files (REDIS_CORE_SRC), nothing that maps or locks.
 REDIS_SRC = src/redis/conn.c src/redis/module.c src/redis/segment.c src/redis/queue.c \
             src/redis/dict.c src/redis/topic.c
-# Of the core, what lxshm.redis links: the status list and the rule for names (no OS, no Lua).
-REDIS_CORE_SRC = src/status.c src/name.c
+# Of the core, what lxshm.redis links: the status list, the rule for names and the records of
+# lists (no OS, no Lua).
+REDIS_CORE_SRC = src/status.c src/name.c src/ring.c
 
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).

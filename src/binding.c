@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "binding.h"
+#include "ring.h"
 
 #define SCRATCH_KEEP (64u << 20) /* a handle keeps a copy buffer up to this size for reuse */
 
@@ -20,14 +21,6 @@ static const lxshm__class *const classes[] = {&lxshm__segment_class, &lxshm__que
                                               &lxshm__dict_class, &lxshm__topic_class};
 
 /* ---- results ------------------------------------------------------------------------------ */
-
-int lxshm__push_failure(lua_State *L, const char *who, lxshm_status st, const lxshm_error *err) {
-  const char *cause = (err != NULL && err->message[0] != '\0') ? err->message : lxshm_strerror(st);
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", who, cause);
-  lua_pushinteger(L, (lua_Integer)st);
-  return 3;
-}
 
 int lxshm__result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_error *err) {
   switch ((int)st) {
@@ -43,17 +36,9 @@ int lxshm__result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_e
   }
 }
 
-static int noop(lua_State *L) {
-  (void)L;
-  return 0;
-}
-
-/* Calls a function, so that a pending hook runs; 1 with the error on the stack if it raised.
- * No lock is held during waits. */
+/* The interrupt check of blocking calls. No lock is held during waits. */
 static int interrupted(void *ud) {
-  lua_State *L = (lua_State *)ud;
-  lua_pushcfunction(L, noop);
-  return lua_pcall(L, 0, 0, 0) != LUA_OK;
+  return lxshm__interrupted((lua_State *)ud);
 }
 
 const lxshm__interrupt *lxshm__interrupt_for(lua_State *L, lxshm__interrupt *intr) {
@@ -61,133 +46,6 @@ const lxshm__interrupt *lxshm__interrupt_for(lua_State *L, lxshm__interrupt *int
   intr->check = interrupted;
   intr->ud = L;
   return intr;
-}
-
-/* ---- arguments ----------------------------------------------------------------------------- */
-
-/* An object name argument. Raises if it is not a string; returns NULL after pushing the failure
- * triple (the name quoted, made printable and cut short) if it breaks SPEC §2. */
-static const char *check_name(lua_State *L, int arg) {
-  size_t len, i, shown;
-  const char *name = luaL_checklstring(L, arg, &len);
-  char quoted[48];
-  lxshm_error err;
-
-  if (lxshm__check_name(name, len, "", &err) == LXSHM_OK)
-    return name;
-  shown = len < 40 ? len : 40;
-  for (i = 0; i < shown; i++)
-    quoted[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
-  memcpy(quoted + shown, len > shown ? "..." : "", len > shown ? 4 : 1);
-  lxshm__push_failure(L, lua_pushfstring(L, "\"%s\"", quoted), LXSHM_INVALID, &err);
-  return NULL;
-}
-
-/* A size argument: raises if it is not a number; 0 for any number that is not a whole count of
- * bytes from 1 to LXSHM_SIZE_MAX (negative, fractional, NaN, infinite, huge). */
-static uint64_t check_size(lua_State *L, int arg) {
-  lua_Number x;
-  if (lua_isinteger(L, arg)) {
-    lua_Integer n = lua_tointeger(L, arg);
-    return (n > 0 && (uint64_t)n <= LXSHM_SIZE_MAX) ? (uint64_t)n : 0;
-  }
-  x = luaL_checknumber(L, arg);
-  return (x >= 1 && x <= (lua_Number)LXSHM_SIZE_MAX && x == floor(x)) ? (uint64_t)x : 0;
-}
-
-double lxshm__opt_timeout(lua_State *L, int arg) {
-  lua_Number t;
-  if (lua_isnoneornil(L, arg))
-    return LXSHM_FOREVER;
-  t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t >= 0, arg, "timeout must be a number of seconds >= 0");
-  return (double)t;
-}
-
-/* Octal digits, as in "0640", to a mode; -1 if s is not 1 to 4 octal digits. */
-static long parse_octal(const char *s, size_t len) {
-  long mode = 0;
-  size_t i;
-  if (len == 0 || len > 4)
-    return -1;
-  for (i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '7')
-      return -1;
-    mode = mode * 8 + (s[i] - '0');
-  }
-  return mode;
-}
-
-/* What an options table may say, by function. */
-#define OPT_MODE 1u /* create, attach: { mode = 0x1a0 or "0640" } */
-#define OPT_OPEN 2u /* open, attach: { readonly = true, trust = true } */
-
-typedef struct options {
-  unsigned mode;                  /* permission bits of a new object */
-  unsigned flags;                 /* LXSHM_READONLY, LXSHM_TRUST */
-  uint32_t params[LXSHM__PARAMS]; /* a new object's kind parameters (the class's options) */
-} options;
-
-static int is_key(const char *key, size_t len, const char *name) {
-  return len == strlen(name) && memcmp(key, name, len) == 0;
-}
-
-static long check_mode(lua_State *L, int arg) {
-  long mode = -1;
-  if (lua_isinteger(L, -1) ||
-      (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == floor(lua_tonumber(L, -1)))) {
-    lua_Number n = lua_tonumber(L, -1);
-    mode = (n >= 0 && n <= 07777) ? (long)n : -1;
-  }
-  else if (lua_type(L, -1) == LUA_TSTRING) {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    mode = parse_octal(s, len);
-  }
-  luaL_argcheck(L, mode >= 0 && mode <= 0777, arg,
-                "mode must be an integer from 0 to 0777 or an octal string like \"0640\"");
-  return mode;
-}
-
-static unsigned check_flag(lua_State *L, int arg, const char *key, unsigned flag) {
-  if (lua_type(L, -1) != LUA_TBOOLEAN)
-    luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a boolean", key));
-  return lua_toboolean(L, -1) ? flag : 0;
-}
-
-/* The options table at arg (absent or nil: defaults), with the creation options of cls's kind
- * (NULL: none) where OPT_MODE is allowed. Unknown option names, and values of the wrong type or out
- * of range, raise like any other misuse of an argument. */
-static options check_options(lua_State *L, int arg, unsigned allowed, const lxshm__class *cls) {
-  options o;
-  o.mode = LXSHM_DEFAULT_MODE;
-  o.flags = 0;
-  memset(o.params, 0, sizeof o.params);
-  if (cls != NULL && cls->option != NULL)
-    cls->option(L, NULL, 0, arg, o.params);
-  if (lua_isnoneornil(L, arg))
-    return o;
-  luaL_checktype(L, arg, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, arg) != 0) {
-    size_t len = 0;
-    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-    if (key != NULL && (allowed & OPT_MODE) && is_key(key, len, "mode"))
-      o.mode = (unsigned)check_mode(L, arg);
-    else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "readonly"))
-      o.flags |= check_flag(L, arg, "readonly", LXSHM_READONLY);
-    else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "trust"))
-      o.flags |= check_flag(L, arg, "trust", LXSHM_TRUST);
-    else if (key != NULL && (allowed & OPT_MODE) && cls != NULL && cls->option != NULL &&
-             cls->option(L, key, len, arg, o.params))
-      ;
-    else
-      luaL_argerror(
-          L, arg,
-          lua_pushfstring(L, "unknown option '%s'", key != NULL && strlen(key) == len ? key : "?"));
-    lua_pop(L, 1);
-  }
-  return o;
 }
 
 /* ---- handles ------------------------------------------------------------------------------- */
@@ -343,36 +201,87 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
   return st;
 }
 
-lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned format,
-                               lxshm_error *err) {
-  if (format == LXSHM__FORMAT_RAW) {
-    lua_pushlstring(L, p, len);
-    return LXSHM_OK;
-  }
-  return lxshm__decode(L, p, len, err);
-}
-
-void lxshm__push_stat(lua_State *L, lxshm__handle *h, const lxshm__stat_field *fields, int n) {
-  int i;
-  lua_createtable(L, 0, n + 1);
-  lua_pushstring(L, h->name);
-  lua_setfield(L, -2, "name");
-  for (i = 0; i < n; i++) {
-    lua_pushinteger(L, (lua_Integer)fields[i].value);
-    lua_setfield(L, -2, fields[i].key);
-  }
-}
-
-const char *lxshm__format_u64(lua_State *L, uint64_t n) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "%llu", (unsigned long long)n);
-  lua_pushstring(L, buf);
-  return lua_tostring(L, -1);
-}
-
 int lxshm__is_big_string(lua_State *L, int idx) {
   size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
   return n >= LXSHM__BIG_STRING && n <= UINT32_MAX;
+}
+
+/* ---- batches ------------------------------------------------------------------------------- */
+
+/* The first size of a batch's copy buffer (it grows up to the object's size when needed). */
+#define BATCH_BUFFER (64u << 10)
+
+lxshm_status lxshm__encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, size_t limit,
+                                 const char *what, lxshm__batch *b, lxshm_error *err) {
+  size_t size = (size_t)h->size;
+  lxshm__scratch_take(L, 1, size < BATCH_BUFFER ? size : BATCH_BUFFER, &b->cap);
+  b->at = lua_gettop(L);
+  b->used = 0;
+  b->total = h->size;
+  b->what = what;
+  return lxshm__encode_list(L, 2, n, limit, b, err);
+}
+
+/* Pushes the values of `count` whole records in buf[0..bytes-1] into the table on the stack top,
+ * in order (a nil value leaves a hole). */
+static lxshm_status unpack_batch(lua_State *L, const char *buf, size_t bytes, uint64_t count,
+                                 const char *what, lxshm_error *err) {
+  int t = lua_gettop(L);
+  size_t off = 0;
+  uint64_t k;
+  for (k = 0; k < count; k++) {
+    const char *data;
+    size_t len, rec;
+    unsigned format;
+    lxshm_status st;
+    rec = lxshm__record_get(buf + off, bytes - off, &data, &len, &format);
+    if (rec == 0)
+      return lxshm__fail(err, LXSHM_CORRUPT, "%s %llu of the batch is damaged", what,
+                         (unsigned long long)k + 1);
+    st = lxshm__push_bytes(L, data, len, format, err);
+    if (st != LXSHM_OK)
+      return st;
+    lua_rawseti(L, t, (lua_Integer)k + 1);
+    off += rec;
+  }
+  return LXSHM_OK;
+}
+
+lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *ctx,
+                               const char *what, uint64_t *count, lxshm_error *err) {
+  size_t bytes = 0, cap;
+  lxshm_status st;
+  char *buf;
+  int at;
+
+  luaL_checkstack(L, 8, NULL);
+  lxshm__hold(h);
+  buf = lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, &cap);
+  at = lua_gettop(L);
+  for (;;) {
+    *count = 0;
+    st = take(ctx, buf, cap, &bytes, count, err);
+    if (st != LXSHM_INVALID_SIZE)
+      break;
+    buf = (char *)lxshm_newuserdata(L, bytes, 0); /* the oldest value alone is larger */
+    lua_replace(L, at);
+    cap = bytes;
+  }
+  lxshm__drop(h);
+  if (st == LXSHM__INTERRUPTED)
+    return st;
+  if (st == LXSHM_OK) {
+    lua_createtable(L, *count <= INT_MAX ? (int)*count : 0, 0);
+    st = unpack_batch(L, buf, bytes, *count, what, err);
+  }
+  if (st != LXSHM_OK) { /* a batch taken is lost with a damaged value in it */
+    lua_settop(L, at);
+    lxshm__scratch_give(L, 1);
+    return st;
+  }
+  lua_rotate(L, at, 1); /* the buffer on top, above the values */
+  lxshm__scratch_give(L, 1);
+  return LXSHM_OK;
 }
 
 /* ---- module functions ------------------------------------------------------------------------ */
@@ -383,29 +292,26 @@ enum verb { CREATE, OPEN, ATTACH };
  * lxshm.attach{,_queue}(name, size [, opts]) -> handle | nil, msg, code */
 static int construct(lua_State *L, enum verb verb) {
   const lxshm__class *cls = (const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2));
-  const char *name = check_name(L, 1);
+  const char *name = lxshm__check_name_arg(L, 1);
   uint64_t size = 0;
   lxshm__interrupt intr;
   lxshm__object *obj = NULL;
   lxshm__handle *h;
   lxshm_status st;
   lxshm_error err;
-  options o;
+  lxshm__options o;
 
   if (name == NULL)
     return 3;
   if (verb != OPEN)
-    size = check_size(L, 2);
-  o = check_options(L, verb == OPEN ? 2 : 3,
-                    verb == CREATE ? OPT_MODE
-                    : verb == OPEN ? OPT_OPEN
-                                   : OPT_MODE | OPT_OPEN,
-                    cls);
-  if (verb != OPEN && size == 0) {
-    lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
-                (unsigned long long)LXSHM_SIZE_MAX);
-    return lxshm__push_failure(L, name, LXSHM_INVALID_SIZE, &err);
-  }
+    size = lxshm__check_size(L, 2);
+  o = lxshm__check_options(L, verb == OPEN ? 2 : 3,
+                           verb == CREATE ? LXSHM__OPT_MODE
+                           : verb == OPEN ? LXSHM__OPT_OPEN
+                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
+                           cls->option);
+  if (verb != OPEN && size == 0)
+    return lxshm__size_failure(L, name);
   h = new_handle(L, cls); /* before the core call: nothing to leak if this raises */
   if (verb == CREATE)
     st = lxshm__create(cls->kind, name, size, o.params, o.mode, &obj, &err);
@@ -429,18 +335,18 @@ static int mod_create(lua_State *L) {
 
 /* lxshm.open_any(name [, opts]) -> handle of whatever kind NAME is | nil, msg, code */
 static int mod_open_any(lua_State *L) {
-  const char *name = check_name(L, 1);
+  const char *name = lxshm__check_name_arg(L, 1);
   lxshm__interrupt intr;
   lxshm__object *obj = NULL;
   lxshm__handle *h;
   lxshm_status st;
   lxshm_error err;
-  options o;
+  lxshm__options o;
   size_t i;
 
   if (name == NULL)
     return 3;
-  o = check_options(L, 2, OPT_OPEN, NULL);
+  o = lxshm__check_options(L, 2, LXSHM__OPT_OPEN, NULL);
   h = new_handle(L, classes[0]); /* the class is set once the kind is known */
   st = lxshm__open(NULL, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
   if (st == LXSHM__INTERRUPTED)
@@ -495,7 +401,7 @@ static int mod_attach(lua_State *L) {
 
 /* lxshm.remove(name) -> true | nil, msg, code: any kind of object. */
 static int mod_remove(lua_State *L) {
-  const char *name = check_name(L, 1);
+  const char *name = lxshm__check_name_arg(L, 1);
   lxshm_error err;
   lxshm_status st;
   if (name == NULL)

@@ -5,8 +5,7 @@
 #ifndef LXSHM_BINDING_H
 #define LXSHM_BINDING_H
 
-#include "codec.h"
-#include "compat.h"
+#include "lxaux.h"
 #include "object.h"
 
 typedef struct lxshm__class lxshm__class;
@@ -31,11 +30,8 @@ struct lxshm__class {
   const luaL_Reg *methods; /* the kind's own methods; close, name and the metamethods are shared */
   /* Pushes what __tostring shows after the name of an open handle: "(4096 bytes)". */
   void (*describe)(lua_State *L, lxshm__handle *h);
-  /* Reads a creation option of the kind's own (create, attach), whose value is on the stack
-   * top, into params (LXSHM__PARAMS words, handed to the kind's plan): returns 1, or 0 if the
-   * kind has no option `key`; raises for a bad value, naming argument `arg`. Called first with
-   * key NULL to set the defaults. NULL: the kind has no options of its own. */
-  int (*option)(lua_State *L, const char *key, size_t len, int arg, uint32_t *params);
+  /* Reads the kind's own creation options (create, attach); NULL: it has none. */
+  lxshm__option_fn option;
 };
 
 extern const lxshm__class lxshm__segment_class;
@@ -60,9 +56,6 @@ void lxshm__check_not_busy(lua_State *L, lxshm__handle *h);
 
 /* ---- results ------------------------------------------------------------------------------- */
 
-/* Pushes nil, "WHO: cause", code; returns 3. The cause comes from err when the core gave one. */
-int lxshm__push_failure(lua_State *L, const char *who, lxshm_status st, const lxshm_error *err);
-
 /* Turns a method's status into its result: OK pushes true (1 result); a failure a correct
  * program can meet returns nil, "NAME: cause", code (3); INVALID (a method can only meet it by
  * misuse: relocking from the lock's holder) raises "NAME: cause"; LXSHM__INTERRUPTED re-raises
@@ -72,25 +65,6 @@ int lxshm__result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_e
 /* Between the sleeps of a long wait: lets a pending hook run (lua.c turns Ctrl-C into a hook
  * that raises "interrupted!"). The interrupt check of every blocking call. */
 const lxshm__interrupt *lxshm__interrupt_for(lua_State *L, lxshm__interrupt *intr);
-
-/* ---- arguments ----------------------------------------------------------------------------- */
-
-/* An optional timeout in seconds: absent or nil is no limit (LXSHM_FOREVER); a number >= 0
- * (inf is no limit). A negative or NaN timeout raises. */
-double lxshm__opt_timeout(lua_State *L, int arg);
-
-/* Pushes the table stat() returns: { name = h's name, key = value for each field }. */
-typedef struct lxshm__stat_field {
-  const char *key;
-  uint64_t value;
-} lxshm__stat_field;
-void lxshm__push_stat(lua_State *L, lxshm__handle *h, const lxshm__stat_field *fields, int n);
-
-/* Pushes n in decimal and returns it (lua_pushfstring has no 64-bit format before 5.3). */
-const char *lxshm__format_u64(lua_State *L, uint64_t n);
-
-/* The encoder every function gets as upvalue 1. */
-#define lxshm__encoder_of(L) ((lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1)))
 
 /* ---- copy buffers ---------------------------------------------------------------------------- */
 
@@ -114,10 +88,27 @@ typedef lxshm_status (*lxshm__copy_fn)(void *ctx, char *buf, size_t cap, size_t 
 lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, void *ctx, int raw,
                              lxshm_error *err);
 
-/* Pushes the MessagePack or raw bytes of a value copied out of an object as the Lua value they
- * hold: the string for raw bytes (LXSHM__FORMAT_RAW), the decoded value otherwise. */
-lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned format,
-                               lxshm_error *err);
+/* ---- batches --------------------------------------------------------------------------------- */
+
+/* Encodes list[1..n] (argument 2) as records, each value in at most `limit` bytes, into the
+ * copy buffer of the handle h at stack index 1, pushed at stack index b->at: as
+ * lxshm__encode_list, with h's size as the total ("N WHAT SIZE bytes"). The caller gives the
+ * buffer back (lxshm__scratch_give) once the records are stored. */
+lxshm_status lxshm__encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, size_t limit,
+                                 const char *what, lxshm__batch *b, lxshm_error *err);
+
+/* Takes whole records into buf (cap bytes): OK with *bytes and *count set (at least one), or
+ * INVALID_SIZE with *bytes the size the first record needs, or another failure. */
+typedef lxshm_status (*lxshm__take_fn)(void *ctx, char *buf, size_t cap, size_t *bytes,
+                                       uint64_t *count, lxshm_error *err);
+
+/* Takes a batch with take into the copy buffer of the handle h at stack index 1 (grown as take
+ * says; h is held meanwhile) and pushes a table of the values, in order (a nil value leaves a
+ * hole). Returns OK with *count values; or the failure, with nothing pushed (a batch with a
+ * damaged record, "WHAT N of the batch is damaged", is lost); or LXSHM__INTERRUPTED with the
+ * error on the stack top. */
+lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *ctx,
+                               const char *what, uint64_t *count, lxshm_error *err);
 
 /* Values up to this many bytes are copied on the C stack. */
 #define LXSHM__SMALL_VALUE 1024

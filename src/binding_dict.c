@@ -44,116 +44,6 @@ static void check_not_updating(lua_State *L, lxshm__handle *h) {
 
 /* ---- keys and arguments --------------------------------------------------------------------- */
 
-typedef struct keyarg {
-  lxshm__dict_key k;
-  unsigned char num[8]; /* the bytes of a number or boolean key */
-} keyarg;
-
-static void key_integer(keyarg *a, int64_t i) {
-  memcpy(a->num, &i, 8);
-  a->k.data = a->num;
-  a->k.len = 8;
-  a->k.type = LXSHM__KEY_INTEGER;
-}
-
-/* The key at arg: raises for nil, NaN and types a key cannot have (as t[k] = v would); returns 0
- * after pushing nil, msg, INVALID_SIZE for a string of 0 or more than 65535 bytes. As in a Lua
- * table, a float with an integral value is the integer key (on every runtime, so that processes
- * on different runtimes find each other's keys). */
-static int check_key(lua_State *L, lxshm__handle *h, int arg, keyarg *a) {
-  switch (lua_type(L, arg)) {
-    case LUA_TSTRING: {
-      size_t len;
-      a->k.data = lua_tolstring(L, arg, &len);
-      a->k.len = len;
-      a->k.type = LXSHM__KEY_STRING;
-      if (len == 0 || len > LXSHM_DICT_KEY_MAX) {
-        lxshm_error err;
-        lxshm__fail(&err, LXSHM_INVALID_SIZE, "key of %zu bytes: keys are 1 to %d bytes", len,
-                    LXSHM_DICT_KEY_MAX);
-        lxshm__push_failure(L, h->name, LXSHM_INVALID_SIZE, &err);
-        return 0;
-      }
-      return 1;
-    }
-    case LUA_TNUMBER: {
-      lua_Number x;
-      if (lua_isinteger(L, arg)) {
-        key_integer(a, (int64_t)lua_tointeger(L, arg));
-        return 1;
-      }
-      x = lua_tonumber(L, arg);
-      luaL_argcheck(L, x == x, arg, "key is NaN");
-      if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
-        key_integer(a, (int64_t)x);
-        return 1;
-      }
-      {
-        double dx = (double)x;
-        memcpy(a->num, &dx, 8);
-      }
-      a->k.data = a->num;
-      a->k.len = 8;
-      a->k.type = LXSHM__KEY_FLOAT;
-      return 1;
-    }
-    case LUA_TBOOLEAN:
-      a->num[0] = (unsigned char)lua_toboolean(L, arg);
-      a->k.data = a->num;
-      a->k.len = 1;
-      a->k.type = LXSHM__KEY_BOOLEAN;
-      return 1;
-    default:
-      return luaL_argerror(L, arg,
-                           lua_pushfstring(L, "key expected (string, number or boolean), got %s",
-                                           luaL_typename(L, arg)));
-  }
-}
-
-/* Pushes a key as stored (records of a scan). */
-static void push_key(lua_State *L, unsigned type, const unsigned char *p, size_t len) {
-  switch (type) {
-    case LXSHM__KEY_INTEGER: {
-      int64_t i;
-      memcpy(&i, p, 8);
-#if LXSHM_HAS_INTEGERS
-      lua_pushinteger(L, (lua_Integer)i);
-#else
-      lua_pushnumber(L, (lua_Number)i);
-#endif
-      return;
-    }
-    case LXSHM__KEY_FLOAT: {
-      double x;
-      memcpy(&x, p, 8);
-      lua_pushnumber(L, (lua_Number)x);
-      return;
-    }
-    case LXSHM__KEY_BOOLEAN:
-      lua_pushboolean(L, p[0] != 0);
-      return;
-    default:
-      lua_pushlstring(L, (const char *)p, len);
-  }
-}
-
-/* An optional TTL in seconds: absent, nil or 0 is none; negative or NaN raises. */
-static double opt_ttl(lua_State *L, int arg) {
-  lua_Number t;
-  if (lua_isnoneornil(L, arg))
-    return 0;
-  t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t >= 0, arg, "ttl must be a number of seconds >= 0");
-  return (double)t;
-}
-
-/* A version argument: a whole number >= 0 (raises otherwise, as seg:wait does). */
-static uint64_t check_version(lua_State *L, int arg) {
-  lua_Integer v = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, v >= 0, arg, "version must be >= 0");
-  return (uint64_t)v;
-}
-
 /* A number for incr: an integer stays one. On runtimes without integers, a number with an
  * integral value within 2^53 counts as an integer, as the codec stores it. */
 static void check_number(lua_State *L, int arg, lxshm__dict_number *n) {
@@ -222,8 +112,8 @@ static int dict_get(lua_State *L) {
   lxshm_status st;
   lxshm_error err;
   reading r;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   lua_settop(L, 2);
   r.d = dict_of(h);
@@ -258,8 +148,8 @@ static int dict_get(lua_State *L) {
 /* d:version(k) -> version (0: absent) */
 static int dict_version(lua_State *L) {
   lxshm__handle *h = check(L);
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   lua_pushinteger(L, (lua_Integer)lxshm__dict_version(dict_of(h), &a.k));
   return 1;
@@ -271,8 +161,8 @@ static int dict_ttl(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
   double s;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   st = lxshm__dict_ttl(dict_of(h), &a.k, &s, &err);
   if (st != LXSHM_OK)
@@ -307,13 +197,13 @@ static int store(lua_State *L, unsigned flags) {
   lxshm_status st;
   lxshm_error err;
   double ttl;
-  keyarg a;
+  lxshm__keyarg a;
 
-  if (!check_key(L, h, 2, &a))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   if (cas)
-    expected = check_version(L, 3);
-  ttl = opt_ttl(L, varg + 1);
+    expected = lxshm__check_version(L, 3);
+  ttl = lxshm__opt_ttl(L, varg + 1);
   check_not_updating(L, h);
   st = encode_value(L, h, varg, a.k.len, &data, &len, &err);
   if (st == LXSHM_OK) /* no Lua call between here and the store: data stays valid */
@@ -354,8 +244,8 @@ static int dict_cas(lua_State *L) {
 static int dict_delete(lua_State *L) {
   lxshm__handle *h = check(L);
   lxshm_error err;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   check_not_updating(L, h);
   return result(L, h, lxshm__dict_delete(dict_of(h), &a.k, &err), &err);
@@ -369,14 +259,14 @@ static int dict_incr(lua_State *L) {
   lxshm_status st;
   double ttl;
   int has_init;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
   if (has_init)
     check_number(L, 4, &init);
-  ttl = opt_ttl(L, 5);
+  ttl = lxshm__opt_ttl(L, 5);
   check_not_updating(L, h);
   st = lxshm__dict_incr(dict_of(h), &a.k, &step, has_init ? &init : NULL, ttl, &sum, &err);
   if (st != LXSHM_OK)
@@ -390,10 +280,10 @@ static int dict_expire(lua_State *L) {
   lxshm__handle *h = check(L);
   lxshm_error err;
   double ttl;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  ttl = opt_ttl(L, 3);
+  ttl = lxshm__opt_ttl(L, 3);
   check_not_updating(L, h);
   return result(L, h, lxshm__dict_expire(dict_of(h), &a.k, ttl, &err), &err);
 }
@@ -481,13 +371,13 @@ static int dict_update(lua_State *L) {
   updating_ctx u;
   lxshm_error err;
   lxshm_status st;
-  keyarg a;
+  lxshm__keyarg a;
   int rc;
 
-  if (!check_key(L, h, 2, &a))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  u.ttl = opt_ttl(L, 4);
+  u.ttl = lxshm__opt_ttl(L, 4);
   check_not_updating(L, h);
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
@@ -536,10 +426,10 @@ static int dict_wait(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
   double timeout;
-  keyarg a;
-  if (!check_key(L, h, 2, &a))
+  lxshm__keyarg a;
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  version = check_version(L, 3);
+  version = lxshm__check_version(L, 3);
   timeout = lxshm__opt_timeout(L, 4);
   lxshm__interrupt_for(L, &intr);
   lxshm__hold(h); /* a hook run between sleeps may close the handle */
@@ -576,7 +466,7 @@ static size_t push_record(lua_State *L, const unsigned char *p, int values, lxsh
   uint32_t klen, vlen;
   memcpy(&klen, p, 4);
   memcpy(&vlen, p + 4, 4);
-  push_key(L, p[8], p + LXSHM__DICT_RECORD, klen);
+  lxshm__push_key(L, p[8], p + LXSHM__DICT_RECORD, klen);
   if (values && lxshm__push_bytes(L, (const char *)p + LXSHM__DICT_RECORD + klen, vlen, p[9],
                                   err) != LXSHM_OK) {
     lua_pop(L, 1);
@@ -746,17 +636,14 @@ static int dict_stat(lua_State *L) {
         {"capacity", st.capacity}, {"used", st.used},           {"free", st.free},
         {"count", st.count},       {"evictions", st.evictions}, {"expirations", st.expirations},
         {"version", st.version},   {"waiters", st.waiters}};
-    lxshm__push_stat(L, h, fields, 8);
+    lxshm__push_stat(L, h->name, fields, 8);
   }
   return 1;
 }
 
 static void describe(lua_State *L, lxshm__handle *h) {
-  lxshm__format_u64(L, h->size);
-  lxshm__format_u64(L, lxshm_dict_count(dict_of(h)));
-  lua_pushfstring(L, "(%s bytes, %s keys)", lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  uint64_t n = lxshm_dict_count(dict_of(h));
+  lxshm__push_description(L, "(%s bytes, %s keys)", h->size, &n);
 }
 
 static const luaL_Reg methods[] = {{"get", dict_get},

@@ -9,9 +9,6 @@
 
 #define queue_of(h) ((lxshm_queue *)(h)->obj)
 
-/* The first size of a batch's copy buffer (it grows up to the queue's size when needed). */
-#define BATCH_BUFFER (64u << 10)
-
 static lxshm__handle *check(lua_State *L) {
   return lxshm__check_handle(L, &lxshm__queue_class);
 }
@@ -41,6 +38,7 @@ static int queue_push(lua_State *L) {
 typedef struct taking {
   lxshm_queue *q;
   int remove;
+  uint64_t max; /* pop_many: values at most */
   double timeout;
   lxshm__interrupt intr;
 } taking;
@@ -82,59 +80,6 @@ static int queue_peek(lua_State *L) {
 
 /* ---- batches ------------------------------------------------------------------------------- */
 
-/* Replaces the copy buffer at stack index `at` (holding `used` bytes) with one of at least
- * `need` bytes, keeping its contents. Raises only on memory errors. */
-static char *batch_grow(lua_State *L, int at, size_t used, size_t need, size_t limit, size_t *cap) {
-  size_t want = *cap * 2 > need ? *cap * 2 : need;
-  char *old = (char *)lua_touserdata(L, at), *buf;
-  if (want > limit)
-    want = limit > need ? limit : need;
-  buf = (char *)lxshm_newuserdata(L, want, 0);
-  memcpy(buf, old, used);
-  lua_replace(L, at);
-  *cap = want;
-  return buf;
-}
-
-/* Encodes list[1..n] as records into the buffer at stack index 4; *used says how many bytes.
- * Returns OK, or the failure: *item is the index of the value that failed (0: the batch). */
-static lxshm_status encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, size_t *used,
-                                 lua_Integer *item, lxshm_error *err) {
-  size_t cap, size = (size_t)h->size, room = (size_t)lxshm__queue_max_value(queue_of(h));
-  char *buf = lxshm__scratch_take(L, 1, size < BATCH_BUFFER ? size : BATCH_BUFFER, &cap);
-  lua_Integer i;
-
-  *used = 0;
-  *item = 0;
-  for (i = 1; i <= n;) {
-    const char *out;
-    size_t len, rec;
-    lxshm_status st;
-    lua_rawgeti(L, 2, i);
-    st = lxshm__encode(L, lxshm__encoder_of(L), 5, room, &out, &len, err);
-    lua_pop(L, 1);
-    if (st != LXSHM_OK) {
-      *item = i;
-      return st;
-    }
-    rec = (size_t)lxshm__record_size(len);
-    if (*used + rec > size)
-      return lxshm__fail(err, LXSHM_INVALID_SIZE,
-                         "%lld values take more than the queue's %llu "
-                         "bytes",
-                         (long long)n, (unsigned long long)h->size);
-    if (*used + rec > cap) {
-      /* Growing allocates, which may run a finalizer that encodes: out may be stale after it,
-       * so encode this value again. */
-      buf = batch_grow(L, 4, *used, *used + rec, size, &cap);
-      continue;
-    }
-    *used += lxshm__record_put(buf + *used, out, len, LXSHM__FORMAT_MSGPACK);
-    i++;
-  }
-  return LXSHM_OK;
-}
-
 /* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
  * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all.
  * Values are read raw: a list with __len or __index, whose metamethods would say otherwise,
@@ -142,68 +87,42 @@ static lxshm_status encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, 
 static int queue_push_many(lua_State *L) {
   lxshm__handle *h = check(L);
   lxshm__interrupt intr;
+  lxshm__batch b;
   lxshm_status st;
-  lua_Integer n, item;
+  lua_Integer n;
   double timeout;
   lxshm_error err;
-  size_t used;
 
   luaL_checktype(L, 2, LUA_TTABLE);
   timeout = lxshm__opt_timeout(L, 3);
   lua_settop(L, 3);
   luaL_checkstack(L, 8, NULL);
-  if (lua_getmetatable(L, 2)) { /* a proxy would push what its metamethods do not say */
-    lua_getfield(L, -1, "__len");
-    lua_getfield(L, -2, "__index");
-    luaL_argcheck(L, lua_isnil(L, -1) && lua_isnil(L, -2), 2,
-                  "a list with __len or __index: pass a plain table");
-    lua_settop(L, 3);
-  }
-  n = (lua_Integer)lua_rawlen(L, 2);
+  n = lxshm__list_length(L, 2);
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
   lxshm__interrupt_for(L, &intr);
   lxshm__hold(h);
-  st = encode_batch(L, h, n, &used, &item, &err);
+  st = lxshm__encode_batch(L, h, n, (size_t)lxshm__queue_max_value(queue_of(h)),
+                           "values take more than the queue's", &b, &err);
   if (st == LXSHM_OK)
-    st = lxshm__queue_push_records(queue_of(h), lua_touserdata(L, 4), used, (uint64_t)n, timeout,
-                                   &intr, &err);
+    st = lxshm__queue_push_records(queue_of(h), lua_touserdata(L, b.at), b.used, (uint64_t)n,
+                                   timeout, &intr, &err);
   lxshm__drop(h);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
-  lua_settop(L, 4);
+  lua_settop(L, b.at);
   lxshm__scratch_give(L, 1);
-  if (item != 0)
-    return lxshm__push_failure(
-        L, lua_pushfstring(L, "%s: item %s", h->name, lxshm__format_u64(L, (uint64_t)item)), st,
-        &err);
+  if (b.item != 0)
+    return lxshm__push_item_failure(L, h->name, b.item, st, &err);
   return lxshm__result(L, h, st, &err);
 }
 
-/* Pushes the values of `count` whole records in buf[0..bytes-1] into the table at stack index
- * 5, in order (a nil value leaves a hole). */
-static lxshm_status unpack_batch(lua_State *L, const char *buf, size_t bytes, uint64_t count,
+static lxshm_status copy_records(void *ctx, char *buf, size_t cap, size_t *bytes, uint64_t *count,
                                  lxshm_error *err) {
-  size_t off = 0;
-  uint64_t k;
-  for (k = 0; k < count; k++) {
-    const char *data;
-    size_t len, rec;
-    unsigned format;
-    lxshm_status st;
-    rec = lxshm__record_get(buf + off, bytes - off, &data, &len, &format);
-    if (rec == 0)
-      return lxshm__fail(err, LXSHM_CORRUPT, "record %llu of the batch is damaged",
-                         (unsigned long long)k + 1);
-    st = lxshm__push_bytes(L, data, len, format, err);
-    if (st != LXSHM_OK)
-      return st;
-    lua_rawseti(L, 5, (lua_Integer)k + 1);
-    off += rec;
-  }
-  return LXSHM_OK;
+  taking *t = (taking *)ctx;
+  return lxshm__queue_take_records(t->q, buf, cap, bytes, count, t->max, t->timeout, &t->intr, err);
 }
 
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code. Removes up to max of the oldest
@@ -212,41 +131,20 @@ static lxshm_status unpack_batch(lua_State *L, const char *buf, size_t bytes, ui
 static int queue_pop_many(lua_State *L) {
   lxshm__handle *h = check(L);
   lua_Integer max = luaL_checkinteger(L, 2);
-  double timeout = lxshm__opt_timeout(L, 3);
-  lxshm__interrupt intr;
-  size_t bytes = 0, cap;
   uint64_t count = 0;
   lxshm_status st;
   lxshm_error err;
-  char *buf;
+  taking t;
 
+  t.timeout = lxshm__opt_timeout(L, 3);
   luaL_argcheck(L, max >= 1, 2, "must be at least 1");
   lua_settop(L, 3);
-  luaL_checkstack(L, 8, NULL);
-  lxshm__interrupt_for(L, &intr);
-  lxshm__hold(h);
-  buf = lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, &cap);
-  for (;;) {
-    st = lxshm__queue_take_records(queue_of(h), buf, cap, &bytes, &count, (uint64_t)max, timeout,
-                                   &intr, &err);
-    if (st != LXSHM_INVALID_SIZE)
-      break;
-    buf = batch_grow(L, 4, 0, bytes, bytes, &cap); /* the oldest value alone is larger */
-  }
-  lxshm__drop(h);
-  if (st == LXSHM__INTERRUPTED)
-    return lua_error(L);
-  if (st == LXSHM_OK) {
-    lua_createtable(L, count <= INT_MAX ? (int)count : 0, 0);
-    st = unpack_batch(L, buf, bytes, count, &err);
-  }
-  if (st != LXSHM_OK) { /* a batch taken is lost with a damaged value in it */
-    lua_settop(L, 4);
-    lxshm__scratch_give(L, 1);
+  t.q = queue_of(h);
+  t.max = (uint64_t)max;
+  lxshm__interrupt_for(L, &t.intr);
+  st = lxshm__take_batch(L, h, copy_records, &t, "record", &count, &err);
+  if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  }
-  lua_rotate(L, 4, 1); /* the buffer on top, above the values */
-  lxshm__scratch_give(L, 1);
   lua_pushinteger(L, (lua_Integer)count);
   return 2;
 }
@@ -279,17 +177,14 @@ static int queue_stat(lua_State *L) {
                                         {"count", st.count},
                                         {"pop_waiters", st.pop_waiters},
                                         {"push_waiters", st.push_waiters}};
-    lxshm__push_stat(L, h, fields, 5);
+    lxshm__push_stat(L, h->name, fields, 5);
   }
   return 1;
 }
 
 static void describe(lua_State *L, lxshm__handle *h) {
-  lxshm__format_u64(L, h->size);
-  lxshm__format_u64(L, lxshm_queue_count(queue_of(h)));
-  lua_pushfstring(L, "(%s bytes, %s values)", lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  uint64_t n = lxshm_queue_count(queue_of(h));
+  lxshm__push_description(L, "(%s bytes, %s values)", h->size, &n);
 }
 
 static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue_pop},

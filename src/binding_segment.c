@@ -273,7 +273,7 @@ static int seg_stat(lua_State *L) {
                                         {"version", st.version},
                                         {"writer_pid", st.writer_pid},
                                         {"waiters", st.waiters}};
-    lxshm__push_stat(L, h, fields, 5);
+    lxshm__push_stat(L, h->name, fields, 5);
   }
   lua_pushnumber(L, (lua_Number)st.updated_ns / 1e9);
   lua_setfield(L, -2, "updated");
@@ -281,8 +281,7 @@ static int seg_stat(lua_State *L) {
 }
 
 static void describe(lua_State *L, lxshm__handle *h) {
-  lua_pushfstring(L, "(%s bytes)", lxshm__format_u64(L, h->size));
-  lua_remove(L, -2);
+  lxshm__push_description(L, "(%s bytes)", h->size, NULL);
 }
 
 static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_version},

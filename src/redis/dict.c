@@ -22,7 +22,6 @@
 
 #include "rx.h"
 
-#define KEY_MAX 65535   /* longest string key, in bytes */
 #define OVERHEAD 64     /* bytes a key is charged besides its key and value bytes */
 #define UPDATE_DEPTH 16 /* update() calls nested this deep at most */
 
@@ -281,81 +280,51 @@ static rx_script whole_script = {
 /* ---- keys --------------------------------------------------------------------------------------
  */
 
-/* Checks the key at arg as the local dictionary does: raises for nil, NaN and types a key cannot
- * have; returns 0 after pushing nil, msg, INVALID_SIZE for a string of 0 or more than 65535
- * bytes. */
-static int check_key(lua_State *L, rx_handle *h, int arg) {
-  switch (lua_type(L, arg)) {
-    case LUA_TSTRING: {
-      size_t len;
-      lua_tolstring(L, arg, &len);
-      if (len == 0 || len > KEY_MAX) {
-        lxshm_error err;
-        lxshm__fail(&err, LXSHM_INVALID_SIZE, "key of %zu bytes: keys are 1 to %d bytes", len,
-                    KEY_MAX);
-        rx_fail(L, h->name, LXSHM_INVALID_SIZE, &err);
-        return 0;
-      }
-      return 1;
-    }
-    case LUA_TNUMBER: {
-      lua_Number x = lua_tonumber(L, arg);
-      luaL_argcheck(L, lua_isinteger(L, arg) || x == x, arg, "key is NaN");
-      return 1;
-    }
-    case LUA_TBOOLEAN:
-      return 1;
-    default:
-      return luaL_argerror(L, arg,
-                           lua_pushfstring(L, "key expected (string, number or boolean), got %s",
-                                           luaL_typename(L, arg)));
-  }
-}
-
-/* Pushes the encoded key E of the (checked) key at arg. As in a Lua table, a float with an
- * integral value is that integer. */
-static void push_enc(lua_State *L, int arg) {
+/* Pushes the encoded key E of a key argument checked by lxshm__check_key. */
+static void push_enc(lua_State *L, const lxshm__keyarg *a) {
   char buf[40];
-  if (lua_type(L, arg) == LUA_TSTRING) {
-    size_t len;
-    const char *s = lua_tolstring(L, arg, &len);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addlstring(&b, "s:", 2);
-    luaL_addlstring(&b, s, len);
-    luaL_pushresult(&b);
-    return;
-  }
-  if (lua_type(L, arg) == LUA_TBOOLEAN) {
-    lua_pushstring(L, lua_toboolean(L, arg) ? "b:1" : "b:0");
-    return;
-  }
-  if (lua_isinteger(L, arg))
-    snprintf(buf, sizeof buf, "i:%lld", (long long)lua_tointeger(L, arg));
-  else {
-    lua_Number x = lua_tonumber(L, arg);
-    if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0)
-      snprintf(buf, sizeof buf, "i:%lld", (long long)x);
-    else
-      snprintf(buf, sizeof buf, "f:%.17g", (double)x);
+  int64_t i;
+  double x;
+  switch (a->k.type) {
+    case LXSHM__KEY_STRING: {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      luaL_addlstring(&b, "s:", 2);
+      luaL_addlstring(&b, (const char *)a->k.data, a->k.len);
+      luaL_pushresult(&b);
+      return;
+    }
+    case LXSHM__KEY_BOOLEAN:
+      lua_pushstring(L, a->num[0] ? "b:1" : "b:0");
+      return;
+    case LXSHM__KEY_INTEGER:
+      memcpy(&i, a->num, 8);
+      snprintf(buf, sizeof buf, "i:%lld", (long long)i);
+      break;
+    default:
+      memcpy(&x, a->num, 8);
+      snprintf(buf, sizeof buf, "f:%.17g", x);
   }
   lua_pushstring(L, buf);
 }
 
 /* Pushes the Lua key an encoded key E stands for. */
 static void push_key(lua_State *L, const char *e, size_t len) {
+  unsigned char num[8];
   if (len >= 2 && e[0] == 'i' && e[1] == ':') {
-    long long i = strtoll(e + 2, NULL, 10);
-#if LXSHM_HAS_INTEGERS
-    lua_pushinteger(L, (lua_Integer)i);
-#else
-    lua_pushnumber(L, (lua_Number)i);
-#endif
+    int64_t i = (int64_t)strtoll(e + 2, NULL, 10);
+    memcpy(num, &i, 8);
+    lxshm__push_key(L, LXSHM__KEY_INTEGER, num, 8);
   }
-  else if (len >= 2 && e[0] == 'f' && e[1] == ':')
-    lua_pushnumber(L, (lua_Number)strtod(e + 2, NULL));
-  else if (len >= 2 && e[0] == 'b' && e[1] == ':')
-    lua_pushboolean(L, len > 2 && e[2] == '1');
+  else if (len >= 2 && e[0] == 'f' && e[1] == ':') {
+    double x = strtod(e + 2, NULL);
+    memcpy(num, &x, 8);
+    lxshm__push_key(L, LXSHM__KEY_FLOAT, num, 8);
+  }
+  else if (len >= 2 && e[0] == 'b' && e[1] == ':') {
+    num[0] = len > 2 && e[2] == '1';
+    lxshm__push_key(L, LXSHM__KEY_BOOLEAN, num, 1);
+  }
   else
     lua_pushlstring(L, len >= 2 ? e + 2 : e, len >= 2 ? len - 2 : len);
 }
@@ -373,11 +342,11 @@ static const char *push_name(lua_State *L, rx_handle *h, const char *part, int e
   return lua_tolstring(L, -1, n);
 }
 
-/* Pushes E, then K = BASE.."k:"..E and W = BASE.."w:"..E, for the (checked) key at arg;
- * returns the index of E (K and W follow it). */
-static int push_names(lua_State *L, rx_handle *h, int arg) {
+/* Pushes E, then K = BASE.."k:"..E and W = BASE.."w:"..E, for a checked key; returns the index
+ * of E (K and W follow it). */
+static int push_names(lua_State *L, rx_handle *h, const lxshm__keyarg *a) {
   int e;
-  push_enc(L, arg);
+  push_enc(L, a);
   e = lua_gettop(L);
   push_name(L, h, "k:", e, NULL);
   push_name(L, h, "w:", e, NULL);
@@ -540,6 +509,7 @@ static size_t max_value(const rx_handle *h, size_t el) {
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
 static int dict_get(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
@@ -547,20 +517,20 @@ static int dict_get(lua_State *L) {
   const char *v = NULL;
   size_t vl = 0;
   int present;
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   lua_settop(L, 2);
-  push_names(L, h, 2); /* 3 E, 4 K, 5 W */
-  box = rx_box_new(L); /* 6 */
+  push_names(L, h, &a); /* 3 E, 4 K, 5 W */
+  box = rx_box_new(L);  /* 6 */
   st = read_key(h, L, 4, box, &present, &version, &v, &vl, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   if (!present) {
     lua_pushnil(L);
     return 1;
   }
-  if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+  if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK)
+    return lxshm__push_failure(L, h->name, st, &err);
   rx_box_free(box);
   lua_pushinteger(L, (lua_Integer)version);
   return 2;
@@ -569,6 +539,7 @@ static int dict_get(lua_State *L) {
 /* d:version(k) -> version (0: absent or expired) */
 static int dict_version(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   rx_cmd cmd;
   redisReply *r;
   lxshm_error err;
@@ -576,21 +547,21 @@ static int dict_version(lua_State *L) {
   size_t kl;
   const char *k;
   long long n;
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   lua_settop(L, 2);
-  push_enc(L, 2);
+  push_enc(L, &a);
   k = push_name(L, h, "k:", 3, &kl);
   rx_cmd_init(&cmd);
   rx_arg_str(&cmd, "HGET");
   rx_arg(&cmd, k, kl);
   rx_arg_str(&cmd, "n");
   if ((st = rx_h_command(h, &cmd, 0, &r, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   if (r->type == REDIS_REPLY_ERROR) {
     st = rx_error_status(r, &err);
     freeReplyObject(r);
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   }
   n = rx_int(r, 0);
   freeReplyObject(r);
@@ -601,6 +572,7 @@ static int dict_version(lua_State *L) {
 /* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
 static int dict_ttl(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   rx_cmd cmd;
   redisReply *r;
   lxshm_error err;
@@ -608,26 +580,26 @@ static int dict_ttl(lua_State *L) {
   size_t kl;
   const char *k;
   long long ms;
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   lua_settop(L, 2);
-  push_enc(L, 2);
+  push_enc(L, &a);
   k = push_name(L, h, "k:", 3, &kl);
   rx_cmd_init(&cmd);
   rx_arg_str(&cmd, "PTTL");
   rx_arg(&cmd, k, kl);
   if ((st = rx_h_command(h, &cmd, 0, &r, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   if (r->type == REDIS_REPLY_ERROR) {
     st = rx_error_status(r, &err);
     freeReplyObject(r);
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   }
   ms = rx_int(r, -2);
   freeReplyObject(r);
   if (ms == -2) {
     lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
-    return rx_fail(L, h->name, LXSHM_NOT_FOUND, &err);
+    return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
   }
   lua_pushnumber(L, ms < 0 ? (lua_Number)HUGE_VAL : (lua_Number)ms / 1000);
   return 1;
@@ -639,6 +611,7 @@ static int dict_ttl(lua_State *L) {
 /* set, safe_set, add, safe_add, replace, cas -> true, evicted (cas: true, new version) */
 static int change(lua_State *L, const char *flags, int cas) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   int varg = cas ? 4 : 3, enc = varg + 2;
   uint64_t expected = 0, out[2];
   redisReply **box;
@@ -649,18 +622,15 @@ static int change(lua_State *L, const char *flags, int cas) {
   long long ttl;
   char fl[8];
 
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  if (cas) {
-    lua_Integer v = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, v >= 0, 3, "version must be >= 0");
-    expected = (uint64_t)v;
-  }
-  ttl = ttl_ms(rx_opt_ttl(L, varg + 1));
+  if (cas)
+    expected = lxshm__check_version(L, 3);
+  ttl = ttl_ms(lxshm__opt_ttl(L, varg + 1));
   check_not_updating(L, h);
   lua_settop(L, varg + 1);
-  push_names(L, h, 2); /* enc: E, K, W */
-  box = rx_box_new(L); /* enc + 3 */
+  push_names(L, h, &a); /* enc: E, K, W */
+  box = rx_box_new(L);  /* enc + 3 */
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_tolstring(L, enc, &el);
@@ -673,7 +643,7 @@ static int change(lua_State *L, const char *flags, int cas) {
       st = store(h, L, enc, fl, expected, ttl, data, len, box, out, &err);
   }
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   rx_box_free(box);
   lua_pushboolean(L, 1);
   lua_pushinteger(L, (lua_Integer)(cas ? out[0] : out[1]));
@@ -707,15 +677,16 @@ static int dict_cas(lua_State *L) {
 /* d:delete(k) -> true */
 static int dict_delete(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   redisReply **box;
   uint64_t out[2];
   lxshm_error err;
   lxshm_status st;
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   check_not_updating(L, h);
   lua_settop(L, 2);
-  push_names(L, h, 2); /* 3 E, 4 K, 5 W */
+  push_names(L, h, &a); /* 3 E, 4 K, 5 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -727,6 +698,7 @@ static int dict_delete(lua_State *L) {
 /* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
 static int dict_expire(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   redisReply **box;
   rx_cmd cmd;
   size_t el;
@@ -734,12 +706,12 @@ static int dict_expire(lua_State *L) {
   long long ttl, code = 0;
   lxshm_error err;
   lxshm_status st;
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  ttl = ttl_ms(rx_opt_ttl(L, 3));
+  ttl = ttl_ms(lxshm__opt_ttl(L, 3));
   check_not_updating(L, h);
   lua_settop(L, 3);
-  push_names(L, h, 2); /* 4 E, 5 K, 6 W */
+  push_names(L, h, &a); /* 4 E, 5 K, 6 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -775,25 +747,26 @@ static int add_numbers(lua_State *L, int a, int b) {
  * compare-and-set on the version read, and again from the start on conflict. */
 static int dict_incr(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
   int has_init;
   long long ttl;
 
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   luaL_checknumber(L, 3);
   has_init = !lua_isnoneornil(L, 4);
   if (has_init)
     luaL_checknumber(L, 4);
-  ttl = ttl_ms(rx_opt_ttl(L, 5));
+  ttl = ttl_ms(lxshm__opt_ttl(L, 5));
   check_not_updating(L, h);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 5);    /* self, k, step, init, init_ttl */
-  push_names(L, h, 2); /* 6 E, 7 K, 8 W */
-  box = rx_box_new(L); /* 9 */
+  lua_settop(L, 5);     /* self, k, step, init, init_ttl */
+  push_names(L, h, &a); /* 6 E, 7 K, 8 W */
+  box = rx_box_new(L);  /* 9 */
   for (;;) {
     uint64_t version = 0, out[2];
     const char *v = NULL, *data;
@@ -802,20 +775,20 @@ static int dict_incr(lua_State *L) {
     lua_settop(L, 9);
     st = read_key(h, L, 7, box, &present, &version, &v, &vl, &err);
     if (st != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (present) {
-      if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK) /* 10 */
-        return rx_fail(L, h->name, st, &err);
+      if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK) /* 10 */
+        return lxshm__push_failure(L, h->name, st, &err);
       if (lua_type(L, 10) != LUA_TNUMBER) {
         lxshm__fail(&err, LXSHM_INVALID, "value is not a number");
-        return rx_fail(L, h->name, LXSHM_INVALID, &err);
+        return lxshm__push_failure(L, h->name, LXSHM_INVALID, &err);
       }
     }
     else if (has_init)
       lua_pushvalue(L, 4);
     else {
       lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
-      return rx_fail(L, h->name, LXSHM_NOT_FOUND, &err);
+      return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
     }
     rx_box_free(box);
     add_numbers(L, 10, 3); /* 11 */
@@ -828,7 +801,7 @@ static int dict_incr(lua_State *L) {
       return 1;
     }
     if (st != LXSHM_CONFLICT)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
   }
 }
 
@@ -837,23 +810,24 @@ static int dict_incr(lua_State *L) {
  * runs again on the newer value. If fn raises, nothing changes and the error propagates. */
 static int dict_update(lua_State *L) {
   rx_handle *h = check(L);
+  lxshm__keyarg a;
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
   long long ttl;
   size_t el;
 
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  ttl = ttl_ms(rx_opt_ttl(L, 4));
+  ttl = ttl_ms(lxshm__opt_ttl(L, 4));
   check_not_updating(L, h);
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 3);    /* self, k, fn */
-  push_names(L, h, 2); /* 4 E, 5 K, 6 W */
+  lua_settop(L, 3);     /* self, k, fn */
+  push_names(L, h, &a); /* 4 E, 5 K, 6 W */
   lua_tolstring(L, 4, &el);
   box = rx_box_new(L); /* 7 */
   for (;;) {
@@ -864,12 +838,12 @@ static int dict_update(lua_State *L) {
     lua_settop(L, 7);
     st = read_key(h, L, 5, box, &present, &version, &v, &vl, &err);
     if (st != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     lua_pushvalue(L, 3); /* 8: fn */
     if (!present)
       lua_pushnil(L);
-    else if ((st = rx_push_value(L, v, vl, 0, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+    else if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK)
+      return lxshm__push_failure(L, h->name, st, &err);
     rx_box_free(box);
     h->busy = 1;
     updating[updating_depth++] = h;
@@ -895,7 +869,7 @@ static int dict_update(lua_State *L) {
       return 1;
     }
     if (st != LXSHM_CONFLICT)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
   }
 }
 
@@ -905,7 +879,8 @@ static int dict_update(lua_State *L) {
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
   rx_handle *h = check(L);
-  lua_Integer want;
+  lxshm__keyarg a;
+  uint64_t want;
   double timeout, deadline;
   redisReply **box;
   lxshm_error err;
@@ -913,14 +888,13 @@ static int dict_wait(lua_State *L) {
   size_t el, wl;
   const char *e, *w;
 
-  if (!check_key(L, h, 2))
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  want = luaL_checkinteger(L, 3);
-  luaL_argcheck(L, want >= 0, 3, "version must be >= 0");
-  timeout = rx_opt_timeout(L, 4);
+  want = lxshm__check_version(L, 3);
+  timeout = lxshm__opt_timeout(L, 4);
   deadline = rx_deadline(timeout);
   lua_settop(L, 4);
-  push_names(L, h, 2); /* 5 E, 6 K, 7 W */
+  push_names(L, h, &a); /* 5 E, 6 K, 7 W */
   e = lua_tolstring(L, 5, &el);
   w = lua_tolstring(L, 7, &wl);
   box = rx_box_new(L); /* 8 */
@@ -936,7 +910,7 @@ static int dict_wait(lua_State *L) {
     rx_arg_int(&cmd, (long long)want);
     rx_arg_int(&cmd, (long long)(slice * 1000) + 10000);
     if ((st = run(h, &wait_script, &cmd, box, &code, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     r = *box;
     if (code == 1 || r->elements < 5) {
       lua_pushinteger(L, (lua_Integer)rx_int(r->elements > 1 ? r->element[1] : NULL, 0));
@@ -944,7 +918,7 @@ static int dict_wait(lua_State *L) {
     }
     if (left == 0) {
       lxshm__fail(&err, LXSHM_TIMEOUT, "no new version within %g s", timeout);
-      return rx_fail(L, h->name, LXSHM_TIMEOUT, &err);
+      return lxshm__push_failure(L, h->name, LXSHM_TIMEOUT, &err);
     }
     pttl = rx_int(r->element[4], -1);
     if (pttl >= 0 && (double)(pttl + 1) / 1000 < slice) /* expiry is a change: look then */
@@ -963,14 +937,14 @@ static int dict_wait(lua_State *L) {
     st = rx_h_command(h, &cmd, slice, &r, &err);
     rx_box_free(box);
     if (st != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (r->type == REDIS_REPLY_ERROR) {
       st = rx_error_status(r, &err);
       freeReplyObject(r);
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     }
     freeReplyObject(r);
-    if (rx_interrupted(L))
+    if (lxshm__interrupted(L))
       return lua_error(L);
   }
 }
@@ -998,7 +972,7 @@ static int dict_keys(lua_State *L) {
   script_args(&cmd, &keys_script, h, L, 0);
   rx_arg_int(&cmd, (long long)max);
   if ((st = run(h, &keys_script, &cmd, box, &code, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   lua_createtable(L, (int)(*box)->elements - 1, 0);
   for (i = 1; i < (*box)->elements; i++) {
     const redisReply *e = (*box)->element[i];
@@ -1078,7 +1052,7 @@ static int pairs_next(lua_State *L) {
           continue;
         lua_pushlstring(L, e->str, e->len);
         lua_rawseti(L, 4, (lua_Integer)i - 1);
-        if ((st = rx_push_value(L, v->str, v->len, 0, &err)) != LXSHM_OK)
+        if ((st = lxshm__push_bytes(L, v->str, v->len, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK)
           return luaL_error(L, "%s: %s", h->name, err.message);
         lua_rawseti(L, 4, (lua_Integer)i);
       }
@@ -1145,7 +1119,7 @@ static int figure(lua_State *L, const char *what, long long arg, int changes) {
   }
   st = whole(L, h, what, arg, &box, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   n = rx_int((*box)->elements > 1 ? (*box)->element[1] : NULL, 0);
   rx_box_free(box);
   lua_pushinteger(L, (lua_Integer)n);
@@ -1195,31 +1169,25 @@ static int dict_check(lua_State *L) {
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
 static int dict_stat(lua_State *L) {
-  static const char *const keys[] = {"capacity",  "used",        "count",
-                                     "evictions", "expirations", "version"};
   rx_handle *h = check(L);
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
-  long long f[6];
+  uint64_t f[6];
   int i;
   st = whole(L, h, "stat", 0, &box, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   for (i = 0; i < 6; i++)
-    f[i] = rx_int((size_t)i + 1 < (*box)->elements ? (*box)->element[i + 1] : NULL, 0);
+    f[i] = (uint64_t)rx_int((size_t)i + 1 < (*box)->elements ? (*box)->element[i + 1] : NULL, 0);
   rx_box_free(box);
-  lua_createtable(L, 0, 9);
-  lua_pushstring(L, h->name);
-  lua_setfield(L, -2, "name");
-  for (i = 0; i < 6; i++) {
-    lua_pushinteger(L, (lua_Integer)f[i]);
-    lua_setfield(L, -2, keys[i]);
+  {
+    const lxshm__stat_field fields[] = {{"capacity", f[0]},    {"used", f[1]},
+                                        {"free", f[0] - f[1]}, {"count", f[2]},
+                                        {"evictions", f[3]},   {"expirations", f[4]},
+                                        {"version", f[5]},     {"waiters", rx_blocked_clients(h)}};
+    lxshm__push_stat(L, h->name, fields, 8);
   }
-  lua_pushinteger(L, (lua_Integer)(f[0] - f[1]));
-  lua_setfield(L, -2, "free");
-  lua_pushinteger(L, (lua_Integer)rx_blocked_clients(h));
-  lua_setfield(L, -2, "waiters");
   return 1;
 }
 
@@ -1227,22 +1195,18 @@ static void describe(lua_State *L, rx_handle *h) {
   rx_cmd cmd;
   redisReply *r;
   lxshm_error err;
-  rx_push_u64(L, h->size);
+  uint64_t n = 0;
+  int known = 0;
   script_args(&cmd, &whole_script, h, L, 0);
   rx_arg_str(&cmd, "count");
   rx_arg_str(&cmd, "0");
   if (rx_h_eval(h, &whole_script, &cmd, &r, &err) == LXSHM_OK) {
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-      rx_push_u64(L, (uint64_t)rx_int(r->element[1], 0));
-    else
-      lua_pushliteral(L, "?");
+    known = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+    if (known)
+      n = (uint64_t)rx_int(r->element[1], 0);
     freeReplyObject(r);
   }
-  else
-    lua_pushliteral(L, "?");
-  lua_pushfstring(L, "(%s bytes, %s keys)", lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  lxshm__push_description(L, "(%s bytes, %s keys)", h->size, known ? &n : NULL);
 }
 
 static const luaL_Reg methods[] = {{"get", dict_get},
@@ -1271,4 +1235,4 @@ static const luaL_Reg methods[] = {{"get", dict_get},
                                    {NULL, NULL}};
 
 const rx_class rx_dict_class = {"lxshm.redis.dict", "lxshm.dict", "dict", "_dict", methods,
-                                describe,           NULL};
+                                describe,           NULL,         NULL};

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ring.h"
 #include "rx.h"
 
 #define NS_MT "lxshm.redis.namespace"
@@ -21,32 +22,17 @@ static const rx_class *const classes[] = {&rx_segment_class, &rx_queue_class, &r
 
 /* ---- results ------------------------------------------------------------------------------ */
 
-int rx_fail(lua_State *L, const char *who, lxshm_status st, const lxshm_error *err) {
-  const char *cause = (err != NULL && err->message[0] != '\0') ? err->message : lxshm_strerror(st);
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", who, cause);
-  lua_pushinteger(L, (lua_Integer)st);
-  return 3;
-}
-
 int rx_result(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err) {
   if (st == LXSHM_OK) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  return rx_fail(L, h->name, st, err);
+  return lxshm__push_failure(L, h->name, st, err);
 }
 
 lxshm_status rx_refuse_readonly(rx_handle *h, lxshm_error *err) {
   return lxshm__fail(err, LXSHM_PERMISSION, "opened read-only: this %s cannot be changed",
                      h->cls->kind);
-}
-
-const char *rx_push_u64(lua_State *L, uint64_t n) {
-  char buf[24];
-  snprintf(buf, sizeof buf, "%llu", (unsigned long long)n);
-  lua_pushstring(L, buf);
-  return lua_tostring(L, -1);
 }
 
 /* ---- reply boxes -------------------------------------------------------------------------- */
@@ -72,20 +58,14 @@ void rx_box_free(redisReply **box) {
 
 /* ---- values --------------------------------------------------------------------------------- */
 
-lxshm_status rx_push_value(lua_State *L, const char *p, size_t len, int raw, lxshm_error *err) {
-  if (raw) {
-    lua_pushlstring(L, p, len);
-    return LXSHM_OK;
-  }
-  return lxshm__decode(L, p, len, err);
-}
-
 lxshm_status rx_encode(lua_State *L, int idx, size_t limit, const char **out, size_t *len,
                        lxshm_error *err) {
-  return lxshm__encode(L, rx_encoder(L), idx, limit, out, len, err);
+  return lxshm__encode(L, lxshm__encoder_of(L), idx, limit, out, len, err);
 }
 
-void rx_cmd_reserve(lua_State *L, rx_cmd *cmd, size_t extra) {
+/* Gives cmd argument arrays with room for `extra` more arguments, in a userdata pushed on the
+ * stack (the arguments so far are kept). Raises only on memory errors. */
+static void cmd_reserve(lua_State *L, rx_cmd *cmd, size_t extra) {
   size_t cap = (size_t)cmd->argc + extra;
   char *mem = (char *)lxshm_newuserdata(L, cap * (sizeof(const char *) + sizeof(size_t)), 0);
   const char **argv = (const char **)(void *)mem;
@@ -96,211 +76,37 @@ void rx_cmd_reserve(lua_State *L, rx_cmd *cmd, size_t extra) {
   cmd->lens = lens;
 }
 
-lxshm_status rx_encode_list(lua_State *L, int list, lua_Integer n, size_t limit, rx_cmd *cmd,
-                            uint64_t *records, lua_Integer *item, lxshm_error *err) {
-  size_t cap = 4096, used = 0;
-  int at, first = cmd->argc;
-  char *buf;
-  lua_Integer i;
+lxshm_status rx_encode_list(lua_State *L, int list, lua_Integer n, size_t limit, uint64_t total,
+                            const char *what, rx_cmd *cmd, lua_Integer *item, lxshm_error *err) {
+  lxshm__batch l;
+  lxshm_status st;
+  const char *buf;
+  size_t off;
 
   list = lua_absindex(L, list);
-  buf = (char *)lxshm_newuserdata(L, cap, 0);
-  at = lua_gettop(L);
-  *records = 0;
-  *item = 0;
-  for (i = 1; i <= n;) {
-    const char *out;
+  cmd_reserve(L, cmd, (size_t)n);
+  l.cap = 4096;
+  lxshm_newuserdata(L, l.cap, 0);
+  l.at = lua_gettop(L);
+  l.used = 0;
+  l.total = UINT64_MAX; /* every value is encoded before the total is looked at */
+  l.what = what;
+  st = lxshm__encode_list(L, list, n, limit, &l, err);
+  *item = l.item;
+  if (st != LXSHM_OK)
+    return st;
+  if (l.used > total)
+    return lxshm__fail(err, LXSHM_INVALID_SIZE, "%lld %s %llu bytes", (long long)n, what,
+                       (unsigned long long)total);
+  buf = (const char *)lua_touserdata(L, l.at); /* moves no more: arguments point into it */
+  for (off = 0; off < l.used;) {
+    const char *data;
     size_t len;
-    lxshm_status st;
-    lua_rawgeti(L, list, i);
-    st = rx_encode(L, -1, limit, &out, &len, err);
-    lua_pop(L, 1);
-    if (st != LXSHM_OK) {
-      *item = i;
-      return st;
-    }
-    if (used + len > cap) {
-      /* growing allocates, and a finalizer may encode meanwhile: encode this one again */
-      size_t want = cap * 2 > used + len ? cap * 2 : used + len;
-      char *bigger = (char *)lxshm_newuserdata(L, want, 0);
-      memcpy(bigger, buf, used);
-      lua_replace(L, at);
-      buf = bigger;
-      cap = want;
-      continue;
-    }
-    memcpy(buf + used, out, len);
-    cmd->argv[cmd->argc] = NULL;
-    cmd->lens[cmd->argc] = len;
-    cmd->argc++;
-    used += len;
-    *records += rx_record_size(len);
-    i++;
-  }
-  for (i = first, used = 0; i < cmd->argc; i++) { /* the buffer moves no more: point into it */
-    cmd->argv[i] = buf + used;
-    used += cmd->lens[i];
+    unsigned format;
+    off += lxshm__record_get(buf + off, l.used - off, &data, &len, &format);
+    rx_arg(cmd, data, len);
   }
   return LXSHM_OK;
-}
-
-void rx_check_plain_list(lua_State *L, int arg) {
-  if (lua_getmetatable(L, arg)) {
-    lua_getfield(L, -1, "__len");
-    lua_getfield(L, -2, "__index");
-    luaL_argcheck(L, lua_isnil(L, -1) && lua_isnil(L, -2), arg,
-                  "a list with __len or __index: pass a plain table");
-    lua_pop(L, 3);
-  }
-}
-
-/* ---- arguments ------------------------------------------------------------------------------ */
-
-double rx_opt_timeout(lua_State *L, int arg) {
-  lua_Number t;
-  if (lua_isnoneornil(L, arg))
-    return -1;
-  t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t >= 0, arg, "timeout must be a number of seconds >= 0");
-  return (double)t;
-}
-
-double rx_opt_ttl(lua_State *L, int arg) {
-  lua_Number t;
-  if (lua_isnoneornil(L, arg))
-    return 0;
-  t = luaL_checknumber(L, arg);
-  luaL_argcheck(L, t >= 0, arg, "ttl must be a number of seconds >= 0");
-  return (double)t;
-}
-
-static int noop(lua_State *L) {
-  (void)L;
-  return 0;
-}
-
-int rx_interrupted(lua_State *L) {
-  lua_pushcfunction(L, noop);
-  return lua_pcall(L, 0, 0, 0) != LUA_OK;
-}
-
-/* A name argument: raises if it is not a string; returns NULL after pushing the failure triple
- * (with the local module's words) if it breaks SPEC §2. */
-static const char *check_name(lua_State *L, int arg) {
-  size_t len, i, shown;
-  const char *name = luaL_checklstring(L, arg, &len);
-  char quoted[48];
-  lxshm_error err;
-  if (lxshm__check_name(name, len, "", &err) == LXSHM_OK)
-    return name;
-  shown = len < 40 ? len : 40;
-  for (i = 0; i < shown; i++)
-    quoted[i] = (name[i] >= 0x20 && name[i] < 0x7f) ? name[i] : '?';
-  memcpy(quoted + shown, len > shown ? "..." : "", len > shown ? 4 : 1);
-  rx_fail(L, lua_pushfstring(L, "\"%s\"", quoted), LXSHM_INVALID, &err);
-  return NULL;
-}
-
-/* A size: raises if not a number; 0 for anything but a whole count from 1 to LXSHM_SIZE_MAX. */
-static uint64_t check_size(lua_State *L, int arg) {
-  lua_Number x;
-  if (lua_isinteger(L, arg)) {
-    lua_Integer n = lua_tointeger(L, arg);
-    return (n > 0 && (uint64_t)n <= LXSHM_SIZE_MAX) ? (uint64_t)n : 0;
-  }
-  x = luaL_checknumber(L, arg);
-  return (x >= 1 && x <= (lua_Number)LXSHM_SIZE_MAX && x == floor(x)) ? (uint64_t)x : 0;
-}
-
-#define OPT_MODE 1u /* create, attach */
-#define OPT_OPEN 2u /* open, attach */
-
-typedef struct options {
-  unsigned mode;
-  int readonly;
-  long cursors; /* topics; -1: default */
-} options;
-
-static int is_key(const char *key, size_t len, const char *name) {
-  return len == strlen(name) && memcmp(key, name, len) == 0;
-}
-
-static long parse_octal(const char *s, size_t len) {
-  long mode = 0;
-  size_t i;
-  if (len == 0 || len > 4)
-    return -1;
-  for (i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '7')
-      return -1;
-    mode = mode * 8 + (s[i] - '0');
-  }
-  return mode;
-}
-
-static long check_mode(lua_State *L, int arg) {
-  long mode = -1;
-  if (lua_isinteger(L, -1) ||
-      (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) == floor(lua_tonumber(L, -1)))) {
-    lua_Number n = lua_tonumber(L, -1);
-    mode = (n >= 0 && n <= 07777) ? (long)n : -1;
-  }
-  else if (lua_type(L, -1) == LUA_TSTRING) {
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    mode = parse_octal(s, len);
-  }
-  luaL_argcheck(L, mode >= 0 && mode <= 0777, arg,
-                "mode must be an integer from 0 to 0777 or an octal string like \"0640\"");
-  return mode;
-}
-
-static int check_flag(lua_State *L, int arg, const char *key) {
-  if (lua_type(L, -1) != LUA_TBOOLEAN)
-    luaL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a boolean", key));
-  return lua_toboolean(L, -1);
-}
-
-#define CURSORS_DEFAULT 16
-#define CURSORS_MAX 1024
-
-/* The options table at arg, as the local module reads it: unknown names and bad values raise.
- * `readonly` works; `trust` is accepted (Redis has no owners); `mode` is kept in the object's
- * facts but does not restrict anyone (Redis has no per-key permissions: use ACLs). */
-static options check_options(lua_State *L, int arg, unsigned allowed, const rx_class *cls) {
-  options o;
-  o.mode = LXSHM_DEFAULT_MODE;
-  o.readonly = 0;
-  o.cursors = -1;
-  if (lua_isnoneornil(L, arg))
-    return o;
-  luaL_checktype(L, arg, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, arg) != 0) {
-    size_t len = 0;
-    const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-    if (key != NULL && (allowed & OPT_MODE) && is_key(key, len, "mode"))
-      o.mode = (unsigned)check_mode(L, arg);
-    else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "readonly"))
-      o.readonly = check_flag(L, arg, "readonly");
-    else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "trust"))
-      (void)check_flag(L, arg, "trust");
-    else if (key != NULL && (allowed & OPT_MODE) && cls == &rx_topic_class &&
-             is_key(key, len, "cursors")) {
-      lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
-      if (!(n >= 0 && n <= CURSORS_MAX && n == floor(n)))
-        luaL_argerror(
-            L, arg,
-            lua_pushfstring(L, "option 'cursors' must be an integer from 0 to %d", CURSORS_MAX));
-      o.cursors = (long)n;
-    }
-    else
-      luaL_argerror(
-          L, arg,
-          lua_pushfstring(L, "unknown option '%s'", key != NULL && strlen(key) == len ? key : "?"));
-    lua_pop(L, 1);
-  }
-  return o;
 }
 
 /* ---- handles -------------------------------------------------------------------------------- */
@@ -558,7 +364,7 @@ enum verb { CREATE, OPEN, ATTACH };
 static int construct(lua_State *L, enum verb verb) {
   const rx_class *cls = (const rx_class *)lua_touserdata(L, lua_upvalueindex(2));
   rx_ns *ns = check_ns(L);
-  const char *name = check_name(L, 2);
+  const char *name = lxshm__check_name_arg(L, 2);
   uint64_t size = 0;
   rx_handle *h;
   rx_cmd cmd;
@@ -566,24 +372,24 @@ static int construct(lua_State *L, enum verb verb) {
   redisReply *r;
   lxshm_status st;
   lxshm_error err;
-  options o;
+  lxshm__options o;
   char inc[17], num[32], mode[16], cursors[24];
   long long code;
 
   if (name == NULL)
     return 3;
   if (verb != OPEN)
-    size = check_size(L, 3);
-  o = check_options(L, verb == OPEN ? 3 : 4,
-                    verb == CREATE ? OPT_MODE
-                    : verb == OPEN ? OPT_OPEN
-                                   : OPT_MODE | OPT_OPEN,
-                    cls);
-  if (verb != OPEN && size == 0) {
-    lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
-                (unsigned long long)LXSHM_SIZE_MAX);
-    return rx_fail(L, name, LXSHM_INVALID_SIZE, &err);
-  }
+    size = lxshm__check_size(L, 3);
+  /* As the local module reads them: `readonly` works; `trust` is accepted (Redis has no owners);
+   * `mode` is kept in the object's facts but restricts nobody (Redis has no per-key
+   * permissions: use ACLs). */
+  o = lxshm__check_options(L, verb == OPEN ? 3 : 4,
+                           verb == CREATE ? LXSHM__OPT_MODE
+                           : verb == OPEN ? LXSHM__OPT_OPEN
+                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
+                           cls->option);
+  if (verb != OPEN && size == 0)
+    return lxshm__size_failure(L, name);
   if (cls == &rx_queue_class)
     size = (size + 7) & ~(uint64_t)7; /* as the local queue rounds its ring */
   lua_settop(L, 4);
@@ -600,7 +406,8 @@ static int construct(lua_State *L, enum verb verb) {
   rx_unique(inc);
   snprintf(num, sizeof num, "%llu", (unsigned long long)size);
   snprintf(mode, sizeof mode, "%o", o.mode);
-  snprintf(cursors, sizeof cursors, "%ld", o.cursors < 0 ? (long)CURSORS_DEFAULT : o.cursors);
+  snprintf(cursors, sizeof cursors, "%lu",
+           (unsigned long)(cls->option != NULL ? o.params[0] : LXSHM_TOPIC_CURSORS));
   rx_script_cmd(&cmd, &make_script, 1);
   rx_arg_str(&cmd, h->meta);
   rx_arg_str(&cmd, verb == CREATE ? "create" : verb == OPEN ? "open" : "attach");
@@ -611,21 +418,21 @@ static int construct(lua_State *L, enum verb verb) {
   rx_arg_str(&cmd, cursors);
   st = rx_eval(ns, &ns->main, h->slot, &make_script, &cmd, &r, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, name, st, &err);
+    return lxshm__push_failure(L, name, st, &err);
   *box = r;
   if (r->type == REDIS_REPLY_ERROR)
-    return rx_fail(L, name, rx_error_status(r, &err), &err);
+    return lxshm__push_failure(L, name, rx_error_status(r, &err), &err);
   code = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 ? rx_int(r->element[0], -1) : -1;
   if (code == 1)
-    return rx_fail(L, name, LXSHM_EXISTS, NULL);
+    return lxshm__push_failure(L, name, LXSHM_EXISTS, NULL);
   if (code == 4) {
     lxshm__fail(&err, LXSHM_NOT_FOUND, "does not exist");
-    return rx_fail(L, name, LXSHM_NOT_FOUND, &err);
+    return lxshm__push_failure(L, name, LXSHM_NOT_FOUND, &err);
   }
   if ((code != 0 && code != 2) || r->elements < 5 || r->element[1]->type != REDIS_REPLY_STRING ||
       r->element[3]->type != REDIS_REPLY_STRING) {
     lxshm__fail(&err, LXSHM_CORRUPT, "the object's facts in Redis are damaged");
-    return rx_fail(L, name, LXSHM_CORRUPT, &err);
+    return lxshm__push_failure(L, name, LXSHM_CORRUPT, &err);
   }
   if (strcmp(r->element[1]->str, cls->kind) != 0) {
     const char *use = strcmp(r->element[1]->str, "segment") == 0 ? "open"
@@ -634,20 +441,20 @@ static int construct(lua_State *L, enum verb verb) {
                                                                  : "open_topic";
     lxshm__fail(&err, LXSHM_INVALID, "is a %s, not a %s (use %s)", r->element[1]->str, cls->kind,
                 use);
-    return rx_fail(L, name, LXSHM_INVALID, &err);
+    return lxshm__push_failure(L, name, LXSHM_INVALID, &err);
   }
   h->size = (uint64_t)rx_int(r->element[2], 0);
-  h->cursors = (uint32_t)rx_int(r->element[4], CURSORS_DEFAULT);
+  h->cursors = (uint32_t)rx_int(r->element[4], LXSHM_TOPIC_CURSORS);
   set_incarnation(h, r->element[3]->str, r->element[3]->len);
   if (h->size == 0) {
     lxshm__fail(&err, LXSHM_CORRUPT, "the object's facts in Redis are damaged");
-    return rx_fail(L, name, LXSHM_CORRUPT, &err);
+    return lxshm__push_failure(L, name, LXSHM_CORRUPT, &err);
   }
-  h->readonly = o.readonly;
+  h->readonly = (o.flags & LXSHM_READONLY) != 0;
   rx_unique(inc);
   snprintf(h->waiter, sizeof h->waiter, "%s", inc);
   if (cls->opened != NULL && (st = cls->opened(h, r, &err)) != LXSHM_OK)
-    return rx_fail(L, name, st, &err);
+    return lxshm__push_failure(L, name, st, &err);
   rx_box_free(box);
   h->ns = ns;
   ns->refs++;
@@ -671,7 +478,7 @@ static int ns_attach(lua_State *L) {
 /* ns:remove(name) -> true | nil, msg, code: any kind. */
 static int ns_remove(lua_State *L) {
   rx_ns *ns = check_ns(L);
-  const char *name = check_name(L, 2);
+  const char *name = lxshm__check_name_arg(L, 2);
   char meta[RX_KEY_MAX];
   redisReply *r;
   rx_cmd cmd;
@@ -685,17 +492,17 @@ static int ns_remove(lua_State *L) {
   rx_arg_str(&cmd, meta);
   st = rx_eval(ns, &ns->main, rx_slot(meta, strlen(meta)), &remove_script, &cmd, &r, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, name, st, &err);
+    return lxshm__push_failure(L, name, st, &err);
   if (r->type == REDIS_REPLY_ERROR) {
     st = rx_error_status(r, &err);
     freeReplyObject(r);
-    return rx_fail(L, name, st, &err);
+    return lxshm__push_failure(L, name, st, &err);
   }
   n = rx_int(r, 0);
   freeReplyObject(r);
   if (n != 1) {
     lxshm__fail(&err, LXSHM_NOT_FOUND, "does not exist");
-    return rx_fail(L, name, LXSHM_NOT_FOUND, &err);
+    return lxshm__push_failure(L, name, LXSHM_NOT_FOUND, &err);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -792,7 +599,7 @@ static int ns_list(lua_State *L) {
         break;
       }
   if (st != LXSHM_OK)
-    return rx_fail(L, "list", st, &err);
+    return lxshm__push_failure(L, "list", st, &err);
   lua_newtable(L); /* 3: the list */
   lua_pushnil(L);
   while (lua_next(L, 2) != 0) {
@@ -861,11 +668,11 @@ static int mod_connect(lua_State *L) {
     while (lua_next(L, 2) != 0) {
       size_t len = 0;
       const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &len) : NULL;
-      if (key != NULL && is_key(key, len, "password")) {
+      if (key != NULL && lxshm__is_key(key, len, "password")) {
         luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "option 'password' must be a string");
         password = lua_tostring(L, -1);
       }
-      else if (key != NULL && is_key(key, len, "prefix")) {
+      else if (key != NULL && lxshm__is_key(key, len, "prefix")) {
         size_t pl, i;
         const char *p;
         luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "option 'prefix' must be a string");
@@ -876,12 +683,12 @@ static int mod_connect(lua_State *L) {
         luaL_argcheck(L, pl <= RX_PREFIX_MAX, 2, "option 'prefix' is longer than 64 bytes");
         prefix = p;
       }
-      else if (key != NULL && is_key(key, len, "timeout")) {
+      else if (key != NULL && lxshm__is_key(key, len, "timeout")) {
         lua_Number t = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
         luaL_argcheck(L, t > 0 && !isinf(t), 2, "option 'timeout' must be a number of seconds > 0");
         timeout = (double)t;
       }
-      else if (key != NULL && is_key(key, len, "cluster")) {
+      else if (key != NULL && lxshm__is_key(key, len, "cluster")) {
         luaL_argcheck(L, lua_type(L, -1) == LUA_TBOOLEAN, 2, "option 'cluster' must be a boolean");
         cluster = lua_toboolean(L, -1);
       }
@@ -910,7 +717,7 @@ static int mod_connect(lua_State *L) {
   if (st == LXSHM_OK)
     st = rx_ns_start(ns, cluster, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, "connect", st, &err);
+    return lxshm__push_failure(L, "connect", st, &err);
   return 1;
 }
 

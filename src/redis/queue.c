@@ -190,7 +190,7 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
       return lxshm__fail(err, LXSHM_TIMEOUT, "queue still full after %g s", timeout);
     if ((st = ring_wait(h, "du", slice, err)) != LXSHM_OK)
       return st;
-    if (rx_interrupted(L))
+    if (lxshm__interrupted(L))
       return LXSHM__INTERRUPTED;
   }
 }
@@ -198,7 +198,7 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
 /* q:push(v [, timeout]) -> true | nil, msg, code */
 static int queue_push(lua_State *L) {
   rx_handle *h = check(L);
-  double timeout = rx_opt_timeout(L, 3);
+  double timeout = lxshm__opt_timeout(L, 3);
   const char *out;
   size_t len;
   rx_cmd cmd;
@@ -227,16 +227,14 @@ static int queue_push_many(lua_State *L) {
   rx_handle *h = check(L);
   double timeout;
   lua_Integer n, item;
-  uint64_t records;
   rx_cmd cmd;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checktype(L, 2, LUA_TTABLE);
-  timeout = rx_opt_timeout(L, 3);
+  timeout = lxshm__opt_timeout(L, 3);
   lua_settop(L, 3);
-  rx_check_plain_list(L, 2);
-  n = (lua_Integer)lua_rawlen(L, 2);
+  n = lxshm__list_length(L, 2);
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -245,18 +243,14 @@ static int queue_push_many(lua_State *L) {
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   waiting_args(h, &cmd, &push_script, 1, timeout != 0, RX_SLICE);
   rx_arg_int(&cmd, (long long)n);
-  rx_cmd_reserve(L, &cmd, (size_t)n);
-  st = rx_encode_list(L, 2, n, max_value(h), &cmd, &records, &item, &err);
-  if (st == LXSHM_OK && records > h->size)
-    st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "%lld values take more than the queue's %llu bytes",
-                     (long long)n, (unsigned long long)h->size);
+  st = rx_encode_list(L, 2, n, max_value(h), h->size, "values take more than the queue's", &cmd,
+                      &item, &err);
   if (st == LXSHM_OK)
     st = push_until(L, h, &cmd, timeout, &err);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (item != 0)
-    return rx_fail(L, lua_pushfstring(L, "%s: item %s", h->name, rx_push_u64(L, (uint64_t)item)),
-                   st, &err);
+    return lxshm__push_item_failure(L, h->name, item, st, &err);
   return rx_result(L, h, st, &err);
 }
 
@@ -295,7 +289,7 @@ static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_
     rx_box_free(box);
     if ((st = ring_wait(h, "dp", slice, err)) != LXSHM_OK)
       return st;
-    if (rx_interrupted(L))
+    if (lxshm__interrupted(L))
       return LXSHM__INTERRUPTED;
   }
 }
@@ -314,18 +308,19 @@ static int take_value(lua_State *L, int remove, double timeout) {
     return lua_error(L);
   if (st == LXSHM_OK) {
     const redisReply *v = (*box)->element[1];
-    st = v->type == REDIS_REPLY_STRING ? rx_push_value(L, v->str, v->len, 0, &err)
-                                       : lxshm__fail(&err, LXSHM_CORRUPT, "a value is damaged");
+    st = v->type == REDIS_REPLY_STRING
+             ? lxshm__push_bytes(L, v->str, v->len, LXSHM__FORMAT_MSGPACK, &err)
+             : lxshm__fail(&err, LXSHM_CORRUPT, "a value is damaged");
   }
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   rx_box_free(box);
   return 1;
 }
 
 /* q:pop([timeout]) -> the oldest value | nil, msg, TIMEOUT */
 static int queue_pop(lua_State *L) {
-  return take_value(L, 1, rx_opt_timeout(L, 2));
+  return take_value(L, 1, lxshm__opt_timeout(L, 2));
 }
 
 /* q:peek() -> the oldest value, left in place | nil, msg, TIMEOUT when empty */
@@ -337,7 +332,7 @@ static int queue_peek(lua_State *L) {
 static int queue_pop_many(lua_State *L) {
   rx_handle *h = check(L);
   lua_Integer max = luaL_checkinteger(L, 2);
-  double timeout = rx_opt_timeout(L, 3);
+  double timeout = lxshm__opt_timeout(L, 3);
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
@@ -352,14 +347,15 @@ static int queue_pop_many(lua_State *L) {
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   lua_createtable(L, (int)(*box)->elements - 1, 0); /* 5 */
   for (i = 1; i < (*box)->elements; i++) {
     const redisReply *v = (*box)->element[i];
-    st = v->type == REDIS_REPLY_STRING ? rx_push_value(L, v->str, v->len, 0, &err)
-                                       : lxshm__fail(&err, LXSHM_CORRUPT, "a value is damaged");
+    st = v->type == REDIS_REPLY_STRING
+             ? lxshm__push_bytes(L, v->str, v->len, LXSHM__FORMAT_MSGPACK, &err)
+             : lxshm__fail(&err, LXSHM_CORRUPT, "a value is damaged");
     if (st != LXSHM_OK) /* the values taken are lost with a damaged one among them */
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     lua_rawseti(L, 5, (lua_Integer)i);
   }
   lua_pushinteger(L, (lua_Integer)(*box)->elements - 1);
@@ -401,7 +397,7 @@ static int figure(lua_State *L, int which) {
   lxshm_error err;
   lxshm_status st = figures(h, f, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   lua_pushinteger(L, (lua_Integer)f[which]);
   return 1;
 }
@@ -422,21 +418,18 @@ static int queue_size(lua_State *L) {
 /* q:stat() -> { name, size, used, count, pop_waiters, push_waiters } */
 static int queue_stat(lua_State *L) {
   rx_handle *h = check(L);
-  static const char *const keys[4] = {"used", "count", "pop_waiters", "push_waiters"};
   long long f[4];
   lxshm_error err;
   lxshm_status st = figures(h, f, &err);
-  int i;
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, h->name);
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, (lua_Integer)h->size);
-  lua_setfield(L, -2, "size");
-  for (i = 0; i < 4; i++) {
-    lua_pushinteger(L, (lua_Integer)f[i]);
-    lua_setfield(L, -2, keys[i]);
+    return lxshm__push_failure(L, h->name, st, &err);
+  {
+    const lxshm__stat_field fields[] = {{"size", h->size},
+                                        {"used", (uint64_t)f[0]},
+                                        {"count", (uint64_t)f[1]},
+                                        {"pop_waiters", (uint64_t)f[2]},
+                                        {"push_waiters", (uint64_t)f[3]}};
+    lxshm__push_stat(L, h->name, fields, 5);
   }
   return 1;
 }
@@ -444,14 +437,9 @@ static int queue_stat(lua_State *L) {
 static void describe(lua_State *L, rx_handle *h) {
   long long f[4];
   lxshm_error err;
-  rx_push_u64(L, h->size);
-  if (figures(h, f, &err) == LXSHM_OK)
-    rx_push_u64(L, (uint64_t)f[1]);
-  else
-    lua_pushliteral(L, "?");
-  lua_pushfstring(L, "(%s bytes, %s values)", lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  int known = figures(h, f, &err) == LXSHM_OK;
+  uint64_t n = known ? (uint64_t)f[1] : 0;
+  lxshm__push_description(L, "(%s bytes, %s values)", h->size, known ? &n : NULL);
 }
 
 static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue_pop},
@@ -461,4 +449,4 @@ static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue
                                    {"stat", queue_stat},           {NULL, NULL}};
 
 const rx_class rx_queue_class = {
-    "lxshm.redis.queue", "lxshm.queue", "queue", "_queue", methods, describe, NULL};
+    "lxshm.redis.queue", "lxshm.queue", "queue", "_queue", methods, describe, NULL, NULL};

@@ -11,9 +11,7 @@
 
 #include <hiredis.h>
 
-#include "../codec.h"
-#include "../compat.h"
-#include "../internal.h"
+#include "../lxaux.h"
 
 #define RX_SLOTS 16384   /* Redis Cluster hash slots */
 #define RX_NODES_MAX 64  /* Cluster nodes one namespace keeps addresses of */
@@ -156,6 +154,7 @@ struct rx_class {
   /* Runs after the meta hash was made or read (create/open/attach); may check kind-specific
    * fields. Returns OK or a failure with err set. NULL: nothing to do. */
   lxshm_status (*opened)(rx_handle *h, const redisReply *meta, lxshm_error *err);
+  lxshm__option_fn option; /* the kind's own creation options; NULL: none */
 };
 
 extern const rx_class rx_segment_class, rx_queue_class, rx_dict_class, rx_topic_class;
@@ -167,9 +166,6 @@ rx_handle *rx_check(lua_State *L, const rx_class *cls); /* arg 1, open; raises o
 
 /* Raises "NAME: cannot change a KIND inside its own update" when h is in update(fn). */
 void rx_check_not_busy(lua_State *L, rx_handle *h);
-
-/* Pushes nil, "WHO: cause", code; returns 3. */
-int rx_fail(lua_State *L, const char *who, lxshm_status st, const lxshm_error *err);
 
 /* OK: pushes true (1 result); otherwise nil, "NAME: cause", code (3 results). */
 int rx_result(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err);
@@ -192,17 +188,10 @@ lxshm_status rx_h_eval(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **out
 redisReply **rx_box_new(lua_State *L);
 void rx_box_free(redisReply **box);
 
-/* Pushes the value of stored bytes: a string for format 0 (raw), the decoded value otherwise. */
-lxshm_status rx_push_value(lua_State *L, const char *p, size_t len, int raw, lxshm_error *err);
-
 /* Encodes the value at idx (limit bytes at most) with the module's encoder: the bytes stay valid
  * until the encoder is used again (no Lua allocation in between). */
 lxshm_status rx_encode(lua_State *L, int idx, size_t limit, const char **out, size_t *len,
                        lxshm_error *err);
-
-/* Arguments, as the local module checks them. */
-double rx_opt_timeout(lua_State *L, int arg); /* nil: forever (-1); raises for < 0, NaN */
-double rx_opt_ttl(lua_State *L, int arg);     /* nil/absent: 0; raises for < 0, NaN */
 
 /* Monotonic seconds, for deadlines. */
 double rx_now(void);
@@ -210,26 +199,13 @@ double rx_now(void);
 double rx_left(double deadline);
 double rx_deadline(double timeout); /* -1 for forever */
 
-/* Lets a pending hook (Ctrl-C under lua.c) run between slices of a long wait; returns 1 with
- * the error on the stack top if it raised. */
-int rx_interrupted(lua_State *L);
-
-/* Gives cmd argument arrays with room for `extra` more arguments, in a userdata pushed on the
- * stack (the arguments so far are kept). Raises only on memory errors. */
-void rx_cmd_reserve(lua_State *L, rx_cmd *cmd, size_t extra);
-
 /* Encodes list[1..n] (the table at stack index `list`, read raw) with at most `limit` bytes
- * each and appends them to cmd as arguments (room reserved with rx_cmd_reserve); the bytes live
- * in a userdata pushed on the stack. *records is the queue/ring bytes they take (each value its
- * length plus 8, rounded up to 8). On failure *item is the index of the value that failed. */
-lxshm_status rx_encode_list(lua_State *L, int list, lua_Integer n, size_t limit, rx_cmd *cmd,
-                            uint64_t *records, lua_Integer *item, lxshm_error *err);
-
-/* Bytes a value of len bytes takes in a queue or a topic, as locally: len + 8 rounded up to 8. */
-#define rx_record_size(len) (((uint64_t)(len) + 15) & ~(uint64_t)7)
-
-/* Raises for a list argument with __len or __index (as the local module refuses it). */
-void rx_check_plain_list(lua_State *L, int arg);
+ * each and appends them to cmd as arguments; two userdata pushed on the stack hold the argument
+ * arrays and the bytes. Fails with INVALID_SIZE "N WHAT TOTAL bytes" when they take more than
+ * `total` bytes as the records of a queue or a topic (once all are encoded), or with the failure
+ * of value *item. */
+lxshm_status rx_encode_list(lua_State *L, int list, lua_Integer n, size_t limit, uint64_t total,
+                            const char *what, rx_cmd *cmd, lua_Integer *item, lxshm_error *err);
 
 /* The CLIENT ID of h's connection (connecting if needed). */
 lxshm_status rx_client_id(rx_handle *h, long long *id, lxshm_error *err);
@@ -242,13 +218,7 @@ uint64_t rx_blocked_clients(rx_handle *h);
 long long rx_int(const redisReply *r, long long def);
 double rx_num(const redisReply *r, double def);
 
-/* The module's encoder, upvalue 1 of every function. */
-#define rx_encoder(L) ((lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1)))
-
 /* A unique id for waiters and incarnations: 16 hex digits (17 bytes with the terminator). */
 void rx_unique(char out[17]);
-
-/* Pushes n in decimal (lua_pushfstring has no 64-bit format before 5.3) and returns it. */
-const char *rx_push_u64(lua_State *L, uint64_t n);
 
 #endif

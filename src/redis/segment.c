@@ -87,7 +87,7 @@ static int seg_version(lua_State *L) {
   lxshm_error err;
   lxshm_status st = get_version(h, &v, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   lua_pushinteger(L, (lua_Integer)v);
   return 1;
 }
@@ -149,7 +149,7 @@ static int seg_write(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   lxshm_error err;
-  (void)rx_opt_timeout(L, 3); /* checked as locally; a commit waits for no lock here */
+  (void)lxshm__opt_timeout(L, 3); /* checked as locally; a commit waits for no lock here */
   rx_check_not_busy(L, h);
   return rx_result(L, h, commit(h, s, len, 0, 0, &err), &err);
 }
@@ -161,7 +161,7 @@ static int seg_put(lua_State *L) {
   size_t len;
   lxshm_error err;
   lxshm_status st;
-  (void)rx_opt_timeout(L, 3);
+  (void)lxshm__opt_timeout(L, 3);
   luaL_checkany(L, 2);
   rx_check_not_busy(L, h);
   if (h->readonly)
@@ -243,11 +243,12 @@ static int read_value(lua_State *L, int raw) {
   box = rx_box_new(L);
   st = last_entry(h, box, &e, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   if (!raw && e.version == 0)
     lua_pushnil(L);
-  else if ((st = rx_push_value(L, e.data, e.len, raw || e.format == 0, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+  else if ((st = lxshm__push_bytes(L, e.data, e.len, raw ? LXSHM__FORMAT_RAW : (unsigned)e.format,
+                                   &err)) != LXSHM_OK)
+    return lxshm__push_failure(L, h->name, st, &err);
   rx_box_free(box);
   return 1;
 }
@@ -276,7 +277,7 @@ static int seg_update(lua_State *L) {
   lxshm_status st;
 
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  deadline = rx_deadline(rx_opt_timeout(L, 3));
+  deadline = rx_deadline(lxshm__opt_timeout(L, 3));
   rx_check_not_busy(L, h);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -289,12 +290,12 @@ static int seg_update(lua_State *L) {
     int rc;
     st = last_entry(h, box, &e, &err);
     if (st != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     lua_pushvalue(L, 2); /* 4: fn */
     if (e.version == 0)
       lua_pushnil(L);
-    else if ((st = rx_push_value(L, e.data, e.len, e.format == 0, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+    else if ((st = lxshm__push_bytes(L, e.data, e.len, (unsigned)e.format, &err)) != LXSHM_OK)
+      return lxshm__push_failure(L, h->name, st, &err);
     rx_box_free(box);
     h->busy = 1;
     rc = lua_pcall(L, 1, 1, 0); /* 4: the new value */
@@ -309,9 +310,9 @@ static int seg_update(lua_State *L) {
     if (st == LXSHM_OK)
       return 1;
     if (st != LXSHM_CONFLICT)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (deadline >= 0 && rx_left(deadline) <= 0)
-      return rx_fail(L, h->name, LXSHM_TIMEOUT, NULL);
+      return lxshm__push_failure(L, h->name, LXSHM_TIMEOUT, NULL);
     lua_settop(L, 3);
   }
 }
@@ -324,7 +325,7 @@ static int seg_update(lua_State *L) {
 static int seg_wait(lua_State *L) {
   rx_handle *h = check(L);
   lua_Integer want = luaL_checkinteger(L, 2);
-  double timeout = rx_opt_timeout(L, 3), deadline = rx_deadline(timeout);
+  double timeout = lxshm__opt_timeout(L, 3), deadline = rx_deadline(timeout);
   lxshm_error err;
   lxshm_status st;
   char from[32];
@@ -337,7 +338,7 @@ static int seg_wait(lua_State *L) {
     redisReply *r;
     st = get_version(h, &v, &err);
     if (st != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (v != (uint64_t)want) {
       lua_pushinteger(L, (lua_Integer)v);
       return 1;
@@ -345,7 +346,7 @@ static int seg_wait(lua_State *L) {
     left = rx_left(deadline);
     if (left == 0) {
       lxshm__fail(&err, LXSHM_TIMEOUT, "no new version within %g s", timeout);
-      return rx_fail(L, h->name, LXSHM_TIMEOUT, &err);
+      return lxshm__push_failure(L, h->name, LXSHM_TIMEOUT, &err);
     }
     slice = left < 0 || left > RX_SLICE ? RX_SLICE : left;
     snprintf(from, sizeof from, "0-%llu", (unsigned long long)v);
@@ -361,11 +362,11 @@ static int seg_wait(lua_State *L) {
     rx_arg_str(&cmd, from);
     rx_arg_str(&cmd, "0-0");
     if ((st = rx_h_command(h, &cmd, slice, &r, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (r->type == REDIS_REPLY_ERROR) {
       st = rx_error_status(r, &err);
       freeReplyObject(r);
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
       /* [[stream, [[id, fields]]]]: the segment's own stream says the new version at once */
@@ -388,7 +389,7 @@ static int seg_wait(lua_State *L) {
       }
     }
     freeReplyObject(r); /* the slice's end, or a remove: look at the version again */
-    if (rx_interrupted(L))
+    if (lxshm__interrupted(L))
       return lua_error(L);
   }
 }
@@ -407,34 +408,28 @@ static int seg_stat(lua_State *L) {
   rx_script_cmd(&cmd, &stat_script, 1);
   rx_arg_key(&cmd, h, "s");
   if ((st = rx_h_eval(h, &stat_script, &cmd, &r, &err)) != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   *box = r;
   if (r->type == REDIS_REPLY_ERROR)
-    return rx_fail(L, h->name, rx_error_status(r, &err), &err);
+    return lxshm__push_failure(L, h->name, rx_error_status(r, &err), &err);
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-    return rx_fail(L, h->name, gone(h, &err), &err);
+    return lxshm__push_failure(L, h->name, gone(h, &err), &err);
   waiters = rx_blocked_clients(h);
-  lua_createtable(L, 0, 7);
-  lua_pushstring(L, h->name);
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, (lua_Integer)h->size);
-  lua_setfield(L, -2, "size");
-  lua_pushinteger(L, (lua_Integer)rx_int(r->element[1], 0));
-  lua_setfield(L, -2, "used");
-  lua_pushinteger(L, (lua_Integer)rx_int(r->element[0], 0));
-  lua_setfield(L, -2, "version");
-  lua_pushinteger(L, (lua_Integer)rx_int(r->element[2], 0));
-  lua_setfield(L, -2, "writer_pid");
+  {
+    const lxshm__stat_field fields[] = {{"size", h->size},
+                                        {"used", (uint64_t)rx_int(r->element[1], 0)},
+                                        {"version", (uint64_t)rx_int(r->element[0], 0)},
+                                        {"writer_pid", (uint64_t)rx_int(r->element[2], 0)},
+                                        {"waiters", waiters}};
+    lxshm__push_stat(L, h->name, fields, 5);
+  }
   lua_pushnumber(L, (lua_Number)rx_num(r->element[3], 0));
   lua_setfield(L, -2, "updated");
-  lua_pushinteger(L, (lua_Integer)waiters);
-  lua_setfield(L, -2, "waiters");
   return 1;
 }
 
 static void describe(lua_State *L, rx_handle *h) {
-  lua_pushfstring(L, "(%s bytes)", rx_push_u64(L, h->size));
-  lua_remove(L, -2);
+  lxshm__push_description(L, "(%s bytes)", h->size, NULL);
 }
 
 static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_version},
@@ -444,4 +439,4 @@ static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_versi
                                    {"stat", seg_stat},     {NULL, NULL}};
 
 const rx_class rx_segment_class = {
-    "lxshm.redis.segment", "lxshm.segment", "segment", "", methods, describe, NULL};
+    "lxshm.redis.segment", "lxshm.segment", "segment", "", methods, describe, NULL, NULL};

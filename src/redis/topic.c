@@ -177,7 +177,7 @@ static int finish_publish(lua_State *L, rx_handle *h, rx_cmd *cmd, redisReply **
   if (st == LXSHM_OK && (*box)->type != REDIS_REPLY_INTEGER)
     st = lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a publish");
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, err);
+    return lxshm__push_failure(L, h->name, st, err);
   rx_box_free(box);
   lua_pushinteger(L, (lua_Integer)code);
   return 1;
@@ -193,7 +193,7 @@ static int topic_publish(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
   luaL_checkany(L, 2);
-  (void)rx_opt_timeout(L, 3);
+  (void)lxshm__opt_timeout(L, 3);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_settop(L, 3);
@@ -205,7 +205,7 @@ static int topic_publish(lua_State *L) {
   rx_arg_str(&cmd, "1");
   st = rx_encode(L, 2, max_value(h), &out, &len, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   rx_arg(&cmd, out, len);
   return finish_publish(L, h, &cmd, box, &err);
 }
@@ -216,20 +216,18 @@ static int topic_publish_many(lua_State *L) {
   rx_handle *h = check(L);
   redisReply **box;
   lua_Integer n, item;
-  uint64_t records;
   rx_cmd cmd;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checktype(L, 2, LUA_TTABLE);
-  (void)rx_opt_timeout(L, 3);
+  (void)lxshm__opt_timeout(L, 3);
   lua_settop(L, 3);
-  rx_check_plain_list(L, 2);
-  n = (lua_Integer)lua_rawlen(L, 2);
+  n = lxshm__list_length(L, 2);
   if (n == 0) { /* publishes nothing: the last sequence number */
     long long f[3];
     if ((st = info(h, f, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     lua_pushinteger(L, (lua_Integer)f[0]);
     return 1;
   }
@@ -241,17 +239,12 @@ static int topic_publish_many(lua_State *L) {
   rx_arg_key(&cmd, h, "x");
   rx_arg_str(&cmd, h->inc);
   rx_arg_int(&cmd, (long long)n);
-  rx_cmd_reserve(L, &cmd, (size_t)n);                                      /* 5 */
-  st = rx_encode_list(L, 2, n, max_value(h), &cmd, &records, &item, &err); /* 6 */
-  if (st == LXSHM_OK && records > h->size)
-    st =
-        lxshm__fail(&err, LXSHM_INVALID_SIZE, "%lld messages take more than the topic's %llu bytes",
-                    (long long)n, (unsigned long long)h->size);
+  st = rx_encode_list(L, 2, n, max_value(h), h->size, "messages take more than the topic's", &cmd,
+                      &item, &err); /* 5, 6 */
   if (item != 0)
-    return rx_fail(L, lua_pushfstring(L, "%s: item %s", h->name, rx_push_u64(L, (uint64_t)item)),
-                   st, &err);
+    return lxshm__push_item_failure(L, h->name, item, st, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   return finish_publish(L, h, &cmd, box, &err);
 }
 
@@ -285,7 +278,7 @@ static int topic_last(lua_State *L) {
   lxshm_error err;
   lxshm_status st = info(h, f, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
+    return lxshm__push_failure(L, h->name, st, &err);
   lua_pushinteger(L, (lua_Integer)f[0]);
   return 1;
 }
@@ -302,34 +295,24 @@ static int topic_stat(lua_State *L) {
   lxshm_error err;
   lxshm_status st = info(h, f, &err);
   if (st != LXSHM_OK)
-    return rx_fail(L, h->name, st, &err);
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, h->name);
-  lua_setfield(L, -2, "name");
-  lua_pushinteger(L, (lua_Integer)h->size);
-  lua_setfield(L, -2, "size");
-  lua_pushinteger(L, (lua_Integer)f[0]);
-  lua_setfield(L, -2, "last");
-  lua_pushinteger(L, (lua_Integer)f[1]);
-  lua_setfield(L, -2, "oldest");
-  lua_pushinteger(L, (lua_Integer)f[2]);
-  lua_setfield(L, -2, "subscribers");
-  lua_pushinteger(L, (lua_Integer)rx_blocked_clients(h));
-  lua_setfield(L, -2, "waiters");
+    return lxshm__push_failure(L, h->name, st, &err);
+  {
+    const lxshm__stat_field fields[] = {{"size", h->size},
+                                        {"last", (uint64_t)f[0]},
+                                        {"oldest", (uint64_t)f[1]},
+                                        {"subscribers", (uint64_t)f[2]},
+                                        {"waiters", rx_blocked_clients(h)}};
+    lxshm__push_stat(L, h->name, fields, 5);
+  }
   return 1;
 }
 
 static void describe(lua_State *L, rx_handle *h) {
   long long f[3];
   lxshm_error err;
-  rx_push_u64(L, h->size);
-  if (info(h, f, &err) == LXSHM_OK)
-    rx_push_u64(L, (uint64_t)f[0]);
-  else
-    lua_pushliteral(L, "?");
-  lua_pushfstring(L, "(%s bytes, last %s)", lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+  int known = info(h, f, &err) == LXSHM_OK;
+  uint64_t last = known ? (uint64_t)f[0] : 0;
+  lxshm__push_description(L, "(%s bytes, last %s)", h->size, known ? &last : NULL);
 }
 
 /* ---- subscriptions -------------------------------------------------------------------------- */
@@ -385,50 +368,13 @@ static int holder_alive(rx_handle *h, const char *holder, size_t len) {
   return alive;
 }
 
-#define FROM_MESSAGE "from must be \"new\", \"oldest\" or a sequence number >= 1"
-
-/* The `from` at stack index idx: "new", "oldest" or digits, into buf; raises otherwise. */
-static void check_from(lua_State *L, int idx, int arg, char *buf, size_t n) {
-  size_t len;
-  const char *s;
-  switch (lua_type(L, idx)) {
-    case LUA_TNONE:
-    case LUA_TNIL:
-      snprintf(buf, n, "new");
-      return;
-    case LUA_TSTRING:
-      s = lua_tolstring(L, idx, &len);
-      if ((len == 3 && memcmp(s, "new", 3) == 0) || (len == 6 && memcmp(s, "oldest", 6) == 0)) {
-        snprintf(buf, n, "%s", s);
-        return;
-      }
-      break;
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) {
-        lua_Integer v = lua_tointeger(L, idx);
-        if (v >= 1) {
-          snprintf(buf, n, "%lld", (long long)v);
-          return;
-        }
-      }
-      else {
-        lua_Number x = lua_tonumber(L, idx);
-        if (x >= 1 && x < 9.2e18 && x == (lua_Number)(long long)x) {
-          snprintf(buf, n, "%lld", (long long)x);
-          return;
-        }
-      }
-      break;
-  }
-  luaL_argerror(L, arg, FROM_MESSAGE);
-}
-
 /* t:subscribe([from]) or t:subscribe{ name = NAME [, from = …] } -> subscription |
  * nil, msg, code (EXISTS: a living holder has the name; FULL: no room for another name). */
 static int topic_subscribe(lua_State *L) {
   rx_handle *h = check(L);
-  const char *name = NULL;
-  size_t len = 0;
+  const char *name;
+  size_t len;
+  uint64_t start;
   char from[32];
   sub_handle *s;
   redisReply **box;
@@ -437,35 +383,18 @@ static int topic_subscribe(lua_State *L) {
   lxshm_status st;
   long long code = 0;
 
-  snprintf(from, sizeof from, "new");
   lua_settop(L, 2);
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, 2) != 0) {
-      size_t klen = 0;
-      const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &klen) : NULL;
-      if (key != NULL && klen == 4 && memcmp(key, "name", 4) == 0) {
-        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2, "name must be a string");
-        name = lua_tolstring(L, -1, &len);
-      }
-      else if (key != NULL && klen == 4 && memcmp(key, "from", 4) == 0)
-        check_from(L, -1, 2, from, sizeof from);
-      else
-        luaL_argerror(L, 2,
-                      lua_pushfstring(L, "unknown option '%s'",
-                                      key != NULL && strlen(key) == klen ? key : "?"));
-      lua_pop(L, 1);
-    }
-    luaL_argcheck(L, name != NULL, 2, "a named subscription needs a name");
-  }
+  lxshm__check_subscribe(L, 2, &name, &len, &start);
+  if (start == LXSHM_TOPIC_NEW || start == LXSHM_TOPIC_OLDEST)
+    snprintf(from, sizeof from, "%s", start == LXSHM_TOPIC_NEW ? "new" : "oldest");
   else
-    check_from(L, 2, 2, from, sizeof from);
+    snprintf(from, sizeof from, "%llu", (unsigned long long)start);
   if (name != NULL && lxshm__check_name(name, len, "subscription ", &err) != LXSHM_OK)
-    return rx_fail(L, h->name, LXSHM_INVALID, &err);
+    return lxshm__push_failure(L, h->name, LXSHM_INVALID, &err);
   if (name != NULL && h->readonly) {
     lxshm__fail(&err, LXSHM_PERMISSION,
                 "opened read-only: named subscriptions write their position");
-    return rx_fail(L, h->name, LXSHM_PERMISSION, &err);
+    return lxshm__push_failure(L, h->name, LXSHM_PERMISSION, &err);
   }
   s = (sub_handle *)lxshm_newuserdata(L, sizeof *s, 1); /* 3 */
   memset(s, 0, sizeof *s);
@@ -478,10 +407,10 @@ static int topic_subscribe(lua_State *L) {
   if (name == NULL) {
     long long f[3];
     if ((st = info(h, f, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
-    s->pos = strcmp(from, "new") == 0      ? (uint64_t)f[0] + 1
-             : strcmp(from, "oldest") == 0 ? (uint64_t)f[1]
-                                           : (uint64_t)strtoull(from, NULL, 10);
+      return lxshm__push_failure(L, h->name, st, &err);
+    s->pos = start == LXSHM_TOPIC_NEW      ? (uint64_t)f[0] + 1
+             : start == LXSHM_TOPIC_OLDEST ? (uint64_t)f[1]
+                                           : start;
     s->closed = 0;
     lua_settop(L, 3);
     return 1;
@@ -495,7 +424,7 @@ static int topic_subscribe(lua_State *L) {
     long long id = 0;
     int tries;
     if ((st = rx_client_id(h, &id, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     holder_of(s, id, me, sizeof me);
     for (tries = 0; tries < 3; tries++) {
       rx_script_cmd(&cmd, &subscribe_script, 4);
@@ -509,7 +438,7 @@ static int topic_subscribe(lua_State *L) {
       rx_arg_str(&cmd, from);
       rx_arg_str(&cmd, force);
       if ((st = run(h, &subscribe_script, &cmd, box, &code, &err)) != LXSHM_OK)
-        return rx_fail(L, h->name, st, &err);
+        return lxshm__push_failure(L, h->name, st, &err);
       if (code == 1) {
         s->pos = (uint64_t)rx_int((*box)->element[1], 1);
         s->closed = 0;
@@ -519,19 +448,19 @@ static int topic_subscribe(lua_State *L) {
       if (code == -3) {
         lxshm__fail(&err, LXSHM_FULL, "no room for another named subscription (%u taken)",
                     (unsigned)h->cursors);
-        return rx_fail(L, h->name, LXSHM_FULL, &err);
+        return lxshm__push_failure(L, h->name, LXSHM_FULL, &err);
       }
       if (code != -2 || (*box)->elements < 2 || (*box)->element[1]->type != REDIS_REPLY_STRING)
         break;
       if (holder_alive(h, (*box)->element[1]->str, (*box)->element[1]->len)) {
         lxshm__fail(&err, LXSHM_EXISTS, "subscription %s is held by process %u", s->name,
                     holder_pid((*box)->element[1]->str));
-        return rx_fail(L, h->name, LXSHM_EXISTS, &err);
+        return lxshm__push_failure(L, h->name, LXSHM_EXISTS, &err);
       }
       snprintf(force, sizeof force, "%s", (*box)->element[1]->str); /* dead: take it over */
     }
     lxshm__fail(&err, LXSHM_CORRUPT, "unexpected reply from Redis");
-    return rx_fail(L, h->name, LXSHM_CORRUPT, &err);
+    return lxshm__push_failure(L, h->name, LXSHM_CORRUPT, &err);
   }
 }
 
@@ -548,7 +477,7 @@ static int topic_unsubscribe(lua_State *L) {
   long long code = 0;
   int tries;
   if (lxshm__check_name(name, len, "subscription ", &err) != LXSHM_OK)
-    return rx_fail(L, h->name, LXSHM_INVALID, &err);
+    return lxshm__push_failure(L, h->name, LXSHM_INVALID, &err);
   lua_settop(L, 2);
   box = rx_box_new(L);
   if (h->readonly)
@@ -563,26 +492,26 @@ static int topic_unsubscribe(lua_State *L) {
     rx_arg_str(&cmd, "forget");
     rx_arg_str(&cmd, force);
     if ((st = run(h, &name_script, &cmd, box, &code, &err)) != LXSHM_OK)
-      return rx_fail(L, h->name, st, &err);
+      return lxshm__push_failure(L, h->name, st, &err);
     if (code == 1) {
       lua_pushboolean(L, 1);
       return 1;
     }
     if (code == -3) {
       lxshm__fail(&err, LXSHM_NOT_FOUND, "no subscription named %s", name);
-      return rx_fail(L, h->name, LXSHM_NOT_FOUND, &err);
+      return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
     }
     if (code != -2 || (*box)->elements < 2 || (*box)->element[1]->type != REDIS_REPLY_STRING)
       break;
     if (holder_alive(h, (*box)->element[1]->str, (*box)->element[1]->len)) {
       lxshm__fail(&err, LXSHM_EXISTS, "subscription %.*s is held by process %u", (int)len, name,
                   holder_pid((*box)->element[1]->str));
-      return rx_fail(L, h->name, LXSHM_EXISTS, &err);
+      return lxshm__push_failure(L, h->name, LXSHM_EXISTS, &err);
     }
     snprintf(force, sizeof force, "%s", (*box)->element[1]->str);
   }
   lxshm__fail(&err, LXSHM_CORRUPT, "unexpected reply from Redis");
-  return rx_fail(L, h->name, LXSHM_CORRUPT, &err);
+  return lxshm__push_failure(L, h->name, LXSHM_CORRUPT, &err);
 }
 
 /* The subscription at argument 1, open and on an open topic; raises otherwise. */
@@ -739,7 +668,7 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
           *first = seq;
           *lost = seq > s->pos ? seq - s->pos : 0;
         }
-        if ((st = rx_push_value(L, v->str, v->len, 0, err)) != LXSHM_OK)
+        if ((st = lxshm__push_bytes(L, v->str, v->len, LXSHM__FORMAT_MSGPACK, err)) != LXSHM_OK)
           return st;
         lua_rawseti(L, tab, ++k);
         s->pos = seq + 1;
@@ -782,7 +711,7 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
       if ((st = info(h, f, err)) != LXSHM_OK)
         return st;
     }
-    if (rx_interrupted(L))
+    if (lxshm__interrupted(L))
       return LXSHM__INTERRUPTED;
   }
 }
@@ -790,7 +719,7 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
 /* sub:next([timeout]) -> v, seq, lost | nil, msg, code (TIMEOUT when none came) */
 static int sub_next(lua_State *L) {
   sub_handle *s = check_sub(L);
-  double timeout = rx_opt_timeout(L, 2);
+  double timeout = lxshm__opt_timeout(L, 2);
   lua_Integer n = 0;
   uint64_t first = 0, lost = 0;
   lxshm_error err;
@@ -802,7 +731,7 @@ static int sub_next(lua_State *L) {
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (st != LXSHM_OK)
-    return rx_fail(L, s->topic->name, st, &err);
+    return lxshm__push_failure(L, s->topic->name, st, &err);
   lua_rawgeti(L, 2, 1);
   lua_pushinteger(L, (lua_Integer)first);
   lua_pushinteger(L, (lua_Integer)lost);
@@ -813,7 +742,7 @@ static int sub_next(lua_State *L) {
 static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
   lua_Integer max = luaL_checkinteger(L, 2), n = 0;
-  double timeout = rx_opt_timeout(L, 3);
+  double timeout = lxshm__opt_timeout(L, 3);
   uint64_t first = 0, lost = 0;
   lxshm_error err;
   lxshm_status st;
@@ -825,7 +754,7 @@ static int sub_next_many(lua_State *L) {
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (st != LXSHM_OK)
-    return rx_fail(L, s->topic->name, st, &err);
+    return lxshm__push_failure(L, s->topic->name, st, &err);
   lua_pushinteger(L, (lua_Integer)n);
   lua_pushinteger(L, (lua_Integer)first);
   lua_pushinteger(L, (lua_Integer)lost);
@@ -855,7 +784,7 @@ static int sub_tostring(lua_State *L) {
   if (s->closed || s->topic->closed)
     lua_pushliteral(L, "(closed)");
   else {
-    rx_push_u64(L, s->pos);
+    lxshm__format_u64(L, s->pos);
     lua_pushfstring(L, "(next %s)", lua_tostring(L, -1));
     lua_remove(L, -2);
   }
@@ -886,4 +815,5 @@ static const luaL_Reg methods[] = {
     {"stat", topic_stat},           {NULL, NULL}};
 
 const rx_class rx_topic_class = {
-    "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, NULL};
+    "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, NULL,
+    lxshm__topic_option};

@@ -1,0 +1,153 @@
+/* lxaux.h — lxshm's auxiliary Lua library (lxaux.c), as lauxlib is Lua's: what both Lua modules
+ * share because SPEC gives them one API, lxshm.core (binding*.c) and lxshm.redis (src/redis/).
+ * Argument checks and options, the nil, msg, code triple, stat tables and __tostring text, lists
+ * of values encoded as records, and dictionary keys. It knows no handle, object or server: the
+ * name a message starts with is always the caller's. */
+#ifndef LXSHM_LXAUX_H
+#define LXSHM_LXAUX_H
+
+#include "codec.h"  /* compat.h (lua.h of every runtime), internal.h */
+#include "layout.h" /* LXSHM__PARAMS */
+
+/* The encoder every Lua function of both modules gets as upvalue 1 (one per lua_State). */
+#define lxshm__encoder_of(L) ((lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* ---- results ------------------------------------------------------------------------------ */
+
+/* Pushes nil, "WHO: cause", code; returns 3. The cause is err's message when the failure gave
+ * one, else the status's text. */
+int lxshm__push_failure(lua_State *L, const char *who, lxshm_status st, const lxshm_error *err);
+
+/* Pushes nil, "WHO: item N: cause", code for value N of a list (push_many, publish_many);
+ * returns 3. */
+int lxshm__push_item_failure(lua_State *L, const char *who, lua_Integer item, lxshm_status st,
+                             const lxshm_error *err);
+
+/* Pushes stored bytes as the Lua value they hold: the string for raw bytes (LXSHM__FORMAT_RAW),
+ * the decoded value otherwise (or nothing, and CORRUPT). */
+lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned format,
+                               lxshm_error *err);
+
+/* Pushes n in decimal and returns it (lua_pushfstring has no 64-bit format before 5.3). */
+const char *lxshm__format_u64(lua_State *L, uint64_t n);
+
+/* Pushes the table stat() returns: { name = name, key = value for each of the n fields }. */
+typedef struct lxshm__stat_field {
+  const char *key;
+  uint64_t value;
+} lxshm__stat_field;
+void lxshm__push_stat(lua_State *L, const char *name, const lxshm__stat_field *fields, int n);
+
+/* Pushes what __tostring shows after an open handle's name: fmt with the size in decimal for its
+ * first %s and *n (or "?" when n is NULL: not known) for a second, e.g. "(%s bytes, %s keys)". */
+void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const uint64_t *n);
+
+/* ---- arguments ----------------------------------------------------------------------------- */
+
+/* An object name argument. Raises if it is not a string; returns NULL after pushing the failure
+ * triple (who: the name quoted, made printable and cut short) if it breaks SPEC §2. */
+const char *lxshm__check_name_arg(lua_State *L, int arg);
+
+/* A size argument: raises if it is not a number; 0 for any number that is not a whole count of
+ * bytes from 1 to LXSHM_SIZE_MAX (negative, fractional, NaN, infinite, huge). Then the caller
+ * returns lxshm__size_failure's triple, once the other arguments are checked. */
+uint64_t lxshm__check_size(lua_State *L, int arg);
+int lxshm__size_failure(lua_State *L, const char *who);
+
+/* An optional timeout in seconds: absent or nil is no limit (LXSHM_FOREVER); a number >= 0
+ * (inf is no limit). A negative or NaN timeout raises. */
+double lxshm__opt_timeout(lua_State *L, int arg);
+
+/* An optional TTL in seconds: absent, nil or 0 is none; negative or NaN raises. */
+double lxshm__opt_ttl(lua_State *L, int arg);
+
+/* A version argument: a whole number >= 0 (raises otherwise). */
+uint64_t lxshm__check_version(lua_State *L, int arg);
+
+/* The length of the table at arg (checked a table already), read raw as push_many and
+ * publish_many read lists. Raises if its metatable has __len or __index: a proxy would store
+ * what its metamethods do not say. */
+lua_Integer lxshm__list_length(lua_State *L, int arg);
+
+/* Between the sleeps of a long wait: calls a C function, so that a pending hook runs (lua.c
+ * turns Ctrl-C into a hook that raises "interrupted!"). Returns 1 with the hook's error on the
+ * stack top if it raised. Needs 2 free stack slots; no lock may be held. */
+int lxshm__interrupted(lua_State *L);
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+#define LXSHM__OPT_MODE 1u /* create, attach: { mode = 0x1a0 or "0640" } and the kind's own */
+#define LXSHM__OPT_OPEN 2u /* open, attach: { readonly = true, trust = true } */
+
+/* Reads a creation option of a kind's own, whose value is on the stack top, into params
+ * (LXSHM__PARAMS words, handed to the kind's plan): returns 1, or 0 if the kind has no option
+ * `key`; raises for a bad value, naming argument `arg`. Called first with key NULL to set the
+ * defaults. */
+typedef int (*lxshm__option_fn)(lua_State *L, const char *key, size_t len, int arg,
+                                uint32_t *params);
+
+typedef struct lxshm__options {
+  unsigned mode;                  /* permission bits of a new object */
+  unsigned flags;                 /* LXSHM_READONLY, LXSHM_TRUST */
+  uint32_t params[LXSHM__PARAMS]; /* a new object's kind parameters (option's) */
+} lxshm__options;
+
+/* The options table at arg (absent or nil: defaults) where `allowed` options may appear, with
+ * the kind's own read by option (NULL: none) where LXSHM__OPT_MODE is allowed. Unknown option
+ * names, and values of the wrong type or out of range, raise like any other misuse. */
+lxshm__options lxshm__check_options(lua_State *L, int arg, unsigned allowed,
+                                    lxshm__option_fn option);
+
+/* 1 if the option name key[0..len-1] (not NUL-terminated) is `name`. */
+int lxshm__is_key(const char *key, size_t len, const char *name);
+
+/* A topic's option: cursors, room for this many named subscriptions (params[0]; default
+ * LXSHM_TOPIC_CURSORS, at most LXSHM_TOPIC_CURSORS_MAX). */
+int lxshm__topic_option(lua_State *L, const char *key, size_t len, int arg, uint32_t *params);
+
+/* The arguments of t:subscribe([from]) or t:subscribe{ name = NAME [, from = from] } at arg:
+ * *name (NULL: anonymous; its bytes are the table's) and *from (LXSHM_TOPIC_NEW,
+ * LXSHM_TOPIC_OLDEST or a sequence number >= 1). A bad `from`, a name that is not a string, a
+ * table without a name, or another key raise. Needs 3 free stack slots. */
+void lxshm__check_subscribe(lua_State *L, int arg, const char **name, size_t *len, uint64_t *from);
+
+/* ---- lists of values ------------------------------------------------------------------------ */
+
+/* A list being encoded as records (ring.h), into a buffer that is a full userdata at stack index
+ * `at`, replaced by a larger one (contents kept) when it fills. */
+typedef struct lxshm__batch {
+  int at;           /* stack index of the buffer */
+  size_t cap;       /* its size */
+  size_t used;      /* bytes of records in it */
+  uint64_t total;   /* records may take this many bytes at most (UINT64_MAX: no limit) */
+  const char *what; /* for that failure: "values take more than the queue's" */
+  lua_Integer item; /* after a value failed to encode: its index */
+} lxshm__batch;
+
+/* Appends list[1..n] (the table at stack index `list`, read raw) to l's buffer as records, each
+ * value in at most `limit` bytes. Returns OK; or the failure of value l->item; or INVALID_SIZE
+ * "N WHAT TOTAL bytes" when the records would take more than l->total bytes (l->item 0). Raises
+ * only on memory errors. */
+lxshm_status lxshm__encode_list(lua_State *L, int list, lua_Integer n, size_t limit,
+                                lxshm__batch *l, lxshm_error *err);
+
+/* ---- dictionary keys --------------------------------------------------------------------------
+ */
+
+/* A key argument as a dictionary stores it: its bytes, length and type. */
+typedef struct lxshm__keyarg {
+  lxshm__dict_key k;
+  unsigned char num[8]; /* the bytes of a number (int64 or double) or boolean (0 or 1) key */
+} lxshm__keyarg;
+
+/* The key at arg: raises for nil, NaN and types a key cannot have (as t[k] = v would); returns 0
+ * after pushing nil, "WHO: key of N bytes…", INVALID_SIZE for a string of 0 or more than
+ * LXSHM_DICT_KEY_MAX bytes. As in a Lua table, a float with an integral value is the integer key
+ * (on every runtime, so that processes on different runtimes find each other's keys). A string
+ * key's bytes are the argument's: valid while it stays on the stack. */
+int lxshm__check_key(lua_State *L, const char *who, int arg, lxshm__keyarg *a);
+
+/* Pushes a key as stored: `type` and its len bytes at p (records of a scan). */
+void lxshm__push_key(lua_State *L, unsigned type, const unsigned char *p, size_t len);
+
+#endif
