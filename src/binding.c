@@ -187,7 +187,7 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
       on_stack = 1;
     }
     st = copy(ctx, buf, cap, &len, &format, err);
-    if (st != LXSHM_INVALID_SIZE)
+    if (st != LXSHM_INVALID_SIZE || len <= cap)
       break;
     need = len; /* the value is larger than we thought: copy again with room for it */
   }
@@ -282,6 +282,42 @@ lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn ta
   lua_rotate(L, at, 1); /* the buffer on top, above the values */
   lxshm__scratch_give(L, 1);
   return LXSHM_OK;
+}
+
+/* ---- update ------------------------------------------------------------------------------ */
+
+int lxshm__call_locked(lua_State *L, lxshm__handle *h, int nargs, void (*unlock)(void *),
+                       void *ctx) {
+  int rc;
+  h->busy = 1;
+  lxshm__hold(h);
+  rc = lua_pcall(L, nargs, 3, 0);
+  unlock(ctx);
+  h->busy = 0;
+  lxshm__drop(h);
+  if (rc != LUA_OK)
+    return lua_error(L); /* re-raise only once the lock is free */
+  if (lua_toboolean(L, -3)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", h->name, lua_tostring(L, -3));
+  lua_pushvalue(L, -3);
+  return 3;
+}
+
+int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err) {
+  if (st != LXSHM_OK) {
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, err->message[0] != '\0' ? err->message : lxshm_strerror(st));
+    lua_pushinteger(L, st);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  lua_rotate(L, -2, 1);
+  lua_pushnil(L);
+  return 3;
 }
 
 /* ---- module functions ------------------------------------------------------------------------ */

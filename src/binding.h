@@ -110,6 +110,20 @@ typedef lxshm_status (*lxshm__take_fn)(void *ctx, char *buf, size_t cap, size_t 
 lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *ctx,
                                const char *what, uint64_t *count, lxshm_error *err);
 
+/* ---- update ---------------------------------------------------------------------------------- */
+
+/* update(fn) with an object's lock held by the caller: calls the function below nargs arguments
+ * on the stack top (pushed before locking: pushing a closure allocates) in lua_pcall, with h
+ * busy and held; then unlock(ctx), and only then re-raises an error of the call. The function
+ * returns what lxshm__locked_result makes. Returns update's results: the new value, or nil,
+ * "NAME: cause", code. */
+int lxshm__call_locked(lua_State *L, lxshm__handle *h, int nargs, void (*unlock)(void *),
+                       void *ctx);
+
+/* Ends the function lxshm__call_locked calls: true, the value on the stack top, nil when st is
+ * OK; else false, cause, code (nothing was stored). Returns 3. */
+int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err);
+
 /* Values up to this many bytes are copied on the C stack. */
 #define LXSHM__SMALL_VALUE 1024
 

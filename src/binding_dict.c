@@ -297,70 +297,49 @@ typedef struct updating_ctx {
   double ttl;
 } updating_ctx;
 
-/* Pushes false, cause, code (the protected part's failure) and returns 3. */
-static int locked_failure(lua_State *L, lxshm_status st, const lxshm_error *err) {
-  lua_pushboolean(L, 0);
-  lua_pushstring(L, err->message[0] ? err->message : lxshm_strerror(st));
-  lua_pushinteger(L, st);
-  return 3;
+/* The key's current value, copied out under its stripe's lock. */
+static lxshm_status copy_locked(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
+                                lxshm_error *err) {
+  updating_ctx *u = (updating_ctx *)ctx;
+  return lxshm__dict_current_locked(dict_of(u->h), &u->held, buf, cap, len, format, err);
 }
 
 /* The part of update that runs under the stripe lock, inside lua_pcall. Arguments: the handle,
  * fn, the context. Decodes the current value from a private copy, calls fn, encodes and stores
- * its result. Returns true, the result; or false, cause, code (nothing stored). */
+ * its result. Returns as lxshm__locked_result (nothing stored on failure). */
 static int update_locked(lua_State *L) {
   updating_ctx *u = (updating_ctx *)lua_touserdata(L, 3);
   lxshm_dict *d = dict_of(u->h);
-  size_t cap, len = 0, need = 0;
-  unsigned format = 0;
-  const char *out;
+  const char *out = NULL;
+  size_t len = 0;
+  uint64_t version, evicted;
   lxshm_status st;
   lxshm_error err;
-  uint64_t version, evicted;
-  char *buf;
 
   lua_settop(L, 2); /* handle, fn */
-  buf = lxshm__scratch_take(L, 1, 4096, &cap);
-  for (;;) {
-    st = lxshm__dict_current_locked(d, &u->held, buf, cap, &len, &format, &err);
-    if (st != LXSHM_INVALID_SIZE || need == len)
-      break;
-    need = len;
-    lua_pop(L, 1);
-    buf = lxshm__scratch_take(L, 1, need, &cap);
-  }
+  st = lxshm__copy_out(L, 0, copy_locked, u, 0, &err);
   if (st == LXSHM_NOT_FOUND) {
     lua_pushnil(L);
-  }
-  else if (st == LXSHM_OK) {
-    st = lxshm__push_bytes(L, buf, len, format, &err);
-    if (st != LXSHM_OK)
-      return locked_failure(L, st, &err);
-  }
-  else {
-    return locked_failure(L, st, &err);
-  }
-  lua_rotate(L, -2, 1);
-  lxshm__scratch_give(L, 1); /* handle, fn, current */
-  lua_call(L, 1, 1);         /* fn(current): may raise; lua_pcall in dict_update catches it */
-  if (lua_isnil(L, -1)) {
-    out = NULL;
-    len = 0;
     st = LXSHM_OK;
   }
-  else {
-    st = lxshm__encode(L, lxshm__encoder_of(L), -1,
-                       (size_t)lxshm__dict_max_value(d, u->held.key.len), &out, &len, &err);
+  if (st == LXSHM_OK) {
+    lua_call(L, 1, 1); /* fn(current): may raise; lxshm__call_locked's lua_pcall catches it */
+    if (!lua_isnil(L, -1))
+      st = lxshm__encode(L, lxshm__encoder_of(L), -1,
+                         (size_t)lxshm__dict_max_value(d, u->held.key.len), &out, &len, &err);
+    if (st == LXSHM_OK) /* nil deletes */
+      st = lxshm__dict_store_locked(d, &u->held, out, len, LXSHM__FORMAT_MSGPACK, u->ttl, &version,
+                                    &evicted, &err);
   }
-  if (st == LXSHM_OK)
-    st = lxshm__dict_store_locked(d, &u->held, out, len, LXSHM__FORMAT_MSGPACK, u->ttl, &version,
-                                  &evicted, &err);
-  if (st != LXSHM_OK)
-    return locked_failure(L, st, &err);
-  lua_pushboolean(L, 1);
-  lua_rotate(L, -2, 1);
-  lua_pushnil(L);
-  return 3;
+  return lxshm__locked_result(L, st, &err);
+}
+
+/* Unlocks the key's stripe, and the dictionary is no longer this thread's to update. */
+static void unlock_key(void *ctx) {
+  updating_ctx *u = (updating_ctx *)ctx;
+  lxshm__dict_unlock_key(dict_of(u->h), &u->held);
+  atomic_fetch_sub_explicit(&updates_anywhere, 1, memory_order_relaxed);
+  updating_depth--;
 }
 
 /* d:update(k, fn [, ttl]) -> what fn returned (stored; nil deletes) | nil, msg, code. fn runs
@@ -372,7 +351,6 @@ static int dict_update(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
   lxshm__keyarg a;
-  int rc;
 
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
@@ -382,37 +360,19 @@ static int dict_update(lua_State *L) {
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   lua_settop(L, 3);
-  luaL_checkstack(L, 12, NULL); /* room for the call below, reserved before locking */
+  luaL_checkstack(L, 12, NULL); /* room for the call, reserved before locking */
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, update_locked, 1); /* allocates: before the lock */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_pushlightuserdata(L, &u);
   u.h = h;
   st = lxshm__dict_lock_key(dict_of(h), &a.k, &u.held, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
-  /* From here to the unlock nothing may raise: Lua runs only inside the protected call. */
-  h->busy = 1;
   updating[updating_depth++] = lxshm__dict_id(dict_of(h));
   atomic_fetch_add_explicit(&updates_anywhere, 1, memory_order_relaxed);
-  lxshm__hold(h);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
-  lua_pushlightuserdata(L, &u);
-  rc = lua_pcall(L, 3, 3, 0);
-  lxshm__dict_unlock_key(dict_of(h), &u.held);
-  atomic_fetch_sub_explicit(&updates_anywhere, 1, memory_order_relaxed);
-  updating_depth--;
-  h->busy = 0;
-  lxshm__drop(h);
-  if (rc != LUA_OK)
-    return lua_error(L); /* re-raise only once the lock is free */
-  if (lua_toboolean(L, -3)) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", h->name, lua_tostring(L, -3));
-  lua_pushvalue(L, -3);
-  return 3;
+  return lxshm__call_locked(L, h, 3, unlock_key, &u);
 }
 
 /* ---- waiting ----------------------------------------------------------------------------------

@@ -152,51 +152,46 @@ static int seg_get(lua_State *L) {
 
 /* ---- update ---------------------------------------------------------------------------------- */
 
-/* Pushes false, cause, code (the protected part's failure) and returns 3. */
-static int locked_failure(lua_State *L, lxshm_status st, const lxshm_error *err) {
-  lua_pushboolean(L, 0);
-  lua_pushstring(L, err->message);
-  lua_pushinteger(L, st);
-  return 3;
+/* The current value, copied out under the lock. */
+static lxshm_status copy_locked(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
+                                lxshm_error *err) {
+  const char *data;
+  (void)err;
+  lxshm__current_locked((lxshm_segment *)ctx, &data, len, format);
+  if (*len > cap)
+    return LXSHM_INVALID_SIZE;
+  memcpy(buf, data, *len);
+  return LXSHM_OK;
 }
 
 /* The part of update that runs under the lock, inside lua_pcall: decodes the current value,
- * calls fn with it, encodes and commits the result. Arguments: the handle, fn. Returns true, new
- * value; or false, cause, code when the current value cannot be decoded or the result cannot be
- * stored (nothing is committed then). */
+ * calls fn with it, encodes and commits the result. Arguments: the handle, fn. Returns as
+ * lxshm__locked_result (nothing is committed when the current value cannot be decoded or the
+ * result cannot be stored). */
 static int update_locked(lua_State *L) {
   lxshm__handle *h = (lxshm__handle *)lua_touserdata(L, 1);
-  lxshm__encoder *enc = (lxshm__encoder *)lua_touserdata(L, lua_upvalueindex(1));
-  const char *data, *out;
-  size_t len, cap;
-  unsigned format;
+  lxshm_segment *seg = segment_of(h);
+  lxshm_status st = LXSHM_OK;
+  const char *out;
+  size_t len;
   lxshm_error err;
-  lxshm_status st;
 
-  lxshm__current_locked(segment_of(h), &data, &len, &format);
   lua_settop(L, 2); /* handle, fn */
-  if (lxshm_version(segment_of(h)) == 0) {
+  if (lxshm_version(seg) == 0)
     lua_pushnil(L);
+  else /* decode a private copy, as get does */
+    st = lxshm__copy_out(L, (size_t)lxshm__used(seg), copy_locked, seg, 0, &err);
+  if (st == LXSHM_OK) {
+    lua_call(L, 1, 1); /* fn(current): may raise; lxshm__call_locked's lua_pcall catches it */
+    st = lxshm__encode(L, lxshm__encoder_of(L), -1, (size_t)h->size, &out, &len, &err);
+    if (st == LXSHM_OK)
+      st = lxshm__commit_locked(seg, NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, &err);
   }
-  else {
-    char *copy = lxshm__scratch_take(L, 1, len, &cap); /* decode a private copy, as get does */
-    memcpy(copy, data, len);
-    st = lxshm__push_bytes(L, copy, len, format, &err);
-    if (st != LXSHM_OK)
-      return locked_failure(L, st, &err);
-    lua_rotate(L, -2, 1);
-    lxshm__scratch_give(L, 1);
-  }
-  lua_call(L, 1, 1); /* fn(current): may raise; lua_pcall in seg_update catches it */
-  st = lxshm__encode(L, enc, -1, (size_t)h->size, &out, &len, &err);
-  if (st == LXSHM_OK)
-    st = lxshm__commit_locked(segment_of(h), NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, &err);
-  if (st != LXSHM_OK)
-    return locked_failure(L, st, &err);
-  lua_pushboolean(L, 1);
-  lua_rotate(L, -2, 1);
-  lua_pushnil(L);
-  return 3;
+  return lxshm__locked_result(L, st, &err);
+}
+
+static void unlock(void *seg) {
+  lxshm__unlock((lxshm_segment *)seg);
 }
 
 /* seg:update(fn [, timeout]) -> new value | nil, msg, code. fn runs while this process holds the
@@ -206,38 +201,20 @@ static int seg_update(lua_State *L) {
   double timeout;
   lxshm_error err;
   lxshm_status st;
-  int rc;
 
   luaL_checktype(L, 2, LUA_TFUNCTION);
   timeout = lxshm__opt_timeout(L, 3);
   lxshm__check_not_busy(L, h);
   lua_settop(L, 2);
-  luaL_checkstack(L, 8, NULL); /* room for the call below, reserved before locking */
+  luaL_checkstack(L, 8, NULL); /* room for the call, reserved before locking */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, update_locked, 1); /* allocates: before the lock */
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
   st = lxshm__lock(segment_of(h), lxshm__deadline(timeout), &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  /* From here to the unlock nothing may raise: Lua runs only inside the protected call, and the
-   * pushes before it neither allocate nor fail. */
-  h->busy = 1;
-  lxshm__hold(h);
-  lua_pushvalue(L, lua_upvalueindex(1)); /* the encoder, as update_locked's upvalue */
-  lua_pushcclosure(L, update_locked, 1);
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  rc = lua_pcall(L, 2, 3, 0);
-  lxshm__unlock(segment_of(h));
-  h->busy = 0;
-  lxshm__drop(h);
-  if (rc != LUA_OK)
-    return lua_error(L); /* re-raise only once the lock is free */
-  if (lua_toboolean(L, -3)) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", h->name, lua_tostring(L, -3));
-  lua_pushvalue(L, -3);
-  return 3;
+  return lxshm__call_locked(L, h, 2, unlock, segment_of(h));
 }
 
 /* ---- waiting and introspection --------------------------------------------------------------- */
