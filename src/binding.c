@@ -508,46 +508,13 @@ static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
                                      {"decode", mod_decode},
                                      {NULL, NULL}};
 
+static const lua_CFunction verbs[3] = {mod_create, mod_open, mod_attach};
+
 static const luaL_Reg handle_methods[] = {
     {"close", handle_close}, {"name", handle_name}, {NULL, NULL}};
 
 static const luaL_Reg handle_meta[] = {
     {"__gc", handle_gc}, {"__close", handle_close}, {"__tostring", handle_tostring}, {NULL, NULL}};
-
-/* Creates the class's metatable, with an __index table of its methods and the shared ones, all
- * with the encoder (on the stack top) as upvalue 1. */
-static void new_class(lua_State *L, const lxshm__class *cls) {
-  luaL_newmetatable(L, cls->mt);
-#if LUA_VERSION_NUM < 503
-  lua_pushstring(L, cls->mt); /* 5.3 and later set __name themselves */
-  lua_setfield(L, -2, "__name");
-#endif
-  luaL_setfuncs(L, handle_meta, 0);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, handle_methods, 1);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, cls->methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
-/* Adds create..suffix, open..suffix, attach..suffix for cls to the module table on the stack
- * top, the encoder just below it. */
-static void add_constructors(lua_State *L, const lxshm__class *cls) {
-  static const struct {
-    const char *verb;
-    lua_CFunction fn;
-  } verbs[] = {{"create", mod_create}, {"open", mod_open}, {"attach", mod_attach}};
-  size_t i;
-  for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-    lua_pushfstring(L, "%s%s", verbs[i].verb, cls->suffix);
-    lua_pushvalue(L, -3);
-    lua_pushlightuserdata(L, (void *)cls);
-    lua_pushcclosure(L, verbs[i].fn, 2);
-    lua_settable(L, -3);
-  }
-}
 
 LXSHM_API int luaopen_lxshm_core(lua_State *L);
 
@@ -556,12 +523,14 @@ LXSHM_API int luaopen_lxshm_core(lua_State *L) {
   luaL_checkversion(L);
   lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    new_class(L, classes[i]);
+    lxshm__new_class(L, classes[i]->mt, classes[i]->mt, handle_meta, handle_methods,
+                     classes[i]->methods);
+  lxshm__topic_open(L);
   luaL_newlibtable(L, mod_funcs);
   lua_pushvalue(L, -2);
   luaL_setfuncs(L, mod_funcs, 1);
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    add_constructors(L, classes[i]);
+    lxshm__add_constructors(L, -2, classes[i]->suffix, classes[i], verbs);
 #define LXSHM_CONSTANT(name, value, text) \
   lua_pushinteger(L, value);              \
   lua_setfield(L, -2, #name);

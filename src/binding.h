@@ -39,6 +39,10 @@ extern const lxshm__class lxshm__queue_class;
 extern const lxshm__class lxshm__dict_class;
 extern const lxshm__class lxshm__topic_class;
 
+/* Makes the metatable of topics' subscriptions (lxshm.subscription); luaopen calls it with the
+ * encoder on the stack top. */
+void lxshm__topic_open(lua_State *L);
+
 /* ---- handles ------------------------------------------------------------------------------ */
 
 /* The open handle of class cls at argument 1; raises if it is something else or closed. */

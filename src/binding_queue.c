@@ -187,11 +187,7 @@ static void describe(lua_State *L, lxshm__handle *h) {
   lxshm__push_description(L, "(%s bytes, %s values)", h->size, &n);
 }
 
-static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue_pop},
-                                   {"push_many", queue_push_many}, {"pop_many", queue_pop_many},
-                                   {"peek", queue_peek},           {"count", queue_count},
-                                   {"size", queue_size},           {"used", queue_used},
-                                   {"stat", queue_stat},           {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind,
                                          methods,       describe, NULL};

@@ -261,11 +261,7 @@ static void describe(lua_State *L, lxshm__handle *h) {
   lxshm__push_description(L, "(%s bytes)", h->size, NULL);
 }
 
-static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_version},
-                                   {"write", seg_write},   {"read", seg_read},
-                                   {"put", seg_put},       {"get", seg_get},
-                                   {"update", seg_update}, {"wait", seg_wait},
-                                   {"stat", seg_stat},     {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__segment_class = {"lxshm.segment", "",       &lxshm__segment_kind,
                                            methods,         describe, NULL};

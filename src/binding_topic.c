@@ -105,9 +105,6 @@ typedef struct sub_handle {
   lxshm__handle *topic;    /* the topic's handle (user value 2) */
 } sub_handle;
 
-/* The subscription's metatable on the stack top, made on first use. */
-static void push_sub_metatable(lua_State *L);
-
 /* t:subscribe([from]) or t:subscribe{ name = NAME [, from = from] } -> subscription |
  * nil, msg, code. A bad name returns INVALID; a bad `from` or another key raises. */
 static int topic_subscribe(lua_State *L) {
@@ -126,8 +123,7 @@ static int topic_subscribe(lua_State *L) {
   s = (sub_handle *)lxshm_newuserdata(L, sizeof *s, 2); /* before the core call: nothing leaks */
   s->sub = NULL;
   s->topic = h;
-  push_sub_metatable(L);
-  lua_setmetatable(L, -2);
+  luaL_setmetatable(L, SUB_MT);
   lua_pushvalue(L, 1);
   lxshm_setuservalue(L, -2, 2);
   st = lxshm__topic_subscribe(topic_of(h), name, len, from, &sub, &err);
@@ -184,11 +180,7 @@ static void describe(lua_State *L, lxshm__handle *h) {
   lxshm__push_description(L, "(%s bytes, last %s)", h->size, &n);
 }
 
-static const luaL_Reg methods[] = {
-    {"publish", topic_publish},     {"publish_many", topic_publish_many},
-    {"subscribe", topic_subscribe}, {"unsubscribe", topic_unsubscribe},
-    {"last", topic_last},           {"size", topic_size},
-    {"stat", topic_stat},           {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__topic_class = {"lxshm.topic", "_topic", &lxshm__topic_kind,
                                          methods,       describe, lxshm__topic_option};
@@ -339,20 +331,9 @@ static int sub_tostring(lua_State *L) {
   return 1;
 }
 
-static void push_sub_metatable(lua_State *L) {
-  static const luaL_Reg sub_methods[] = {{"next", sub_next},         {"next_many", sub_next_many},
-                                         {"position", sub_position}, {"name", sub_name},
-                                         {"close", sub_close},       {NULL, NULL}};
+void lxshm__topic_open(lua_State *L) {
+  static const luaL_Reg sub_methods[] = {LXSHM__SUBSCRIPTION_METHODS(LXSHM__METHOD){NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
-  if (!luaL_newmetatable(L, SUB_MT))
-    return;
-#if LUA_VERSION_NUM < 503
-  lua_pushstring(L, SUB_MT); /* 5.3 and later set __name themselves */
-  lua_setfield(L, -2, "__name");
-#endif
-  luaL_setfuncs(L, sub_meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, sub_methods, 0);
-  lua_setfield(L, -2, "__index");
+  lxshm__new_class(L, SUB_MT, SUB_MT, sub_meta, NULL, sub_methods);
 }

@@ -63,6 +63,39 @@ void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const
   lua_pop(L, 1);
 }
 
+/* ---- classes --------------------------------------------------------------------------------- */
+
+void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const luaL_Reg *meta,
+                      const luaL_Reg *shared, const luaL_Reg *own) {
+  luaL_newmetatable(L, mt);
+  lua_pushstring(L, type_name); /* 5.3 and later set __name to mt, which may differ */
+  lua_setfield(L, -2, "__name");
+  luaL_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  if (shared != NULL) {
+    lua_pushvalue(L, -3);
+    luaL_setfuncs(L, shared, 1);
+  }
+  lua_pushvalue(L, -3);
+  luaL_setfuncs(L, own, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+void lxshm__add_constructors(lua_State *L, int encoder, const char *suffix, const void *cls,
+                             const lua_CFunction verbs[3]) {
+  static const char *const names[3] = {"create", "open", "attach"};
+  int i;
+  encoder = lua_absindex(L, encoder);
+  for (i = 0; i < 3; i++) {
+    lua_pushfstring(L, "%s%s", names[i], suffix);
+    lua_pushvalue(L, encoder);
+    lua_pushlightuserdata(L, (void *)cls);
+    lua_pushcclosure(L, verbs[i], 2);
+    lua_settable(L, -3);
+  }
+}
+
 /* ---- arguments ----------------------------------------------------------------------------- */
 
 const char *lxshm__check_name_arg(lua_State *L, int arg) {

@@ -42,6 +42,90 @@ void lxshm__push_stat(lua_State *L, const char *name, const lxshm__stat_field *f
  * first %s and *n (or "?" when n is NULL: not known) for a second, e.g. "(%s bytes, %s keys)". */
 void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const uint64_t *n);
 
+/* ---- the methods of each kind ----------------------------------------------------------------
+ * As SPEC names them, written once for both modules: each expands a list into its luaL_Reg table
+ * with LXSHM__METHOD, so that neither can lack a method the other has (a missing one does not
+ * compile). X(prefix, name) stands for { "name", prefix_name }. close and name are every
+ * handle's own (the shared methods of lxshm__new_class). */
+#define LXSHM__METHOD(prefix, name) {#name, prefix##_##name},
+
+#define LXSHM__SEGMENT_METHODS(X) \
+  X(seg, size)                    \
+  X(seg, version)                 \
+  X(seg, write)                   \
+  X(seg, read)                    \
+  X(seg, put)                     \
+  X(seg, get)                     \
+  X(seg, update)                  \
+  X(seg, wait)                    \
+  X(seg, stat)
+
+#define LXSHM__QUEUE_METHODS(X) \
+  X(queue, push)                \
+  X(queue, pop)                 \
+  X(queue, push_many)           \
+  X(queue, pop_many)            \
+  X(queue, peek)                \
+  X(queue, count)               \
+  X(queue, size)                \
+  X(queue, used)                \
+  X(queue, stat)
+
+#define LXSHM__DICT_METHODS(X) \
+  X(dict, get)                 \
+  X(dict, set)                 \
+  X(dict, safe_set)            \
+  X(dict, add)                 \
+  X(dict, safe_add)            \
+  X(dict, replace)             \
+  X(dict, cas)                 \
+  X(dict, delete)              \
+  X(dict, incr)                \
+  X(dict, update)              \
+  X(dict, version)             \
+  X(dict, wait)                \
+  X(dict, ttl)                 \
+  X(dict, expire)              \
+  X(dict, keys)                \
+  X(dict, pairs)               \
+  X(dict, count)               \
+  X(dict, capacity)            \
+  X(dict, free_space)          \
+  X(dict, flush_all)           \
+  X(dict, flush_expired)       \
+  X(dict, check)               \
+  X(dict, stat)
+
+#define LXSHM__TOPIC_METHODS(X) \
+  X(topic, publish)             \
+  X(topic, publish_many)        \
+  X(topic, subscribe)           \
+  X(topic, unsubscribe)         \
+  X(topic, last)                \
+  X(topic, size)                \
+  X(topic, stat)
+
+#define LXSHM__SUBSCRIPTION_METHODS(X) \
+  X(sub, next)                         \
+  X(sub, next_many)                    \
+  X(sub, position)                     \
+  X(sub, name)                         \
+  X(sub, close)
+
+/* ---- classes --------------------------------------------------------------------------------- */
+
+/* Creates the metatable `mt` of a kind of userdata (its __name: type_name): the metamethods
+ * meta, and an __index table of the methods shared (NULL: none) and own, all with the encoder on
+ * the stack top as upvalue 1. Leaves the stack as it was. */
+void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const luaL_Reg *meta,
+                      const luaL_Reg *shared, const luaL_Reg *own);
+
+/* Adds create..suffix, open..suffix and attach..suffix to the table on the stack top: the
+ * functions verbs[0..2], each with the encoder (at stack index encoder) and cls as upvalues 1
+ * and 2. */
+void lxshm__add_constructors(lua_State *L, int encoder, const char *suffix, const void *cls,
+                             const lua_CFunction verbs[3]);
+
 /* ---- arguments ----------------------------------------------------------------------------- */
 
 /* An object name argument. Raises if it is not a string; returns NULL after pushing the failure

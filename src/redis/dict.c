@@ -1209,30 +1209,7 @@ static void describe(lua_State *L, rx_handle *h) {
   lxshm__push_description(L, "(%s bytes, %s keys)", h->size, known ? &n : NULL);
 }
 
-static const luaL_Reg methods[] = {{"get", dict_get},
-                                   {"set", dict_set},
-                                   {"safe_set", dict_safe_set},
-                                   {"add", dict_add},
-                                   {"safe_add", dict_safe_add},
-                                   {"replace", dict_replace},
-                                   {"cas", dict_cas},
-                                   {"delete", dict_delete},
-                                   {"incr", dict_incr},
-                                   {"update", dict_update},
-                                   {"version", dict_version},
-                                   {"wait", dict_wait},
-                                   {"ttl", dict_ttl},
-                                   {"expire", dict_expire},
-                                   {"keys", dict_keys},
-                                   {"pairs", dict_pairs},
-                                   {"count", dict_count},
-                                   {"capacity", dict_capacity},
-                                   {"free_space", dict_free_space},
-                                   {"flush_all", dict_flush_all},
-                                   {"flush_expired", dict_flush_expired},
-                                   {"check", dict_check},
-                                   {"stat", dict_stat},
-                                   {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__DICT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_dict_class = {"lxshm.redis.dict", "lxshm.dict", "dict", "_dict", methods,
                                 describe,           NULL,         NULL};

@@ -733,32 +733,13 @@ static const luaL_Reg handle_methods[] = {
 static const luaL_Reg handle_meta[] = {
     {"__gc", handle_gc}, {"__close", handle_close}, {"__tostring", handle_tostring}, {NULL, NULL}};
 
-/* The class's metatable, with __index holding its methods and the shared ones, each with the
- * encoder (on the stack top) as upvalue 1. */
-static void new_class(lua_State *L, const rx_class *cls) {
-  luaL_newmetatable(L, cls->mt);
-  lua_pushstring(L, cls->type_name);
-  lua_setfield(L, -2, "__name");
-  luaL_setfuncs(L, handle_meta, 0);
-  lua_newtable(L);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, handle_methods, 1);
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, cls->methods, 1);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 /* The namespace's metatable: its constructors (encoder and class as upvalues), remove, close. */
 static void new_namespace_class(lua_State *L) {
-  static const struct {
-    const char *verb;
-    lua_CFunction fn;
-  } verbs[] = {{"create", ns_create}, {"open", ns_open}, {"attach", ns_attach}};
+  static const lua_CFunction verbs[3] = {ns_create, ns_open, ns_attach};
   static const luaL_Reg methods[] = {{"remove", ns_remove},      {"list", ns_list},
                                      {"close", ns_close},        {"url", ns_url},
                                      {"cluster", ns_is_cluster}, {NULL, NULL}};
-  size_t i, j;
+  size_t i;
   luaL_newmetatable(L, NS_MT);
   lua_pushliteral(L, "lxshm.namespace");
   lua_setfield(L, -2, "__name");
@@ -772,13 +753,7 @@ static void new_namespace_class(lua_State *L) {
   lua_pushvalue(L, -3); /* the encoder */
   luaL_setfuncs(L, methods, 1);
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    for (j = 0; j < sizeof verbs / sizeof verbs[0]; j++) {
-      lua_pushfstring(L, "%s%s", verbs[j].verb, classes[i]->suffix);
-      lua_pushvalue(L, -4);
-      lua_pushlightuserdata(L, (void *)classes[i]);
-      lua_pushcclosure(L, verbs[j].fn, 2);
-      lua_settable(L, -3);
-    }
+    lxshm__add_constructors(L, -3, classes[i]->suffix, classes[i], verbs);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
@@ -794,7 +769,8 @@ LXSHM_API int luaopen_lxshm_redis(lua_State *L) {
   lua_pop(L, 1);
   lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    new_class(L, classes[i]);
+    lxshm__new_class(L, classes[i]->mt, classes[i]->type_name, handle_meta, handle_methods,
+                     classes[i]->methods);
   new_namespace_class(L);
   rx_topic_open(L);
   lua_newtable(L);

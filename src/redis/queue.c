@@ -442,11 +442,7 @@ static void describe(lua_State *L, rx_handle *h) {
   lxshm__push_description(L, "(%s bytes, %s values)", h->size, known ? &n : NULL);
 }
 
-static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue_pop},
-                                   {"push_many", queue_push_many}, {"pop_many", queue_pop_many},
-                                   {"peek", queue_peek},           {"count", queue_count},
-                                   {"size", queue_size},           {"used", queue_used},
-                                   {"stat", queue_stat},           {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_queue_class = {
     "lxshm.redis.queue", "lxshm.queue", "queue", "_queue", methods, describe, NULL, NULL};

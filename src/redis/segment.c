@@ -432,11 +432,7 @@ static void describe(lua_State *L, rx_handle *h) {
   lxshm__push_description(L, "(%s bytes)", h->size, NULL);
 }
 
-static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_version},
-                                   {"write", seg_write},   {"read", seg_read},
-                                   {"put", seg_put},       {"get", seg_get},
-                                   {"update", seg_update}, {"wait", seg_wait},
-                                   {"stat", seg_stat},     {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_segment_class = {
     "lxshm.redis.segment", "lxshm.segment", "segment", "", methods, describe, NULL, NULL};

@@ -793,26 +793,13 @@ static int sub_tostring(lua_State *L) {
 }
 
 void rx_topic_open(lua_State *L) {
-  static const luaL_Reg sub_methods[] = {{"next", sub_next},         {"next_many", sub_next_many},
-                                         {"position", sub_position}, {"name", sub_name},
-                                         {"close", sub_close},       {NULL, NULL}};
+  static const luaL_Reg sub_methods[] = {LXSHM__SUBSCRIPTION_METHODS(LXSHM__METHOD){NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
-  luaL_newmetatable(L, SUB_MT);
-  lua_pushliteral(L, "lxshm.subscription");
-  lua_setfield(L, -2, "__name");
-  luaL_setfuncs(L, sub_meta, 0);
-  lua_newtable(L);
-  luaL_setfuncs(L, sub_methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  lxshm__new_class(L, SUB_MT, "lxshm.subscription", sub_meta, NULL, sub_methods);
 }
 
-static const luaL_Reg methods[] = {
-    {"publish", topic_publish},     {"publish_many", topic_publish_many},
-    {"subscribe", topic_subscribe}, {"unsubscribe", topic_unsubscribe},
-    {"last", topic_last},           {"size", topic_size},
-    {"stat", topic_stat},           {NULL, NULL}};
+static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_topic_class = {
     "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, NULL,
