@@ -39,6 +39,10 @@ double rx_left(double deadline) {
   return left > 0 ? left : 0;
 }
 
+double rx_slice(double left) {
+  return left < 0 || left > RX_SLICE ? RX_SLICE : left;
+}
+
 static struct timeval to_tv(double seconds) {
   struct timeval tv;
   if (seconds < 0.001)
@@ -127,6 +131,10 @@ void rx_arg_str(rx_cmd *cmd, const char *s) {
 void rx_arg_int(rx_cmd *cmd, long long n) {
   char *p = cmd->num[cmd->argc];
   rx_arg(cmd, p, (size_t)snprintf(p, sizeof cmd->num[0], "%lld", n));
+}
+
+void rx_arg_ms(rx_cmd *cmd, double ms) {
+  rx_arg_int(cmd, (long long)ms > 0 ? (long long)ms : 1);
 }
 
 void rx_arg_double(rx_cmd *cmd, double x) {

@@ -381,10 +381,6 @@ static void check_not_updating(lua_State *L, rx_handle *h) {
 
 /* ---- commands ------------------------------------------------------------------------------- */
 
-static lxshm_status gone(rx_handle *h, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
-}
-
 /* Starts a script call: KEYS the object's hash, the index, the sizes and (names > 0) the key's
  * K and W, at stack indices names + 1 and names + 2; then ARGV inc and BASE. Declaring every key
  * a script touches lets a Cluster redirect it (ASK) or hold it back (TRYAGAIN) while the slot
@@ -405,30 +401,12 @@ static void script_args(rx_cmd *cmd, rx_script *s, rx_handle *h, lua_State *L, i
   rx_arg(cmd, h->base, h->baselen);
 }
 
-/* Runs a script whose reply is an array starting with a code; the reply goes in *box. The code
- * -1 (removed) becomes NOT_FOUND. */
-static lxshm_status run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, long long *code,
-                        lxshm_error *err) {
-  redisReply *r;
-  lxshm_status st = rx_h_eval(h, s, cmd, &r, err);
-  if (st != LXSHM_OK)
-    return st;
-  rx_box_free(box);
-  *box = r;
-  if (r->type == REDIS_REPLY_ERROR)
-    return rx_error_status(r, err);
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-    return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
-  *code = rx_int(r->element[0], -9);
-  return *code == -1 ? gone(h, err) : LXSHM_OK;
-}
-
 /* Reads the key whose name is at stack index kname: *present, *version and (value) the value's
  * bytes, pointing into the reply in *box. */
 static lxshm_status read_key(rx_handle *h, lua_State *L, int kname, redisReply **box, int *present,
                              uint64_t *version, const char **v, size_t *vl, lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r;
+  const redisReply *r;
   size_t kl;
   const char *k = lua_tolstring(L, kname, &kl);
   lxshm_status st;
@@ -437,13 +415,10 @@ static lxshm_status read_key(rx_handle *h, lua_State *L, int kname, redisReply *
   rx_arg(&cmd, k, kl);
   rx_arg_str(&cmd, "v");
   rx_arg_str(&cmd, "n");
-  if ((st = rx_h_command(h, &cmd, 0, &r, err)) != LXSHM_OK)
-    return st;
-  rx_box_free(box);
-  *box = r;
   *present = 0;
-  if (r->type == REDIS_REPLY_ERROR)
-    return rx_error_status(r, err);
+  if ((st = rx_h_call(h, NULL, &cmd, 0, box, err)) != LXSHM_OK)
+    return st;
+  r = *box;
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
     return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to HMGET");
   if (r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
@@ -472,7 +447,7 @@ static lxshm_status store(rx_handle *h, lua_State *L, int enc, const char *flags
   rx_arg_int(&cmd, (long long)(el + len + OVERHEAD));
   if (data != NULL)
     rx_arg(&cmd, data, len);
-  if ((st = run(h, &store_script, &cmd, box, &code, err)) != LXSHM_OK)
+  if ((st = rx_run(h, &store_script, &cmd, box, &code, err)) != LXSHM_OK)
     return st;
   switch (code) {
     case 1:
@@ -536,35 +511,36 @@ static int dict_get(lua_State *L) {
   return 2;
 }
 
+/* Runs CMD K [FIELD] for the key argument a (K = BASE.."k:"..E) and reads its integer reply
+ * (def when there is none): d:version, d:ttl. */
+static lxshm_status key_int(lua_State *L, rx_handle *h, const lxshm__keyarg *a,
+                            const char *cmd_name, const char *field, long long def, long long *n,
+                            lxshm_error *err) {
+  rx_cmd cmd;
+  size_t kl;
+  const char *k;
+  lua_settop(L, 2);
+  push_enc(L, a);
+  k = push_name(L, h, "k:", 3, &kl);
+  rx_cmd_init(&cmd);
+  rx_arg_str(&cmd, cmd_name);
+  rx_arg(&cmd, k, kl);
+  if (field != NULL)
+    rx_arg_str(&cmd, field);
+  return rx_h_int(h, NULL, &cmd, 0, def, n, err);
+}
+
 /* d:version(k) -> version (0: absent or expired) */
 static int dict_version(lua_State *L) {
   rx_handle *h = check(L);
   lxshm__keyarg a;
-  rx_cmd cmd;
-  redisReply *r;
   lxshm_error err;
   lxshm_status st;
-  size_t kl;
-  const char *k;
-  long long n;
+  long long n = 0;
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  lua_settop(L, 2);
-  push_enc(L, &a);
-  k = push_name(L, h, "k:", 3, &kl);
-  rx_cmd_init(&cmd);
-  rx_arg_str(&cmd, "HGET");
-  rx_arg(&cmd, k, kl);
-  rx_arg_str(&cmd, "n");
-  if ((st = rx_h_command(h, &cmd, 0, &r, &err)) != LXSHM_OK)
+  if ((st = key_int(L, h, &a, "HGET", "n", 0, &n, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
-  if (r->type == REDIS_REPLY_ERROR) {
-    st = rx_error_status(r, &err);
-    freeReplyObject(r);
-    return lxshm__push_failure(L, h->name, st, &err);
-  }
-  n = rx_int(r, 0);
-  freeReplyObject(r);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
@@ -573,30 +549,13 @@ static int dict_version(lua_State *L) {
 static int dict_ttl(lua_State *L) {
   rx_handle *h = check(L);
   lxshm__keyarg a;
-  rx_cmd cmd;
-  redisReply *r;
   lxshm_error err;
   lxshm_status st;
-  size_t kl;
-  const char *k;
-  long long ms;
+  long long ms = -2;
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  lua_settop(L, 2);
-  push_enc(L, &a);
-  k = push_name(L, h, "k:", 3, &kl);
-  rx_cmd_init(&cmd);
-  rx_arg_str(&cmd, "PTTL");
-  rx_arg(&cmd, k, kl);
-  if ((st = rx_h_command(h, &cmd, 0, &r, &err)) != LXSHM_OK)
+  if ((st = key_int(L, h, &a, "PTTL", NULL, -2, &ms, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
-  if (r->type == REDIS_REPLY_ERROR) {
-    st = rx_error_status(r, &err);
-    freeReplyObject(r);
-    return lxshm__push_failure(L, h->name, st, &err);
-  }
-  ms = rx_int(r, -2);
-  freeReplyObject(r);
   if (ms == -2) {
     lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
     return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
@@ -719,7 +678,7 @@ static int dict_expire(lua_State *L) {
   script_args(&cmd, &expire_script, h, L, 4);
   rx_arg(&cmd, e, el);
   rx_arg_int(&cmd, ttl);
-  st = run(h, &expire_script, &cmd, box, &code, &err);
+  st = rx_run(h, &expire_script, &cmd, box, &code, &err);
   if (st == LXSHM_OK && code == -3)
     st = lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
   rx_box_free(box);
@@ -904,12 +863,12 @@ static int dict_wait(lua_State *L) {
     long long code = 0, pttl;
     double left = rx_left(deadline), slice;
     char fname[RX_KEY_MAX];
-    slice = left < 0 || left > RX_SLICE ? RX_SLICE : left;
+    slice = rx_slice(left);
     script_args(&cmd, &wait_script, h, L, 5);
     rx_arg(&cmd, e, el);
     rx_arg_int(&cmd, (long long)want);
     rx_arg_int(&cmd, (long long)(slice * 1000) + 10000);
-    if ((st = run(h, &wait_script, &cmd, box, &code, &err)) != LXSHM_OK)
+    if ((st = rx_run(h, &wait_script, &cmd, box, &code, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
     r = *box;
     if (code == 1 || r->elements < 5) {
@@ -926,7 +885,7 @@ static int dict_wait(lua_State *L) {
     rx_cmd_init(&cmd);
     rx_arg_str(&cmd, "XREAD");
     rx_arg_str(&cmd, "BLOCK");
-    rx_arg_int(&cmd, (long long)(slice * 1000) > 0 ? (long long)(slice * 1000) : 1);
+    rx_arg_ms(&cmd, slice * 1000);
     rx_arg_str(&cmd, "STREAMS");
     rx_arg(&cmd, w, wl);
     rx_arg(&cmd, fname, rx_key(h, "f", fname));
@@ -934,16 +893,8 @@ static int dict_wait(lua_State *L) {
     rx_arg(&cmd, r->element[2]->str, r->element[2]->len);
     rx_arg(&cmd, r->element[3]->str, r->element[3]->len);
     rx_arg_str(&cmd, "0-0");
-    st = rx_h_command(h, &cmd, slice, &r, &err);
-    rx_box_free(box);
-    if (st != LXSHM_OK)
+    if ((st = rx_h_int(h, NULL, &cmd, slice, 0, NULL, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
-    if (r->type == REDIS_REPLY_ERROR) {
-      st = rx_error_status(r, &err);
-      freeReplyObject(r);
-      return lxshm__push_failure(L, h->name, st, &err);
-    }
-    freeReplyObject(r);
     if (lxshm__interrupted(L))
       return lua_error(L);
   }
@@ -971,7 +922,7 @@ static int dict_keys(lua_State *L) {
   }
   script_args(&cmd, &keys_script, h, L, 0);
   rx_arg_int(&cmd, (long long)max);
-  if ((st = run(h, &keys_script, &cmd, box, &code, &err)) != LXSHM_OK)
+  if ((st = rx_run(h, &keys_script, &cmd, box, &code, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
   lua_createtable(L, (int)(*box)->elements - 1, 0);
   for (i = 1; i < (*box)->elements; i++) {
@@ -1036,7 +987,7 @@ static int pairs_next(lua_State *L) {
       script_args(&cmd, &scan_script, h, L, 0);
       rx_arg(&cmd, cursor, cl);
       rx_arg_str(&cmd, "256");
-      if ((st = run(h, &scan_script, &cmd, box, &code, &err)) != LXSHM_OK)
+      if ((st = rx_run(h, &scan_script, &cmd, box, &code, &err)) != LXSHM_OK)
         return luaL_error(L, "%s: %s", h->name, err.message[0] ? err.message : lxshm_strerror(st));
       if ((*box)->elements < 2 || (*box)->element[1]->type != REDIS_REPLY_STRING)
         return luaL_error(L, "%s: unexpected reply from Redis", h->name);
@@ -1098,7 +1049,7 @@ static lxshm_status whole(lua_State *L, rx_handle *h, const char *what, long lon
   script_args(&cmd, &whole_script, h, L, 0);
   rx_arg_str(&cmd, what);
   rx_arg_int(&cmd, arg);
-  st = run(h, &whole_script, &cmd, *box, &code, err);
+  st = rx_run(h, &whole_script, &cmd, *box, &code, err);
   if (st == LXSHM_OK && code == 0)
     st = lxshm__fail(err, LXSHM_CORRUPT, "%.*s",
                      (int)((**box)->elements > 1 ? (**box)->element[1]->len : 0),

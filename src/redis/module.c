@@ -182,6 +182,66 @@ lxshm_status rx_h_eval(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **out
   return rx_eval(h->ns, &h->conn, h->slot, s, cmd, out, err);
 }
 
+lxshm_status rx_gone(const rx_handle *h, lxshm_error *err) {
+  return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
+}
+
+size_t rx_ring_max_value(const rx_handle *h) {
+  return h->size >= 8 ? (size_t)(h->size - 8) : 0;
+}
+
+lxshm_status rx_h_call(rx_handle *h, rx_script *s, rx_cmd *cmd, double block, redisReply **box,
+                       lxshm_error *err) {
+  redisReply *r;
+  lxshm_status st =
+      s != NULL ? rx_h_eval(h, s, cmd, &r, err) : rx_h_command(h, cmd, block, &r, err);
+  if (st != LXSHM_OK)
+    return st;
+  rx_box_free(box);
+  *box = r;
+  return r->type == REDIS_REPLY_ERROR ? rx_error_status(r, err) : LXSHM_OK;
+}
+
+lxshm_status rx_h_int(rx_handle *h, rx_script *s, rx_cmd *cmd, double block, long long def,
+                      long long *n, lxshm_error *err) {
+  redisReply *r = NULL;
+  lxshm_status st = rx_h_call(h, s, cmd, block, &r, err);
+  if (st == LXSHM_OK && n != NULL)
+    *n = rx_int(r, def);
+  rx_box_free(&r);
+  return st;
+}
+
+lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, long long *code,
+                    lxshm_error *err) {
+  lxshm_status st = rx_h_call(h, s, cmd, 0, box, err);
+  const redisReply *r = *box;
+  if (st != LXSHM_OK)
+    return st;
+  if (r->type == REDIS_REPLY_INTEGER)
+    *code = r->integer;
+  else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1)
+    *code = rx_int(r->element[0], -9);
+  else
+    return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
+  return *code == -1 ? rx_gone(h, err) : LXSHM_OK;
+}
+
+lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
+                        lxshm_error *err) {
+  redisReply *r = NULL;
+  lxshm_status st = rx_h_call(h, s, cmd, 0, &r, err);
+  size_t i;
+  if (st == LXSHM_OK && r->type == REDIS_REPLY_INTEGER && r->integer == -1)
+    st = rx_gone(h, err);
+  else if (st == LXSHM_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
+    st = lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
+  for (i = 0; st == LXSHM_OK && i < n; i++)
+    f[i] = rx_int(r->element[i], 0);
+  rx_box_free(&r);
+  return st;
+}
+
 lxshm_status rx_client_id(rx_handle *h, long long *id, lxshm_error *err) {
   if (h->conn.c == NULL || h->conn.id == 0) {
     rx_cmd cmd;

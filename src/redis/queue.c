@@ -99,38 +99,17 @@ static rx_script stat_script = {
     "  redis.call('ZCOUNT', KEYS[3], now, '+inf'), redis.call('ZCOUNT', KEYS[4], now, '+inf')}\n",
     ""};
 
-static lxshm_status gone(rx_handle *h, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
-}
-
-/* The largest value one push takes: what an empty queue holds as one record. */
-static size_t max_value(const rx_handle *h) {
-  return h->size >= 8 ? (size_t)(h->size - 8) : 0;
-}
-
 /* Blocks in BLPOP on a doorbell (and on the list a remove fills) for up to `slice` seconds. */
 static lxshm_status ring_wait(rx_handle *h, const char *bell, double slice, lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r;
-  lxshm_status st;
   rx_cmd_init(&cmd);
   rx_arg_str(&cmd, "BLPOP");
   rx_arg_key(&cmd, h, bell);
   rx_arg_key(&cmd, h, "gl");
   rx_arg_double(&cmd, slice < 0.001 ? 0.001 : slice);
-  if ((st = rx_h_command(h, &cmd, slice, &r, err)) != LXSHM_OK)
-    return st;
-  if (r->type == REDIS_REPLY_ERROR)
-    st = rx_error_status(r, err);
-  freeReplyObject(r);
-  return st;
+  return rx_h_int(h, NULL, &cmd, slice, 0, NULL, err);
 }
 
-/* How long the next block lasts: the time left, at most a slice. */
-static double slice_of(double deadline) {
-  double left = rx_left(deadline);
-  return left < 0 || left > RX_SLICE ? RX_SLICE : left;
-}
 
 /* Where waiting_args puts the waiter id: after EVALSHA, SHA, 5, five keys and inc. */
 #define WAITER_ARG 9
@@ -159,9 +138,8 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
   double deadline = rx_deadline(timeout);
   int registered = 0;
   for (;;) {
-    redisReply *r;
-    long long code;
-    double slice = slice_of(deadline);
+    long long code = -2;
+    double slice = rx_slice(rx_left(deadline));
     lxshm_status st;
     cmd->argv[WAITER_ARG + 2] = registered ? "1" : "0";
     cmd->argv[WAITER_ARG] = timeout == 0 ? "" : h->waiter;
@@ -169,18 +147,12 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
     cmd->lens[WAITER_ARG + 1] = (size_t)snprintf(cmd->num[WAITER_ARG + 1], sizeof cmd->num[0],
                                                  "%lld", (long long)(slice * 1000) + 1000);
     cmd->argv[WAITER_ARG + 1] = cmd->num[WAITER_ARG + 1];
-    if ((st = rx_h_eval(h, &push_script, cmd, &r, err)) != LXSHM_OK)
-      return st;
-    code = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
-    if (r->type == REDIS_REPLY_ERROR)
-      st = rx_error_status(r, err);
-    freeReplyObject(r);
-    if (st != LXSHM_OK)
+    if ((st = rx_h_int(h, &push_script, cmd, 0, -2, &code, err)) != LXSHM_OK)
       return st;
     if (code == 1)
       return LXSHM_OK;
     if (code == -1)
-      return gone(h, err);
+      return rx_gone(h, err);
     if (code != 0)
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a push");
     registered = timeout != 0;
@@ -211,7 +183,7 @@ static int queue_push(lua_State *L) {
   lua_settop(L, 3);
   waiting_args(h, &cmd, &push_script, 1, timeout != 0, RX_SLICE);
   rx_arg_str(&cmd, "1");
-  st = rx_encode(L, 2, max_value(h), &out, &len, &err);
+  st = rx_encode(L, 2, rx_ring_max_value(h), &out, &len, &err);
   if (st == LXSHM_OK) { /* out stays valid: no Lua call before the first send */
     rx_arg(&cmd, out, len);
     st = push_until(L, h, &cmd, timeout, &err);
@@ -243,8 +215,8 @@ static int queue_push_many(lua_State *L) {
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   waiting_args(h, &cmd, &push_script, 1, timeout != 0, RX_SLICE);
   rx_arg_int(&cmd, (long long)n);
-  st = rx_encode_list(L, 2, n, max_value(h), h->size, "values take more than the queue's", &cmd,
-                      &item, &err);
+  st = rx_encode_list(L, 2, n, rx_ring_max_value(h), h->size, "values take more than the queue's",
+                      &cmd, &item, &err);
   if (st == LXSHM_OK)
     st = push_until(L, h, &cmd, timeout, &err);
   if (st == LXSHM__INTERRUPTED)
@@ -260,23 +232,20 @@ static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_
   double deadline = rx_deadline(timeout);
   int registered = 0;
   for (;;) {
-    redisReply *r;
+    const redisReply *r;
     rx_cmd cmd;
-    double slice = slice_of(deadline);
+    double slice = rx_slice(rx_left(deadline));
     lxshm_status st;
     waiting_args(h, &cmd, &pop_script, 0, remove && timeout != 0, slice);
     if (registered)
       cmd.argv[WAITER_ARG + 2] = "1";
     rx_arg_int(&cmd, (long long)max);
     rx_arg_str(&cmd, remove ? "1" : "0");
-    if ((st = rx_h_eval(h, &pop_script, &cmd, &r, err)) != LXSHM_OK)
+    if ((st = rx_h_call(h, &pop_script, &cmd, 0, box, err)) != LXSHM_OK)
       return st;
-    rx_box_free(box);
-    *box = r;
-    if (r->type == REDIS_REPLY_ERROR)
-      return rx_error_status(r, err);
+    r = *box;
     if (r->type == REDIS_REPLY_INTEGER)
-      return gone(h, err);
+      return rx_gone(h, err);
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a pop");
     if (rx_int(r->element[0], 0) == 1)
@@ -369,26 +338,13 @@ static int queue_pop_many(lua_State *L) {
 /* Fills f[0..3] with used, count, pop waiters, push waiters. */
 static lxshm_status figures(rx_handle *h, long long f[4], lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r;
-  lxshm_status st;
-  size_t i;
   rx_script_cmd(&cmd, &stat_script, 4);
   rx_arg_str(&cmd, h->meta);
   rx_arg_key(&cmd, h, "l");
   rx_arg_key(&cmd, h, "wp");
   rx_arg_key(&cmd, h, "wu");
   rx_arg_str(&cmd, h->inc);
-  if ((st = rx_h_eval(h, &stat_script, &cmd, &r, err)) != LXSHM_OK)
-    return st;
-  if (r->type == REDIS_REPLY_ERROR)
-    st = rx_error_status(r, err);
-  else if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-    st = gone(h, err);
-  else
-    for (i = 0; i < 4; i++)
-      f[i] = rx_int(r->element[i], 0);
-  freeReplyObject(r);
-  return st;
+  return rx_figures(h, &stat_script, &cmd, f, 4, err);
 }
 
 static int figure(lua_State *L, int which) {

@@ -90,6 +90,7 @@ void rx_arg(rx_cmd *cmd, const char *s, size_t len);
 void rx_arg_str(rx_cmd *cmd, const char *s);
 void rx_arg_int(rx_cmd *cmd, long long n);
 void rx_arg_double(rx_cmd *cmd, double x); /* "%.17g" */
+void rx_arg_ms(rx_cmd *cmd, double ms);    /* whole milliseconds, at least 1 (BLOCK ms) */
 
 /* Sends cmd for a key in `slot` on conn (a Cluster sends it to the slot's node, following MOVED,
  * ASK and TRYAGAIN) and reads the reply into *out (the caller frees it with freeReplyObject).
@@ -182,6 +183,34 @@ lxshm_status rx_h_command(rx_handle *h, rx_cmd *cmd, double block, redisReply **
                           lxshm_error *err);
 lxshm_status rx_h_eval(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **out, lxshm_error *err);
 
+/* NOT_FOUND: "was removed (in Redis at URL)". */
+lxshm_status rx_gone(const rx_handle *h, lxshm_error *err);
+
+/* The largest value a queue or topic of h's size takes: what it holds as one record. */
+size_t rx_ring_max_value(const rx_handle *h);
+
+/* Runs cmd on h's connection: the script s in it, or (s NULL) a command that may block `block`
+ * seconds in the server. The reply goes in *box (a reply box's, or a variable starting NULL),
+ * freeing the one there. Returns the failure to get a reply, an error reply's status
+ * (rx_error_status), or OK. */
+lxshm_status rx_h_call(rx_handle *h, rx_script *s, rx_cmd *cmd, double block, redisReply **box,
+                       lxshm_error *err);
+
+/* As rx_h_call for a reply read as one integer (def when it is none) into *n (n may be NULL:
+ * only the failure matters); the reply is freed. */
+lxshm_status rx_h_int(rx_handle *h, rx_script *s, rx_cmd *cmd, double block, long long def,
+                      long long *n, lxshm_error *err);
+
+/* Runs the script s in cmd whose reply is a code, or an array starting with one: *code. The code
+ * -1 (the object was removed) is NOT_FOUND. The reply stays in *box. */
+lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, long long *code,
+                    lxshm_error *err);
+
+/* Runs the script s in cmd whose reply is n integers, into f[0..n-1]; -1 when the object was
+ * removed (NOT_FOUND). */
+lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
+                        lxshm_error *err);
+
 /* A reply box: a userdata on the stack top owning one reply (freed by its __gc), so that a
  * raise while the reply's bytes are decoded strands no C memory. rx_box_new pushes an empty
  * box; rx_box_set puts r in it; rx_box_free frees the reply now. */
@@ -198,6 +227,8 @@ double rx_now(void);
 /* Seconds left before deadline (deadline < 0: forever, returns -1); never below 0. */
 double rx_left(double deadline);
 double rx_deadline(double timeout); /* -1 for forever */
+/* How long the next block lasts, with `left` seconds left (rx_left): at most RX_SLICE. */
+double rx_slice(double left);
 
 /* Encodes list[1..n] (the table at stack index `list`, read raw) with at most `limit` bytes
  * each and appends them to cmd as arguments; two userdata pushed on the stack hold the argument

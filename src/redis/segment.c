@@ -43,10 +43,6 @@ static rx_script stat_script = {
     "return r\n",
     ""};
 
-static lxshm_status gone(rx_handle *h, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
-}
-
 /* The version in an entry id "0-N". */
 static uint64_t id_version(const char *id) {
   const char *dash = strchr(id, '-');
@@ -61,23 +57,18 @@ static int seg_size(lua_State *L) {
 /* The version: OK and *v, or a failure. */
 static lxshm_status get_version(rx_handle *h, uint64_t *v, lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r;
   lxshm_status st;
-  long long n;
+  long long n = -2;
   rx_script_cmd(&cmd, &version_script, 1);
   rx_arg_key(&cmd, h, "s");
-  if ((st = rx_h_eval(h, &version_script, &cmd, &r, err)) != LXSHM_OK)
+  if ((st = rx_h_int(h, &version_script, &cmd, 0, -2, &n, err)) != LXSHM_OK)
     return st;
-  if (r->type == REDIS_REPLY_ERROR)
-    st = rx_error_status(r, err);
-  else if ((n = rx_int(r, -2)) == -1)
-    st = gone(h, err);
-  else if (n < 0)
-    st = lxshm__fail(err, LXSHM_CORRUPT, "the stream's last id is damaged");
-  else
-    *v = (uint64_t)n;
-  freeReplyObject(r);
-  return st;
+  if (n == -1)
+    return rx_gone(h, err);
+  if (n < 0)
+    return lxshm__fail(err, LXSHM_CORRUPT, "the stream's last id is damaged");
+  *v = (uint64_t)n;
+  return LXSHM_OK;
 }
 
 /* seg:version() -> version | nil, msg, code */
@@ -134,7 +125,7 @@ static lxshm_status commit(rx_handle *h, const char *data, size_t len, int forma
   if ((st = rx_h_command(h, &cmd, 0, &r, err)) != LXSHM_OK)
     return st;
   if (r->type == REDIS_REPLY_NIL)
-    st = gone(h, err);
+    st = rx_gone(h, err);
   else if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "equal or smaller") != NULL)
     st = lxshm__fail(err, LXSHM_CONFLICT, "changed since version %llu", (unsigned long long)expect);
   else if (r->type == REDIS_REPLY_ERROR)
@@ -184,7 +175,7 @@ typedef struct entry {
 /* Reads the last entry into *e (its bytes point into the reply, put in box). */
 static lxshm_status last_entry(rx_handle *h, redisReply **box, entry *e, lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r, *f;
+  const redisReply *r, *f;
   lxshm_status st;
   size_t i;
 
@@ -196,12 +187,9 @@ static lxshm_status last_entry(rx_handle *h, redisReply **box, entry *e, lxshm_e
   rx_arg_str(&cmd, "-");
   rx_arg_str(&cmd, "COUNT");
   rx_arg_str(&cmd, "1");
-  if ((st = rx_h_command(h, &cmd, 0, &r, err)) != LXSHM_OK)
+  if ((st = rx_h_call(h, NULL, &cmd, 0, box, err)) != LXSHM_OK)
     return st;
-  rx_box_free(box);
-  *box = r;
-  if (r->type == REDIS_REPLY_ERROR)
-    return rx_error_status(r, err);
+  r = *box;
   if (r->type != REDIS_REPLY_ARRAY)
     return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to XREVRANGE");
   if (r->elements == 0) { /* nothing stored yet, or removed: tell them apart */
@@ -348,24 +336,22 @@ static int seg_wait(lua_State *L) {
       lxshm__fail(&err, LXSHM_TIMEOUT, "no new version within %g s", timeout);
       return lxshm__push_failure(L, h->name, LXSHM_TIMEOUT, &err);
     }
-    slice = left < 0 || left > RX_SLICE ? RX_SLICE : left;
+    slice = rx_slice(left);
     snprintf(from, sizeof from, "0-%llu", (unsigned long long)v);
     rx_cmd_init(&cmd);
     rx_arg_str(&cmd, "XREAD");
     rx_arg_str(&cmd, "COUNT");
     rx_arg_str(&cmd, "1");
     rx_arg_str(&cmd, "BLOCK");
-    rx_arg_int(&cmd, (long long)(slice * 1000 + 0.999) > 0 ? (long long)(slice * 1000 + 0.999) : 1);
+    rx_arg_ms(&cmd, slice * 1000 + 0.999); /* rounded up */
     rx_arg_str(&cmd, "STREAMS");
     rx_arg_key(&cmd, h, "s");
     rx_arg_key(&cmd, h, "gs");
     rx_arg_str(&cmd, from);
     rx_arg_str(&cmd, "0-0");
-    if ((st = rx_h_command(h, &cmd, slice, &r, &err)) != LXSHM_OK)
-      return lxshm__push_failure(L, h->name, st, &err);
-    if (r->type == REDIS_REPLY_ERROR) {
-      st = rx_error_status(r, &err);
-      freeReplyObject(r);
+    r = NULL;
+    if ((st = rx_h_call(h, NULL, &cmd, slice, &r, &err)) != LXSHM_OK) {
+      rx_box_free(&r);
       return lxshm__push_failure(L, h->name, st, &err);
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1) {
@@ -398,7 +384,7 @@ static int seg_wait(lua_State *L) {
 static int seg_stat(lua_State *L) {
   rx_handle *h = check(L);
   rx_cmd cmd;
-  redisReply *r;
+  const redisReply *r;
   lxshm_error err;
   lxshm_status st;
   uint64_t waiters;
@@ -407,13 +393,11 @@ static int seg_stat(lua_State *L) {
   box = rx_box_new(L);
   rx_script_cmd(&cmd, &stat_script, 1);
   rx_arg_key(&cmd, h, "s");
-  if ((st = rx_h_eval(h, &stat_script, &cmd, &r, &err)) != LXSHM_OK)
+  if ((st = rx_h_call(h, &stat_script, &cmd, 0, box, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
-  *box = r;
-  if (r->type == REDIS_REPLY_ERROR)
-    return lxshm__push_failure(L, h->name, rx_error_status(r, &err), &err);
+  r = *box;
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-    return lxshm__push_failure(L, h->name, gone(h, &err), &err);
+    return lxshm__push_failure(L, h->name, rx_gone(h, &err), &err);
   waiters = rx_blocked_clients(h);
   {
     const lxshm__stat_field fields[] = {{"size", h->size},

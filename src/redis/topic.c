@@ -134,36 +134,6 @@ static rx_script name_script = {
     "return {1}\n",
     ""};
 
-static lxshm_status gone(rx_handle *h, lxshm_error *err) {
-  return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
-}
-
-/* The largest value one message can be: what the ring holds as one record. */
-static size_t max_value(const rx_handle *h) {
-  return h->size >= 8 ? (size_t)(h->size - 8) : 0;
-}
-
-/* Runs a script whose reply starts with a code (or is -1: removed); reply in *box. */
-static lxshm_status run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, long long *code,
-                        lxshm_error *err) {
-  redisReply *r;
-  lxshm_status st = rx_h_eval(h, s, cmd, &r, err);
-  if (st != LXSHM_OK)
-    return st;
-  rx_box_free(box);
-  *box = r;
-  if (r->type == REDIS_REPLY_ERROR)
-    return rx_error_status(r, err);
-  if (r->type == REDIS_REPLY_INTEGER) {
-    *code = r->integer;
-    return r->integer == -1 ? gone(h, err) : LXSHM_OK;
-  }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-    return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
-  *code = rx_int(r->element[0], -9);
-  return LXSHM_OK;
-}
-
 static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err);
 
 /* ---- publishing -------------------------------------------------------------------------------
@@ -173,7 +143,7 @@ static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err);
 static int finish_publish(lua_State *L, rx_handle *h, rx_cmd *cmd, redisReply **box,
                           lxshm_error *err) {
   long long code = 0;
-  lxshm_status st = run(h, &publish_script, cmd, box, &code, err);
+  lxshm_status st = rx_run(h, &publish_script, cmd, box, &code, err);
   if (st == LXSHM_OK && (*box)->type != REDIS_REPLY_INTEGER)
     st = lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a publish");
   if (st != LXSHM_OK)
@@ -203,7 +173,7 @@ static int topic_publish(lua_State *L) {
   rx_arg_key(&cmd, h, "x");
   rx_arg_str(&cmd, h->inc);
   rx_arg_str(&cmd, "1");
-  st = rx_encode(L, 2, max_value(h), &out, &len, &err);
+  st = rx_encode(L, 2, rx_ring_max_value(h), &out, &len, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
   rx_arg(&cmd, out, len);
@@ -239,8 +209,8 @@ static int topic_publish_many(lua_State *L) {
   rx_arg_key(&cmd, h, "x");
   rx_arg_str(&cmd, h->inc);
   rx_arg_int(&cmd, (long long)n);
-  st = rx_encode_list(L, 2, n, max_value(h), h->size, "messages take more than the topic's", &cmd,
-                      &item, &err); /* 5, 6 */
+  st = rx_encode_list(L, 2, n, rx_ring_max_value(h), h->size, "messages take more than the topic's",
+                      &cmd, &item, &err); /* 5, 6 */
   if (item != 0)
     return lxshm__push_item_failure(L, h->name, item, st, &err);
   if (st != LXSHM_OK)
@@ -253,23 +223,12 @@ static int topic_publish_many(lua_State *L) {
 /* f[0] last, f[1] oldest, f[2] named subscriptions. */
 static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err) {
   rx_cmd cmd;
-  redisReply *r = NULL;
-  long long code = 0;
-  lxshm_status st;
-  int i;
   rx_script_cmd(&cmd, &info_script, 3);
   rx_arg_str(&cmd, h->meta);
   rx_arg_key(&cmd, h, "x");
   rx_arg_key(&cmd, h, "p");
   rx_arg_str(&cmd, h->inc);
-  st = run(h, &info_script, &cmd, &r, &code, err);
-  if (st == LXSHM_OK && r->elements != 3)
-    st = lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
-  if (st == LXSHM_OK)
-    for (i = 0; i < 3; i++)
-      f[i] = rx_int(r->element[i], 0);
-  rx_box_free(&r);
-  return st;
+  return rx_figures(h, &info_script, &cmd, f, 3, err);
 }
 
 static int topic_last(lua_State *L) {
@@ -437,7 +396,7 @@ static int topic_subscribe(lua_State *L) {
       rx_arg_str(&cmd, me);
       rx_arg_str(&cmd, from);
       rx_arg_str(&cmd, force);
-      if ((st = run(h, &subscribe_script, &cmd, box, &code, &err)) != LXSHM_OK)
+      if ((st = rx_run(h, &subscribe_script, &cmd, box, &code, &err)) != LXSHM_OK)
         return lxshm__push_failure(L, h->name, st, &err);
       if (code == 1) {
         s->pos = (uint64_t)rx_int((*box)->element[1], 1);
@@ -491,7 +450,7 @@ static int topic_unsubscribe(lua_State *L) {
     rx_arg(&cmd, name, len);
     rx_arg_str(&cmd, "forget");
     rx_arg_str(&cmd, force);
-    if ((st = run(h, &name_script, &cmd, box, &code, &err)) != LXSHM_OK)
+    if ((st = rx_run(h, &name_script, &cmd, box, &code, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
     if (code == 1) {
       lua_pushboolean(L, 1);
@@ -558,6 +517,25 @@ static int sub_close(lua_State *L) {
   return 0;
 }
 
+/* XREAD COUNT count [BLOCK ms] STREAMS x gs POS-1 0-0 (block < 0: without BLOCK): the messages
+ * from s's position on, and the stream a remove writes to. from holds the id. */
+static void xread_args(rx_cmd *cmd, sub_handle *s, long long count, double block, char from[32]) {
+  snprintf(from, 32, "0-%llu", (unsigned long long)(s->pos - 1));
+  rx_cmd_init(cmd);
+  rx_arg_str(cmd, "XREAD");
+  rx_arg_str(cmd, "COUNT");
+  rx_arg_int(cmd, count);
+  if (block >= 0) {
+    rx_arg_str(cmd, "BLOCK");
+    rx_arg_ms(cmd, block * 1000);
+  }
+  rx_arg_str(cmd, "STREAMS");
+  rx_arg_key(cmd, s->topic, "x");
+  rx_arg_key(cmd, s->topic, "gs");
+  rx_arg_str(cmd, from);
+  rx_arg_str(cmd, "0-0");
+}
+
 /* Reads up to max messages for s (waiting up to timeout while there is none) into the table on
  * the stack top: returns OK with *n, *first and *lost set. */
 static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double timeout,
@@ -570,12 +548,12 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
   char from[32];
   for (;;) {
     rx_cmd cmd;
-    redisReply *r, *list = NULL;
+    const redisReply *r, *list = NULL;
     size_t i, base_i = 0, step = 1;
     double left = rx_left(deadline), slice;
     long long code = 0;
     int blocking = 0;
-    slice = left < 0 || left > RX_SLICE ? RX_SLICE : left;
+    slice = rx_slice(left);
     if (s->named) {
       char me[64];
       long long id = 0;
@@ -591,7 +569,7 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
       rx_arg(&cmd, s->name, s->namelen);
       rx_arg_str(&cmd, me);
       rx_arg_int(&cmd, (long long)max);
-      if ((st = run(h, &named_next_script, &cmd, box, &code, err)) != LXSHM_OK)
+      if ((st = rx_run(h, &named_next_script, &cmd, box, &code, err)) != LXSHM_OK)
         return st;
       if (code == -2)
         return lxshm__fail(err, LXSHM_EXISTS, "subscription %s was taken over by another holder",
@@ -605,28 +583,11 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
       }
     }
     else {
-      /* XREAD COUNT max [BLOCK ms] STREAMS x gs pos-1 0-0 */
-      snprintf(from, sizeof from, "0-%llu", (unsigned long long)(s->pos - 1));
-      rx_cmd_init(&cmd);
-      rx_arg_str(&cmd, "XREAD");
-      rx_arg_str(&cmd, "COUNT");
-      rx_arg_int(&cmd, (long long)max);
-      if (timeout != 0) {
-        rx_arg_str(&cmd, "BLOCK");
-        rx_arg_int(&cmd, (long long)(slice * 1000) > 0 ? (long long)(slice * 1000) : 1);
-        blocking = 1;
-      }
-      rx_arg_str(&cmd, "STREAMS");
-      rx_arg_key(&cmd, h, "x");
-      rx_arg_key(&cmd, h, "gs");
-      rx_arg_str(&cmd, from);
-      rx_arg_str(&cmd, "0-0");
-      if ((st = rx_h_command(h, &cmd, blocking ? slice : 0, &r, err)) != LXSHM_OK)
+      blocking = timeout != 0;
+      xread_args(&cmd, s, (long long)max, blocking ? slice : -1, from);
+      if ((st = rx_h_call(h, NULL, &cmd, blocking ? slice : 0, box, err)) != LXSHM_OK)
         return st;
-      rx_box_free(box);
-      *box = r;
-      if (r->type == REDIS_REPLY_ERROR)
-        return rx_error_status(r, err);
+      r = *box;
       if (r->type == REDIS_REPLY_ARRAY)
         for (i = 0; i < r->elements; i++) {
           redisReply *kv = r->element[i];
@@ -637,7 +598,7 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
           else { /* the remove stream: the topic is gone */
             long long f[3];
             st = info(h, f, err);
-            return st != LXSHM_OK ? st : gone(h, err);
+            return st != LXSHM_OK ? st : rx_gone(h, err);
           }
         }
     }
@@ -686,24 +647,8 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
     if (rx_left(deadline) == 0)
       return lxshm__fail(err, LXSHM_TIMEOUT, "no new message after %g s", timeout);
     if (s->named) { /* nothing yet: block until the stream has an entry past the position */
-      snprintf(from, sizeof from, "0-%llu", (unsigned long long)(s->pos - 1));
-      rx_cmd_init(&cmd);
-      rx_arg_str(&cmd, "XREAD");
-      rx_arg_str(&cmd, "COUNT");
-      rx_arg_str(&cmd, "1");
-      rx_arg_str(&cmd, "BLOCK");
-      rx_arg_int(&cmd, (long long)(slice * 1000) > 0 ? (long long)(slice * 1000) : 1);
-      rx_arg_str(&cmd, "STREAMS");
-      rx_arg_key(&cmd, h, "x");
-      rx_arg_key(&cmd, h, "gs");
-      rx_arg_str(&cmd, from);
-      rx_arg_str(&cmd, "0-0");
-      if ((st = rx_h_command(h, &cmd, slice, &r, err)) != LXSHM_OK)
-        return st;
-      if (r->type == REDIS_REPLY_ERROR)
-        st = rx_error_status(r, err);
-      freeReplyObject(r);
-      if (st != LXSHM_OK)
+      xread_args(&cmd, s, 1, slice, from);
+      if ((st = rx_h_int(h, NULL, &cmd, slice, 0, NULL, err)) != LXSHM_OK)
         return st;
     }
     else if (blocking) { /* a slice ended with nothing: is the topic still there? */
