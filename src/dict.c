@@ -836,6 +836,18 @@ static lxshm_status alloc_for(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t n,
   return *unit != 0 ? LXSHM_OK : NEED_ROOM;
 }
 
+/* Inside a store's change of stripe st, journaled with r: its bytes, its clock, its earliest
+ * expiry (min before the change), and one more expiration when the entry f found had expired. */
+static void store_figures(lxshm_dict *d, jref r, lxshm__dict_stripe *st, uint64_t bytes,
+                          uint64_t min, const value *v, const found *f) {
+  put64(d, r, &st->bytes, bytes);
+  put64(d, r, &st->clock, load64(&st->clock) + 1);
+  if (v->expires != 0 && v->expires < min)
+    put64(d, r, &st->min_expiry, v->expires);
+  if (f->expired)
+    put64(d, r, &st->expirations, load64(&st->expirations) + 1);
+}
+
 /* Stores v under key in stripe s, whose lock is held, as the entry f found (or a new one).
  * NEED_ROOM (with *need) when no block is free for a new entry; nothing is changed then. */
 static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_key *k,
@@ -860,12 +872,7 @@ static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_ke
     put64(d, r, &f->e->version, ver);
     if (load64(&f->e->expires) != v->expires)
       put64(d, r, &f->e->expires, v->expires);
-    put64(d, r, &st->bytes, bytes);
-    put64(d, r, &st->clock, load64(&st->clock) + 1);
-    if (v->expires != 0 && v->expires < min)
-      put64(d, r, &st->min_expiry, v->expires);
-    if (f->expired)
-      put64(d, r, &st->expirations, load64(&st->expirations) + 1);
+    store_figures(d, r, st, bytes, min, v, f);
     change_commit(d, st, 0);
     *version = ver;
     return LXSHM_OK;
@@ -893,12 +900,7 @@ static lxshm_status store_locked(lxshm_dict *d, uint32_t s, const lxshm__dict_ke
   put32(d, r, f->link, u); /* replaces the old entry in its place, or heads the chain */
   if (f->unit == 0)
     put64(d, r, &st->count, load64(&st->count) + 1);
-  put64(d, r, &st->bytes, bytes);
-  put64(d, r, &st->clock, load64(&st->clock) + 1);
-  if (v->expires != 0 && v->expires < min)
-    put64(d, r, &st->min_expiry, v->expires);
-  if (f->expired)
-    put64(d, r, &st->expirations, load64(&st->expirations) + 1);
+  store_figures(d, r, st, bytes, min, v, f);
   change_commit(d, st, f->unit);
   *version = ver;
   return LXSHM_OK;
@@ -1291,14 +1293,31 @@ static lxshm_status check_key(const lxshm__dict_key *k, lxshm_error *err) {
   return LXSHM_OK;
 }
 
+/* check_key, then the key's hash into *hash. */
+static lxshm_status check_hash(lxshm_dict *d, const lxshm__dict_key *key, uint64_t *hash,
+                               lxshm_error *err) {
+  lxshm_status status = check_key(key, err);
+  if (status == LXSHM_OK)
+    *hash = hash_key(d, key);
+  return status;
+}
+
+/* The key of the public calls (lxshm.h): bytes, as a string key. */
+static lxshm__dict_key string_key(const void *key, size_t klen) {
+  lxshm__dict_key k;
+  k.data = key;
+  k.len = klen;
+  k.type = LXSHM__KEY_STRING;
+  return k;
+}
+
 lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *buf, size_t cap,
                              size_t *len, unsigned *format, uint64_t *version, lxshm_error *err) {
   get_ctx g;
-  lxshm_status status = check_key(key, err);
+  lxshm_status status = check_hash(d, key, &g.hash, err);
   if (status != LXSHM_OK)
     return status;
   g.key = key;
-  g.hash = hash_key(d, key);
   g.buf = buf;
   g.cap = cap;
   g.len = 0;
@@ -1321,10 +1340,7 @@ lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *bu
 
 lxshm_status lxshm_dict_get(lxshm_dict *d, const void *key, size_t klen, void *buf, size_t cap,
                             size_t *len, uint64_t *version, lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_get(d, &k, buf, cap, len, NULL, version, err);
 }
 
@@ -1361,17 +1377,14 @@ static lxshm_status read_version(lxshm_dict *d, const lxshm__dict_key *key, uint
 }
 
 uint64_t lxshm__dict_version(lxshm_dict *d, const lxshm__dict_key *key) {
-  uint64_t v = 0;
-  if (check_key(key, NULL) == LXSHM_OK)
-    read_version(d, key, hash_key(d, key), &v, NULL, NULL);
+  uint64_t v = 0, hash;
+  if (check_hash(d, key, &hash, NULL) == LXSHM_OK)
+    read_version(d, key, hash, &v, NULL, NULL);
   return v;
 }
 
 uint64_t lxshm_dict_version(lxshm_dict *d, const void *key, size_t klen) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_version(d, &k);
 }
 
@@ -1687,10 +1700,7 @@ lxshm_status lxshm__dict_store(lxshm_dict *d, const lxshm__dict_key *key, unsign
 lxshm_status lxshm_dict_set(lxshm_dict *d, const void *key, size_t klen, const void *data,
                             size_t len, double ttl, unsigned flags, uint64_t *version,
                             uint64_t *evicted, lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_store(d, &k, flags & (LXSHM_DICT_ADD | LXSHM_DICT_REPLACE | LXSHM_DICT_SAFE),
                            0, data != NULL ? data : "", len, LXSHM__FORMAT_RAW, ttl, version,
                            evicted, err);
@@ -1699,10 +1709,7 @@ lxshm_status lxshm_dict_set(lxshm_dict *d, const void *key, size_t klen, const v
 lxshm_status lxshm_dict_cas(lxshm_dict *d, const void *key, size_t klen, uint64_t expected,
                             const void *data, size_t len, double ttl, uint64_t *version,
                             lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_store(d, &k, LXSHM__DICT_CAS, expected, data != NULL ? data : "", len,
                            LXSHM__FORMAT_RAW, ttl, version, NULL, err);
 }
@@ -1714,10 +1721,7 @@ lxshm_status lxshm__dict_delete(lxshm_dict *d, const lxshm__dict_key *key, lxshm
 }
 
 lxshm_status lxshm_dict_delete(lxshm_dict *d, const void *key, size_t klen, lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_delete(d, &k, err);
 }
 
@@ -1739,12 +1743,9 @@ lxshm_status lxshm__dict_incr(lxshm_dict *d, const lxshm__dict_key *key,
 lxshm_status lxshm_dict_incr(lxshm_dict *d, const void *key, size_t klen, int64_t step,
                              int has_init, int64_t init, double init_ttl, int64_t *out,
                              lxshm_error *err) {
-  lxshm__dict_key k;
+  lxshm__dict_key k = string_key(key, klen);
   lxshm__dict_number s, i, sum;
   lxshm_status status;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
   s.is_int = i.is_int = 1;
   s.i = step;
   i.i = init;
@@ -1767,19 +1768,17 @@ lxshm_status lxshm__dict_expire(lxshm_dict *d, const lxshm__dict_key *key, doubl
 
 lxshm_status lxshm_dict_expire(lxshm_dict *d, const void *key, size_t klen, double ttl,
                                lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_expire(d, &k, ttl, err);
 }
 
 lxshm_status lxshm__dict_ttl(lxshm_dict *d, const lxshm__dict_key *key, double *seconds,
                              lxshm_error *err) {
   uint64_t version, expires, now;
-  lxshm_status status = check_key(key, err);
+  uint64_t hash;
+  lxshm_status status = check_hash(d, key, &hash, err);
   if (status == LXSHM_OK)
-    status = read_version(d, key, hash_key(d, key), &version, &expires, err);
+    status = read_version(d, key, hash, &version, &expires, err);
   if (status != LXSHM_OK)
     return status;
   if (version == 0)
@@ -1795,10 +1794,7 @@ lxshm_status lxshm__dict_ttl(lxshm_dict *d, const lxshm__dict_key *key, double *
 
 lxshm_status lxshm_dict_ttl(lxshm_dict *d, const void *key, size_t klen, double *seconds,
                             lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_ttl(d, &k, seconds, err);
 }
 
@@ -1806,11 +1802,10 @@ lxshm_status lxshm_dict_ttl(lxshm_dict *d, const void *key, size_t klen, double 
 
 lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key, lxshm__dict_held *held,
                                   lxshm_error *err) {
-  lxshm_status status = check_key(key, err);
+  lxshm_status status = check_hash(d, key, &held->hash, err);
   if (status != LXSHM_OK)
     return status;
   held->key = *key;
-  held->hash = hash_key(d, key);
   held->stripe = stripe_of(d, held->hash);
   return lock_stripe(d, held->stripe, err);
 }
@@ -1907,11 +1902,10 @@ lxshm_status lxshm__dict_wait(lxshm_dict *d, const lxshm__dict_key *key, uint64_
   uint64_t deadline = lxshm__deadline(timeout);
   lxshm__dict_stripe *st;
   key_wait w;
-  lxshm_status status = check_key(key, err);
+  lxshm_status status = check_hash(d, key, &w.hash, err);
   if (status != LXSHM_OK)
     return status;
   w.key = key;
-  w.hash = hash_key(d, key);
   w.version = version;
   w.now = 0;
   w.expires = 0;
@@ -1937,10 +1931,7 @@ lxshm_status lxshm__dict_wait(lxshm_dict *d, const lxshm__dict_key *key, uint64_
 
 lxshm_status lxshm_dict_wait(lxshm_dict *d, const void *key, size_t klen, uint64_t version,
                              double timeout, uint64_t *now, lxshm_error *err) {
-  lxshm__dict_key k;
-  k.data = key;
-  k.len = klen;
-  k.type = LXSHM__KEY_STRING;
+  lxshm__dict_key k = string_key(key, klen);
   return lxshm__dict_wait(d, &k, version, timeout, now, NULL, err);
 }
 

@@ -107,23 +107,26 @@ uint64_t lxshm__queue_max_value(const lxshm_queue *q) {
 
 /* ---- locks and repair -------------------------------------------------------------------- */
 
-/* A push lock taken from a dead producer. Its record either was published (tail moved) or is
- * scratch past the tail. If tail matches its intent, the count may lag: finish it. */
+/* An end's lock taken from a dead owner (a producer: tail, pushed; a consumer: head, popped).
+ * Its record either was published (the index moved) or is scratch past it. If the index matches
+ * the owner's intent, the count may lag: finish it from the intent. */
+static void finish_count(const _Atomic uint64_t *index, const _Atomic uint64_t *index_intent,
+                         _Atomic uint64_t *count, const _Atomic uint64_t *count_intent) {
+  if (atomic_load_explicit(index, memory_order_relaxed) ==
+      atomic_load_explicit(index_intent, memory_order_relaxed))
+    atomic_store_explicit(count, atomic_load_explicit(count_intent, memory_order_relaxed),
+                          memory_order_release);
+}
+
 static void repair_push(lxshm__object *o) {
   lxshm__queue_state *s = &o->hdr->u.queue;
-  if (atomic_load_explicit(&s->tail, memory_order_relaxed) ==
-      atomic_load_explicit(&s->push_tail, memory_order_relaxed))
-    atomic_store_explicit(&s->pushed, atomic_load_explicit(&s->push_pushed, memory_order_relaxed),
-                          memory_order_release);
+  finish_count(&s->tail, &s->push_tail, &s->pushed, &s->push_pushed);
   lxshm__wake_all(o, &s->not_empty);
 }
 
 static void repair_pop(lxshm__object *o) {
   lxshm__queue_state *s = &o->hdr->u.queue;
-  if (atomic_load_explicit(&s->head, memory_order_relaxed) ==
-      atomic_load_explicit(&s->pop_head, memory_order_relaxed))
-    atomic_store_explicit(&s->popped, atomic_load_explicit(&s->pop_popped, memory_order_relaxed),
-                          memory_order_release);
+  finish_count(&s->head, &s->pop_head, &s->popped, &s->pop_popped);
   lxshm__wake_all(o, &s->not_full);
 }
 

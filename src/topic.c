@@ -601,13 +601,21 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
   }
 }
 
-static lxshm_status take_run(lxshm_subscription *sub, take *t, double timeout,
-                             const lxshm__interrupt *intr, lxshm_error *err) {
+/* Takes into buf (cap bytes) one message's value (whole = 0) or up to max whole records, waiting
+ * up to timeout while there is none; *t says what was taken. */
+static lxshm_status take_run(lxshm_subscription *sub, take *t, void *buf, size_t cap, int whole,
+                             uint64_t max, double timeout, const lxshm__interrupt *intr,
+                             lxshm_error *err) {
   lxshm_topic *tp = sub->topic;
   uint64_t deadline = 0; /* computed once there is something to wait for: reading the clock
                             costs as much as taking a message */
   lxshm_status st;
 
+  memset(t, 0, sizeof *t);
+  t->buf = buf;
+  t->cap = cap;
+  t->whole = whole;
+  t->max = max;
   for (;;) {
     st = take_once(sub, t);
     if (st == LXSHM_INVALID_SIZE)
@@ -634,12 +642,7 @@ lxshm_status lxshm__subscription_next(lxshm_subscription *sub, void *buf, size_t
                                       double timeout, const lxshm__interrupt *intr,
                                       lxshm_error *err) {
   take t;
-  lxshm_status st;
-  memset(&t, 0, sizeof t);
-  t.buf = buf;
-  t.cap = cap;
-  t.max = 1;
-  st = take_run(sub, &t, timeout, intr, err);
+  lxshm_status st = take_run(sub, &t, buf, cap, 0, 1, timeout, intr, err);
   if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
     *len = t.len;
   if (st == LXSHM_OK) {
@@ -664,13 +667,7 @@ lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf
                                               uint64_t *first, uint64_t *lost, double timeout,
                                               const lxshm__interrupt *intr, lxshm_error *err) {
   take t;
-  lxshm_status st;
-  memset(&t, 0, sizeof t);
-  t.buf = buf;
-  t.cap = cap;
-  t.whole = 1;
-  t.max = max > 0 ? max : 1;
-  st = take_run(sub, &t, timeout, intr, err);
+  lxshm_status st = take_run(sub, &t, buf, cap, 1, max > 0 ? max : 1, timeout, intr, err);
   *bytes = st == LXSHM_OK || st == LXSHM_INVALID_SIZE ? t.len : 0;
   *count = st == LXSHM_OK ? t.count : 0;
   *first = t.first;
