@@ -324,54 +324,12 @@ int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err) 
 
 enum verb { CREATE, OPEN, ATTACH };
 
-/* lxshm.create{,_queue}(name, size [, opts]), lxshm.open{,_queue}(name [, opts]) and
- * lxshm.attach{,_queue}(name, size [, opts]) -> handle | nil, msg, code */
-static int construct(lua_State *L, enum verb verb) {
-  const lxshm__class *cls = (const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2));
+/* lxshm.create..suffix(name, size [, opts]), lxshm.open..suffix(name [, opts]) and
+ * lxshm.attach..suffix(name, size [, opts]) -> handle | nil, msg, code, for class cls;
+ * lxshm.open_any(name [, opts]) with cls NULL: a handle of whatever kind NAME is. */
+static int construct(lua_State *L, enum verb verb, const lxshm__class *cls) {
   const char *name = lxshm__check_name_arg(L, 1);
   uint64_t size = 0;
-  lxshm__interrupt intr;
-  lxshm__object *obj = NULL;
-  lxshm__handle *h;
-  lxshm_status st;
-  lxshm_error err;
-  lxshm__options o;
-
-  if (name == NULL)
-    return 3;
-  if (verb != OPEN)
-    size = lxshm__check_size(L, 2);
-  o = lxshm__check_options(L, verb == OPEN ? 2 : 3,
-                           verb == CREATE ? LXSHM__OPT_MODE
-                           : verb == OPEN ? LXSHM__OPT_OPEN
-                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
-                           cls->option);
-  if (verb != OPEN && size == 0)
-    return lxshm__size_failure(L, name);
-  h = new_handle(L, cls); /* before the core call: nothing to leak if this raises */
-  if (verb == CREATE)
-    st = lxshm__create(cls->kind, name, size, o.params, o.mode, &obj, &err);
-  else if (verb == OPEN)
-    st = lxshm__open(cls->kind, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
-  else
-    st = lxshm__attach(cls->kind, name, size, o.params, o.mode, o.flags, &obj, NULL, &err);
-  if (st == LXSHM__INTERRUPTED)
-    return lua_error(L);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, name, st, &err);
-  h->obj = obj;
-  h->size = obj->capacity;
-  strcpy(h->name, obj->name);
-  return 1;
-}
-
-static int mod_create(lua_State *L) {
-  return construct(L, CREATE);
-}
-
-/* lxshm.open_any(name [, opts]) -> handle of whatever kind NAME is | nil, msg, code */
-static int mod_open_any(lua_State *L) {
-  const char *name = lxshm__check_name_arg(L, 1);
   lxshm__interrupt intr;
   lxshm__object *obj = NULL;
   lxshm__handle *h;
@@ -382,14 +340,30 @@ static int mod_open_any(lua_State *L) {
 
   if (name == NULL)
     return 3;
-  o = lxshm__check_options(L, 2, LXSHM__OPT_OPEN, NULL);
-  h = new_handle(L, classes[0]); /* the class is set once the kind is known */
-  st = lxshm__open(NULL, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
+  if (verb != OPEN)
+    size = lxshm__check_size(L, 2);
+  o = lxshm__check_options(L, verb == OPEN ? 2 : 3,
+                           verb == CREATE ? LXSHM__OPT_MODE
+                           : verb == OPEN ? LXSHM__OPT_OPEN
+                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
+                           cls != NULL ? cls->option : NULL);
+  if (verb != OPEN && size == 0)
+    return lxshm__size_failure(L, name);
+  /* Before the core call: nothing to leak if this raises. open_any sets the class once the kind
+   * is known. */
+  h = new_handle(L, cls != NULL ? cls : classes[0]);
+  if (verb == CREATE)
+    st = lxshm__create(cls->kind, name, size, o.params, o.mode, &obj, &err);
+  else if (verb == OPEN)
+    st = lxshm__open(cls != NULL ? cls->kind : NULL, name, o.flags, lxshm__interrupt_for(L, &intr),
+                     &obj, &err);
+  else
+    st = lxshm__attach(cls->kind, name, size, o.params, o.mode, o.flags, &obj, NULL, &err);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, name, st, &err);
-  for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
+  for (i = 0; cls == NULL && i < sizeof classes / sizeof classes[0]; i++)
     if (classes[i]->kind == obj->kind) {
       h->cls = classes[i];
       luaL_setmetatable(L, h->cls->mt);
@@ -398,6 +372,25 @@ static int mod_open_any(lua_State *L) {
   h->size = obj->capacity;
   strcpy(h->name, obj->name);
   return 1;
+}
+
+/* The class a constructor makes (its upvalue 2). */
+#define class_of(L) ((const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2)))
+
+static int mod_create(lua_State *L) {
+  return construct(L, CREATE, class_of(L));
+}
+
+static int mod_open(lua_State *L) {
+  return construct(L, OPEN, class_of(L));
+}
+
+static int mod_attach(lua_State *L) {
+  return construct(L, ATTACH, class_of(L));
+}
+
+static int mod_open_any(lua_State *L) {
+  return construct(L, OPEN, NULL);
 }
 
 static void list_one(const char *name, void *ud) {
@@ -425,14 +418,6 @@ static int mod_list(lua_State *L) {
     lua_pop(L, 2);
   }
   return 1;
-}
-
-static int mod_open(lua_State *L) {
-  return construct(L, OPEN);
-}
-
-static int mod_attach(lua_State *L) {
-  return construct(L, ATTACH);
 }
 
 /* lxshm.remove(name) -> true | nil, msg, code: any kind of object. */

@@ -93,11 +93,8 @@ static int queue_push_many(lua_State *L) {
   double timeout;
   lxshm_error err;
 
-  luaL_checktype(L, 2, LUA_TTABLE);
-  timeout = lxshm__opt_timeout(L, 3);
-  lua_settop(L, 3);
+  n = lxshm__check_list_args(L, &timeout);
   luaL_checkstack(L, 8, NULL);
-  n = lxshm__list_length(L, 2);
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;

@@ -155,15 +155,18 @@ uint64_t lxshm__check_version(lua_State *L, int arg) {
   return (uint64_t)v;
 }
 
-lua_Integer lxshm__list_length(lua_State *L, int arg) {
-  if (lua_getmetatable(L, arg)) {
+lua_Integer lxshm__check_list_args(lua_State *L, double *timeout) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  *timeout = lxshm__opt_timeout(L, 3);
+  lua_settop(L, 3);
+  if (lua_getmetatable(L, 2)) {
     lua_getfield(L, -1, "__len");
     lua_getfield(L, -2, "__index");
-    luaL_argcheck(L, lua_isnil(L, -1) && lua_isnil(L, -2), arg,
+    luaL_argcheck(L, lua_isnil(L, -1) && lua_isnil(L, -2), 2,
                   "a list with __len or __index: pass a plain table");
-    lua_pop(L, 3);
+    lua_settop(L, 3);
   }
-  return (lua_Integer)lua_rawlen(L, arg);
+  return (lua_Integer)lua_rawlen(L, 2);
 }
 
 static int noop(lua_State *L) {

@@ -148,10 +148,11 @@ double lxshm__opt_ttl(lua_State *L, int arg);
 /* A version argument: a whole number >= 0 (raises otherwise). */
 uint64_t lxshm__check_version(lua_State *L, int arg);
 
-/* The length of the table at arg (checked a table already), read raw as push_many and
- * publish_many read lists. Raises if its metatable has __len or __index: a proxy would store
- * what its metamethods do not say. */
-lua_Integer lxshm__list_length(lua_State *L, int arg);
+/* The arguments (list [, timeout]) of push_many and publish_many, at 2 and 3: returns the
+ * list's length, read raw as the values will be, and *timeout (lxshm__opt_timeout); the stack
+ * is cut to 3. Raises for a list that is not a table, or whose metatable has __len or __index:
+ * a proxy would store what its metamethods do not say. */
+lua_Integer lxshm__check_list_args(lua_State *L, double *timeout);
 
 /* Between the sleeps of a long wait: calls a C function, so that a pending hook runs (lua.c
  * turns Ctrl-C into a hook that raises "interrupted!"). Returns 1 with the hook's error on the

@@ -203,10 +203,7 @@ static int queue_push_many(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
 
-  luaL_checktype(L, 2, LUA_TTABLE);
-  timeout = lxshm__opt_timeout(L, 3);
-  lua_settop(L, 3);
-  n = lxshm__list_length(L, 2);
+  n = lxshm__check_list_args(L, &timeout);
   if (n == 0) {
     lua_pushboolean(L, 1);
     return 1;

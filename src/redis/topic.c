@@ -186,14 +186,13 @@ static int topic_publish_many(lua_State *L) {
   rx_handle *h = check(L);
   redisReply **box;
   lua_Integer n, item;
+  double timeout; /* checked as locally; a publish waits for nobody */
   rx_cmd cmd;
   lxshm_error err;
   lxshm_status st;
 
-  luaL_checktype(L, 2, LUA_TTABLE);
-  (void)lxshm__opt_timeout(L, 3);
-  lua_settop(L, 3);
-  n = lxshm__list_length(L, 2);
+  n = lxshm__check_list_args(L, &timeout);
+  (void)timeout;
   if (n == 0) { /* publishes nothing: the last sequence number */
     long long f[3];
     if ((st = info(h, f, &err)) != LXSHM_OK)
