@@ -554,12 +554,17 @@ static int dict_free_space(lua_State *L) {
   return 1;
 }
 
-/* d:flush_all() -> true */
-static int dict_flush_all(lua_State *L) {
+/* d:flush_all(), d:check(): op on the whole dictionary -> true | nil, msg, code */
+static int whole(lua_State *L, lxshm_status (*op)(lxshm_dict *d, lxshm_error *err)) {
   lxshm__handle *h = check(L);
   lxshm_error err;
   check_not_updating(L, h);
-  return result(L, h, lxshm_dict_flush_all(dict_of(h), &err), &err);
+  return result(L, h, op(dict_of(h), &err), &err);
+}
+
+/* d:flush_all() -> true */
+static int dict_flush_all(lua_State *L) {
+  return whole(L, lxshm_dict_flush_all);
 }
 
 /* d:flush_expired([max]) -> the number of expired keys reclaimed */
@@ -580,10 +585,7 @@ static int dict_flush_expired(lua_State *L) {
 
 /* d:check() -> true | nil, msg, CORRUPT */
 static int dict_check(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm_error err;
-  check_not_updating(L, h);
-  return result(L, h, lxshm_dict_check(dict_of(h), &err), &err);
+  return whole(L, lxshm_dict_check);
 }
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
