@@ -242,6 +242,17 @@ lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, s
   return st;
 }
 
+int rx_push_figures(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err,
+                    const lxshm__stat_field *fields, int n, int which) {
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, h->name, st, err);
+  if (which >= 0)
+    lua_pushinteger(L, (lua_Integer)fields[which].value);
+  else
+    lxshm__push_stat(L, h->name, fields, n);
+  return 1;
+}
+
 lxshm_status rx_client_id(rx_handle *h, long long *id, lxshm_error *err) {
   if (h->conn.c == NULL || h->conn.id == 0) {
     rx_cmd cmd;

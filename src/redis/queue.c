@@ -344,46 +344,35 @@ static lxshm_status figures(rx_handle *h, long long f[4], lxshm_error *err) {
   return rx_figures(h, &stat_script, &cmd, f, 4, err);
 }
 
+/* q:used(), q:count() (the field `which`) and q:stat() (which < 0), from one run of the stat
+ * script: { name, size, used, count, pop_waiters, push_waiters }. */
 static int figure(lua_State *L, int which) {
   rx_handle *h = check(L);
-  long long f[4];
+  long long f[4] = {0, 0, 0, 0};
   lxshm_error err;
   lxshm_status st = figures(h, f, &err);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  lua_pushinteger(L, (lua_Integer)f[which]);
-  return 1;
+  const lxshm__stat_field fields[] = {{"size", h->size},
+                                      {"used", (uint64_t)f[0]},
+                                      {"count", (uint64_t)f[1]},
+                                      {"pop_waiters", (uint64_t)f[2]},
+                                      {"push_waiters", (uint64_t)f[3]}};
+  return rx_push_figures(L, h, st, &err, fields, 5, which);
 }
 
 static int queue_count(lua_State *L) {
-  return figure(L, 1);
+  return figure(L, 2);
 }
 
 static int queue_used(lua_State *L) {
-  return figure(L, 0);
+  return figure(L, 1);
+}
+
+static int queue_stat(lua_State *L) {
+  return figure(L, -1);
 }
 
 static int queue_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check(L)->size);
-  return 1;
-}
-
-/* q:stat() -> { name, size, used, count, pop_waiters, push_waiters } */
-static int queue_stat(lua_State *L) {
-  rx_handle *h = check(L);
-  long long f[4];
-  lxshm_error err;
-  lxshm_status st = figures(h, f, &err);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  {
-    const lxshm__stat_field fields[] = {{"size", h->size},
-                                        {"used", (uint64_t)f[0]},
-                                        {"count", (uint64_t)f[1]},
-                                        {"pop_waiters", (uint64_t)f[2]},
-                                        {"push_waiters", (uint64_t)f[3]}};
-    lxshm__push_stat(L, h->name, fields, 5);
-  }
   return 1;
 }
 

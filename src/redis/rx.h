@@ -211,6 +211,12 @@ lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, l
 lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
                         lxshm_error *err);
 
+/* What a kind's figure methods return, its figures read with status st: fields[which].value
+ * (1 result), or (which < 0) the stat() table of all n of them; nil, "NAME: cause", code (3) when
+ * st is a failure. */
+int rx_push_figures(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err,
+                    const lxshm__stat_field *fields, int n, int which);
+
 /* A reply box: a userdata on the stack top owning one reply (freed by its __gc), so that a
  * raise while the reply's bytes are decoded strands no C memory. rx_box_new pushes an empty
  * box; rx_box_set puts r in it; rx_box_free frees the reply now. */

@@ -230,38 +230,32 @@ static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err) {
   return rx_figures(h, &info_script, &cmd, f, 3, err);
 }
 
-static int topic_last(lua_State *L) {
+/* t:last() (the field `which`) and t:stat() (which < 0), from one run of the info script:
+ * { name, size, last, oldest, subscribers, waiters }. */
+static int figure(lua_State *L, int which) {
   rx_handle *h = check(L);
-  long long f[3];
+  long long f[3] = {0, 0, 0};
   lxshm_error err;
   lxshm_status st = info(h, f, &err);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  lua_pushinteger(L, (lua_Integer)f[0]);
-  return 1;
+  const lxshm__stat_field fields[] = {
+      {"size", h->size},
+      {"last", (uint64_t)f[0]},
+      {"oldest", (uint64_t)f[1]},
+      {"subscribers", (uint64_t)f[2]},
+      {"waiters", which < 0 && st == LXSHM_OK ? rx_blocked_clients(h) : 0}};
+  return rx_push_figures(L, h, st, &err, fields, 5, which);
+}
+
+static int topic_last(lua_State *L) {
+  return figure(L, 1);
+}
+
+static int topic_stat(lua_State *L) {
+  return figure(L, -1);
 }
 
 static int topic_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check(L)->size);
-  return 1;
-}
-
-/* t:stat() -> { name, size, last, oldest, subscribers, waiters } */
-static int topic_stat(lua_State *L) {
-  rx_handle *h = check(L);
-  long long f[3];
-  lxshm_error err;
-  lxshm_status st = info(h, f, &err);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  {
-    const lxshm__stat_field fields[] = {{"size", h->size},
-                                        {"last", (uint64_t)f[0]},
-                                        {"oldest", (uint64_t)f[1]},
-                                        {"subscribers", (uint64_t)f[2]},
-                                        {"waiters", rx_blocked_clients(h)}};
-    lxshm__push_stat(L, h->name, fields, 5);
-  }
   return 1;
 }
 
@@ -290,6 +284,30 @@ typedef struct sub_handle {
  * lives, the process (for messages), the subscription. */
 static void holder_of(sub_handle *s, long long id, char *buf, size_t n) {
   snprintf(buf, n, "%lld:%ld:%s", id, (long)getpid(), s->token);
+}
+
+/* Starts cmd as a call of sc, a script about the named subscription `name`: KEYS meta, the
+ * stream (with_stream: subscribe, named next), positions, holders; ARGV inc, name, then what
+ * the caller adds. */
+static void name_args(rx_cmd *cmd, rx_script *sc, rx_handle *h, int with_stream, const char *name,
+                      size_t len) {
+  rx_script_cmd(cmd, sc, with_stream ? 4 : 3);
+  rx_arg_str(cmd, h->meta);
+  if (with_stream)
+    rx_arg_key(cmd, h, "x");
+  rx_arg_key(cmd, h, "p");
+  rx_arg_key(cmd, h, "h");
+  rx_arg_str(cmd, h->inc);
+  rx_arg(cmd, name, len);
+}
+
+/* The holder field of s now: its connection's client id (connecting if needed), pid, token. */
+static lxshm_status holder_now(sub_handle *s, char me[64], lxshm_error *err) {
+  long long id = 0;
+  lxshm_status st = rx_client_id(s->topic, &id, err);
+  if (st == LXSHM_OK)
+    holder_of(s, id, me, 64);
+  return st;
 }
 
 /* The pid in a holder field, for messages. */
@@ -379,19 +397,11 @@ static int topic_subscribe(lua_State *L) {
   rx_unique(s->token);
   {
     char me[64], force[128] = "";
-    long long id = 0;
     int tries;
-    if ((st = rx_client_id(h, &id, &err)) != LXSHM_OK)
+    if ((st = holder_now(s, me, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
-    holder_of(s, id, me, sizeof me);
     for (tries = 0; tries < 3; tries++) {
-      rx_script_cmd(&cmd, &subscribe_script, 4);
-      rx_arg_str(&cmd, h->meta);
-      rx_arg_key(&cmd, h, "x");
-      rx_arg_key(&cmd, h, "p");
-      rx_arg_key(&cmd, h, "h");
-      rx_arg_str(&cmd, h->inc);
-      rx_arg(&cmd, s->name, s->namelen);
+      name_args(&cmd, &subscribe_script, h, 1, s->name, s->namelen);
       rx_arg_str(&cmd, me);
       rx_arg_str(&cmd, from);
       rx_arg_str(&cmd, force);
@@ -441,12 +451,7 @@ static int topic_unsubscribe(lua_State *L) {
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   for (tries = 0; tries < 3; tries++) {
-    rx_script_cmd(&cmd, &name_script, 3);
-    rx_arg_str(&cmd, h->meta);
-    rx_arg_key(&cmd, h, "p");
-    rx_arg_key(&cmd, h, "h");
-    rx_arg_str(&cmd, h->inc);
-    rx_arg(&cmd, name, len);
+    name_args(&cmd, &name_script, h, 0, name, len);
     rx_arg_str(&cmd, "forget");
     rx_arg_str(&cmd, force);
     if ((st = rx_run(h, &name_script, &cmd, box, &code, &err)) != LXSHM_OK)
@@ -502,12 +507,7 @@ static int sub_close(lua_State *L) {
     lxshm_error err;
     char me[64];
     holder_of(s, 0, me, sizeof me);
-    rx_script_cmd(&cmd, &name_script, 3);
-    rx_arg_str(&cmd, h->meta);
-    rx_arg_key(&cmd, h, "p");
-    rx_arg_key(&cmd, h, "h");
-    rx_arg_str(&cmd, h->inc);
-    rx_arg(&cmd, s->name, s->namelen);
+    name_args(&cmd, &name_script, h, 0, s->name, s->namelen);
     rx_arg_str(&cmd, "release");
     rx_arg_str(&cmd, me);
     if (rx_h_eval(h, &name_script, &cmd, &r, &err) == LXSHM_OK)
@@ -555,17 +555,9 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
     slice = rx_slice(left);
     if (s->named) {
       char me[64];
-      long long id = 0;
-      if ((st = rx_client_id(h, &id, err)) != LXSHM_OK)
+      if ((st = holder_now(s, me, err)) != LXSHM_OK)
         return st;
-      holder_of(s, id, me, sizeof me);
-      rx_script_cmd(&cmd, &named_next_script, 4);
-      rx_arg_str(&cmd, h->meta);
-      rx_arg_key(&cmd, h, "x");
-      rx_arg_key(&cmd, h, "p");
-      rx_arg_key(&cmd, h, "h");
-      rx_arg_str(&cmd, h->inc);
-      rx_arg(&cmd, s->name, s->namelen);
+      name_args(&cmd, &named_next_script, h, 1, s->name, s->namelen);
       rx_arg_str(&cmd, me);
       rx_arg_int(&cmd, (long long)max);
       if ((st = rx_run(h, &named_next_script, &cmd, box, &code, err)) != LXSHM_OK)
