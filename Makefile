@@ -204,10 +204,19 @@ demo:
 	@echo
 	$(LUAENV) $(LUA) examples/job_queue/run.lua
 
+# Every script runs on $(LUA), then on LuaJIT (lxshm and bench.clock built for it in
+# build/luajit/) for the LuaJIT columns; BENCH_LUAJIT= (empty) leaves LuaJIT out.
+BENCH_LUAJIT ?= $(if $(filter luajit,$(LUA_PKG)),,luajit)
+
 bench:
 	$(call deps,bench)
+	$(if $(BENCH_LUAJIT),@LXSHM_LUA_PKG=luajit sh scripts/ensure-deps.sh bench)
 	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
-	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' $(LUA) bench/run.lua
+	$(if $(BENCH_LUAJIT),@$(MAKE) --no-print-directory LUA=luajit build/luajit/lxshm/core.so \
+	  build/luajit/bench/clock.so)
+	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' \
+	  LXSHM_BENCH_LUAJIT='$(BENCH_LUAJIT)' LXSHM_BENCH_LUAJIT_CPATH='build/luajit/?.so;;' \
+	  $(LUA) bench/run.lua
 
 # The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
 # go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.
