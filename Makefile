@@ -58,7 +58,7 @@ export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
 LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz fuzz-object lint format format-check install \
+.PHONY: all test ctest specs module test-runtimes asan valgrind demo bench fuzz fuzz-object lint format format-check install \
   install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
 all: $(MODULE) $(LIB)
@@ -68,6 +68,9 @@ help:
 	@echo "make demo       two processes exchanging tables through a segment"
 	@echo "make test       C tests of the core and the C example, then the busted suite"
 	@echo "                (installs the Debian packages that are missing)"
+	@echo "make test LUA=lua5.1   the same on another runtime: lua5.1 lua5.2 lua5.3 lua5.4 luajit"
+	@echo "make specs LUA=luajit  the busted suite alone (the C tests do not depend on the runtime)"
+	@echo "make test-runtimes     processes on all five runtimes exchange values"
 	@echo "make asan       the whole suite against an ASan+UBSan build"
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
@@ -179,6 +182,18 @@ ctest: $(CTEST) $(EXAMPLE)
 
 specs: $(MODULE) $(TESTPROC)
 	$(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
+
+module: $(MODULE)
+
+# Processes on every runtime exchange values (spec/runtimes_spec.lua): each runtime's module is
+# built first, and a runtime that cannot run is a failure here.
+RUNTIMES = lua5.1 lua5.2 lua5.3 lua5.4 luajit
+
+test-runtimes:
+	@for rt in $(RUNTIMES); do LXSHM_LUA_PKG=$$rt sh scripts/ensure-deps.sh test || exit 1; done
+	@for rt in $(RUNTIMES); do $(MAKE) --no-print-directory LUA=$$rt module || exit 1; done
+	@$(MAKE) --no-print-directory $(TESTPROC)
+	LXSHM_TEST_RUNTIMES=all $(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so' spec/runtimes_spec.lua
 
 test:
 	$(call deps,test)
