@@ -8,7 +8,16 @@
 # luajit. Each gets its headers from pkg-config and a build directory of its own (a module built
 # for one does not load in another); lua5.4's is build/ itself (build/lxshm/core.so).
 LUA        ?= lua5.4
-LUA_PKG     = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+LUA_NAME    = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+# Headers a packager gives decide the runtime when their directory names one: luarocks builds
+# for LuaJIT with LUA=/usr/bin/lua5.1 and LuaJIT's headers, and that build must not land in (or
+# be taken from) lua5.1's directory.
+ifneq ($(filter command line environment,$(origin LUA_INCDIR)),)
+LUA_PKG     = $(or $(if $(findstring luajit,$(LUA_INCDIR)),luajit),$(filter lua5.1 lua5.2 lua5.3 \
+                lua5.4,$(subst /, ,$(LUA_INCDIR))),$(LUA_NAME))
+else
+LUA_PKG     = $(LUA_NAME)
+endif
 LUA_VERSION = $(if $(filter luajit,$(LUA_PKG)),5.1,$(patsubst lua%,%,$(LUA_PKG)))
 LUA_INCDIR ?= $(or $(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags $(LUA_PKG) \
                 2>/dev/null))),/usr/include/$(LUA_PKG))
@@ -159,7 +168,7 @@ check-headers:
 
 # Installs (or asks for) the Debian packages a target needs, for the runtime chosen:
 # $(call deps,test).
-LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
+LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit2-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
 deps = @LXSHM_LUA_PKG=$(LUA_PKG) sh scripts/ensure-deps.sh $(1)
 
 # The C example: `exchange wait` in the background, `exchange send` once it says it is ready;
