@@ -420,6 +420,64 @@ static int mod_create(lua_State *L) {
   return construct(L, CREATE);
 }
 
+/* lxshm.open_any(name [, opts]) -> handle of whatever kind NAME is | nil, msg, code */
+static int mod_open_any(lua_State *L) {
+  const char *name = check_name(L, 1);
+  lxshm__interrupt intr;
+  lxshm__object *obj = NULL;
+  lxshm__handle *h;
+  lxshm_status st;
+  lxshm_error err;
+  options o;
+  size_t i;
+
+  if (name == NULL)
+    return 3;
+  o = check_options(L, 2, OPT_OPEN);
+  h = new_handle(L, classes[0]); /* the class is set once the kind is known */
+  st = lxshm__open(NULL, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
+  if (st == LXSHM__INTERRUPTED)
+    return lua_error(L);
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, name, st, &err);
+  for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
+    if (classes[i]->kind == obj->kind) {
+      h->cls = classes[i];
+      luaL_setmetatable(L, h->cls->mt);
+    }
+  h->obj = obj;
+  h->size = obj->capacity;
+  strcpy(h->name, obj->name);
+  return 1;
+}
+
+static void list_one(const char *name, void *ud) {
+  lua_State *L = (lua_State *)ud;
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* lxshm.list() -> { name, ... } of every lxshm object of this machine, sorted | nil, msg, code */
+static int mod_list(lua_State *L) {
+  lxshm_error err;
+  lxshm_status st;
+  lua_newtable(L);
+  st = lxshm__list(list_one, L, &err);
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, "list", st, &err);
+  lua_getglobal(L, "table"); /* sorted, as a person reading them expects */
+  lua_getfield(L, -1, "sort");
+  if (lua_isfunction(L, -1)) {
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+  }
+  else {
+    lua_pop(L, 2);
+  }
+  return 1;
+}
+
 static int mod_open(lua_State *L) {
   return construct(L, OPEN);
 }
@@ -494,6 +552,8 @@ static int mod_decode(lua_State *L) {
 /* ---- registration -------------------------------------------------------------------------- */
 
 static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
+                                     {"open_any", mod_open_any},
+                                     {"list", mod_list},
                                      {"strerror", mod_strerror},
                                      {"encode", mod_encode},
                                      {"decode", mod_decode},

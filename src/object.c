@@ -65,11 +65,21 @@ static const lxshm__kind *kind_by_id(uint32_t id) {
 
 /* ---- creating ------------------------------------------------------------------------------ */
 
+/* Room for a handle of any kind: what lxshm__open must allocate before it knows the kind. */
+static size_t any_handle_size(void) {
+  size_t i, n = 0;
+  for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+    if (kinds[i]->handle_size > n)
+      n = kinds[i]->handle_size;
+  return n;
+}
+
+/* A new handle for `kind`, or for any kind when NULL. */
 static lxshm_status new_handle(const lxshm__kind *kind, const char *name, lxshm__object **out,
                                lxshm_error *err) {
   if (lxshm_check_name(name) != LXSHM_OK)
     return bad_name(err);
-  if ((*out = calloc(1, kind->handle_size)) == NULL)
+  if ((*out = calloc(1, kind != NULL ? kind->handle_size : any_handle_size())) == NULL)
     return lxshm__fail(err, LXSHM_SYSTEM, "out of memory");
   (*out)->kind = kind;
   strcpy((*out)->name, name); /* checked: at most LXSHM_NAME_MAX bytes */
@@ -145,9 +155,10 @@ lxshm_status lxshm__create(const lxshm__kind *kind, const char *name, uint64_t c
 
 /* ---- opening ------------------------------------------------------------------------------- */
 
-/* Checks a published header against the mapping it sits in and the kind asked for. Everything
- * a later access relies on (the capacity, where the data lies) is checked here, once. */
-static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm__kind *want,
+/* Checks a published header against the mapping it sits in and the kind asked for (any, when
+ * *want is NULL: then *want becomes the header's). Everything a later access relies on (the
+ * capacity, where the data lies) is checked here, once. */
+static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm__kind **want,
                              lxshm_error *err) {
   const lxshm__kind *kind;
   lxshm__header plan;
@@ -157,8 +168,10 @@ static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm_
                        h->layout, LXSHM__LAYOUT_VERSION);
   if ((kind = kind_by_id(h->kind)) == NULL)
     return lxshm__fail(err, LXSHM_INVALID, "made by a newer lxshm (an object of kind %u)", h->kind);
-  if (kind != want)
-    return lxshm__fail(err, LXSHM_INVALID, "is a %s, not a %s (use %s)", kind->name, want->name,
+  if (*want == NULL)
+    *want = kind;
+  if (kind != *want)
+    return lxshm__fail(err, LXSHM_INVALID, "is a %s, not a %s (use %s)", kind->name, (*want)->name,
                        kind->opener);
   if (h->codec != LXSHM__CODEC_VERSION)
     return lxshm__fail(err, LXSHM_INVALID, "values in format %u, this build reads %u", h->codec,
@@ -176,6 +189,11 @@ static lxshm_status validate(const lxshm__header *h, size_t mapped, const lxshm_
   return LXSHM_OK;
 }
 
+/* What an object opened as o would be: its kind's name, or "object" when any kind will do. */
+static const char *kind_word(const lxshm__object *o) {
+  return o->kind != NULL ? o->kind->name : "object";
+}
+
 /* Looks at a mapping just made. OK: a published, valid header. TIMEOUT: no header yet (a creator
  * at work). Otherwise the failure. */
 static lxshm_status examine(lxshm__object *o, lxshm_error *err) {
@@ -185,14 +203,14 @@ static lxshm_status examine(lxshm__object *o, lxshm_error *err) {
   if (o->map.base == NULL)
     return LXSHM_TIMEOUT; /* not yet sized, or not yet wholly backed */
   if (o->map.size < sizeof(lxshm__header))
-    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s (%zu bytes)", o->kind->name,
+    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s (%zu bytes)", kind_word(o),
                        o->map.size);
   magic = atomic_load_explicit(&h->magic, memory_order_acquire);
   if (magic == 0)
     return LXSHM_TIMEOUT;
   if (magic != LXSHM__MAGIC)
-    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s", o->kind->name);
-  return validate(h, o->map.size, o->kind, err);
+    return lxshm__fail(err, LXSHM_INVALID, "not an lxshm %s", kind_word(o));
+  return validate(h, o->map.size, &o->kind, err);
 }
 
 lxshm_status lxshm__open(const lxshm__kind *kind, const char *name, unsigned flags,
@@ -273,6 +291,10 @@ lxshm_status lxshm__remove(const char *name, lxshm_error *err) {
     return bad_name(err);
   st = lxshm__map_unlink(name, err);
   return st == LXSHM_NOT_FOUND ? lxshm__fail(err, st, "does not exist") : st;
+}
+
+lxshm_status lxshm__list(lxshm__name_fn each, void *ud, lxshm_error *err) {
+  return lxshm__map_list(each, ud, err);
 }
 
 void lxshm__close(lxshm__object *o) {

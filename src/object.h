@@ -55,7 +55,8 @@ lxshm_status lxshm__create(const lxshm__kind *kind, const char *name, uint64_t c
                            lxshm_error *err);
 
 /* Opens the named object, waiting a bounded time (well under a second) for a creator still at
- * work, and validates its header. `flags`: LXSHM_READONLY, LXSHM_TRUST (lxshm.h). Fails with
+ * work, and validates its header. With kind NULL, an object of any kind this build knows is
+ * opened, and (*out)->kind says which. `flags`: LXSHM_READONLY, LXSHM_TRUST (lxshm.h). Fails with
  * INVALID (name, not lxshm's, another kind, another layout or value format, a newer lxshm's
  * kind), NOT_FOUND, CORRUPT, PERMISSION (the OS refused, or another user owns it and `flags`
  * does not say LXSHM_TRUST), SYSTEM, or LXSHM__INTERRUPTED (only with intr). */
@@ -72,6 +73,10 @@ lxshm_status lxshm__attach(const lxshm__kind *kind, const char *name, uint64_t c
 /* Removes the name, whatever kind of object it holds. Fails with INVALID, NOT_FOUND, PERMISSION
  * or SYSTEM. */
 lxshm_status lxshm__remove(const char *name, lxshm_error *err);
+
+/* Calls each(name, ud) for every lxshm object of this machine, whatever its state. Fails with
+ * UNSUPPORTED where the system cannot list them, or SYSTEM. */
+lxshm_status lxshm__list(lxshm__name_fn each, void *ud, lxshm_error *err);
 
 /* Unmaps and frees the handle. NULL is ignored. */
 void lxshm__close(lxshm__object *o);

@@ -57,6 +57,12 @@ void lxshm__map_close(lxshm__mapping *m);
  * SYSTEM. */
 lxshm_status lxshm__map_unlink(const char *name, lxshm_error *err);
 
+/* Calls each(name, ud) for every object under lxshm's prefix whose name is valid, in no
+ * particular order. Fails with UNSUPPORTED where the OS cannot list its named objects (Windows),
+ * or SYSTEM. */
+typedef void (*lxshm__name_fn)(const char *name, void *ud);
+lxshm_status lxshm__map_list(lxshm__name_fn each, void *ud, lxshm_error *err);
+
 /* ---- the inter-process lock, whose state lives in `lock` (LXSHM__LOCK_BYTES in the header) */
 
 /* Initializes a fresh lock (creator only, before the header is published). */

@@ -4,6 +4,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -286,6 +287,29 @@ lxshm_status lxshm__map_unlink(const char *name, lxshm_error *err) {
     return os_fail(err, errno_status(e, LXSHM_SYSTEM), "shm_unlink", e);
   }
   return LXSHM_OK;
+}
+
+lxshm_status lxshm__map_list(lxshm__name_fn each, void *ud, lxshm_error *err) {
+  static const char prefix[] = "lxshm.";
+  DIR *dir = opendir(SHM_DIR);
+  struct dirent *entry;
+  int e;
+
+  if (dir == NULL) {
+    e = errno;
+    return os_fail(err, errno_status(e, LXSHM_SYSTEM), "opendir " SHM_DIR, e);
+  }
+  errno = 0;
+  while ((entry = readdir(dir)) != NULL) {
+    const char *name = entry->d_name + sizeof prefix - 1;
+    if (strncmp(entry->d_name, prefix, sizeof prefix - 1) == 0 &&
+        lxshm_check_name(name) == LXSHM_OK)
+      each(name, ud);
+    errno = 0;
+  }
+  e = errno;
+  closedir(dir);
+  return e == 0 ? LXSHM_OK : os_fail(err, LXSHM_SYSTEM, "readdir " SHM_DIR, e);
 }
 
 /* ---- the lock: a robust, process-shared, error-checking pthread mutex --------------------- */

@@ -628,6 +628,13 @@ lxshm_status lxshm__map_unlink(const char *name, lxshm_error *err) {
   return st;
 }
 
+lxshm_status lxshm__map_list(lxshm__name_fn each, void *ud, lxshm_error *err) {
+  (void)each;
+  (void)ud;
+  return lxshm__fail(err, LXSHM_UNSUPPORTED,
+                     "Windows cannot list named objects; open them by name");
+}
+
 /* ---- the lock: a named mutex per lock, with its holder recorded in the header ---------------- */
 
 /* The mutex of the lock at `lock`, opened (or made) on first use and cached in the handle. */
