@@ -12,5 +12,9 @@ files["spec/"] = {
 -- Lua 5.4 only: the `<close>` parts of the specs, and the Windows smoke test (a Windows Lua 5.4).
 files["spec/helpers/close54.lua"] = { std = "lua54" }
 files["spec/win_smoke.lua"] = { std = "lua54" }
+-- Lua 5.4 only: the dictionary and topic benchmarks, which measure LuaJIT in processes of their
+-- own where they need it (make bench runs them on 5.4 alone).
+files["bench/dict_bench.lua"] = { std = "lua54" }
+files["bench/topic_bench.lua"] = { std = "lua54" }
 -- bench/corpus.lua is a byte-identical copy of the shared benchmark corpus: never edited here.
 exclude_files = { "build/", ".luarocks/", "lua_modules/", "bench/corpus.lua" }

@@ -19,7 +19,7 @@ if LUAJIT == "" then
 end
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
-  "queue_bench" }
+  "queue_bench", "dict_bench", "topic_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
@@ -50,12 +50,16 @@ print(("# LXSHM_BENCH_REPS=%d LXSHM_BENCH_TIME=%g; figures are medians, ratios p
   :format(lib.REPS, lib.BATCH))
 
 -- The runtimes each script runs on; figures of the second are stored as "luajit.<name>".
+-- dict_bench and topic_bench measure LuaJIT themselves where they need it.
+local LUAJIT_SCRIPTS = { segment_bench = true, codec_bench = true, values_bench = true,
+  pingpong_bench = true, queue_bench = true }
 local runtimes = { { label = lib.RUNTIME, prefix = "", command = lib.quote(lib.LUA) } }
 if LUAJIT then
   local version = first_line(lib.quote(LUAJIT) .. " -e 'print(jit.version)'")
   runtimes[2] = { label = version, prefix = "luajit.", command = "LUA_CPATH="
-    .. lib.quote(LUAJIT_CPATH) .. " " .. lib.quote(LUAJIT) }
-  print("# each script runs on " .. lib.RUNTIME .. ", then on " .. version)
+    .. lib.quote(LUAJIT_CPATH) .. " " .. lib.quote(LUAJIT), only = LUAJIT_SCRIPTS }
+  print("# segment, codec, values, ping-pong and queue scripts run on " .. lib.RUNTIME
+    .. ", then on " .. version)
 else
   print("# no LuaJIT columns: LXSHM_BENCH_LUAJIT is not set (make bench sets it)")
 end
@@ -66,29 +70,31 @@ local failed = {}
 for _, name in ipairs(scripts) do
   local path = "bench/" .. name:gsub("%.lua$", "") .. ".lua"
   for _, rt in ipairs(runtimes) do
-    print()
-    print("## " .. path .. " on " .. rt.label)
-    io.stdout:flush()
-    local t0 = clock.now()
-    local child = assert(io.popen(rt.command .. " " .. lib.quote(path) .. " 2>&1", "r"))
-    for line in child:lines() do
-      print(line)
+    if not rt.only or rt.only[path:match("([%w_]+)%.lua$")] then
+      print()
+      print("## " .. path .. " on " .. rt.label)
       io.stdout:flush()
-      local fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) ([^#]-)%s*#")
-      if not fname then
-        fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) (.-)%s*$")
+      local t0 = clock.now()
+      local child = assert(io.popen(rt.command .. " " .. lib.quote(path) .. " 2>&1", "r"))
+      for line in child:lines() do
+        print(line)
+        io.stdout:flush()
+        local fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) ([^#]-)%s*#")
+        if not fname then
+          fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) (.-)%s*$")
+        end
+        if fname then
+          figures[rt.prefix .. fname] = { value = tonumber(value), unit = unit }
+        end
       end
-      if fname then
-        figures[rt.prefix .. fname] = { value = tonumber(value), unit = unit }
+      local ok = child:close()
+      if not ok then
+        failed[#failed + 1] = path .. " on " .. rt.label
+        print("# " .. path .. " on " .. rt.label .. " FAILED")
       end
+      print(("# %s on %s took %.1f s; load average now %s"):format(path, rt.label,
+        clock.now() - t0, loadavg()))
     end
-    local ok = child:close()
-    if not ok then
-      failed[#failed + 1] = path .. " on " .. rt.label
-      print("# " .. path .. " on " .. rt.label .. " FAILED")
-    end
-    print(("# %s on %s took %.1f s; load average now %s"):format(path, rt.label,
-      clock.now() - t0, loadavg()))
   end
 end
 print()
@@ -121,13 +127,19 @@ local function ratio(name, meaning)
   end
 end
 
-local function blank()
-  return ""
+-- A cell given as text (or nil: empty) is the same on every runtime.
+local function cellf(x)
+  if type(x) == "function" then
+    return x
+  end
+  return function()
+    return x or ""
+  end
 end
 
 local rows = {}
 local function row(label, lx, alt_label, alt, r)
-  lx, alt, r = lx or blank, alt or blank, r or blank
+  lx, alt, r = cellf(lx), cellf(alt), cellf(r)
   local cells = { label, lx(""), alt_label .. (alt("") ~= "" and (" " .. alt("")) or ""), r("") }
   if LUAJIT then
     cells[#cells + 1] = lx("luajit.")
@@ -202,6 +214,60 @@ row("64-byte `write` + `read`, one process", cell("segment.write_read.64B.lxshm"
 row("1 MiB `write` + `read`, one process", cell("segment.write_read.1MiB.lxshm"),
   "two `memcpy`s of 1 MiB", cell("segment.write_read.1MiB.memcpy_x2"),
   ratio("segment.write_read.1MiB.ratio.lxshm/memcpy_x2", "the time"))
+-- Dictionaries (bench/dict_bench.lua): the alternative's time or rate over lxshm's.
+for _, m in ipairs({ "get", "set" }) do
+  row(("dict `%s`, 100,000 keys (16 B keys, 64 B values), Lua 5.4"):format(m),
+    cell("dict." .. m .. ".lxshm", 1, "ns"), "ngx.shared.DICT (LuaJIT, in nginx)",
+    cell("dict." .. m .. ".ngx", 1, "ns"), ratio("dict." .. m .. ".ratio.ngx/lxshm",
+      "faster (ngx time ÷ lxshm time)"))
+  row("same, lxshm from LuaJIT", cell("dict." .. m .. ".lxshm_luajit", 1, "ns"),
+    "ngx.shared.DICT", cell("dict." .. m .. ".ngx", 1, "ns"),
+    ratio("dict." .. m .. ".ratio.ngx/lxshm_luajit", "faster"))
+  row(("dict `%s`, same keys, one process"):format(m),
+    cell("dict.redis." .. m .. ".lxshm", 1, "ns"),
+    "Redis (loopback TCP, lua-redis)", cell("dict.redis." .. m .. ".redis", 1, "ns"),
+    ratio("dict.redis." .. m .. ".ratio.redis/lxshm", "faster"))
+end
+row("dict, 4 processes 90% get / 10% set", cell("dict.mix.lxshm.4proc", 1, "M ops/s"),
+  "1 process, same", cell("dict.mix.lxshm.1proc", 1, "M ops/s"),
+  ratio("dict.mix.lxshm.ratio.4proc/1proc", "the rate"))
+row("", "", "ngx.shared.DICT, 4 workers", cell("dict.mix.ngx.4workers", 1, "M ops/s"),
+  ratio("dict.mix.ratio.lxshm4/ngx4", "the rate"))
+row("ngx.shared.DICT 4 workers over 1", cell("dict.mix.ngx.ratio.4workers/1worker", 1, "×"),
+  "", "", "")
+row("change one key of a 10,000-key table: dict `set`", cell("dict.table.dict_set", 1, "µs"),
+  "`seg:update` of the whole table", cell("dict.table.segment_update", 1, "µs"),
+  ratio("dict.table.ratio.segment/dict", "faster"))
+row("dict memory per key (100,000 keys, 16 B + 64 B)", cell("dict.memory.lxshm.per_key", 1, "B"),
+  "ngx.shared.DICT", cell("dict.memory.ngx.per_key", 1, "B"),
+  ratio("dict.memory.ratio.ngx/lxshm", "less memory"))
+row("dict filled before the first eviction (values 16 B..4 KiB)", cell("dict.fill.lxshm", 1, "%"),
+  "ngx.shared.DICT", cell("dict.fill.ngx", 1, "%"), "")
+-- Topics (bench/topic_bench.lua).
+for _, mine in ipairs({ { "lxshm", "fan-out 1 → 4 subscriber processes, 64 B, `next_many`" },
+  { "lxshm_next", "same, subscribers calling `next`" } }) do
+  for _, alt in ipairs({ { "pipe", "4 pipes, a flush per message" },
+    { "redis", "Redis PUBLISH → 4 SUBSCRIBE" } }) do
+    row(alt[1] == "pipe" and mine[2] or "",
+      alt[1] == "pipe" and cell("topic.fanout." .. mine[1], 1, "M msgs/s") or "", alt[2],
+      cell("topic.fanout." .. alt[1], 1, "M msgs/s"),
+      ratio(("topic.fanout.ratio.%s/%s"):format(mine[1], alt[1]), "the rate"))
+  end
+end
+row("publisher's own rate with 4 subscribers", cell("topic.publisher.with4", 1, "M msgs/s"),
+  "with none", cell("topic.publisher.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.ratio.with4/alone", "the rate"))
+row("same, publisher on CPU 0, subscribers on CPU 1", cell("topic.publisher.pinned.with4", 1,
+  "M msgs/s"), "with none", cell("topic.publisher.pinned.alone", 1, "M msgs/s"),
+  ratio("topic.publisher.pinned.ratio.with4/alone", "the rate"))
+row("latency, publish → sleeping `next`, median", cell("topic.latency.lxshm.median", 1, "µs"),
+  "pipe write → read", cell("topic.latency.pipe.median", 1, "µs"),
+  ratio("topic.latency.ratio.lxshm/pipe.median", "the time"))
+row("latency, 99th percentile", cell("topic.latency.lxshm.p99", 1, "µs"), "pipe",
+  cell("topic.latency.pipe.p99", 1, "µs"), "")
+row("C limits (same run)", "", "C SPSC ring, 2 processes", cell("topic.c.spsc", 1, "M msgs/s"),
+  "")
+row("", "", "fan-out 1 → 4 through lxshm's C API", cell("topic.c.fanout", 1, "M msgs/s"), "")
 
 print()
 if LUAJIT then

@@ -4,7 +4,7 @@
 # source files.
 
 # The platform-independent core: lxshm.h's functions on top of src/platform.h.
-CORE_SRC  = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c
+CORE_SRC  = src/status.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c src/dict.c src/topic.c
 
 # One implementation of src/platform.h per OS; the core needs exactly one of them.
 POSIX_SRC = src/platform_posix.c
@@ -14,11 +14,13 @@ WIN_SRC   = src/platform_win.c
 CODEC_SRC = src/codec.c
 
 # The Lua module lxshm.core: the codec and the binding, linked with the core and a platform.
-LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c
+LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c \
+            src/binding_dict.c src/binding_topic.c
 
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).
 CTEST_SRC       = spec/c/common.c spec/c/tests_segment.c spec/c/tests_process.c \
-                  spec/c/tests_lock.c spec/c/tests_wait.c spec/c/tests_queue.c
+                  spec/c/tests_lock.c spec/c/tests_wait.c spec/c/tests_queue.c \
+                  spec/c/tests_dict.c spec/c/tests_topic.c
 CTEST_POSIX_SRC = spec/c/runner_posix.c spec/c/tests_posix.c
 CTEST_WIN_SRC   = spec/c/runner_win.c spec/c/tests_win.c

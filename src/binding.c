@@ -16,7 +16,8 @@
 #define SCRATCH_KEEP (64u << 20) /* a handle keeps a copy buffer up to this size for reuse */
 
 /* Every kind Lua sees. Adding a kind adds a line here. */
-static const lxshm__class *const classes[] = {&lxshm__segment_class, &lxshm__queue_class};
+static const lxshm__class *const classes[] = {&lxshm__segment_class, &lxshm__queue_class,
+                                              &lxshm__dict_class, &lxshm__topic_class};
 
 /* ---- results ------------------------------------------------------------------------------ */
 
@@ -125,8 +126,9 @@ static long parse_octal(const char *s, size_t len) {
 #define OPT_OPEN 2u /* open, attach: { readonly = true, trust = true } */
 
 typedef struct options {
-  unsigned mode;  /* permission bits of a new object */
-  unsigned flags; /* LXSHM_READONLY, LXSHM_TRUST */
+  unsigned mode;                  /* permission bits of a new object */
+  unsigned flags;                 /* LXSHM_READONLY, LXSHM_TRUST */
+  uint32_t params[LXSHM__PARAMS]; /* a new object's kind parameters (the class's options) */
 } options;
 
 static int is_key(const char *key, size_t len, const char *name) {
@@ -156,12 +158,16 @@ static unsigned check_flag(lua_State *L, int arg, const char *key, unsigned flag
   return lua_toboolean(L, -1) ? flag : 0;
 }
 
-/* The options table at arg (absent or nil: defaults). Unknown option names, and values of the
- * wrong type or out of range, raise like any other misuse of an argument. */
-static options check_options(lua_State *L, int arg, unsigned allowed) {
+/* The options table at arg (absent or nil: defaults), with the creation options of cls's kind
+ * (NULL: none) where OPT_MODE is allowed. Unknown option names, and values of the wrong type or out
+ * of range, raise like any other misuse of an argument. */
+static options check_options(lua_State *L, int arg, unsigned allowed, const lxshm__class *cls) {
   options o;
   o.mode = LXSHM_DEFAULT_MODE;
   o.flags = 0;
+  memset(o.params, 0, sizeof o.params);
+  if (cls != NULL && cls->option != NULL)
+    cls->option(L, NULL, 0, arg, o.params);
   if (lua_isnoneornil(L, arg))
     return o;
   luaL_checktype(L, arg, LUA_TTABLE);
@@ -175,6 +181,9 @@ static options check_options(lua_State *L, int arg, unsigned allowed) {
       o.flags |= check_flag(L, arg, "readonly", LXSHM_READONLY);
     else if (key != NULL && (allowed & OPT_OPEN) && is_key(key, len, "trust"))
       o.flags |= check_flag(L, arg, "trust", LXSHM_TRUST);
+    else if (key != NULL && (allowed & OPT_MODE) && cls != NULL && cls->option != NULL &&
+             cls->option(L, key, len, arg, o.params))
+      ;
     else
       luaL_argerror(
           L, arg,
@@ -393,7 +402,8 @@ static int construct(lua_State *L, enum verb verb) {
   o = check_options(L, verb == OPEN ? 2 : 3,
                     verb == CREATE ? OPT_MODE
                     : verb == OPEN ? OPT_OPEN
-                                   : OPT_MODE | OPT_OPEN);
+                                   : OPT_MODE | OPT_OPEN,
+                    cls);
   if (verb != OPEN && size == 0) {
     lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
                 (unsigned long long)LXSHM_SIZE_MAX);
@@ -401,11 +411,11 @@ static int construct(lua_State *L, enum verb verb) {
   }
   h = new_handle(L, cls); /* before the core call: nothing to leak if this raises */
   if (verb == CREATE)
-    st = lxshm__create(cls->kind, name, size, NULL, o.mode, &obj, &err);
+    st = lxshm__create(cls->kind, name, size, o.params, o.mode, &obj, &err);
   else if (verb == OPEN)
     st = lxshm__open(cls->kind, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
   else
-    st = lxshm__attach(cls->kind, name, size, NULL, o.mode, o.flags, &obj, NULL, &err);
+    st = lxshm__attach(cls->kind, name, size, o.params, o.mode, o.flags, &obj, NULL, &err);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (st != LXSHM_OK)
@@ -433,7 +443,7 @@ static int mod_open_any(lua_State *L) {
 
   if (name == NULL)
     return 3;
-  o = check_options(L, 2, OPT_OPEN);
+  o = check_options(L, 2, OPT_OPEN, NULL);
   h = new_handle(L, classes[0]); /* the class is set once the kind is known */
   st = lxshm__open(NULL, name, o.flags, lxshm__interrupt_for(L, &intr), &obj, &err);
   if (st == LXSHM__INTERRUPTED)

@@ -31,10 +31,17 @@ struct lxshm__class {
   const luaL_Reg *methods; /* the kind's own methods; close, name and the metamethods are shared */
   /* Pushes what __tostring shows after the name of an open handle: "(4096 bytes)". */
   void (*describe)(lua_State *L, lxshm__handle *h);
+  /* Reads a creation option of the kind's own (create, attach), whose value is on the stack
+   * top, into params (LXSHM__PARAMS words, handed to the kind's plan): returns 1, or 0 if the
+   * kind has no option `key`; raises for a bad value, naming argument `arg`. Called first with
+   * key NULL to set the defaults. NULL: the kind has no options of its own. */
+  int (*option)(lua_State *L, const char *key, size_t len, int arg, uint32_t *params);
 };
 
 extern const lxshm__class lxshm__segment_class;
 extern const lxshm__class lxshm__queue_class;
+extern const lxshm__class lxshm__dict_class;
+extern const lxshm__class lxshm__topic_class;
 
 /* ---- handles ------------------------------------------------------------------------------ */
 

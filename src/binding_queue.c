@@ -298,5 +298,5 @@ static const luaL_Reg methods[] = {{"push", queue_push},           {"pop", queue
                                    {"size", queue_size},           {"used", queue_used},
                                    {"stat", queue_stat},           {NULL, NULL}};
 
-const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind, methods,
-                                         describe};
+const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind,
+                                         methods,       describe, NULL};

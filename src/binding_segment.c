@@ -291,5 +291,5 @@ static const luaL_Reg methods[] = {{"size", seg_size},     {"version", seg_versi
                                    {"update", seg_update}, {"wait", seg_wait},
                                    {"stat", seg_stat},     {NULL, NULL}};
 
-const lxshm__class lxshm__segment_class = {"lxshm.segment", "", &lxshm__segment_kind, methods,
-                                           describe};
+const lxshm__class lxshm__segment_class = {"lxshm.segment", "",       &lxshm__segment_kind,
+                                           methods,         describe, NULL};

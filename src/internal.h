@@ -134,6 +134,57 @@ lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, si
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
 
+/* ---- topics, with format tags, batches and interruptible waits ------------------------- */
+
+/* As lxshm_topic_publish, for the value head[0..hlen-1] followed by data[0..len-1] (as
+ * lxshm__write) with its format tag. */
+lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen, const void *data,
+                                  size_t len, unsigned format, double timeout, uint64_t *seq,
+                                  lxshm_error *err);
+
+/* Publishes `count` values given as whole records (ring.h), `bytes` in all, as consecutive
+ * messages: one lock, one wake-up, all or nothing. *seq is the last one's number. INVALID_SIZE
+ * if they cannot all be held at once. */
+lxshm_status lxshm__topic_publish_records(lxshm_topic *t, const void *records, size_t bytes,
+                                          uint64_t count, double timeout, uint64_t *seq,
+                                          lxshm_error *err);
+
+/* The largest value one message can hold. */
+uint64_t lxshm__topic_max_value(const lxshm_topic *t);
+
+/* As lxshm_topic_subscribe and lxshm_topic_unsubscribe, for a name of known length (NULL: an
+ * anonymous subscription) that may contain zero bytes. */
+lxshm_status lxshm__topic_subscribe(lxshm_topic *t, const char *name, size_t len, uint64_t from,
+                                    lxshm_subscription **out, lxshm_error *err);
+lxshm_status lxshm__topic_unsubscribe(lxshm_topic *t, const char *name, size_t len,
+                                      lxshm_error *err);
+
+/* Frees a subscription whose topic is already unmapped, touching nothing of it: a named one
+ * stays held until its holder's process ends. */
+void lxshm__subscription_forget(lxshm_subscription *sub);
+
+/* The name of a named subscription; NULL for an anonymous one. */
+const char *lxshm__subscription_name(const lxshm_subscription *sub);
+
+/* As lxshm_subscription_next, also giving the format tag, with an interrupt check. */
+lxshm_status lxshm__subscription_next(lxshm_subscription *sub, void *buf, size_t cap, size_t *len,
+                                      unsigned *format, uint64_t *seq, uint64_t *lost,
+                                      double timeout, const lxshm__interrupt *intr,
+                                      lxshm_error *err);
+
+/* Takes up to `max` of the subscription's next messages as whole records (ring.h) into buf, as
+ * many as fit in cap bytes: at least one, waiting while there is none. On OK *bytes and *count
+ * say what was taken, *first the first one's number and *lost the messages lost before it. If
+ * the next record alone does not fit, INVALID_SIZE with *bytes set to its size. */
+lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf, size_t cap,
+                                              uint64_t max, size_t *bytes, uint64_t *count,
+                                              uint64_t *first, uint64_t *lost, double timeout,
+                                              const lxshm__interrupt *intr, lxshm_error *err);
+
+/* Length of the subscription's next value, or 0 when there is none yet: a hint for sizing a
+ * buffer. */
+size_t lxshm__subscription_front_length(const lxshm_subscription *sub);
+
 /* ---- introspection ------------------------------------------------------------------------ */
 
 typedef struct lxshm__stat {
@@ -159,5 +210,127 @@ typedef struct lxshm__queue_stat {
 /* Fills st with the queue's bookkeeping (each figure read once; they may belong to slightly
  * different instants while others push and pop). Cannot fail. */
 void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st);
+
+
+/* ---- dictionaries, for the binding (dict.c) ------------------------------------------------ */
+
+/* A key as a dictionary stores it: a type and bytes. A C key is a string key. Numbers are the
+ * 8 bytes of an int64_t or a double in the machine's order; a float with an integral value that
+ * fits an int64_t must be given as that integer (the binding does so). */
+#define LXSHM__KEY_STRING 1u
+#define LXSHM__KEY_INTEGER 2u
+#define LXSHM__KEY_FLOAT 3u
+#define LXSHM__KEY_BOOLEAN 4u /* 1 byte: 0 or 1 */
+
+typedef struct lxshm__dict_key {
+  const void *data;
+  size_t len;
+  unsigned type;
+} lxshm__dict_key;
+
+/* A number as incr sees it. */
+typedef struct lxshm__dict_number {
+  int is_int; /* i holds it; else f */
+  int64_t i;
+  double f;
+} lxshm__dict_number;
+
+/* How lxshm__dict_store stores: lxshm.h's LXSHM_DICT_ADD, _REPLACE, _SAFE, and CAS: only if
+ * the key's version is `expected` (0: absent), else CONFLICT. */
+#define LXSHM__DICT_CAS 8u
+
+/* As lxshm_dict_get, giving the value's format tag too. */
+lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *buf, size_t cap,
+                             size_t *len, unsigned *format, uint64_t *version, lxshm_error *err);
+
+/* Stores (data, len, format) under key as `flags` say (data NULL: deletes, where the flags
+ * allow); `ttl` in seconds, 0 for none. Otherwise as lxshm_dict_set and lxshm_dict_cas. */
+lxshm_status lxshm__dict_store(lxshm_dict *d, const lxshm__dict_key *key, unsigned flags,
+                               uint64_t expected, const void *data, size_t len, unsigned format,
+                               double ttl, uint64_t *version, uint64_t *evicted, lxshm_error *err);
+
+/* As lxshm_dict_incr for any numbers: integer plus integer stays an integer (wrapping), else
+ * the sum is a double. */
+lxshm_status lxshm__dict_incr(lxshm_dict *d, const lxshm__dict_key *key,
+                              const lxshm__dict_number *step, const lxshm__dict_number *init,
+                              double init_ttl, lxshm__dict_number *out, lxshm_error *err);
+
+lxshm_status lxshm__dict_delete(lxshm_dict *d, const lxshm__dict_key *key, lxshm_error *err);
+uint64_t lxshm__dict_version(lxshm_dict *d, const lxshm__dict_key *key);
+lxshm_status lxshm__dict_wait(lxshm_dict *d, const lxshm__dict_key *key, uint64_t version,
+                              double timeout, uint64_t *now, const lxshm__interrupt *intr,
+                              lxshm_error *err);
+lxshm_status lxshm__dict_ttl(lxshm_dict *d, const lxshm__dict_key *key, double *seconds,
+                             lxshm_error *err);
+lxshm_status lxshm__dict_expire(lxshm_dict *d, const lxshm__dict_key *key, double ttl,
+                                lxshm_error *err);
+
+/* The longest value a key of klen bytes can have in this dictionary (an empty one). */
+uint64_t lxshm__dict_max_value(const lxshm_dict *d, size_t klen);
+
+/* A random number that tells this dictionary from any other (a nested update's check). */
+uint64_t lxshm__dict_id(const lxshm_dict *d);
+
+/* update(k, fn): the key's stripe locked across a call of the caller's code. */
+typedef struct lxshm__dict_held {
+  lxshm__dict_key key;
+  uint64_t hash;
+  uint32_t stripe;
+} lxshm__dict_held;
+
+/* Locks the stripe of `key` (held->key must stay valid until the unlock). Fails with CORRUPT,
+ * INVALID (held by this thread already) or PERMISSION (read-only). */
+lxshm_status lxshm__dict_lock_key(lxshm_dict *d, const lxshm__dict_key *key, lxshm__dict_held *held,
+                                  lxshm_error *err);
+/* The key's current value under the lock, as lxshm__dict_get; NOT_FOUND when absent. */
+lxshm_status lxshm__dict_current_locked(lxshm_dict *d, const lxshm__dict_held *held, void *buf,
+                                        size_t cap, size_t *len, unsigned *format,
+                                        lxshm_error *err);
+/* Stores (or with data NULL deletes) under the lock, as lxshm__dict_store with flags 0. Room
+ * is made by evicting from stripes whose lock is free at the moment, and the key's own. */
+lxshm_status lxshm__dict_store_locked(lxshm_dict *d, const lxshm__dict_held *held, const void *data,
+                                      size_t len, unsigned format, double ttl, uint64_t *version,
+                                      uint64_t *evicted, lxshm_error *err);
+/* Unlocks and wakes the stripe's waiters. */
+void lxshm__dict_unlock_key(lxshm_dict *d, const lxshm__dict_held *held);
+
+/* Copies whole buckets, from *cursor on, into buf (cap bytes) as records: u32 key bytes, u32
+ * value bytes (0 unless values), u8 key type, u8 format, u16 zero, u64 version, the key, the
+ * value, padded to 8. Expired entries are skipped. On OK *used bytes hold *count records and
+ * *cursor points past them (LXSHM__DICT_END: the walk is over). INVALID_SIZE: the next bucket
+ * alone needs *used bytes. Takes no lock (or a stripe's briefly, when writers keep moving). */
+#define LXSHM__DICT_END UINT64_MAX
+#define LXSHM__DICT_RECORD 24u
+lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf, size_t cap,
+                              size_t *used, uint32_t *count, lxshm_error *err);
+
+typedef struct lxshm__dict_stat {
+  uint64_t capacity;    /* bytes for entries, as created */
+  uint64_t used;        /* of them, bytes not free */
+  uint64_t free;        /* lxshm_dict_free_space, without reclaiming */
+  uint64_t count;       /* keys present */
+  uint64_t evictions;   /* live keys evicted to make room, ever */
+  uint64_t expirations; /* expired keys reclaimed, ever */
+  uint64_t version;     /* changes of any key so far */
+  uint32_t waiters;     /* processes in wait now */
+} lxshm__dict_stat;
+
+/* Fills st; each figure is read once and they may belong to slightly different instants. */
+void lxshm__dict_stat_get(lxshm_dict *d, lxshm__dict_stat *st);
+
+/* Test-only: when not NULL, called at every step of a change where a process could die with a
+ * lasting effect (before each shared write, at each commit), so that a test can end the process
+ * there. */
+extern void (*lxshm__dict_step_hook)(void);
+typedef struct lxshm__topic_stat {
+  uint64_t size;        /* bytes of the ring */
+  uint64_t last;        /* newest message, 0 before any */
+  uint64_t oldest;      /* oldest message held; last + 1 when none */
+  uint32_t subscribers; /* named subscriptions */
+  uint32_t waiters;     /* processes blocked in next, waiting for a message */
+} lxshm__topic_stat;
+
+/* Fills st with the topic's bookkeeping (each figure read once). Cannot fail. */
+void lxshm__topic_stat_get(lxshm_topic *t, lxshm__topic_stat *st);
 
 #endif

@@ -8,7 +8,8 @@
 #include "object.h"
 
 /* Every kind this build knows. Adding a kind adds a line here. */
-static const lxshm__kind *const kinds[] = {&lxshm__segment_kind, &lxshm__queue_kind};
+static const lxshm__kind *const kinds[] = {&lxshm__segment_kind, &lxshm__queue_kind,
+                                           &lxshm__dict_kind, &lxshm__topic_kind};
 
 /* open waits at most this long for a creator that has not yet published its header: creators
  * publish within microseconds of making the object visible (POSIX makes it visible only once

@@ -43,6 +43,8 @@ struct lxshm__kind {
 
 extern const lxshm__kind lxshm__segment_kind;
 extern const lxshm__kind lxshm__queue_kind;
+extern const lxshm__kind lxshm__dict_kind;
+extern const lxshm__kind lxshm__topic_kind;
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 

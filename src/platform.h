@@ -100,7 +100,11 @@ int64_t lxshm__wallclock_ns(void);  /* wall-clock time, ns since the Unix epoch 
 void lxshm__sleep_ns(uint64_t ns);  /* sleeps about ns (signals may shorten it) */
 uint32_t lxshm__pid(void);          /* this process's id */
 int lxshm__pid_alive(uint32_t pid); /* 1 if a process with this id runs (not a zombie), else 0 */
-unsigned lxshm__cpu_count(void);    /* processors this process may run on, at least 1 */
-unsigned lxshm__current_cpu(void);  /* 1 + the processor running the caller; 0 if unknown */
+/* When the running process `pid` started, in the OS's units: with the pid, it names one run of a
+ * process, so that a pid reused by a later process is not taken for the earlier one. 0 when no
+ * such process runs (or it is a zombie); 1 when it runs but its start time cannot be read. */
+uint64_t lxshm__pid_start(uint32_t pid);
+unsigned lxshm__cpu_count(void);   /* processors this process may run on, at least 1 */
+unsigned lxshm__current_cpu(void); /* 1 + the processor running the caller; 0 if unknown */
 
 #endif

@@ -43,7 +43,7 @@
 #define DIR_MAGIC 0x5249444cu         /* "LDIR": an initialized directory */
 #define PAGE_MAGIC 0x4e49574cu        /* "LWIN": a generation's platform page */
 #define OBJ_NAME 160                  /* room for every name above */
-#define MAX_LOCKS 4                   /* lock offsets a handle caches (the core uses two) */
+#define MAX_LOCKS 72                  /* lock offsets a handle caches: up to 64 stripes + 1 */
 #define ALL_ACCESS_RIGHTS 0x001fffffu /* standard and specific rights: all access, any type */
 #define CREATE_TRIES 16               /* generations skipped if a stale one is in the way */
 
@@ -971,6 +971,23 @@ int lxshm__pid_alive(uint32_t pid) {
   r = WaitForSingleObject(h, 0);
   CloseHandle(h);
   return r == WAIT_TIMEOUT;
+}
+
+uint64_t lxshm__pid_start(uint32_t pid) {
+  FILETIME created, exited, kernel, user;
+  uint64_t t = 1;
+  HANDLE h;
+  if (pid == 0)
+    return 0;
+  h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
+  if (h == NULL)
+    return GetLastError() == ERROR_ACCESS_DENIED; /* exists, but not ours to look at */
+  if (WaitForSingleObject(h, 0) != WAIT_TIMEOUT)
+    t = 0; /* it has ended */
+  else if (GetProcessTimes(h, &created, &exited, &kernel, &user))
+    t = ((uint64_t)created.dwHighDateTime << 32 | created.dwLowDateTime) + 2; /* never 0 or 1 */
+  CloseHandle(h);
+  return t;
 }
 
 unsigned lxshm__current_cpu(void) {

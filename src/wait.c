@@ -22,7 +22,9 @@
  *
  * A waiter killed while registered stays counted: wakers then find `sleepers` > 0 but nobody
  * asleep. After FUTILE_WAKES_BEFORE_HEAL such wakes, and whenever waiters are counted, the
- * entries of dead processes are freed with their counts (`heal`). A waker killed between its
+ * entries of dead processes are freed with their counts (`heal`). One killed between counting
+ * itself and claiming its entry stays counted for good, which costs wakers only a look at
+ * `armed`; the number of waiters reported comes from the entries, so it is not among them. A waker killed between its
  * change and its wake costs a waiter at most one slice. Waiters beyond LXSHM__WAITER_PIDS are
  * counted but not tracked by pid.
  *
@@ -223,7 +225,15 @@ void lxshm__wake_all(lxshm__object *o, lxshm__waitlist *w) {
 }
 
 uint32_t lxshm__waiter_count(lxshm__object *o, lxshm__waitlist *w) {
+  uint32_t n = 0, sleepers;
+  unsigned k;
   if (!o->readonly)
     heal(w);
-  return atomic_load_explicit(&w->sleepers, memory_order_relaxed);
+  /* The pid entries, not the count: a waiter killed between counting itself and claiming its
+   * entry stays counted (wakers then look at `armed` in vain, which costs nothing), but it must
+   * not be reported as waiting. Only when every entry is taken may more be waiting untracked. */
+  for (k = 0; k < LXSHM__WAITER_PIDS; k++)
+    n += atomic_load_explicit(&w->pids[k], memory_order_relaxed) != 0;
+  sleepers = atomic_load_explicit(&w->sleepers, memory_order_relaxed);
+  return n == LXSHM__WAITER_PIDS && sleepers > n ? sleepers : n;
 }

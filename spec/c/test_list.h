@@ -70,7 +70,25 @@
   X(queue_blocking, "queue: blocking push and pop")                                             \
   X(queue_producers, "queue: two producer processes, one consumer")                             \
   X(queue_killed, "queue: producers and consumers killed")                                      \
-  X(queue_zero_timeout, "queue: timeout 0 still waits for a busy lock")
+  X(queue_zero_timeout, "queue: timeout 0 still waits for a busy lock")                          \
+  /* tests_dict.c */                                                                            \
+  X(dict_calls, "dict: every call's results and failures")                                      \
+  X(dict_fill, "dict: 90% filled before the first eviction, free_space() true")                 \
+  X(dict_eviction_order, "dict: expired keys first, then the least recently used")              \
+  X(dict_counters, "dict: incr and cas raced by four processes")                                \
+  X(dict_wait, "dict: a waiter wakes for its key, not for others")                              \
+  X(dict_crash_steps, "dict: a process dies at every step of every change")                     \
+  X(dict_repairer_dies, "dict: the process repairing a dead one's change dies too")             \
+  X(dict_random_kills, "dict: kills at random instants (1,000 on POSIX) against a model")       \
+  /* tests_topic.c */                                                                           \
+  X(topic_basics, "topic basics")                                                               \
+  X(topic_wraps, "topic wraps; a lagging subscription counts what it lost")                     \
+  X(topic_named, "topic: named subscriptions")                                                  \
+  X(topic_fanout, "topic: two publisher processes, three subscribers")                          \
+  X(topic_blocking, "topic: next blocks until another process publishes")                       \
+  X(topic_publisher_dies, "topic: publisher dies in the lock at each step of a publish")        \
+  X(topic_killed, "topic: publishers and subscribers killed")                                   \
+  X(topic_damaged, "topic: damaged bookkeeping and records")
 
 #define HELPER_LIST(X)                                                                          \
   X(read, 2) X(create, 2) X(write, 3)                             /* tests_segment.c */        \
@@ -79,6 +97,10 @@
   X(wait, 4) X(wake, 2)                                           /* tests_wait.c */           \
   X(pop, 3) X(push, 3) X(produce, 3) X(consume, 3) X(produce_forever, 2) X(drain, 2)          \
   X(lock_queue, 2)                                                /* tests_queue.c */          \
+  X(dict_incr, 2) X(dict_cas, 2) X(dict_wait, 3) X(crash_step, 3) X(repair_step, 2)          \
+  X(rk_worker, 2)                                                 /* tests_dict.c */           \
+  X(tpub, 3) X(tpub_forever, 2) X(tsub, 3) X(tnext, 2) X(tpub_to_sleeper, 2) X(thold, 2)      \
+  X(tfollow, 1) X(tdie, 2)                                        /* tests_topic.c */          \
   POSIX_ONLY(X(signal_then_write, 1))                             /* tests_posix.c */          \
   WINDOWS_ONLY(X(create_hold, 1))                                 /* tests_win.c */
 /* clang-format on */

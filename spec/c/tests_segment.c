@@ -543,6 +543,8 @@ TEST(status_names) {
       {LXSHM_PERMISSION, -1, "PERMISSION"},
       {LXSHM_UNSUPPORTED, -1, "UNSUPPORTED"},
       {LXSHM_SYSTEM, -1, "SYSTEM"},
+      {LXSHM_FULL, 10, "FULL"},
+      {LXSHM_CONFLICT, 11, "CONFLICT"},
   };
   enum { N = sizeof codes / sizeof *codes };
   size_t i, j;
@@ -562,8 +564,8 @@ TEST(status_names) {
   note("%s", "");
   CHECK_STR(lxshm_strerror(LXSHM_OK), "success");
   CHECK_STR(lxshm_strerror(LXSHM_TIMEOUT), "timed out");
-  CHECK_STR(lxshm_status_name((lxshm_status)10), "UNKNOWN");
-  CHECK_STR(lxshm_strerror((lxshm_status)10), "unknown status");
+  CHECK_STR(lxshm_status_name((lxshm_status)99), "UNKNOWN");
+  CHECK_STR(lxshm_strerror((lxshm_status)99), "unknown status");
   CHECK_STR(lxshm_status_name((lxshm_status)1000), "UNKNOWN");
   CHECK_STR(lxshm_strerror((lxshm_status)-1), "unknown status");
 }

@@ -307,6 +307,20 @@ function Child:stdout()
   return slurp(self.out_path)
 end
 
+--- The last whole line the child printed (nil before any): reads only the file's end, so that
+-- polling a child that prints a lot costs the same however much it has printed.
+function Child:last_line()
+  local f = io.open(self.out_path, "rb")
+  if not f then
+    return nil
+  end
+  local size = f:seek("end")
+  f:seek("set", size > 256 and size - 256 or 0)
+  local tail = f:read(256) or ""
+  f:close()
+  return tail:match("([^\n]*)\n$")
+end
+
 function Child:stderr()
   return slurp(self.err_path)
 end

@@ -1,0 +1,788 @@
+/* binding_dict.c — the methods of lxshm.dict: many keys in one object, with versions, expiry and
+ * eviction. Argument checks, keys and values to bytes and back, results; the stripes, the
+ * allocator and the repair are dict.c's. Nothing here runs Lua code while a stripe is locked,
+ * except update's function inside lua_pcall. */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "binding.h"
+
+#define dict_of(h) ((lxshm_dict *)(h)->obj)
+
+/* The first size of a pairs() or keys() batch buffer (it grows for a bucket that needs more). */
+#define BATCH_BUFFER (32u << 10)
+/* update() calls nested this deep (on different dictionaries) in one thread at most. */
+#define UPDATE_DEPTH 16
+
+static lxshm__handle *check(lua_State *L) {
+  return lxshm__check_handle(L, &lxshm__dict_class);
+}
+
+/* ---- update's own dictionaries ------------------------------------------------------------
+ * A function running under update holds its key's stripe lock: a change of that dictionary from
+ * inside it, through any handle, could wait for that very lock (or deadlock with another process
+ * doing the same). So the dictionaries in update on this thread are listed, and their changes
+ * raise. */
+static _Thread_local uint64_t updating[UPDATE_DEPTH];
+static _Thread_local int updating_depth;
+/* Updates in progress in any thread of the process: while there are none, a change need not look
+ * at its thread's list (a thread-local variable of a module costs a call to reach). */
+static _Atomic int updates_anywhere;
+
+static void check_not_updating(lua_State *L, lxshm__handle *h) {
+  uint64_t id;
+  int i;
+  lxshm__check_not_busy(L, h);
+  if (atomic_load_explicit(&updates_anywhere, memory_order_relaxed) == 0)
+    return;
+  id = lxshm__dict_id(dict_of(h));
+  for (i = 0; i < updating_depth; i++)
+    if (updating[i] == id)
+      luaL_error(L, "%s: cannot change a dictionary inside its own update", h->name);
+}
+
+/* ---- keys and arguments --------------------------------------------------------------------- */
+
+typedef struct keyarg {
+  lxshm__dict_key k;
+  unsigned char num[8]; /* the bytes of a number or boolean key */
+} keyarg;
+
+static void key_integer(keyarg *a, int64_t i) {
+  memcpy(a->num, &i, 8);
+  a->k.data = a->num;
+  a->k.len = 8;
+  a->k.type = LXSHM__KEY_INTEGER;
+}
+
+/* The key at arg: raises for nil, NaN and types a key cannot have (as t[k] = v would); returns 0
+ * after pushing nil, msg, INVALID_SIZE for a string of 0 or more than 65535 bytes. As in a Lua
+ * table, a float with an integral value is the integer key (on every runtime, so that processes
+ * on different runtimes find each other's keys). */
+static int check_key(lua_State *L, lxshm__handle *h, int arg, keyarg *a) {
+  switch (lua_type(L, arg)) {
+    case LUA_TSTRING: {
+      size_t len;
+      a->k.data = lua_tolstring(L, arg, &len);
+      a->k.len = len;
+      a->k.type = LXSHM__KEY_STRING;
+      if (len == 0 || len > LXSHM_DICT_KEY_MAX) {
+        lxshm_error err;
+        lxshm__fail(&err, LXSHM_INVALID_SIZE, "key of %zu bytes: keys are 1 to %d bytes", len,
+                    LXSHM_DICT_KEY_MAX);
+        lxshm__push_failure(L, h->name, LXSHM_INVALID_SIZE, &err);
+        return 0;
+      }
+      return 1;
+    }
+    case LUA_TNUMBER: {
+      lua_Number x;
+      if (lua_isinteger(L, arg)) {
+        key_integer(a, (int64_t)lua_tointeger(L, arg));
+        return 1;
+      }
+      x = lua_tonumber(L, arg);
+      luaL_argcheck(L, x == x, arg, "key is NaN");
+      if (x == floor(x) && x >= -9223372036854775808.0 && x < 9223372036854775808.0) {
+        key_integer(a, (int64_t)x);
+        return 1;
+      }
+      {
+        double dx = (double)x;
+        memcpy(a->num, &dx, 8);
+      }
+      a->k.data = a->num;
+      a->k.len = 8;
+      a->k.type = LXSHM__KEY_FLOAT;
+      return 1;
+    }
+    case LUA_TBOOLEAN:
+      a->num[0] = (unsigned char)lua_toboolean(L, arg);
+      a->k.data = a->num;
+      a->k.len = 1;
+      a->k.type = LXSHM__KEY_BOOLEAN;
+      return 1;
+    default:
+      return luaL_argerror(L, arg,
+                           lua_pushfstring(L, "key expected (string, number or boolean), got %s",
+                                           luaL_typename(L, arg)));
+  }
+}
+
+/* Pushes a key as stored (records of a scan). */
+static void push_key(lua_State *L, unsigned type, const unsigned char *p, size_t len) {
+  switch (type) {
+    case LXSHM__KEY_INTEGER: {
+      int64_t i;
+      memcpy(&i, p, 8);
+#if LXSHM_HAS_INTEGERS
+      lua_pushinteger(L, (lua_Integer)i);
+#else
+      lua_pushnumber(L, (lua_Number)i);
+#endif
+      return;
+    }
+    case LXSHM__KEY_FLOAT: {
+      double x;
+      memcpy(&x, p, 8);
+      lua_pushnumber(L, (lua_Number)x);
+      return;
+    }
+    case LXSHM__KEY_BOOLEAN:
+      lua_pushboolean(L, p[0] != 0);
+      return;
+    default:
+      lua_pushlstring(L, (const char *)p, len);
+  }
+}
+
+/* An optional TTL in seconds: absent, nil or 0 is none; negative or NaN raises. */
+static double opt_ttl(lua_State *L, int arg) {
+  lua_Number t;
+  if (lua_isnoneornil(L, arg))
+    return 0;
+  t = luaL_checknumber(L, arg);
+  luaL_argcheck(L, t >= 0, arg, "ttl must be a number of seconds >= 0");
+  return (double)t;
+}
+
+/* A version argument: a whole number >= 0 (raises otherwise, as seg:wait does). */
+static uint64_t check_version(lua_State *L, int arg) {
+  lua_Integer v = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, v >= 0, arg, "version must be >= 0");
+  return (uint64_t)v;
+}
+
+/* A number for incr: an integer stays one. On runtimes without integers, a number with an
+ * integral value within 2^53 counts as an integer, as the codec stores it. */
+static void check_number(lua_State *L, int arg, lxshm__dict_number *n) {
+  lua_Number x = luaL_checknumber(L, arg);
+  n->i = 0;
+  n->f = 0;
+#if LXSHM_HAS_INTEGERS
+  n->is_int = lua_isinteger(L, arg);
+  if (n->is_int)
+    n->i = (int64_t)lua_tointeger(L, arg);
+  else
+    n->f = (double)x;
+#else
+  n->is_int = x == floor(x) && x >= -9007199254740992.0 && x <= 9007199254740992.0;
+  if (n->is_int)
+    n->i = (int64_t)x;
+  else
+    n->f = (double)x;
+#endif
+}
+
+static void push_number(lua_State *L, const lxshm__dict_number *n) {
+#if LXSHM_HAS_INTEGERS
+  if (n->is_int) {
+    lua_pushinteger(L, (lua_Integer)n->i);
+    return;
+  }
+#endif
+  lua_pushnumber(L, n->is_int ? (lua_Number)n->i : (lua_Number)n->f);
+}
+
+/* ---- results ----------------------------------------------------------------------------------
+ */
+
+/* OK: true (1 result); otherwise nil, "NAME: cause", code (3), INVALID included (a value that is
+ * not a number); a lock this thread holds already raises, as for other kinds. */
+static int result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_error *err) {
+  if (st == LXSHM_INVALID && strstr(err->message, "already held") != NULL)
+    return lxshm__result(L, h, st, err);
+  if (st == LXSHM_OK || st == LXSHM__INTERRUPTED)
+    return lxshm__result(L, h, st, err);
+  return lxshm__push_failure(L, h->name, st, err);
+}
+
+/* ---- reading ----------------------------------------------------------------------------------
+ */
+
+typedef struct reading {
+  lxshm_dict *d;
+  const lxshm__dict_key *key;
+  uint64_t version;
+} reading;
+
+static lxshm_status copy_value(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
+                               lxshm_error *err) {
+  reading *r = (reading *)ctx;
+  return lxshm__dict_get(r->d, r->key, buf, cap, len, format, &r->version, err);
+}
+
+/* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
+static int dict_get(lua_State *L) {
+  lxshm__handle *h = check(L);
+  char small[256];
+  size_t len, skip;
+  unsigned format;
+  lxshm_status st;
+  lxshm_error err;
+  reading r;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  lua_settop(L, 2);
+  r.d = dict_of(h);
+  r.key = &a.k;
+  r.version = 0;
+  /* Small values, the common case, without the copy buffer; a string without the decoder. */
+  st = lxshm__dict_get(r.d, &a.k, small, sizeof small, &len, &format, &r.version, &err);
+  if (st == LXSHM_OK) {
+    skip = format == LXSHM__FORMAT_MSGPACK ? lxshm__string_span(small, len) : 0;
+    if (skip > 0 || format == LXSHM__FORMAT_RAW) {
+      lua_pushlstring(L, small + skip, len - skip);
+      lua_pushinteger(L, (lua_Integer)r.version);
+      return 2;
+    }
+  }
+  lxshm__hold(h); /* the copy may allocate, and a finalizer may close the handle */
+  if (st == LXSHM_OK)
+    st = lxshm__push_bytes(L, small, len, format, &err);
+  else if (st == LXSHM_INVALID_SIZE)
+    st = lxshm__copy_out(L, len, copy_value, &r, 0, &err);
+  lxshm__drop(h);
+  if (st == LXSHM_NOT_FOUND) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  lua_pushinteger(L, (lua_Integer)r.version);
+  return 2;
+}
+
+/* d:version(k) -> version (0: absent) */
+static int dict_version(lua_State *L) {
+  lxshm__handle *h = check(L);
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  lua_pushinteger(L, (lua_Integer)lxshm__dict_version(dict_of(h), &a.k));
+  return 1;
+}
+
+/* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
+static int dict_ttl(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm_error err;
+  lxshm_status st;
+  double s;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  st = lxshm__dict_ttl(dict_of(h), &a.k, &s, &err);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  lua_pushnumber(L, s < 0 ? (lua_Number)HUGE_VAL : (lua_Number)s);
+  return 1;
+}
+
+/* ---- changing ---------------------------------------------------------------------------------
+ */
+
+/* Encodes the value at arg (nil: *data NULL) for a key of klen bytes. */
+static lxshm_status encode_value(lua_State *L, lxshm__handle *h, int arg, size_t klen,
+                                 const char **data, size_t *len, lxshm_error *err) {
+  if (lua_isnoneornil(L, arg)) {
+    *data = NULL;
+    *len = 0;
+    return LXSHM_OK;
+  }
+  return lxshm__encode(L, lxshm__encoder_of(L), arg,
+                       (size_t)lxshm__dict_max_value(dict_of(h), klen), data, len, err);
+}
+
+/* set, safe_set, add, safe_add, replace (flags), cas (LXSHM__DICT_CAS): -> true, evicted (cas:
+ * true, new version) | nil, msg, code */
+static int store(lua_State *L, unsigned flags) {
+  lxshm__handle *h = check(L);
+  int cas = (flags & LXSHM__DICT_CAS) != 0, varg = cas ? 4 : 3;
+  uint64_t expected = 0, version = 0, evicted = 0;
+  const char *data;
+  size_t len;
+  lxshm_status st;
+  lxshm_error err;
+  double ttl;
+  keyarg a;
+
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  if (cas)
+    expected = check_version(L, 3);
+  ttl = opt_ttl(L, varg + 1);
+  check_not_updating(L, h);
+  st = encode_value(L, h, varg, a.k.len, &data, &len, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the store: data stays valid */
+    st = lxshm__dict_store(dict_of(h), &a.k, flags, expected, data, len, LXSHM__FORMAT_MSGPACK, ttl,
+                           &version, &evicted, &err);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  lua_pushboolean(L, 1);
+  lua_pushinteger(L, (lua_Integer)(cas ? version : evicted));
+  return 2;
+}
+
+static int dict_set(lua_State *L) {
+  return store(L, 0);
+}
+
+static int dict_safe_set(lua_State *L) {
+  return store(L, LXSHM_DICT_SAFE);
+}
+
+static int dict_add(lua_State *L) {
+  return store(L, LXSHM_DICT_ADD);
+}
+
+static int dict_safe_add(lua_State *L) {
+  return store(L, LXSHM_DICT_ADD | LXSHM_DICT_SAFE);
+}
+
+static int dict_replace(lua_State *L) {
+  return store(L, LXSHM_DICT_REPLACE);
+}
+
+static int dict_cas(lua_State *L) {
+  return store(L, LXSHM__DICT_CAS);
+}
+
+/* d:delete(k) -> true */
+static int dict_delete(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm_error err;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  check_not_updating(L, h);
+  return result(L, h, lxshm__dict_delete(dict_of(h), &a.k, &err), &err);
+}
+
+/* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
+static int dict_incr(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm__dict_number step, init, sum;
+  lxshm_error err;
+  lxshm_status st;
+  double ttl;
+  int has_init;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  check_number(L, 3, &step);
+  has_init = !lua_isnoneornil(L, 4);
+  if (has_init)
+    check_number(L, 4, &init);
+  ttl = opt_ttl(L, 5);
+  check_not_updating(L, h);
+  st = lxshm__dict_incr(dict_of(h), &a.k, &step, has_init ? &init : NULL, ttl, &sum, &err);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  push_number(L, &sum);
+  return 1;
+}
+
+/* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
+static int dict_expire(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm_error err;
+  double ttl;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  ttl = opt_ttl(L, 3);
+  check_not_updating(L, h);
+  return result(L, h, lxshm__dict_expire(dict_of(h), &a.k, ttl, &err), &err);
+}
+
+/* ---- update -----------------------------------------------------------------------------------
+ */
+
+typedef struct updating_ctx {
+  lxshm__handle *h;
+  lxshm__dict_held held;
+  double ttl;
+} updating_ctx;
+
+/* Pushes false, cause, code (the protected part's failure) and returns 3. */
+static int locked_failure(lua_State *L, lxshm_status st, const lxshm_error *err) {
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, err->message[0] ? err->message : lxshm_strerror(st));
+  lua_pushinteger(L, st);
+  return 3;
+}
+
+/* The part of update that runs under the stripe lock, inside lua_pcall. Arguments: the handle,
+ * fn, the context. Decodes the current value from a private copy, calls fn, encodes and stores
+ * its result. Returns true, the result; or false, cause, code (nothing stored). */
+static int update_locked(lua_State *L) {
+  updating_ctx *u = (updating_ctx *)lua_touserdata(L, 3);
+  lxshm_dict *d = dict_of(u->h);
+  size_t cap, len = 0, need = 0;
+  unsigned format = 0;
+  const char *out;
+  lxshm_status st;
+  lxshm_error err;
+  uint64_t version, evicted;
+  char *buf;
+
+  lua_settop(L, 2); /* handle, fn */
+  buf = lxshm__scratch_take(L, 1, 4096, &cap);
+  for (;;) {
+    st = lxshm__dict_current_locked(d, &u->held, buf, cap, &len, &format, &err);
+    if (st != LXSHM_INVALID_SIZE || need == len)
+      break;
+    need = len;
+    lua_pop(L, 1);
+    buf = lxshm__scratch_take(L, 1, need, &cap);
+  }
+  if (st == LXSHM_NOT_FOUND) {
+    lua_pushnil(L);
+  }
+  else if (st == LXSHM_OK) {
+    st = lxshm__push_bytes(L, buf, len, format, &err);
+    if (st != LXSHM_OK)
+      return locked_failure(L, st, &err);
+  }
+  else {
+    return locked_failure(L, st, &err);
+  }
+  lua_rotate(L, -2, 1);
+  lxshm__scratch_give(L, 1); /* handle, fn, current */
+  lua_call(L, 1, 1);         /* fn(current): may raise; lua_pcall in dict_update catches it */
+  if (lua_isnil(L, -1)) {
+    out = NULL;
+    len = 0;
+    st = LXSHM_OK;
+  }
+  else {
+    st = lxshm__encode(L, lxshm__encoder_of(L), -1,
+                       (size_t)lxshm__dict_max_value(d, u->held.key.len), &out, &len, &err);
+  }
+  if (st == LXSHM_OK)
+    st = lxshm__dict_store_locked(d, &u->held, out, len, LXSHM__FORMAT_MSGPACK, u->ttl, &version,
+                                  &evicted, &err);
+  if (st != LXSHM_OK)
+    return locked_failure(L, st, &err);
+  lua_pushboolean(L, 1);
+  lua_rotate(L, -2, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* d:update(k, fn [, ttl]) -> what fn returned (stored; nil deletes) | nil, msg, code. fn runs
+ * with the key's stripe locked; if it raises, nothing changes, the lock is released and the
+ * error propagates. */
+static int dict_update(lua_State *L) {
+  lxshm__handle *h = check(L);
+  updating_ctx u;
+  lxshm_error err;
+  lxshm_status st;
+  keyarg a;
+  int rc;
+
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  u.ttl = opt_ttl(L, 4);
+  check_not_updating(L, h);
+  if (updating_depth == UPDATE_DEPTH)
+    return luaL_error(L, "%s: updates nested too deeply", h->name);
+  lua_settop(L, 3);
+  luaL_checkstack(L, 12, NULL); /* room for the call below, reserved before locking */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, update_locked, 1); /* allocates: before the lock */
+  u.h = h;
+  st = lxshm__dict_lock_key(dict_of(h), &a.k, &u.held, &err);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  /* From here to the unlock nothing may raise: Lua runs only inside the protected call. */
+  h->busy = 1;
+  updating[updating_depth++] = lxshm__dict_id(dict_of(h));
+  atomic_fetch_add_explicit(&updates_anywhere, 1, memory_order_relaxed);
+  lxshm__hold(h);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_pushlightuserdata(L, &u);
+  rc = lua_pcall(L, 3, 3, 0);
+  lxshm__dict_unlock_key(dict_of(h), &u.held);
+  atomic_fetch_sub_explicit(&updates_anywhere, 1, memory_order_relaxed);
+  updating_depth--;
+  h->busy = 0;
+  lxshm__drop(h);
+  if (rc != LUA_OK)
+    return lua_error(L); /* re-raise only once the lock is free */
+  if (lua_toboolean(L, -3)) {
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", h->name, lua_tostring(L, -3));
+  lua_pushvalue(L, -3);
+  return 3;
+}
+
+/* ---- waiting ----------------------------------------------------------------------------------
+ */
+
+/* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
+static int dict_wait(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm__interrupt intr;
+  uint64_t version, now = 0;
+  lxshm_error err;
+  lxshm_status st;
+  double timeout;
+  keyarg a;
+  if (!check_key(L, h, 2, &a))
+    return 3;
+  version = check_version(L, 3);
+  timeout = lxshm__opt_timeout(L, 4);
+  lxshm__interrupt_for(L, &intr);
+  lxshm__hold(h); /* a hook run between sleeps may close the handle */
+  st = lxshm__dict_wait(dict_of(h), &a.k, version, timeout, &now, &intr, &err);
+  lxshm__drop(h);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  lua_pushinteger(L, (lua_Integer)now);
+  return 1;
+}
+
+/* ---- walking ----------------------------------------------------------------------------------
+ */
+
+/* Takes the next batch of records from *cursor into the copy buffer of the handle at stack index
+ * `at` (pushed on the stack top). */
+static lxshm_status next_batch(lua_State *L, lxshm__handle *h, int at, uint64_t *cursor, int values,
+                               size_t *used, uint32_t *count, lxshm_error *err) {
+  size_t cap, need = BATCH_BUFFER;
+  lxshm_status st;
+  for (;;) {
+    char *buf = lxshm__scratch_take(L, at, need, &cap);
+    st = lxshm__dict_scan(dict_of(h), cursor, values, buf, cap, used, count, err);
+    if (st != LXSHM_INVALID_SIZE || *used <= cap)
+      return st;
+    need = *used; /* one bucket needs more: a bigger buffer */
+    lua_pop(L, 1);
+  }
+}
+
+/* Pushes the key and (values) the value of the record at p; returns the record's size, or 0
+ * with err set when the value cannot be decoded. */
+static size_t push_record(lua_State *L, const unsigned char *p, int values, lxshm_error *err) {
+  uint32_t klen, vlen;
+  memcpy(&klen, p, 4);
+  memcpy(&vlen, p + 4, 4);
+  push_key(L, p[8], p + LXSHM__DICT_RECORD, klen);
+  if (values && lxshm__push_bytes(L, (const char *)p + LXSHM__DICT_RECORD + klen, vlen, p[9],
+                                  err) != LXSHM_OK) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return (LXSHM__DICT_RECORD + klen + vlen + 7) & ~(size_t)7;
+}
+
+/* d:keys([max]) -> a list of up to max keys present (default: all) */
+static int dict_keys(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lua_Integer max = luaL_optinteger(L, 2, -1), n = 0;
+  uint64_t cursor = 0;
+  lxshm_error err;
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2 */
+  lxshm__hold(h);
+  while (cursor != LXSHM__DICT_END && (max < 0 || n < max)) {
+    size_t used, off = 0;
+    uint32_t count, i;
+    const unsigned char *buf;
+    lxshm_status st = next_batch(L, h, 1, &cursor, 0, &used, &count, &err);
+    if (st != LXSHM_OK) {
+      lxshm__drop(h);
+      return result(L, h, st, &err);
+    }
+    buf = (const unsigned char *)lua_touserdata(L, -1);
+    for (i = 0; i < count && (max < 0 || n < max); i++) {
+      off += push_record(L, buf + off, 0, &err);
+      lua_rawseti(L, 2, (int)++n);
+    }
+    lxshm__scratch_give(L, 1);
+  }
+  lxshm__drop(h);
+  return 1;
+}
+
+/* The state of one pairs() loop, a userdata upvalue of its iterator. */
+typedef struct walk {
+  uint64_t cursor; /* where the next batch starts */
+  int pos, n;      /* the batch table holds n pairs; pos of them were returned */
+} walk;
+
+/* The iterator: upvalues are the encoder, the handle, the walk and the batch table. */
+static int pairs_next(lua_State *L) {
+  lxshm__handle *h = (lxshm__handle *)lua_touserdata(L, lua_upvalueindex(2));
+  walk *w = (walk *)lua_touserdata(L, lua_upvalueindex(3));
+  lxshm_error err;
+  lua_settop(L, 0);
+  if (h->closed)
+    return luaL_error(L, "attempt to use a closed lxshm dict");
+  while (w->pos >= w->n) {
+    size_t used, off = 0;
+    uint32_t count, i;
+    const unsigned char *buf;
+    lxshm_status st;
+    if (w->cursor == LXSHM__DICT_END)
+      return 0;
+    lua_pushvalue(L, lua_upvalueindex(2)); /* 1: the handle, for its copy buffer */
+    lua_pushvalue(L, lua_upvalueindex(4)); /* 2: the batch */
+    lxshm__hold(h);
+    st = next_batch(L, h, 1, &w->cursor, 1, &used, &count, &err);
+    if (st != LXSHM_OK) {
+      lxshm__drop(h);
+      return luaL_error(L, "%s: %s", h->name, err.message);
+    }
+    buf = (const unsigned char *)lua_touserdata(L, -1);
+    for (i = 0; i < count; i++) {
+      size_t rec = push_record(L, buf + off, 1, &err);
+      if (rec == 0) {
+        lxshm__drop(h);
+        return luaL_error(L, "%s: %s", h->name, err.message);
+      }
+      lua_rawseti(L, 2, (int)(2 * i + 2));
+      lua_rawseti(L, 2, (int)(2 * i + 1));
+      off += rec;
+    }
+    lxshm__scratch_give(L, 1);
+    lxshm__drop(h);
+    w->pos = 0;
+    w->n = (int)count;
+    lua_settop(L, 0);
+  }
+  lua_pushvalue(L, lua_upvalueindex(4));
+  lua_rawgeti(L, 1, 2 * w->pos + 1);
+  lua_rawgeti(L, 1, 2 * w->pos + 2);
+  lua_pushnil(L); /* the batch keeps no reference to what was returned */
+  lua_rawseti(L, 1, 2 * w->pos + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, 1, 2 * w->pos + 2);
+  w->pos++;
+  return 2;
+}
+
+/* d:pairs() -> iterator: for k, v in d:pairs() do ... end. Batches of buckets, never the lock
+ * for the whole walk: a key present and unchanged throughout is returned exactly once. */
+static int dict_pairs(lua_State *L) {
+  walk *w;
+  check(L);
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  w = (walk *)lxshm_newuserdata(L, sizeof *w, 0);
+  memset(w, 0, sizeof *w);
+  lua_newtable(L);
+  lua_pushcclosure(L, pairs_next, 4);
+  return 1;
+}
+
+/* ---- the whole dictionary ---------------------------------------------------------------------
+ */
+
+static int dict_count(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_dict_count(dict_of(check(L))));
+  return 1;
+}
+
+static int dict_capacity(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_dict_capacity(dict_of(check(L))));
+  return 1;
+}
+
+static int dict_free_space(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lxshm_dict_free_space(dict_of(check(L))));
+  return 1;
+}
+
+/* d:flush_all() -> true */
+static int dict_flush_all(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm_error err;
+  check_not_updating(L, h);
+  return result(L, h, lxshm_dict_flush_all(dict_of(h), &err), &err);
+}
+
+/* d:flush_expired([max]) -> the number of expired keys reclaimed */
+static int dict_flush_expired(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lua_Integer max = luaL_optinteger(L, 2, 0);
+  uint64_t n = 0;
+  lxshm_error err;
+  lxshm_status st;
+  luaL_argcheck(L, max >= 0, 2, "must be >= 0");
+  check_not_updating(L, h);
+  st = lxshm_dict_flush_expired(dict_of(h), (uint64_t)max, &n, &err);
+  if (st != LXSHM_OK)
+    return result(L, h, st, &err);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* d:check() -> true | nil, msg, CORRUPT */
+static int dict_check(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm_error err;
+  check_not_updating(L, h);
+  return result(L, h, lxshm_dict_check(dict_of(h), &err), &err);
+}
+
+/* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
+static int dict_stat(lua_State *L) {
+  lxshm__handle *h = check(L);
+  lxshm__dict_stat st;
+  lxshm__dict_stat_get(dict_of(h), &st);
+  {
+    const lxshm__stat_field fields[] = {
+        {"capacity", st.capacity}, {"used", st.used},           {"free", st.free},
+        {"count", st.count},       {"evictions", st.evictions}, {"expirations", st.expirations},
+        {"version", st.version},   {"waiters", st.waiters}};
+    lxshm__push_stat(L, h, fields, 8);
+  }
+  return 1;
+}
+
+static void describe(lua_State *L, lxshm__handle *h) {
+  lxshm__format_u64(L, h->size);
+  lxshm__format_u64(L, lxshm_dict_count(dict_of(h)));
+  lua_pushfstring(L, "(%s bytes, %s keys)", lua_tostring(L, -2), lua_tostring(L, -1));
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg methods[] = {{"get", dict_get},
+                                   {"set", dict_set},
+                                   {"safe_set", dict_safe_set},
+                                   {"add", dict_add},
+                                   {"safe_add", dict_safe_add},
+                                   {"replace", dict_replace},
+                                   {"cas", dict_cas},
+                                   {"delete", dict_delete},
+                                   {"incr", dict_incr},
+                                   {"update", dict_update},
+                                   {"version", dict_version},
+                                   {"wait", dict_wait},
+                                   {"ttl", dict_ttl},
+                                   {"expire", dict_expire},
+                                   {"keys", dict_keys},
+                                   {"pairs", dict_pairs},
+                                   {"count", dict_count},
+                                   {"capacity", dict_capacity},
+                                   {"free_space", dict_free_space},
+                                   {"flush_all", dict_flush_all},
+                                   {"flush_expired", dict_flush_expired},
+                                   {"check", dict_check},
+                                   {"stat", dict_stat},
+                                   {NULL, NULL}};
+
+const lxshm__class lxshm__dict_class = {"lxshm.dict", "_dict",  &lxshm__dict_kind,
+                                        methods,      describe, NULL};
