@@ -65,7 +65,12 @@ BENCHCLOCK  = $(LUA_BUILD)/bench/clock.so
 LXSHM_TEST_LUA ?= $(LUA)
 export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
-LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
+# $(call luaenv,PATH,CPATH): package paths for any runtime. Lua 5.2 and later read
+# LUA_PATH_5_x and LUA_CPATH_5_x before LUA_PATH and LUA_CPATH, so a user's LUA_CPATH_5_4 would
+# otherwise win over ours; LuaJIT reads only the plain ones.
+luaenv = $(foreach v,_5_2 _5_3 _5_4,LUA_PATH$(v)='$(1)' LUA_CPATH$(v)='$(2)') \
+  LUA_PATH='$(1)' LUA_CPATH='$(2)'
+LUAENV    = $(call luaenv,lua/?.lua;;,$(LUA_BUILD)/?.so;;)
 
 .PHONY: all test ctest specs module test-runtimes asan valgrind demo bench fuzz fuzz-dict \
   fuzz-object lint format format-check install \
@@ -243,7 +248,7 @@ bench:
 	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
 	$(if $(BENCH_LUAJIT),@$(MAKE) --no-print-directory LUA=luajit build/luajit/lxshm/core.so \
 	  build/luajit/bench/clock.so)
-	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' \
+	$(call luaenv,lua/?.lua;bench/?.lua;;,$(LUA_BUILD)/?.so;;) \
 	  LXSHM_BENCH_LUAJIT='$(BENCH_LUAJIT)' LXSHM_BENCH_LUAJIT_CPATH='build/luajit/?.so;;' \
 	  $(LUA) bench/run.lua
 
