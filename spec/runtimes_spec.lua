@@ -1,10 +1,12 @@
 --- Processes on different Lua runtimes share values (SPEC §11): Lua 5.1, 5.2, 5.3, 5.4 and
 -- LuaJIT processes, each running spec/helpers/peer.lua with the module built for it, write the
--- same recipe of values into segments and queues and read back what each of the others wrote;
+-- same recipe of values into segments, queues, dictionaries and topics and read back what each
+-- of the others wrote;
 -- every value must arrive as doc/FORMAT.md, "Lua runtimes", says (equal wherever a double can
 -- hold it). This spec builds nothing: `make test-runtimes` builds every runtime's module and runs
 -- it with LXSHM_TEST_RUNTIMES=all, which makes a missing runtime a failure. Run otherwise (make
 -- test), it exchanges between the runtimes it finds and says on stderr which it could not find.
+local lxshm = require("lxshm")
 local util = require("util")
 
 after_each(util.cleanup)
@@ -61,6 +63,17 @@ end
 --- Runs peer.lua to its end on `rt` and returns its stdout.
 local function run(rt, ...)
   return peer(rt, ...):finish(60)
+end
+
+--- A new object made by lxshm[create](name, bytes), closed and removed when the test ends.
+local function object(create, tag)
+  local name = util.name(tag)
+  local o = assert(lxshm[create](name, 1024 * 1024))
+  util.defer(function()
+    o:close()
+    lxshm.remove(name)
+  end)
+  return name
 end
 
 local function kinds(...)
@@ -134,6 +147,40 @@ describe("processes on different runtimes", function()
               wrong[#wrong + 1] = ("%s -> %s -> %s: %s read %q, %s read %q"):format(a.name, b.name,
                 a.name, b.name, echoed, a.name, sent)
             end
+          end
+        end
+      end
+      assert.same({}, wrong)
+    end)
+
+  it("share a dictionary: values, numbers and number keys each wrote (" .. names(found) .. ")",
+    function()
+      local wrong = {}
+      for _, w in ipairs(found) do
+        local name = object("create_dict", "xrtd")
+        assert.matches("^set by ", run(w, "dset", name, w.name))
+        for _, r in ipairs(found) do
+          local said = run(r, "dget", name, w.name, kinds(w, r))
+          if said ~= "equal\nequal\nequal\n" then
+            wrong[#wrong + 1] = w.name .. " -> " .. r.name .. ": " .. said
+          end
+        end
+      end
+      assert.same({}, wrong)
+    end)
+
+  it("follow a topic live: each subscriber blocks until another runtime publishes ("
+    .. names(found) .. ")", function()
+      local wrong = {}
+      for _, w in ipairs(found) do
+        for _, r in ipairs(found) do
+          local name = object("create_topic", "xrtt")
+          local sub = peer(r, "subscribe", name, w.name, kinds(w, r))
+          sub:await("subscribed")
+          assert.matches("^published by ", run(w, "publish", name, w.name))
+          local said = sub:finish(60)
+          if said ~= "subscribed\nequal\nequal\n" then
+            wrong[#wrong + 1] = w.name .. " -> " .. r.name .. ": " .. said
           end
         end
       end

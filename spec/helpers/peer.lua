@@ -14,6 +14,13 @@
 --   echo SEG Q KINDS       say "waiting", wait for SEG's first value, check it, push it back on Q
 --   send SEG Q TAG KINDS   put sample(TAG) in SEG, pop the echo from Q and check it (KINDS: from
 --                          this process to the echo's and back)
+--   dset D TAG             in dictionary D: "sample" = sample(TAG), "n<i>" = the i-th number,
+--                          and each number of KEYS as a key, its text as the value
+--   dget D TAG KINDS       read them all back and check them, the number keys named as this
+--                          runtime reads their text
+--   subscribe T TAG KINDS  subscribe to topic T from new messages, say "subscribed", then take
+--                          sample(TAG) and the numbers (next, next_many) and check them
+--   publish T TAG          publish sample(TAG), then the numbers, one message each
 local lxshm = require("lxshm")
 
 local jit = rawget(_G, "jit")
@@ -36,6 +43,11 @@ local NUMBERS = { "0", "3", "-1", "127", "128", "-33", "255", "65536", "42949672
   "-2147483649", "9007199254740992", "-9007199254740992", "3.0", "-1.0", "300.0", "0.0", "-0.0",
   "1.5", "0.1", "-2.25", "1e300", "5e-324", "1152921504606846976.0", "9007199254740994.0",
   "inf", "-inf", "nan", "9007199254740993", "9223372036854775807", "-9223372036854775808" }
+
+-- Numbers used as dictionary keys: those every runtime reads as the same key (Lua itself turns an
+-- integral float key into an integer key; integers beyond 2^53 would not be one key everywhere).
+local KEYS = { "0", "3", "-1", "3.0", "1.5", "-2.25", "0.1", "4294967296", "9007199254740992",
+  "1e300", "inf" }
 
 --- The number `text` says, as this runtime reads it.
 local function num(text)
@@ -277,6 +289,53 @@ function commands.send(seg_name, q_name, tag, kinds)
   local q = assert(lxshm.open_queue(q_name))
   assert(seg:put(sample(tag, num)))
   check(assert(q:pop(TIMEOUT)), sample(tag, arrived(kinds)))
+end
+
+function commands.dset(d_name, tag)
+  local d = assert(lxshm.open_dict(d_name))
+  assert(d:set("sample", sample(tag, num)))
+  for i, x in ipairs(numbers_of(num)) do
+    assert(d:set("n" .. i, x))
+  end
+  for _, text in ipairs(KEYS) do
+    assert(d:set(num(text), text))
+  end
+  say("set by " .. RUNTIME)
+end
+
+function commands.dget(d_name, tag, kinds)
+  local d = assert(lxshm.open_dict(d_name))
+  check(d:get("sample"), sample(tag, arrived(kinds)))
+  local got = {}
+  for i = 1, #NUMBERS do
+    got[i] = d:get("n" .. i)
+  end
+  check(got, numbers_of(arrived(kinds)))
+  local texts, want = {}, {}
+  for i, text in ipairs(KEYS) do
+    texts[i], want[i] = d:get(num(text)), text -- "3.0" and "3" name one key: the last set wins
+    if text == "3" then
+      want[i] = "3.0"
+    end
+  end
+  check(texts, want)
+end
+
+function commands.subscribe(t_name, tag, kinds)
+  local t = assert(lxshm.open_topic(t_name))
+  local sub = assert(t:subscribe("new"))
+  say("subscribed")
+  check(assert(sub:next(TIMEOUT)), sample(tag, arrived(kinds)))
+  local values, n = assert(sub:next_many(#NUMBERS, TIMEOUT))
+  assert(n == #NUMBERS, ("took %d numbers of %d"):format(n, #NUMBERS))
+  check(values, numbers_of(arrived(kinds)))
+end
+
+function commands.publish(t_name, tag)
+  local t = assert(lxshm.open_topic(t_name))
+  assert(t:publish(sample(tag, num), TIMEOUT))
+  assert(t:publish_many(numbers_of(num), TIMEOUT))
+  say("published by " .. RUNTIME)
 end
 
 local command = commands[arg[1]]
