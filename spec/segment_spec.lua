@@ -327,15 +327,7 @@ describe("handles", function()
       "bad argument #1 to 'write' (lxshm.segment expected, got " .. file .. ")")
   end)
 
-  local function mappings_of(name)
-    local n = 0
-    for line in io.lines("/proc/self/maps") do
-      if line:find("/dev/shm/lxshm." .. name, 1, true) then
-        n = n + 1
-      end
-    end
-    return n
-  end
+  local mappings_of = util.mappings_of
 
   it("unmap when collected", function()
     local name = util.name("gc")
@@ -401,6 +393,29 @@ describe("handles", function()
         assert.equal(0, mappings_of(name))
       end)
   end
+
+  -- Every kind of handle shares the same __gc and __close: each must let go of its mapping.
+  it("of every kind (segment, queue, dict, topic) unmap when collected"
+    .. (util.HAS_CLOSE and " or closed by <close> (Lua 5.4)" or ""), function()
+    for _, kind in ipairs({ "", "_queue", "_dict", "_topic" }) do
+      local name = util.name("kind")
+      util.defer(function() lxshm.remove(name) end)
+      local function open() return assert(lxshm["attach" .. kind](name, 65536)) end
+      local held = { open() }
+      assert.equal(1, mappings_of(name), kind)
+      assert.equal(name, held[1]:name(), kind)
+      held[1] = nil -- now garbage
+      collectgarbage()
+      collectgarbage()
+      assert.equal(0, mappings_of(name), kind)
+      if util.HAS_CLOSE then
+        dofile("spec/helpers/close54.lua").scope(open, function()
+          assert.equal(1, mappings_of(name), kind)
+        end)
+        assert.equal(0, mappings_of(name), kind)
+      end
+    end
+  end)
 end)
 
 describe("open, attach and remove", function()

@@ -341,6 +341,17 @@ function util.child(...)
   return c
 end
 
+--- How many mappings of the object NAME this process has (from /proc/self/maps).
+function util.mappings_of(name)
+  local n = 0
+  for line in io.lines("/proc/self/maps") do
+    if line:find("/dev/shm/lxshm." .. name, 1, true) then
+      n = n + 1
+    end
+  end
+  return n
+end
+
 --- A start line for racing children: returns a path that does not exist yet, removed when the
 -- test ends. Children given it say "ready" and spin until the file exists; util.open_gate
 -- creates it once every racer has said so, and they all start at once.
