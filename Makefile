@@ -2,7 +2,7 @@
 #
 # Variables a packager may set (luarocks sets the first group):
 #   CFLAGS LIBFLAG LUA_INCDIR LUA INST_LIBDIR INST_LUADIR
-#   PREFIX DESTDIR INCDIR LIBDIR WERROR AR
+#   PREFIX DESTDIR INCDIR LIBDIR BINDIR WERROR AR
 
 # The Lua runtime to build for and test with: lua5.1, lua5.2, lua5.3, lua5.4 (the default) or
 # luajit. Each gets its headers from pkg-config and a build directory of its own (a module built
@@ -31,6 +31,7 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
 INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 INCDIR     ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
+BINDIR     ?= $(PREFIX)/bin
 BUSTED     ?= /usr/bin/busted
 
 # Our flags come after the caller's, so a packager's CFLAGS cannot turn the warnings off.
@@ -99,8 +100,9 @@ help:
 	@echo "make lint       luacheck over the Lua sources"
 	@echo "make format     clang-format (Debian's 14, .clang-format) every C file in place"
 	@echo "make format-check   list the C files clang-format would change; fail if any"
-	@echo "make install PREFIX=/usr/local   the Lua module, and lxshm.h and liblxshm.a for C hosts"
-	@echo "                (install-lua, install-dev: one of them; uninstall* undo them)"
+	@echo "make install PREFIX=/usr/local   the Lua module, the lxshm command, and lxshm.h and"
+	@echo "                liblxshm.a for C hosts (install-lua, install-bin, install-dev: one of"
+	@echo "                them; uninstall* undo them)"
 	@echo "make clean"
 
 # Each file is compiled once per build directory; the module links the same objects as the
@@ -307,7 +309,7 @@ fuzz-object:
 	  -print_final_stats=1 -max_len=4096 fuzz/object-work
 
 lint:
-	luacheck --no-color lua/ spec/ examples/ bench/
+	luacheck --no-color lua/ spec/ examples/ bench/ bin/lxshm
 
 # Every C file and header of the project, found by pattern so that a new one is covered too.
 # Debian's clang-format 14 is the reference: other versions lay some constructs out otherwise.
@@ -332,39 +334,64 @@ format-check:
 	fi; \
 	echo "format-check: $(words $(FORMAT_FILES)) C files as clang-format lays them out"
 
-# install = install-lua (the module, where Lua looks) + install-dev (header and static library
-# for C hosts: cc host.c -llxshm). luarocks runs `make install INST_LIBDIR=… INST_LUADIR=…` into
-# a rock tree, which has no place for a C library, and sets no PREFIX: when INST_LIBDIR comes from
-# the command line, install is install-lua alone (INSTALL_DEV=yes forces the rest).
+# install = install-lua (the module, where Lua looks) + install-bin (the lxshm command, in
+# $(BINDIR)) + install-dev (header and static library for C hosts: cc host.c -llxshm). luarocks
+# runs `make install INST_LIBDIR=… INST_LUADIR=…` into a rock tree, which has no place for a C
+# library, and sets no PREFIX; it installs the command itself (build.install.bin in the
+# rockspec, behind a wrapper that sets the tree's paths). So when INST_LIBDIR comes from the
+# command line, install is install-lua alone (INSTALL_DEV=yes, INSTALL_BIN=yes force the rest).
 ifeq ($(origin INST_LIBDIR),command line)
 INSTALL_DEV ?= no
+INSTALL_BIN ?= no
 else
 INSTALL_DEV ?= yes
+INSTALL_BIN ?= yes
 endif
 
-install: install-lua $(if $(filter yes,$(INSTALL_DEV)),install-dev)
+install: install-lua $(if $(filter yes,$(INSTALL_BIN)),install-bin) \
+  $(if $(filter yes,$(INSTALL_DEV)),install-dev)
 
 install-lua: $(MODULE)
 	install -d $(DESTDIR)$(INST_LIBDIR)/lxshm $(DESTDIR)$(INST_LUADIR)
 	install -m 0755 $(MODULE) $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so
 	install -m 0644 lua/lxshm.lua $(DESTDIR)$(INST_LUADIR)/lxshm.lua
 
+# The command's shebang names the runtime it is installed for, whose module install-lua puts
+# beside it (make install LUA=luajit: both for LuaJIT); LUA_SHEBANG overrides it. Its own .PHONY
+# line keeps the list above as the other branches know it.
+LUA_SHEBANG ?= $(LUA_PKG)
+
+.PHONY: install-bin uninstall-bin
+
+install-bin:
+	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|^#!.*|#!/usr/bin/env $(LUA_SHEBANG)|' bin/lxshm > $(DESTDIR)$(BINDIR)/lxshm.tmp
+	chmod 0755 $(DESTDIR)$(BINDIR)/lxshm.tmp
+	mv $(DESTDIR)$(BINDIR)/lxshm.tmp $(DESTDIR)$(BINDIR)/lxshm
+
 install-dev: $(LIB)
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)
 	install -m 0644 src/lxshm.h $(DESTDIR)$(INCDIR)/lxshm.h
 	install -m 0644 $(LIB) $(DESTDIR)$(LIBDIR)/liblxshm.a
 
-uninstall: uninstall-lua $(if $(filter yes,$(INSTALL_DEV)),uninstall-dev)
+uninstall: uninstall-lua $(if $(filter yes,$(INSTALL_BIN)),uninstall-bin) \
+  $(if $(filter yes,$(INSTALL_DEV)),uninstall-dev)
 
 uninstall-lua:
 	rm -f $(DESTDIR)$(INST_LIBDIR)/lxshm/core.so $(DESTDIR)$(INST_LUADIR)/lxshm.lua
 	-rmdir $(DESTDIR)$(INST_LIBDIR)/lxshm 2>/dev/null
+
+uninstall-bin:
+	rm -f $(DESTDIR)$(BINDIR)/lxshm
 
 uninstall-dev:
 	rm -f $(DESTDIR)$(INCDIR)/lxshm.h $(DESTDIR)$(LIBDIR)/liblxshm.a
 
 clean:
 	rm -rf build
+
+# The Redis backend, lxshm.redis, where hiredis is installed (mk/redis.mk).
+include mk/redis.mk
 
 # Windows cross-build and tests (mk/windows.mk): make windows, make test-windows.
 -include mk/windows.mk

@@ -36,6 +36,10 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     LUA = "$(LUA)",
   },
+  -- The lxshm command; luarocks puts a wrapper in the tree's bin that sets the tree's paths.
+  install = {
+    bin = { lxshm = "bin/lxshm" },
+  },
 }
 test = {
   type = "command",

@@ -19,7 +19,7 @@ if LUAJIT == "" then
 end
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
-  "queue_bench", "dict_bench", "topic_bench" }
+  "queue_bench", "dict_bench", "topic_bench", "redis_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
@@ -268,6 +268,46 @@ row("latency, 99th percentile", cell("topic.latency.lxshm.p99", 1, "µs"), "pipe
 row("C limits (same run)", "", "C SPSC ring, 2 processes", cell("topic.c.spsc", 1, "M msgs/s"),
   "")
 row("", "", "fan-out 1 → 4 through lxshm's C API", cell("topic.c.fanout", 1, "M msgs/s"), "")
+
+-- bench/redis_bench.lua: lxshm on Redis against lua-redis + lua-cjson, then what each kind
+-- costs on Redis against shared memory.
+for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+  local p = "redis.put_get." .. item
+  row("Redis: `put`+`get` of a segment, " .. item, cell(p .. ".lxshm_redis", 1, "µs"),
+    "lua-redis SET+GET, lua-cjson", cell(p .. ".lua_redis", 1, "µs"),
+    ratio(p .. ".ratio.lxshm_redis/lua_redis", "the time"))
+end
+local q = "redis.queue.push_pop."
+row("Redis: queue `push`+`pop`, record", cell(q .. "lxshm_redis", 1, "µs"),
+  "lua-redis RPUSH+LPOP, lua-cjson", cell(q .. "lua_redis", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis/lua_redis", "the time"))
+row("same, `push_many`/`pop_many` of 64, per value", cell(q .. "lxshm_redis_batch", 1, "µs"),
+  "lua-redis RPUSH+LPOP, lua-cjson", cell(q .. "lua_redis", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis_batch/lua_redis", "the time"))
+row("", "", "lua-redis pipeline of 64 RPUSH, 64 LPOP", cell(q .. "lua_redis_pipeline", 1, "µs"),
+  ratio(q .. "ratio.lxshm_redis_batch/lua_redis_pipeline", "the time"))
+row("Redis: dict `set`+`get`, record", cell("redis.dict.set_get.lxshm_redis", 1, "µs"),
+  "lua-redis SET+GET, lua-cjson", cell("redis.dict.set_get.lua_redis", 1, "µs"),
+  ratio("redis.dict.set_get.ratio.lxshm_redis/lua_redis", "the time"))
+row("Redis: dict `keys()` of 100", cell("redis.dict.keys100.lxshm_redis", 1, "µs"),
+  "lua-redis KEYS", cell("redis.dict.keys100.lua_redis", 1, "µs"),
+  ratio("redis.dict.keys100.ratio.lxshm_redis/lua_redis", "the time"))
+for _, kind in ipairs({
+  { "redis.put_get.record", "segment `put`+`get`, record" },
+  { "redis.queue.push_pop", "queue `push`+`pop`, record" },
+  { "redis.dict.set_get", "dict `set`+`get`, record" },
+  { "redis.topic.publish_next", "topic `publish`+`next`, record" },
+  { "redis.pingpong", "ping-pong round trip, two processes (`wait`, `write`)" },
+}) do
+  row("leaving one machine: " .. kind[2], cell(kind[1] .. ".lxshm_redis", 1, "µs"),
+    "shared memory", cell(kind[1] .. ".shm", 1, "µs"),
+    ratio(kind[1] .. ".ratio.lxshm_redis/shm", "the time"))
+end
+row("leaving one machine: queue, batches of 64, per value",
+  cell(q .. "lxshm_redis_batch", 1, "µs"), "shared memory, batches of 64",
+  cell(q .. "shm_batch", 1, "µs"), ratio(q .. "ratio.lxshm_redis_batch/shm_batch", "the time"))
+row("Redis: topic `publish_many`+`next_many` of 64, per message",
+  cell("redis.topic.publish_next.lxshm_redis_batch", 1, "µs"), "", "", "")
 
 print()
 if LUAJIT then

@@ -4,9 +4,10 @@
  * and every method is called on it from Lua. Whatever the bytes, each call must return (a value
  * or nil, msg, code) or raise a Lua error: a crash, a sanitizer report or a hang is a finding.
  *
- * The first byte picks what the rest is laid over: 0-127 a valid new segment, 128-255 a valid
- * new queue, so that mutations of real headers, locks and indices are explored and not only
- * inputs refused at the magic number. Build and run: make fuzz-object (fuzz/README.md). */
+ * The first byte picks what the rest is laid over: a valid new segment (0-63), queue (64-127),
+ * dictionary (128-191) or topic (192-255), so that mutations of real headers, locks, indices,
+ * journals and cursors are explored, and not only inputs refused at the magic number. Build and
+ * run: make fuzz-object (fuzz/README.md). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,27 @@ static const char exercise_src[] =
     "  try(q.push, q, 'x', 0) try(q.push_many, q, { 1, 2 }, 0)\n"
     "  try(q.pop, q, 0) try(q.pop_many, q, 4, 0)\n"
     "  q:close()\n"
+    "end\n"
+    "local d = core.open_dict(name, { trust = true })\n"
+    "if d then\n"
+    "  try(d.get, d, 'k') try(d.get, d, 1) try(d.count, d) try(d.stat, d) try(d.check, d)\n"
+    "  try(d.free_space, d) try(d.keys, d) try(d.ttl, d, 'k') try(d.version, d, 'k')\n"
+    "  try(function() for _ in d:pairs() do end end)\n"
+    "  try(d.set, d, 'k', { 1 }) try(d.incr, d, 'n', 1, 0) try(d.delete, d, 'k')\n"
+    "  try(d.update, d, 'u', function(v) return 1 end) try(d.flush_expired, d)\n"
+    "  try(d.wait, d, 'k', 0, 0) try(d.check, d) try(d.flush_all, d)\n"
+    "  d:close()\n"
+    "end\n"
+    "local t = core.open_topic(name, { trust = true })\n"
+    "if t then\n"
+    "  try(t.last, t) try(t.stat, t) try(tostring, t)\n"
+    "  local ok, sub = pcall(t.subscribe, t, 'oldest')\n"
+    "  if ok and sub then try(sub.next, sub, 0) try(sub.next_many, sub, 4, 0) sub:close() end\n"
+    "  try(t.publish, t, { 1 }) try(t.publish_many, t, { 1, 2 })\n"
+    "  ok, sub = pcall(t.subscribe, t, { name = 'n', from = 'oldest' })\n"
+    "  if ok and sub then try(sub.next, sub, 0) sub:close() end\n"
+    "  try(t.unsubscribe, t, 'n')\n"
+    "  t:close()\n"
     "end\n";
 
 static void init(void) {
@@ -65,20 +87,37 @@ static size_t template_bytes(uint8_t kind, unsigned char **base) {
   char path[128];
   FILE *f;
   long n;
-  if (kind < 128) {
+  if (kind < 64) {
     lxshm_segment *seg;
     if (lxshm_create(name, 64 + kind, LXSHM_DEFAULT_MODE, &seg, NULL) != LXSHM_OK)
       abort();
     lxshm_write(seg, "template", 8, 0, NULL);
     lxshm_close(seg);
   }
-  else {
+  else if (kind < 128) {
     lxshm_queue *q;
-    if (lxshm_queue_create(name, 64 + (kind - 128) * 8, LXSHM_DEFAULT_MODE, &q, NULL) != LXSHM_OK)
+    if (lxshm_queue_create(name, 64 + (kind - 64) * 8, LXSHM_DEFAULT_MODE, &q, NULL) != LXSHM_OK)
       abort();
     lxshm_queue_push(q, "one", 3, 0, NULL);
     lxshm_queue_push(q, "two", 3, 0, NULL);
     lxshm_queue_close(q);
+  }
+  else if (kind < 192) {
+    lxshm_dict *d;
+    if (lxshm_dict_create(name, 16384, LXSHM_DEFAULT_MODE, &d, NULL) != LXSHM_OK)
+      abort();
+    lxshm_dict_set(d, "k", 1, "v", 1, 0, 0, NULL, NULL, NULL);
+    lxshm_dict_set(d, "other", 5, "value", 5, 60, 0, NULL, NULL, NULL);
+    lxshm_dict_close(d);
+  }
+  else {
+    lxshm_topic *t;
+    if (lxshm_topic_create(name, 256 + (kind - 192) * 8, 2, LXSHM_DEFAULT_MODE, &t, NULL) !=
+        LXSHM_OK)
+      abort();
+    lxshm_topic_publish(t, "one", 3, 0, NULL, NULL);
+    lxshm_topic_publish(t, "two", 3, 0, NULL, NULL);
+    lxshm_topic_close(t);
   }
   snprintf(path, sizeof path, "/dev/shm/lxshm.%s", name);
   f = fopen(path, "rb");

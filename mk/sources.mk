@@ -17,6 +17,11 @@ CODEC_SRC = src/codec.c
 LUA_SRC   = $(CODEC_SRC) src/binding.c src/binding_segment.c src/binding_queue.c \
             src/binding_dict.c src/binding_topic.c
 
+# The Redis backend, the Lua module lxshm.redis (mk/redis.mk; built only where hiredis is). It
+# links the codec and the status list, nothing else of the core.
+REDIS_SRC = src/redis/conn.c src/redis/module.c src/redis/segment.c src/redis/queue.c \
+            src/redis/dict.c src/redis/topic.c
+
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).
 CTEST_SRC       = spec/c/common.c spec/c/tests_segment.c spec/c/tests_process.c \

@@ -2415,7 +2415,7 @@ static lxshm_status init(lxshm__object *o, lxshm_error *err) {
 }
 
 const lxshm__kind lxshm__dict_kind = {
-    LXSHM__KIND_DICT, "dictionary", "open_dict", sizeof(lxshm_dict), plan, init, bind};
+    LXSHM__KIND_DICT, "dict", "open_dict", sizeof(lxshm_dict), plan, init, bind};
 
 lxshm_status lxshm_dict_create(const char *name, uint64_t size, unsigned mode, lxshm_dict **out,
                                lxshm_error *err) {

@@ -24,9 +24,9 @@
  * asleep. After FUTILE_WAKES_BEFORE_HEAL such wakes, and whenever waiters are counted, the
  * entries of dead processes are freed with their counts (`heal`). One killed between counting
  * itself and claiming its entry stays counted for good, which costs wakers only a look at
- * `armed`; the number of waiters reported comes from the entries, so it is not among them. A waker killed between its
- * change and its wake costs a waiter at most one slice. Waiters beyond LXSHM__WAITER_PIDS are
- * counted but not tracked by pid.
+ * `armed`; the number of waiters reported comes from the entries, so it is not among them. A waker
+ * killed between its change and its wake costs a waiter at most one slice. Waiters beyond
+ * LXSHM__WAITER_PIDS are counted but not tracked by pid.
  *
  * A read-only object cannot be written, so its waiters cannot register: they look again at
  * growing intervals (READONLY_POLL_MAX_NS at most), sleeping on the word meanwhile, so that a

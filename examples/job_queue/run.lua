@@ -1,11 +1,14 @@
 --- A small asset pipeline: this process queues jobs, two worker processes do them, and the
--- results come back on a second queue. No server: two lxshm queues.
+-- results come back on a second queue. No server: two lxshm queues. The same script runs across
+-- machines through Redis: only LXSHM_URL changes (default "shm:", this machine).
 --   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 examples/job_queue/run.lua
+--   LXSHM_URL=redis://127.0.0.1:6379 LUA_PATH=… LUA_CPATH=… lua5.4 examples/job_queue/run.lua
 local lxshm = require("lxshm")
+local ns = assert(lxshm.connect(os.getenv("LXSHM_URL") or "shm:"))
 
 local tag = ("jobs-%d-%d"):format(os.time(), math.random(1, 1e9))
-local jobs = assert(lxshm.create_queue(tag .. ".jobs", 16 * 1024))
-local results = assert(lxshm.create_queue(tag .. ".results", 16 * 1024))
+local jobs = assert(ns:create_queue(tag .. ".jobs", 16 * 1024))
+local results = assert(ns:create_queue(tag .. ".results", 16 * 1024))
 
 local lua = arg[-1] or "lua5.4"
 local dir = arg[0]:match("^(.*)/[^/]*$") or "."
@@ -51,5 +54,5 @@ for _, w in ipairs(workers) do
 end
 jobs:close()
 results:close()
-lxshm.remove(tag .. ".jobs")
-lxshm.remove(tag .. ".results")
+ns:remove(tag .. ".jobs")
+ns:remove(tag .. ".results")

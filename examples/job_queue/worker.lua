@@ -1,10 +1,12 @@
 --- A worker: takes jobs from the "jobs" queue, does them, puts the results on "results".
--- Several workers share one queue; each job goes to exactly one of them.
+-- Several workers share one queue; each job goes to exactly one of them. LXSHM_URL picks where
+-- the queues are (default "shm:"; "redis://HOST:PORT" for workers on other machines).
 --   lua5.4 examples/job_queue/worker.lua JOBS RESULTS WORKER_NAME
 local lxshm = require("lxshm")
+local ns = assert(lxshm.connect(os.getenv("LXSHM_URL") or "shm:"))
 
-local jobs = assert(lxshm.open_queue(arg[1]))
-local results = assert(lxshm.open_queue(arg[2]))
+local jobs = assert(ns:open_queue(arg[1]))
+local results = assert(ns:open_queue(arg[2]))
 local me = arg[3] or "worker"
 
 --- Pretend to process an asset: a checksum of its name, repeated `cost` times.

@@ -178,7 +178,7 @@ TEST(dict_calls) {
 
   /* Kinds do not mix. */
   CHECK_ST(lxshm_open(name, &seg, &err), LXSHM_INVALID);
-  CHECK_HAS(err.message, "dictionary");
+  CHECK_HAS(err.message, "is a dict, not a segment");
   fresh_name(other, "seg");
   CHECK_ST(lxshm_create(other, 64, LXSHM_DEFAULT_MODE, &seg, &err), LXSHM_OK);
   CHECK_ST(lxshm_dict_open(other, &ro, &err), LXSHM_INVALID);

@@ -545,6 +545,7 @@ TEST(status_names) {
       {LXSHM_SYSTEM, -1, "SYSTEM"},
       {LXSHM_FULL, 10, "FULL"},
       {LXSHM_CONFLICT, 11, "CONFLICT"},
+      {LXSHM_UNAVAILABLE, 12, "UNAVAILABLE"},
   };
   enum { N = sizeof codes / sizeof *codes };
   size_t i, j;

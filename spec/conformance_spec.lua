@@ -1,0 +1,129 @@
+--- One conformance suite, every backend: the specs in spec/conformance/ (segments, queues,
+-- dictionaries, topics) run through a namespace from lxshm.connect(URL), against
+--   shm:           this machine's shared memory,
+--   redis          a throw-away redis-server on a Unix socket,
+--   redis cluster  a throw-away three-node Redis Cluster on loopback ports,
+-- each server started here and stopped when its block ends. Where a backend differs by design,
+-- the specs assert what README says about it (b.redis tells them which). Without the Redis
+-- backend (no hiredis at build time), the Redis blocks are replaced by one test asserting what
+-- connect says instead: never skipped silently.
+local lxshm = require("lxshm")
+local util = require("util")
+local servers = require("redis_server")
+
+-- Loads spec/conformance/KIND.lua with this file's environment (busted's describe, it, assert).
+local function suite(kind)
+  local path = "spec/conformance/" .. kind .. ".lua"
+  local chunk, err
+  if rawget(_G, "setfenv") then -- Lua 5.1, LuaJIT
+    chunk, err = loadfile(path)
+    if chunk then
+      _G.setfenv(chunk, _G.getfenv(1))
+    end
+  else
+    chunk, err = loadfile(path, "t", _ENV)
+  end
+  return assert(chunk, err)()
+end
+
+after_each(util.cleanup)
+
+local kinds = { "segment", "queue", "dict", "topic" }
+
+-- The backends: label, whether it is Redis, how to start and stop its server.
+local backends = {
+  { label = "shm:", start = function() return { url = "shm:", stop = function() end } end },
+  { label = "redis", redis = true, start = servers.single },
+  { label = "redis cluster", redis = true, cluster = true, start = servers.cluster },
+}
+
+local have_redis = servers.backend()
+
+for _, backend in ipairs(backends) do
+  describe("on " .. backend.label, function()
+    if backend.redis and not have_redis then
+      it("connect says how to get the Redis backend", function()
+        local ns, msg, code = lxshm.connect("redis://127.0.0.1:6379")
+        assert.is_nil(ns)
+        assert.equal(lxshm.UNSUPPORTED, code)
+        assert.matches("libhiredis%-dev", msg)
+      end)
+      return
+    end
+    local b = { label = backend.label, redis = backend.redis or false,
+      cluster = backend.cluster or false }
+
+    lazy_setup(function()
+      b.server = backend.start()
+      b.url = b.server.url
+      b.ns = assert(lxshm.connect(b.url))
+    end)
+
+    lazy_teardown(function()
+      if b.ns then
+        b.ns:close()
+      end
+      if b.server then
+        b.server:stop()
+      end
+    end)
+
+    --- Asserts that a call's results are nil, msg, code: b.refuses(code, msg, call(...)).
+    -- msg nil: any message; a string starting with "~": a Lua pattern the message must match.
+    function b.refuses(code, msg, ok, err, got)
+      assert.is_nil(ok, "expected a failure, got " .. tostring(ok))
+      assert.equal(code, got, err)
+      if msg and msg:sub(1, 1) == "~" then
+        assert.matches(msg:sub(2), err)
+      elseif msg then
+        assert.equal(msg, err)
+      end
+    end
+
+    --- The shared corpus (written for Lua 5.3 and later); older runtimes get a few values of
+    -- the same shapes.
+    function b.corpus()
+      local ok, items = pcall(util.corpus)
+      if ok then
+        return items
+      end
+      local floats = {}
+      for i = 1, 1000 do
+        floats[i] = i * 1.25
+      end
+      return {
+        { name = "record", value = { id = 42, name = "player-42", x = 1.5, alive = true } },
+        { name = "floats", value = floats },
+        { name = "string", value = string.rep("\0\1\2\255", 50000) },
+        { name = "nested", value = { a = { b = { c = { "deep" } } }, list = { 1, 2, 3 } } },
+      }
+    end
+
+    --- Deep equality as the codec keeps values: util.deep_equal where Lua tells integers from
+    -- floats (5.3 and later), luassert's comparison elsewhere.
+    function b.same(x, y)
+      if math.type then
+        return util.deep_equal(x, y)
+      end
+      return require("luassert.util").deepcompare(x, y, true)
+    end
+
+    --- A fresh name, its object removed when the test ends.
+    function b.name(tag)
+      local name = util.name(tag)
+      util.defer(function() b.ns:remove(name) end)
+      return name
+    end
+
+    --- Starts ns_child.lua COMMAND with this backend's URL; killed when the test ends.
+    function b.child(command, ...)
+      local c = util.spawn_script("spec/helpers/ns_child.lua", command, b.url, ...)
+      util.defer(function() c:cleanup() end)
+      return c
+    end
+
+    for _, kind in ipairs(kinds) do
+      suite(kind)(b)
+    end
+  end)
+end
