@@ -828,7 +828,7 @@ describe("lxshm ls", function()
     end
     local seg, name = util.segment(64)
     assert(seg:put("theirs"))
-    assert(os.execute(("chown %d %s"):format(NOBODY, shm_path(name))))
+    assert(util.execute(("chown %d %s"):format(NOBODY, shm_path(name))))
     local _, line = ls_row(cli.ok("ls"), name)
     assert.truthy(line:find(" PERMISSION +belongs to user nobody %(uid 65534%)"), line)
     assert.equal("segment", ls_row(cli.ok("ls", "--trust"), name)[2])
@@ -1012,7 +1012,7 @@ describe("bin/lxshm", function()
   it("is Lua 5.1 syntax, so that every runtime lxshm supports can run it", function()
     local found = {}
     for _, lua in ipairs({ "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" }) do
-      if os.execute("command -v " .. lua .. " >/dev/null 2>&1") then
+      if util.execute("command -v " .. lua .. " >/dev/null 2>&1") then
         found[#found + 1] = lua
         local ok = os.execute(lua .. [[ -e 'assert(loadfile("bin/lxshm"))' 2>/dev/null]])
         assert.is_truthy(ok == true or ok == 0, lua .. " cannot load bin/lxshm")

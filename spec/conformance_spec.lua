@@ -21,7 +21,7 @@ local function suite(kind)
       _G.setfenv(chunk, _G.getfenv(1))
     end
   else
-    chunk, err = loadfile(path, "t", _ENV)
+    chunk, err = loadfile(path, "t", _ENV) -- luacheck: ignore 113 (5.2+ only, as this branch)
   end
   return assert(chunk, err)()
 end

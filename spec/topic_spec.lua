@@ -666,7 +666,7 @@ describe("a topic shared with a C host", function()
   -- Commands run with LD_PRELOAD cleared: under `make asan` it holds libasan.
   local function sh(cmd)
     local out = os.tmpname()
-    local ok = os.execute("LD_PRELOAD= " .. cmd .. " > " .. out .. " 2>&1")
+    local ok = util.execute("LD_PRELOAD= " .. cmd .. " > " .. out .. " 2>&1")
     local text = util.slurp(out)
     os.remove(out)
     assert(ok, cmd .. ": " .. text)

@@ -61,6 +61,20 @@ function util.execute(cmd)
   return a, how, code
 end
 
+--- package.searchpath (5.2 and later) on every runtime: the first file `name` resolves to
+-- along `path`, or nil.
+function util.searchpath(name, path)
+  for template in path:gmatch("[^;]+") do
+    local file = template:gsub("%?", (name:gsub("%.", "/")))
+    local f = io.open(file, "rb")
+    if f then
+      f:close()
+      return file
+    end
+  end
+  return nil
+end
+
 --- An object whose collection calls `fn`: a table with __gc where tables have finalizers (5.2
 -- and later), a userdata from newproxy on 5.1 and LuaJIT, which run __gc for userdata only.
 function util.finalized(fn)
