@@ -11,32 +11,12 @@ after_each(util.cleanup)
 
 local PYTHON = os.getenv("LXSHM_TEST_PYTHON") or "/usr/bin/python3"
 
--- Deep equality as the codec keeps values (integers apart from floats where Lua tells them apart).
-local function same(x, y)
-  if math.type then
-    return util.deep_equal(x, y)
-  end
-  return require("luassert.util").deepcompare(x, y, true)
-end
+-- Deep equality as the codec keeps values (integers apart from floats where Lua tells them
+-- apart), on every runtime.
+local same = util.deep_equal
 
--- The shared corpus is written for Lua 5.3 and later; older runtimes get a few values of the
--- same shapes.
-local function corpus()
-  local ok, items = pcall(util.corpus)
-  if ok then
-    return items
-  end
-  local floats = {}
-  for i = 1, 1000 do
-    floats[i] = i * 1.25
-  end
-  return {
-    { name = "record", value = { id = 42, name = "player-42", x = 1.5, alive = true } },
-    { name = "floats", value = floats },
-    { name = "string", value = string.rep("\0\1\2\255", 50000) },
-    { name = "nested", value = { a = { b = { c = { "deep" } } }, list = { 1, 2, 3 } } },
-  }
-end
+-- The shared corpus, on every runtime (bench/load_corpus.lua).
+local corpus = util.corpus
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
