@@ -48,6 +48,8 @@ for _, verb in ipairs(constructors) do
   end
 end
 shm.remove = method("remove", core.remove)
+shm.open_any = method("open_any", core.open_any)
+shm.list = method("list", core.list)
 function shm.url()
   return "shm:"
 end

@@ -197,6 +197,28 @@ describe("damaged shared state", function()
     assert.equal(80, total, out)
   end)
 
+  it("a lock naming a live thread that does not map the object is CORRUPT, not a wait for ever",
+    function()
+      local seg, name = util.segment(64)
+      assert(seg:write("kept"))
+      -- A process that runs and never maps this object: a "hold" of its can never end.
+      local sleeper = assert(proc.spawn({ "sleep", "60" }))
+      util.defer(function()
+        proc.kill(sleeper, "KILL")
+        proc.wait(sleeper, 5)
+      end)
+      poke(name, 64, string.pack("<i4", sleeper))
+      poke(name, 72, string.pack("<i4", sleeper))
+      local t0 = proc.now()
+      local r, err, code = seg:write("lost") -- no timeout: would wait for ever
+      assert.is_nil(r)
+      assert.equal(lxshm.CORRUPT, code)
+      assert.equal(name .. ": lock is held by thread " .. sleeper
+        .. ", which does not map this object", err)
+      assert.is_true(proc.now() - t0 < 5 * util.SLOW)
+      assert.equal("kept", seg:read())
+    end)
+
   it("an object not wholly backed by memory is CORRUPT, never mapped (no SIGBUS)", function()
     local seg, name = util.segment(1048576)
     seg:close()

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +70,16 @@ static void dir_path(char out[LXSHM_NAME_MAX + 16], const char *name) {
 
 /* ---- mappings ---------------------------------------------------------------------------- */
 
+/* Records which file a mapping is of (os[2]: device, os[3]: inode), so that a lock's holder can
+ * be checked against the processes that map it. */
+static void remember_file(lxshm__mapping *m, int fd) {
+  struct stat sb;
+  if (fstat(fd, &sb) == 0) {
+    m->os[2] = (intptr_t)sb.st_dev;
+    m->os[3] = (intptr_t)sb.st_ino;
+  }
+}
+
 /* An unnamed file in SHM_DIR, or -1 with errno set (EISDIR, EOPNOTSUPP or EINVAL where the
  * kernel or file system has no O_TMPFILE). */
 static int unnamed_file(void) {
@@ -107,6 +118,7 @@ lxshm_status lxshm__map_create(const char *name, size_t size, unsigned mode, lxs
     return os_fail(err, errno_status(e, LXSHM_SYSTEM), m->os[1] ? "shm_open" : "open", e);
   }
   m->os[0] = fd;
+  remember_file(m, fd);
   if (fchmod(fd, (mode_t)(mode & 07777)) != 0) { /* exactly `mode`, whatever the umask */
     call = "fchmod", e = errno, st = errno_status(e, LXSHM_SYSTEM);
     goto fail;
@@ -241,6 +253,8 @@ lxshm_status lxshm__map_open(const char *name, int readonly, lxshm__mapping *m, 
     close(fd);
     return os_fail(err, LXSHM_SYSTEM, "fstat", e);
   }
+  m->os[2] = (intptr_t)sb.st_dev;
+  m->os[3] = (intptr_t)sb.st_ino;
   if (sb.st_uid != geteuid()) {
     m->foreign = 1;
     describe_owner(sb.st_uid, m->owner, sizeof m->owner);
@@ -375,6 +389,28 @@ static int lock_holder(const pthread_mutex_t *mx) {
 #endif
 }
 
+/* Whether process or thread `tid` has the file of m mapped: 1 yes, 0 no, -1 cannot tell (its
+ * maps are not ours to read, or the file is unknown). */
+static int maps_file(int tid, const lxshm__mapping *m) {
+  char path[40], line[512];
+  FILE *f;
+  int found = 0;
+  if (m->os[3] == 0)
+    return -1;
+  snprintf(path, sizeof path, "/proc/%d/maps", tid);
+  if ((f = fopen(path, "re")) == NULL)
+    return -1;
+  while (!found && fgets(line, sizeof line, f) != NULL) {
+    unsigned major, minor;
+    unsigned long long inode;
+    if (sscanf(line, "%*s %*s %*s %x:%x %llu", &major, &minor, &inode) == 3 &&
+        inode == (unsigned long long)m->os[3] && makedev(major, minor) == (dev_t)m->os[2])
+      found = 1;
+  }
+  fclose(f);
+  return found;
+}
+
 /* A lock waited for this long at a time: then whether its holder still exists is checked. */
 #define LOCK_SLICE_NS 1000000000u
 
@@ -383,7 +419,6 @@ lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadlin
   pthread_mutex_t *mx = (pthread_mutex_t *)lock;
   int rc;
 
-  (void)m;
   *owner_died = 0;
   if (!plausible_lock(mx))
     return lxshm__fail(err, LXSHM_CORRUPT, "lock bytes are damaged");
@@ -407,6 +442,11 @@ lxshm_status lxshm__lock_acquire(lxshm__mapping *m, void *lock, uint64_t deadlin
     if (holder != 0 && kill(holder, 0) != 0 && errno == ESRCH && lock_holder(mx) == holder)
       return lxshm__fail(err, LXSHM_CORRUPT, "lock is held by thread %d, which does not exist",
                          holder);
+    /* Nor can a thread hold it that does not even map the object: the bytes name some other
+     * process (a kernel thread, say) that will never let go. */
+    if (holder != 0 && maps_file(holder, m) == 0 && lock_holder(mx) == holder)
+      return lxshm__fail(err, LXSHM_CORRUPT,
+                         "lock is held by thread %d, which does not map this object", holder);
     rc = EBUSY;
   }
   switch (rc) {

@@ -13,6 +13,26 @@ return function(b)
       return seg, name
     end
 
+    it("list names every object of the namespace, of every kind, sorted", function()
+      local names = { b.name("lista"), b.name("listb"), b.name("listc"), b.name("listd") }
+      local made = { assert(b.ns:create(names[1], 64)), assert(b.ns:create_queue(names[2], 64)),
+        assert(b.ns:create_dict(names[3], 65536)), assert(b.ns:create_topic(names[4], 4096)) }
+      for _, h in ipairs(made) do
+        util.defer(function() h:close() end)
+      end
+      local listed = assert(b.ns:list())
+      local seen = {}
+      for i, n in ipairs(listed) do
+        seen[n] = true
+        if i > 1 then
+          assert.is_true(listed[i - 1] < n)
+        end
+      end
+      for _, n in ipairs(names) do
+        assert.is_true(seen[n], n .. " listed")
+      end
+    end)
+
     it("create, open, attach and remove give the local module's results and codes", function()
       local name = b.name("life")
       local seg = assert(b.ns:create(name, 100))

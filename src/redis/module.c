@@ -718,6 +718,113 @@ static int ns_remove(lua_State *L) {
   return 1;
 }
 
+/* Adds to the table on the stack top the object names among the keys of a SCAN reply's batch:
+ * an object is the hash "{PREFIX+NAME}" (its other keys have a suffix after the brace). */
+static void add_names(lua_State *L, rx_ns *ns, const redisReply *keys) {
+  size_t i, plen = strlen(ns->prefix);
+  for (i = 0; i < keys->elements; i++) {
+    const redisReply *k = keys->element[i];
+    size_t n;
+    if (k->type != REDIS_REPLY_STRING || k->len < plen + 3 || k->str[0] != '{' ||
+        k->str[k->len - 1] != '}' || memcmp(k->str + 1, ns->prefix, plen) != 0)
+      continue;
+    n = k->len - plen - 2;
+    if (!good_name(k->str + 1 + plen, n))
+      continue;
+    lua_pushlstring(L, k->str + 1 + plen, n);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+}
+
+/* The glob that SCAN matches object hashes with: "{PREFIX*}", the prefix's glob characters
+ * escaped. */
+static void scan_pattern(const rx_ns *ns, char *out, size_t cap) {
+  size_t i, n = 0;
+  out[n++] = '{';
+  for (i = 0; ns->prefix[i] != '\0' && n + 4 < cap; i++) {
+    char c = ns->prefix[i];
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\')
+      out[n++] = '\\';
+    out[n++] = c;
+  }
+  out[n++] = '*';
+  out[n++] = '}';
+  out[n] = '\0';
+}
+
+/* Scans the node serving `slot` for object hashes, adding their names to the table on the
+ * stack top. */
+static lxshm_status scan_node(lua_State *L, rx_ns *ns, int slot, const char *pattern,
+                              lxshm_error *err) {
+  char cursor[32] = "0";
+  do {
+    redisReply *r;
+    rx_cmd cmd;
+    lxshm_status st;
+    rx_cmd_init(&cmd);
+    rx_arg_str(&cmd, "SCAN");
+    rx_arg_str(&cmd, cursor);
+    rx_arg_str(&cmd, "MATCH");
+    rx_arg_str(&cmd, pattern);
+    rx_arg_str(&cmd, "COUNT");
+    rx_arg_str(&cmd, "1000");
+    rx_arg_str(&cmd, "TYPE");
+    rx_arg_str(&cmd, "hash");
+    if ((st = rx_command(ns, &ns->main, slot, &cmd, 0, &r, err)) != LXSHM_OK)
+      return st;
+    if (r->type == REDIS_REPLY_ERROR || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+      st = r->type == REDIS_REPLY_ERROR
+               ? rx_error_status(r, err)
+               : lxshm__fail(err, LXSHM_CORRUPT, "SCAN gave an unexpected reply");
+      freeReplyObject(r);
+      return st;
+    }
+    snprintf(cursor, sizeof cursor, "%.*s", (int)r->element[0]->len, r->element[0]->str);
+    add_names(L, ns, r->element[1]);
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  return LXSHM_OK;
+}
+
+/* ns:list() -> { name, ... } of every object under the namespace's prefix, sorted | nil, msg,
+ * code. A Cluster's nodes are scanned one by one (each object lives on one of them). */
+static int ns_list(lua_State *L) {
+  rx_ns *ns = check_ns(L);
+  char pattern[2 * RX_PREFIX_MAX + 4];
+  lxshm_status st = LXSHM_OK;
+  lxshm_error err;
+  int node, slot;
+
+  scan_pattern(ns, pattern, sizeof pattern);
+  lua_settop(L, 1);
+  lua_newtable(L); /* 2: the names found, as keys */
+  if (!ns->cluster)
+    st = scan_node(L, ns, 0, pattern, &err);
+  for (node = 0; ns->cluster && st == LXSHM_OK && node < ns->nnodes; node++)
+    for (slot = 0; slot < RX_SLOTS; slot++)
+      if (ns->slots[slot] == node) { /* any slot of the node routes the SCAN to it */
+        st = scan_node(L, ns, slot, pattern, &err);
+        break;
+      }
+  if (st != LXSHM_OK)
+    return rx_fail(L, "list", st, &err);
+  lua_newtable(L); /* 3: the list */
+  lua_pushnil(L);
+  while (lua_next(L, 2) != 0) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+  }
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, 3);
+  lua_call(L, 1, 0);
+  lua_settop(L, 3);
+  return 1;
+}
+
 /* ns:close(): closes the namespace's own connections; handles keep theirs. Idempotent. */
 static int ns_close(lua_State *L) {
   ns_box *b = (ns_box *)luaL_testudata(L, 1, NS_MT);
@@ -858,11 +965,9 @@ static void new_namespace_class(lua_State *L) {
     const char *verb;
     lua_CFunction fn;
   } verbs[] = {{"create", ns_create}, {"open", ns_open}, {"attach", ns_attach}};
-  static const luaL_Reg methods[] = {{"remove", ns_remove},
-                                     {"close", ns_close},
-                                     {"url", ns_url},
-                                     {"cluster", ns_is_cluster},
-                                     {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"remove", ns_remove},      {"list", ns_list},
+                                     {"close", ns_close},        {"url", ns_url},
+                                     {"cluster", ns_is_cluster}, {NULL, NULL}};
   size_t i, j;
   luaL_newmetatable(L, NS_MT);
   lua_pushliteral(L, "lxshm.namespace");
