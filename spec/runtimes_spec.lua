@@ -12,6 +12,10 @@ local util = require("util")
 after_each(util.cleanup)
 
 local REQUIRED = os.getenv("LXSHM_TEST_RUNTIMES") == "all"
+-- The module this process runs: another runtime's build older than it was made from older
+-- sources, and would test those.
+local OWN_MODULE = package.searchpath and package.searchpath("lxshm.core", package.cpath)
+  or "build/lxshm/core.so"
 local PATH = "lua/?.lua;spec/helpers/?.lua"
 
 local function exists(path)
@@ -36,6 +40,9 @@ for _, name in ipairs({ "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" }) do
   elseif not exists(dir .. "/lxshm/core.so") then
     missing[#missing + 1] = ("%s (%s/lxshm/core.so is not built: make LUA=%s)"):format(name, dir,
       name)
+  elseif util.execute(("test %s/lxshm/core.so -ot %s"):format(dir, OWN_MODULE)) then
+    missing[#missing + 1] = ("%s (%s/lxshm/core.so is older than this build's: make LUA=%s)")
+      :format(name, dir, name)
   else
     rt.lua, rt.cpath = name, dir .. "/?.so"
   end
