@@ -14,8 +14,8 @@ after_each(util.cleanup)
 local REQUIRED = os.getenv("LXSHM_TEST_RUNTIMES") == "all"
 -- The module this process runs: another runtime's build older than it was made from older
 -- sources, and would test those.
-local OWN_MODULE = package.searchpath and package.searchpath("lxshm.core", package.cpath)
-  or "build/lxshm/core.so"
+local searchpath = rawget(package, "searchpath") -- 5.2 and later
+local OWN_MODULE = searchpath and searchpath("lxshm.core", package.cpath) or "build/lxshm/core.so"
 local PATH = "lua/?.lua;spec/helpers/?.lua"
 
 local function exists(path)
