@@ -8,7 +8,16 @@
 # luajit. Each gets its headers from pkg-config and a build directory of its own (a module built
 # for one does not load in another); lua5.4's is build/ itself (build/lxshm/core.so).
 LUA        ?= lua5.4
-LUA_PKG     = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+LUA_NAME    = $(if $(filter luajit%,$(notdir $(LUA))),luajit,$(notdir $(LUA)))
+# Headers a packager gives decide the runtime when their directory names one: luarocks builds
+# for LuaJIT with LUA=/usr/bin/lua5.1 and LuaJIT's headers, and that build must not land in (or
+# be taken from) lua5.1's directory.
+ifneq ($(filter command line environment,$(origin LUA_INCDIR)),)
+LUA_PKG     = $(or $(if $(findstring luajit,$(LUA_INCDIR)),luajit),$(filter lua5.1 lua5.2 lua5.3 \
+                lua5.4,$(subst /, ,$(LUA_INCDIR))),$(LUA_NAME))
+else
+LUA_PKG     = $(LUA_NAME)
+endif
 LUA_VERSION = $(if $(filter luajit,$(LUA_PKG)),5.1,$(patsubst lua%,%,$(LUA_PKG)))
 LUA_INCDIR ?= $(or $(patsubst -I%,%,$(filter -I%,$(shell pkg-config --cflags $(LUA_PKG) \
                 2>/dev/null))),/usr/include/$(LUA_PKG))
@@ -57,10 +66,15 @@ BENCHCLOCK  = $(LUA_BUILD)/bench/clock.so
 LXSHM_TEST_LUA ?= $(LUA)
 export LXSHM_TEST_LUA
 RUN_SPECS = $(LUA) $(BUSTED)
-LUAENV    = LUA_PATH='lua/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;'
+# $(call luaenv,PATH,CPATH): package paths for any runtime. Lua 5.2 and later read
+# LUA_PATH_5_x and LUA_CPATH_5_x before LUA_PATH and LUA_CPATH, so a user's LUA_CPATH_5_4 would
+# otherwise win over ours; LuaJIT reads only the plain ones.
+luaenv = $(foreach v,_5_2 _5_3 _5_4,LUA_PATH$(v)='$(1)' LUA_CPATH$(v)='$(2)') \
+  LUA_PATH='$(1)' LUA_CPATH='$(2)'
+LUAENV    = $(call luaenv,lua/?.lua;;,$(LUA_BUILD)/?.so;;)
 
-.PHONY: all test ctest specs asan valgrind demo bench fuzz fuzz-dict fuzz-object lint format \
-  format-check install \
+.PHONY: all test ctest specs module test-runtimes asan valgrind demo bench fuzz fuzz-dict \
+  fuzz-object lint format format-check install \
   install-lua install-dev uninstall uninstall-lua uninstall-dev clean help check-headers
 
 all: $(MODULE) $(LIB)
@@ -70,6 +84,9 @@ help:
 	@echo "make demo       two processes exchanging tables through a segment"
 	@echo "make test       C tests of the core and the C example, then the busted suite"
 	@echo "                (installs the Debian packages that are missing)"
+	@echo "make test LUA=lua5.1   the same on another runtime: lua5.1 lua5.2 lua5.3 lua5.4 luajit"
+	@echo "make specs LUA=luajit  the busted suite alone (the C tests do not depend on the runtime)"
+	@echo "make test-runtimes     processes on all five runtimes exchange values"
 	@echo "make asan       the whole suite against an ASan+UBSan build"
 	@echo "make valgrind   the busted suite under valgrind"
 	@echo "make bench      benchmarks against the alternatives"
@@ -160,7 +177,7 @@ check-headers:
 
 # Installs (or asks for) the Debian packages a target needs, for the runtime chosen:
 # $(call deps,test).
-LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
+LUA_DEV = $(if $(filter luajit,$(LUA_PKG)),libluajit2-5.1-dev,$(if $(filter lua5.1,$(LUA_PKG)),liblua5.1-0-dev,lib$(LUA_PKG)-dev))
 deps = @LXSHM_LUA_PKG=$(LUA_PKG) sh scripts/ensure-deps.sh $(1)
 
 # The C example: `exchange wait` in the background, `exchange send` once it says it is ready;
@@ -183,6 +200,18 @@ ctest: $(CTEST) $(EXAMPLE)
 
 specs: $(MODULE) $(TESTPROC)
 	$(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so'
+
+module: $(MODULE)
+
+# Processes on every runtime exchange values (spec/runtimes_spec.lua): each runtime's module is
+# built first, and a runtime that cannot run is a failure here.
+RUNTIMES = lua5.1 lua5.2 lua5.3 lua5.4 luajit
+
+test-runtimes:
+	@for rt in $(RUNTIMES); do LXSHM_LUA_PKG=$$rt sh scripts/ensure-deps.sh test || exit 1; done
+	@for rt in $(RUNTIMES); do $(MAKE) --no-print-directory LUA=$$rt module || exit 1; done
+	@$(MAKE) --no-print-directory $(TESTPROC)
+	LXSHM_TEST_RUNTIMES=all $(RUN_SPECS) --cpath='$(LUA_BUILD)/?.so' spec/runtimes_spec.lua
 
 test:
 	$(call deps,test)
@@ -211,10 +240,19 @@ demo:
 	@echo
 	$(LUAENV) $(LUA) examples/job_queue/run.lua
 
+# Every script runs on $(LUA), then on LuaJIT (lxshm and bench.clock built for it in
+# build/luajit/) for the LuaJIT columns; BENCH_LUAJIT= (empty) leaves LuaJIT out.
+BENCH_LUAJIT ?= $(if $(filter luajit,$(LUA_PKG)),,luajit)
+
 bench:
 	$(call deps,bench)
+	$(if $(BENCH_LUAJIT),@LXSHM_LUA_PKG=luajit sh scripts/ensure-deps.sh bench)
 	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
-	LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='$(LUA_BUILD)/?.so;;' $(LUA) bench/run.lua
+	$(if $(BENCH_LUAJIT),@$(MAKE) --no-print-directory LUA=luajit build/luajit/lxshm/core.so \
+	  build/luajit/bench/clock.so)
+	$(call luaenv,lua/?.lua;bench/?.lua;;,$(LUA_BUILD)/?.so;;) \
+	  LXSHM_BENCH_LUAJIT='$(BENCH_LUAJIT)' LXSHM_BENCH_LUAJIT_CPATH='build/luajit/?.so;;' \
+	  $(LUA) bench/run.lua
 
 # The decoder under libFuzzer with ASan+UBSan (fuzz/README.md). FUZZ_TIME seconds; new inputs
 # go to fuzz/work, findings to fuzz/findings; the committed seeds are only read.

@@ -16,7 +16,7 @@ description = {
   labels = { "ipc", "shared-memory", "msgpack" },
 }
 dependencies = {
-  "lua >= 5.4, < 5.5",
+  "lua >= 5.1",
 }
 build = {
   type = "make",
@@ -28,9 +28,13 @@ build = {
     -- Users' compilers may warn about things ours does not; CI builds with -Werror.
     WERROR = "",
   },
+  -- The same runtime as the build (the Makefile's default is lua5.4): lua5.1 or LuaJIT rocks
+  -- must install the module built for them.
   install_variables = {
     INST_LIBDIR = "$(LIBDIR)",
     INST_LUADIR = "$(LUADIR)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    LUA = "$(LUA)",
   },
   -- The lxshm command; luarocks puts a wrapper in the tree's bin that sets the tree's paths.
   install = {

@@ -3,12 +3,40 @@
 -- one run, never absolute times across runs). Figures print as
 --   name: value unit  # min=... max=...
 -- No thresholds: benchmarks report, they never pass or fail.
+-- The scripts run on Lua 5.4 and on LuaJIT (make bench runs both): written in Lua 5.1 syntax.
 local clock = require("bench.clock")
 
 local lib = { clock = clock }
 
 --- The interpreter running this script; children are started with the same one.
 lib.LUA = arg and arg[-1] or "lua5.4"
+--- The runtime running this script, as its users name it: "Lua 5.4", "LuaJIT 2.1.0-beta3".
+local jit = rawget(_G, "jit")
+lib.RUNTIME = type(jit) == "table" and jit.version or _VERSION
+
+--- os.execute's result as 5.2 and later give it (true | nil, "exit"|"signal", code), also on
+-- 5.1 and LuaJIT, whose os.execute returns the wait status as a number.
+function lib.execute(cmd)
+  local ok, how, code = os.execute(cmd)
+  if type(ok) == "number" then
+    if ok % 256 == 0 then
+      how, code = "exit", math.floor(ok / 256)
+    else
+      how, code = "signal", ok % 128
+    end
+    ok = (how == "exit" and code == 0) or nil
+  end
+  return ok, how, code
+end
+
+--- Elements i..j of a list, as a new list (table.move is 5.3 and later).
+function lib.slice(xs, i, j)
+  local s = {}
+  for k = i, j do
+    s[#s + 1] = xs[k]
+  end
+  return s
+end
 
 lib.REPS = tonumber(os.getenv("LXSHM_BENCH_REPS")) or 9
 lib.BATCH = tonumber(os.getenv("LXSHM_BENCH_TIME")) or 0.1 -- seconds per timed batch
@@ -31,18 +59,18 @@ function lib.pin_malloc()
   for i = 1, #arg do
     cmd = cmd .. " " .. lib.quote(arg[i])
   end
-  local ok, how, code = os.execute(cmd)
+  local ok, how, code = lib.execute(cmd)
   os.exit(how == "exit" and code or (ok and 0 or 1))
 end
 
 function lib.median(xs)
-  local s = table.move(xs, 1, #xs, 1, {})
+  local s = lib.slice(xs, 1, #xs)
   table.sort(s)
   local n = #s
   if n % 2 == 1 then
-    return s[(n + 1) // 2]
+    return s[(n + 1) / 2]
   end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
+  return (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
 function lib.fmt(x)
@@ -159,28 +187,30 @@ end
 
 --- Reads one line from a child, failing loudly if it died instead.
 function lib.expect(child, what)
-  local line = child:read("l")
+  local line = child:read("*l")
   if line == nil then
     error(("child ended before sending %s"):format(what or "a line"), 2)
   end
   return line
 end
 
---- Debian's lua-messagepack and lua-redis are installed for Lua 5.3 only; they are pure Lua.
+--- Debian's lua-messagepack and lua-redis are pure Lua, installed for 5.1, 5.2 and 5.3 (which
+-- LuaJIT reads as its own) but not for 5.4: Lua 5.4 takes the 5.3 ones.
 function lib.use_lua53_modules()
-  if not package.path:find("/usr/share/lua/5.3/", 1, true) then
+  if _VERSION == "Lua 5.4" and not package.path:find("/usr/share/lua/5.3/", 1, true) then
     package.path = package.path .. ";/usr/share/lua/5.3/?.lua"
   end
 end
 
---- The shared corpus: LXSHM_CORPUS, else ../shared/bench/corpus.lua, else the copy in bench/.
+--- The shared corpus: LXSHM_CORPUS, else ../shared/bench/corpus.lua, else the copy in bench/;
+-- loaded through bench/load_corpus.lua, so that LuaJIT builds the same tables as Lua 5.4.
 function lib.load_corpus()
   for _, path in ipairs({ os.getenv("LXSHM_CORPUS") or false, "../shared/bench/corpus.lua",
     "bench/corpus.lua" }) do
     local f = path and io.open(path, "r")
     if f then
       f:close()
-      return dofile(path)
+      return dofile("bench/load_corpus.lua")(path)
     end
   end
   error("corpus.lua not found: set LXSHM_CORPUS")

@@ -34,7 +34,7 @@ local function oncpu_ns(pid)
   if not f then
     return nil
   end
-  local ns = f:read("n")
+  local ns = f:read("*n")
   f:close()
   return ns
 end
@@ -87,7 +87,7 @@ end
 --- A pipe pair: parent -> child through a FIFO, child -> parent through io.popen.
 local function pipe_contender()
   local fifo = lib.unique("/tmp/lxshm-bench-fifo")
-  assert(os.execute("mkfifo -m 600 " .. lib.quote(fifo)))
+  assert(lib.execute("mkfifo -m 600 " .. lib.quote(fifo)))
   local child = lib.spawn("pingpong_peer", { "pipe", fifo }, "r", CHILD_PREFIX)
   lib.expect(child, "its pid")
   local out = assert(io.open(fifo, "w")) -- returns once the child has opened its end
@@ -99,7 +99,7 @@ local function pipe_contender()
     for _ = 1, n do
       out:write(line)
       out:flush()
-      child:read("l")
+      child:read("*l")
     end
   end
 
@@ -165,7 +165,7 @@ end
 -- stops it, or nil when this process may not raise a priority.
 local function start_hog()
   local id = io.popen("id -u")
-  local root = id:read("l") == "0"
+  local root = id:read("*l") == "0"
   id:close()
   if not root then
     return nil
@@ -173,10 +173,10 @@ local function start_hog()
   -- exec all the way down: the loop is our direct child, and its pid is the one echoed.
   local hog = assert(io.popen("exec sh -c 'echo $$; exec taskset -c 1 nice -n -10 "
     .. lib.quote(lib.LUA) .. " -e \"while true do end\"' 2>/dev/null", "r"))
-  local pid = math.tointeger(tonumber(lib.expect(hog, "the busy loop's pid")))
+  local pid = tonumber(lib.expect(hog, "the busy loop's pid"))
   clock.sleep(0.2) -- let the scheduler see CPU 1 busy
   return function()
-    os.execute("kill " .. pid)
+    os.execute(("kill %d"):format(pid))
     hog:close()
   end
 end
@@ -246,7 +246,7 @@ if PLACE == "free" then
     if r[1] ~= "busy" or os.getenv("LXSHM_BENCH_BUSY") ~= "0" then
       io.stdout:flush()
       local cmd = r[2] .. lib.quote(lib.LUA) .. " " .. lib.quote(arg[0]) .. " --place=" .. r[1]
-      if not os.execute(cmd) then
+      if not lib.execute(cmd) then
         print("# placement " .. r[1] .. " failed")
       end
     end

@@ -70,10 +70,10 @@ local function pipe_contender(kind)
   local c = { name = kind }
   function c.run(n)
     local child = lib.spawn("queue_peer", { "producer", kind, "-", n + 1 })
-    child:read("l")
+    child:read("*l")
     local t0 = clock.now()
     for _ = 1, n do
-      child:read("l")
+      child:read("*l")
     end
     local t = clock.now() - t0
     child:close()
@@ -114,11 +114,11 @@ local function start_redis()
   local _, port = probe:getsockname()
   probe:close()
   local dir = lib.unique("/tmp/lxshm-bench-redis")
-  assert(os.execute("mkdir -p " .. lib.quote(dir)))
+  assert(lib.execute("mkdir -p " .. lib.quote(dir)))
   local cmd = ("redis-server --bind 127.0.0.1 --port %d --save '' --appendonly no"
     .. " --daemonize yes --dir %s --pidfile %s/redis.pid --logfile %s/redis.log"):format(port,
     lib.quote(dir), lib.quote(dir), lib.quote(dir))
-  if not os.execute(cmd) then
+  if not lib.execute(cmd) then
     return nil, "redis-server did not start"
   end
   local redis = require("redis")
@@ -135,7 +135,7 @@ end
 local function stop_redis(r)
   pcall(r.client.shutdown, r.client) -- SHUTDOWN: it saves nothing (--save '') and exits
   local f = io.open(r.dir .. "/redis.pid", "r")
-  local pid = f and f:read("n")
+  local pid = f and f:read("*n")
   if f then
     f:close()
   end
@@ -146,7 +146,7 @@ local function stop_redis(r)
     clock.sleep(0.01)
   end
   if pid and io.open(r.dir .. "/redis.pid", "r") then
-    os.execute("kill " .. math.tointeger(pid))
+    os.execute(("kill %d"):format(pid))
   end
   os.execute("rm -rf " .. lib.quote(r.dir))
 end
@@ -252,7 +252,7 @@ local function many(producers, consumers, total)
   local qname, gname = lib.unique("bench-mq"), lib.unique("bench-gate")
   local q = assert(lxshm.create_queue(qname, QUEUE_BYTES))
   local gate = assert(lxshm.create(gname, 16))
-  local each = total // producers
+  local each = math.floor(total / producers)
   local pro, con = {}, {}
   for i = 1, consumers do
     con[i] = lib.spawn("queue_peer", { "consumer", "lxshm", qname, "stop", gname })
@@ -311,7 +311,7 @@ local function many_contender(producers, consumers)
 end
 
 print(("# many producers and consumers through one %d KiB queue, all separate processes,"
-  .. " started together; total messages per second until drained"):format(QUEUE_BYTES // 1024))
+  .. " started together; total messages per second until drained"):format(QUEUE_BYTES / 1024))
 local mc = { many_contender(1, 1), many_contender(4, 3) }
 local mper = lib.compare(mc)
 for _, c in ipairs(mc) do
@@ -319,17 +319,17 @@ for _, c in ipairs(mc) do
 end
 for _, c in ipairs(mc) do -- the last REPS runs are the timed ones (the first calibrated)
   local k = #c.sleeps - lib.REPS
-  lib.figure("queue.lxshm." .. c.name .. ".sleeps", table.move(c.sleeps, k + 1, #c.sleeps, 1,
-    {}), "per msg")
-  lib.figure("queue.lxshm." .. c.name .. ".preemptions", table.move(c.preempted, k + 1,
-    #c.preempted, 1, {}), "per msg")
+  lib.figure("queue.lxshm." .. c.name .. ".sleeps", lib.slice(c.sleeps, k + 1, #c.sleeps),
+    "per msg")
+  lib.figure("queue.lxshm." .. c.name .. ".preemptions", lib.slice(c.preempted, k + 1,
+    #c.preempted), "per msg")
 end
 lib.figure("queue.lxshm.ratio.4x3/1x1", lib.ratios(mper["1x1"], mper["4x3"]), "x msgs/s")
 
 --- Futex system calls per message while both sides are busy: a producer and a consumer
 -- process, each under `perf stat` counting its futex calls by operation.
 local function futex_per_message(total)
-  if not os.execute("perf stat -x, -e syscalls:sys_enter_futex -o /dev/null true"
+  if not lib.execute("perf stat -x, -e syscalls:sys_enter_futex -o /dev/null true"
     .. " >/dev/null 2>&1") then
     print("# perf cannot count syscalls here: no futex figures")
     return

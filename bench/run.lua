@@ -5,15 +5,25 @@
 --   LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/run.lua [NAME...]
 -- NAMEs (e.g. queue_bench) run only those scripts. LXSHM_BENCH_REPS and LXSHM_BENCH_TIME (see
 -- bench/lib.lua) shorten or lengthen every script.
+-- With LXSHM_BENCH_LUAJIT (LuaJIT's interpreter) and LXSHM_BENCH_LUAJIT_CPATH (the module path
+-- of lxshm and bench.clock built for it), as make bench sets them, each script runs on LuaJIT
+-- too, right after its run on this runtime, alternatives included (lua-cjson, MessagePack.lua,
+-- luasocket and lua-redis as LuaJIT loads them), and the table gains LuaJIT's columns.
 local lib = require("lib")
 local clock = lib.clock
+
+local LUAJIT = os.getenv("LXSHM_BENCH_LUAJIT")
+local LUAJIT_CPATH = os.getenv("LXSHM_BENCH_LUAJIT_CPATH")
+if LUAJIT == "" then
+  LUAJIT = nil
+end
 
 local SCRIPTS = { "segment_bench", "codec_bench", "values_bench", "pingpong_bench",
   "queue_bench", "dict_bench", "topic_bench", "redis_bench" }
 
 local function first_line(cmd)
   local f = io.popen(cmd .. " 2>/dev/null")
-  local s = f and f:read("l")
+  local s = f and f:read("*l")
   if f then
     f:close()
   end
@@ -22,7 +32,7 @@ end
 
 local function loadavg()
   local f = io.open("/proc/loadavg", "r")
-  local s = f and f:read("l") or "?"
+  local s = f and f:read("*l") or "?"
   if f then
     f:close()
   end
@@ -39,33 +49,53 @@ print("# load average (1, 5, 15 min) at start: " .. loadavg())
 print(("# LXSHM_BENCH_REPS=%d LXSHM_BENCH_TIME=%g; figures are medians, ratios pair by pair")
   :format(lib.REPS, lib.BATCH))
 
+-- The runtimes each script runs on; figures of the second are stored as "luajit.<name>".
+-- dict_bench and topic_bench measure LuaJIT themselves where they need it.
+local LUAJIT_SCRIPTS = { segment_bench = true, codec_bench = true, values_bench = true,
+  pingpong_bench = true, queue_bench = true }
+local runtimes = { { label = lib.RUNTIME, prefix = "", command = lib.quote(lib.LUA) } }
+if LUAJIT then
+  local version = first_line(lib.quote(LUAJIT) .. " -e 'print(jit.version)'")
+  runtimes[2] = { label = version, prefix = "luajit.", command = "LUA_CPATH="
+    .. lib.quote(LUAJIT_CPATH) .. " " .. lib.quote(LUAJIT), only = LUAJIT_SCRIPTS }
+  print("# segment, codec, values, ping-pong and queue scripts run on " .. lib.RUNTIME
+    .. ", then on " .. version)
+else
+  print("# no LuaJIT columns: LXSHM_BENCH_LUAJIT is not set (make bench sets it)")
+end
+
 -- Every figure line of every script, by name: value and unit.
 local figures = {}
 local failed = {}
 for _, name in ipairs(scripts) do
   local path = "bench/" .. name:gsub("%.lua$", "") .. ".lua"
-  print()
-  print("## " .. path)
-  io.stdout:flush()
-  local t0 = clock.now()
-  local child = assert(io.popen(lib.quote(lib.LUA) .. " " .. lib.quote(path) .. " 2>&1", "r"))
-  for line in child:lines() do
-    print(line)
-    io.stdout:flush()
-    local fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) ([^#]-)%s*#")
-    if not fname then
-      fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) (.-)%s*$")
-    end
-    if fname then
-      figures[fname] = { value = tonumber(value), unit = unit }
+  for _, rt in ipairs(runtimes) do
+    if not rt.only or rt.only[path:match("([%w_]+)%.lua$")] then
+      print()
+      print("## " .. path .. " on " .. rt.label)
+      io.stdout:flush()
+      local t0 = clock.now()
+      local child = assert(io.popen(rt.command .. " " .. lib.quote(path) .. " 2>&1", "r"))
+      for line in child:lines() do
+        print(line)
+        io.stdout:flush()
+        local fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) ([^#]-)%s*#")
+        if not fname then
+          fname, value, unit = line:match("^([%w%._/%-]+): (%-?[%d%.]+[%deE%+%-]*) (.-)%s*$")
+        end
+        if fname then
+          figures[rt.prefix .. fname] = { value = tonumber(value), unit = unit }
+        end
+      end
+      local ok = child:close()
+      if not ok then
+        failed[#failed + 1] = path .. " on " .. rt.label
+        print("# " .. path .. " on " .. rt.label .. " FAILED")
+      end
+      print(("# %s on %s took %.1f s; load average now %s"):format(path, rt.label,
+        clock.now() - t0, loadavg()))
     end
   end
-  local ok = child:close()
-  if not ok then
-    failed[#failed + 1] = path
-    print("# " .. path .. " FAILED")
-  end
-  print(("# %s took %.1f s; load average now %s"):format(path, clock.now() - t0, loadavg()))
 end
 print()
 print(("# all scripts took %.1f s; load average at end: %s"):format(clock.now() - started,
@@ -75,33 +105,54 @@ if #failed > 0 then
 end
 
 --- The markdown table. Each row: a label, the lxshm figure, the alternative's label and
--- figure, and the ratio figure (already taken pair by pair by the script).
+-- figure, and the ratio figure (already taken pair by pair by the script); then, when LuaJIT ran
+-- too, the same three on LuaJIT. Cells are functions of a figure-name prefix ("" or "luajit.").
 local function cell(name, scale, unit)
-  local f = figures[name]
-  if not f then
-    return "–"
+  return function(prefix)
+    local f = figures[prefix .. name]
+    if not f then
+      return "–"
+    end
+    return lib.fmt(f.value * (scale or 1)) .. " " .. (unit or f.unit)
   end
-  return lib.fmt(f.value * (scale or 1)) .. " " .. (unit or f.unit)
 end
 
 local function ratio(name, meaning)
-  local f = figures[name]
-  if not f then
-    return "–"
+  return function(prefix)
+    local f = figures[prefix .. name]
+    if not f then
+      return "–"
+    end
+    return lib.fmt(f.value) .. "× " .. meaning
   end
-  return lib.fmt(f.value) .. "× " .. meaning
+end
+
+-- A cell given as text (or nil: empty) is the same on every runtime.
+local function cellf(x)
+  if type(x) == "function" then
+    return x
+  end
+  return function()
+    return x or ""
+  end
 end
 
 local rows = {}
 local function row(label, lx, alt_label, alt, r)
-  rows[#rows + 1] = ("| %s | %s | %s%s | %s |"):format(label, lx, alt_label,
-    alt and alt ~= "" and (" " .. alt) or "", r or "")
+  lx, alt, r = cellf(lx), cellf(alt), cellf(r)
+  local cells = { label, lx(""), alt_label .. (alt("") ~= "" and (" " .. alt("")) or ""), r("") }
+  if LUAJIT then
+    cells[#cells + 1] = lx("luajit.")
+    cells[#cells + 1] = alt("luajit.")
+    cells[#cells + 1] = r("luajit.")
+  end
+  rows[#rows + 1] = "| " .. table.concat(cells, " | ") .. " |"
 end
 
 row("ping-pong round trip, two processes", cell("pingpong.roundtrip.lxshm", 1, "µs"),
   "pipe pair", cell("pingpong.roundtrip.pipe", 1, "µs"),
   ratio("pingpong.ratio.lxshm/pipe", "the time"))
-row("", "", "Unix socket", cell("pingpong.roundtrip.unix", 1, "µs"),
+row("", nil, "Unix socket", cell("pingpong.roundtrip.unix", 1, "µs"),
   ratio("pingpong.ratio.lxshm/unix", "the time"))
 for _, place in ipairs({ { "cpu0", "same, both pinned to CPU 0" },
   { "split", "same, parent pinned to CPU 0, child to CPU 1" },
@@ -109,50 +160,52 @@ for _, place in ipairs({ { "cpu0", "same, both pinned to CPU 0" },
   local p = "pingpong." .. place[1] .. "."
   row(place[2], cell(p .. "roundtrip.lxshm", 1, "µs"), "pipe pair",
     cell(p .. "roundtrip.pipe", 1, "µs"), ratio(p .. "ratio.lxshm/pipe", "the time"))
-  row("", "", "Unix socket", cell(p .. "roundtrip.unix", 1, "µs"),
+  row("", nil, "Unix socket", cell(p .. "roundtrip.unix", 1, "µs"),
     ratio(p .. "ratio.lxshm/unix", "the time"))
 end
-row("CPU used by a process blocked 1 s in `wait`", cell("idle.wait_1s.child_cpu", 1, "µs"),
-  "", "", "")
+row("CPU used by a process blocked 1 s in `wait`", cell("idle.wait_1s.child_cpu", 1, "µs"), "")
 row("CPU of a `wait` timing out after 10 ms (spin, then sleep)",
   cell("idle.wait_10ms.cpu", 1, "µs"), "same on one CPU (no spin)",
-  cell("idle.cpu0.wait_10ms.cpu", 1, "µs"), "")
+  cell("idle.cpu0.wait_10ms.cpu", 1, "µs"))
 for _, mine in ipairs({ { "lxshm", "one-way 64-byte messages, 1 producer → 1 consumer, "
   .. "`push`/`pop`" }, { "lxshm_batch", "same, `push_many`/`pop_many` of 64" } }) do
   for _, alt in ipairs({ { "pipe", "pipe (stdio-buffered lines)" },
     { "pipe_flush", "pipe, a flush per message" }, { "unix", "Unix socket" },
     { "redis", "Redis RPUSH → BLPOP" } }) do
     row(alt[1] == "pipe" and mine[2] or "",
-      alt[1] == "pipe" and cell("queue.oneway." .. mine[1], 1, "M msgs/s") or "", alt[2],
+      alt[1] == "pipe" and cell("queue.oneway." .. mine[1], 1, "M msgs/s") or nil, alt[2],
       cell("queue.oneway." .. alt[1], 1, "M msgs/s"),
       ratio(("queue.oneway.ratio.%s/%s"):format(mine[1], alt[1]), "the rate"))
   end
 end
-if figures["queue.futex.producer.all"] then
-  row("futex calls per message while both are busy",
-    ("producer %s, consumer %s"):format(lib.fmt(figures["queue.futex.producer.all"].value),
-      lib.fmt(figures["queue.futex.consumer.all"].value)), "", "", "")
-end
-row("one `push`, then one `pop`, one process alone", cell("queue.solo.push", 1, "ns") .. ", "
-  .. cell("queue.solo.pop", 1, "ns"), "", "", "")
+row("futex calls per message while both are busy", function(prefix)
+  local p = figures[prefix .. "queue.futex.producer.all"]
+  local c = figures[prefix .. "queue.futex.consumer.all"]
+  return p and c and ("producer %s, consumer %s"):format(lib.fmt(p.value), lib.fmt(c.value))
+    or "–"
+end, "")
+row("one `push`, then one `pop`, one process alone", function(prefix)
+  return cell("queue.solo.push", 1, "ns")(prefix) .. ", " .. cell("queue.solo.pop", 1, "ns")(prefix)
+end, "")
 row("4 producers × 3 consumers, one queue", cell("queue.lxshm.4x3", 1, "M msgs/s"),
   "1 × 1, same harness", cell("queue.lxshm.1x1", 1, "M msgs/s"),
   ratio("queue.lxshm.ratio.4x3/1x1", "the rate"))
 row("sleeps per message, 4 × 3 (all processes)", cell("queue.lxshm.4x3.sleeps", 1, ""),
-  "1 × 1", cell("queue.lxshm.1x1.sleeps", 1, ""), "")
-for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+  "1 × 1", cell("queue.lxshm.1x1.sleeps", 1, ""))
+local ITEMS = { "record", "gamestate", "floats10k", "string1M", "config" }
+for _, item in ipairs(ITEMS) do
   local p = "values." .. item
   row("`put`+`get` through a segment, " .. item, cell(p .. ".put_get", 1, "/s"),
     "`encode`+`decode` alone", cell(p .. ".codec", 1, "/s"),
     ratio(p .. ".ratio.put_get/codec", "the rate"))
-  row("", "", "lua-cjson encode+decode", cell(p .. ".cjson", 1, "/s"),
+  row("", nil, "lua-cjson encode+decode", cell(p .. ".cjson", 1, "/s"),
     ratio(p .. ".ratio.put_get/cjson", "the rate"))
 end
-for _, item in ipairs({ "record", "gamestate", "floats10k", "string1M", "config" }) do
+for _, item in ipairs(ITEMS) do
   local p = "codec." .. item
   row("codec round trip, " .. item, cell(p .. ".roundtrip.lxshm", 1, "/s"), "lua-cjson",
     cell(p .. ".roundtrip.cjson", 1, "/s"), ratio(p .. ".ratio.lxshm/cjson", "the rate"))
-  row("", "", "MessagePack.lua", cell(p .. ".roundtrip.msgpack", 1, "/s"),
+  row("", nil, "MessagePack.lua", cell(p .. ".roundtrip.msgpack", 1, "/s"),
     ratio(p .. ".ratio.lxshm/msgpack", "the rate"))
 end
 row("64-byte `write` + `read`, one process", cell("segment.write_read.64B.lxshm"),
@@ -257,9 +310,30 @@ row("Redis: topic `publish_many`+`next_many` of 64, per message",
   cell("redis.topic.publish_next.lxshm_redis_batch", 1, "µs"), "", "", "")
 
 print()
-print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")
-print("| --- | --: | --- | --: |")
+if LUAJIT then
+  print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) | lxshm on LuaJIT"
+    .. " | alternative on LuaJIT | ratio on LuaJIT |")
+  print("| --- | --: | --- | --: | --: | --: | --: |")
+else
+  print("| figure | lxshm | alternative | ratio (lxshm ÷ alternative) |")
+  print("| --- | --: | --- | --: |")
+end
 for _, r in ipairs(rows) do
   print(r)
+end
+
+-- The bar for LuaJIT (issue 11): lxshm's codec beats lua-cjson on LuaJIT on every corpus item.
+if LUAJIT then
+  local parts, faster = {}, 0
+  for _, item in ipairs(ITEMS) do
+    local f = figures["luajit.codec." .. item .. ".ratio.lxshm/cjson"]
+    parts[#parts + 1] = item .. " " .. (f and (lib.fmt(f.value) .. "×") or "–")
+    if f and f.value > 1 then
+      faster = faster + 1
+    end
+  end
+  print()
+  print(("# codec round trips on LuaJIT, lxshm ÷ lua-cjson (rate): %s; %d of %d items faster")
+    :format(table.concat(parts, ", "), faster, #ITEMS))
 end
 os.exit(#failed == 0 and 0 or 1)

@@ -2,6 +2,7 @@
 --
 -- Run it with `make demo`, or by hand from the repository root after `make`:
 --   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 examples/demo.lua
+-- (any runtime: `make LUA=luajit`, then LUA_CPATH='build/luajit/?.so;;' luajit examples/demo.lua)
 --
 -- This process plays an editor. It starts a second process, the "game", hands it commands
 -- through one segment and reads the game's replies from another. Each side sleeps in wait()
@@ -19,7 +20,7 @@ local function show(v)
   end
   local keys = {}
   for k in pairs(v) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then
+    if not (type(k) == "number" and k % 1 == 0 and k >= 1 and k <= n) then
       keys[#keys + 1] = k
     end
   end

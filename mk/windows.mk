@@ -82,14 +82,15 @@ test-windows:
 	$(call wine_run,timeout 600 $(WINE) $(WIN_TEST) && \
 	  ( $(call exchange_check,$(WINE) $(WIN_EXAMPLE)) ))
 
-# The module links against the Lua DLL itself (mingw's linker reads a DLL's exports directly).
+# The module links against the Lua DLL itself (mingw's linker reads a DLL's exports directly),
+# and carries its libgcc (thread-local variables need it) so it needs no DLL but Lua's.
 $(WIN_DLL): $(WIN_DLL_SRC) $(HEADERS)
 	@test -f $(LUA_WIN_INC)/lua.h -a -f $(LUA_WIN_LIB) || { \
 	  echo "lxshm: no Windows Lua 5.4: $(LUA_WIN_INC)/lua.h or $(LUA_WIN_LIB) is missing."; \
 	  echo "  Build one with: sh scripts/build-win-lua.sh (into build/win-lua)"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(WIN_CC) $(WIN_CFLAGS) $(WIN_FLAGS) -I$(LUA_WIN_INC) -DLUA_BUILD_AS_DLL -DLXSHM_BUILDING_DLL \
-	  -shared -o $@ $(WIN_DLL_SRC) $(LUA_WIN_LIB)
+	  -shared -static-libgcc -o $@ $(WIN_DLL_SRC) $(LUA_WIN_LIB)
 
 windows-lua:
 	$(call deps,windows)

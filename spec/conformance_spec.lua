@@ -21,7 +21,7 @@ local function suite(kind)
       _G.setfenv(chunk, _G.getfenv(1))
     end
   else
-    chunk, err = loadfile(path, "t", _ENV)
+    chunk, err = loadfile(path, "t", _ENV) -- luacheck: ignore 113 (5.2+ only, as this branch)
   end
   return assert(chunk, err)()
 end
@@ -80,33 +80,12 @@ for _, backend in ipairs(backends) do
       end
     end
 
-    --- The shared corpus (written for Lua 5.3 and later); older runtimes get a few values of
-    -- the same shapes.
-    function b.corpus()
-      local ok, items = pcall(util.corpus)
-      if ok then
-        return items
-      end
-      local floats = {}
-      for i = 1, 1000 do
-        floats[i] = i * 1.25
-      end
-      return {
-        { name = "record", value = { id = 42, name = "player-42", x = 1.5, alive = true } },
-        { name = "floats", value = floats },
-        { name = "string", value = string.rep("\0\1\2\255", 50000) },
-        { name = "nested", value = { a = { b = { c = { "deep" } } }, list = { 1, 2, 3 } } },
-      }
-    end
+    --- The shared corpus, on every runtime (bench/load_corpus.lua).
+    b.corpus = util.corpus
 
-    --- Deep equality as the codec keeps values: util.deep_equal where Lua tells integers from
-    -- floats (5.3 and later), luassert's comparison elsewhere.
-    function b.same(x, y)
-      if math.type then
-        return util.deep_equal(x, y)
-      end
-      return require("luassert.util").deepcompare(x, y, true)
-    end
+    --- Deep equality as the codec keeps values (util.deep_equal: math.type where Lua has it,
+    -- NaN, -0.0, shared tables), on every runtime.
+    b.same = util.deep_equal
 
     --- A fresh name, its object removed when the test ends.
     function b.name(tag)

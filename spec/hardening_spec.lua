@@ -17,11 +17,9 @@ local function poke(name, offset, bytes)
   f:close()
 end
 
-local function u64(n)
-  return string.pack("<I8", n)
-end
+local u64 = util.u64le
 
-local is_root = io.popen("id -u"):read("l") == "0"
+local is_root = io.popen("id -u"):read("*l") == "0"
 local NOBODY = 65534
 
 --- Runs hostile.lua COMMAND ARGS... in a child, as user `uid` if given; cleaned up at the end.
@@ -43,7 +41,7 @@ describe("an object of another user", function()
     end
     local seg, name = util.segment(64)
     assert(seg:write("theirs"))
-    assert(os.execute(("chown %d %s"):format(NOBODY, shm_path(name))))
+    assert(util.execute(("chown %d %s"):format(NOBODY, shm_path(name))))
     for _, open in ipairs({
       function(opts) return lxshm.open(name, opts) end,
       function(opts) return lxshm.attach(name, 64, opts) end,
@@ -61,7 +59,7 @@ describe("an object of another user", function()
     end
     local q, qname = util.queue(64)
     q:close()
-    assert(os.execute(("chown %d %s"):format(NOBODY, shm_path(qname))))
+    assert(util.execute(("chown %d %s"):format(NOBODY, shm_path(qname))))
     local _, _, code = lxshm.open_queue(qname)
     assert.equal(lxshm.PERMISSION, code)
     assert(lxshm.open_queue(qname, { trust = true })):close()
@@ -162,7 +160,7 @@ describe("a handle closed during its own method", function()
   end)
 
   it("by a finalizer while push, peek, pop and pop_many allocate", function()
-    local _, name = util.queue(1 << 16)
+    local _, name = util.queue(65536)
     local out = hostile(nil, "closing_gc", name, "queue"):finish()
     assert.matches("^returned %d+ raised %d+\n$", out)
   end)
@@ -209,8 +207,9 @@ describe("damaged shared state", function()
         proc.kill(sleeper, "KILL")
         proc.wait(sleeper, 5)
       end)
-      poke(name, 64, string.pack("<i4", sleeper))
-      poke(name, 72, string.pack("<i4", sleeper))
+      local tid = u64(sleeper):sub(1, 4) -- as string.pack("<i4", sleeper), which 5.1 lacks
+      poke(name, 64, tid)
+      poke(name, 72, tid)
       local t0 = proc.now()
       local r, err, code = seg:write("lost") -- no timeout: would wait for ever
       assert.is_nil(r)
@@ -222,7 +221,7 @@ describe("damaged shared state", function()
     end)
 
   it("an object not wholly backed by memory is CORRUPT, never mapped (no SIGBUS)", function()
-    local seg, name = util.segment(1 << 20)
+    local seg, name = util.segment(1048576)
     seg:close()
     local f = assert(io.open(shm_path(name), "rb"))
     local head = f:read(4096)
@@ -232,7 +231,7 @@ describe("damaged shared state", function()
     -- between ftruncate and fallocate left it.
     f = assert(io.open(shm_path(name), "wb"))
     f:write(head)
-    f:seek("set", (1 << 20) * 2 + 1024 + 128 - 1)
+    f:seek("set", 1048576 * 2 + 1024 + 128 - 1)
     f:write("\0")
     f:close()
     local t0 = proc.now()

@@ -59,8 +59,13 @@ describe("two processes", function()
       players = { { name = "alice", pos = { 1.25, -3.5 } }, { name = "bob", pos = { 0.0, 2 } } },
       [7] = "seven", [1.5] = "one and a half",
     }, t)
-    assert.equal("float", math.type(t.players[2].pos[1]))
-    assert.equal("integer", math.type(t.players[2].pos[2]))
+    if util.HAS_INT then -- the child's 0.0 came as a float, its 2 as an integer
+      assert.equal("float", math.type(t.players[2].pos[1]))
+      assert.equal("integer", math.type(t.players[2].pos[2]))
+    else -- doubles only: 0.0 is the number 0, which the child wrote as an integer, as 2
+      assert.is_true(util.is_integer(t.players[2].pos[1]))
+      assert.is_true(util.is_integer(t.players[2].pos[2]))
+    end
   end)
 
   it("let a waiter time out when nobody commits", function()

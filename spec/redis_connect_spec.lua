@@ -66,8 +66,8 @@ describe("lxshm.connect", function()
     -- a child whose package.cpath has lxshm.core but not lxshm.redis
     local dir = os.tmpname()
     os.remove(dir)
-    assert(os.execute(("mkdir -p %s/lxshm && cp %s %s/lxshm/"):format(dir,
-      package.searchpath("lxshm.core", package.cpath), dir)))
+    assert(util.execute(("mkdir -p %s/lxshm && cp %s %s/lxshm/"):format(dir,
+      util.searchpath("lxshm.core", package.cpath), dir)))
     util.defer(function() os.execute("rm -rf " .. dir) end)
     local script = os.tmpname()
     local f = assert(io.open(script, "w"))

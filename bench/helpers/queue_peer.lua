@@ -55,7 +55,9 @@ if kind == "lxshm_batch" then -- a producer pushing BATCH messages per push_many
   local left = tonumber(count)
   while left > 0 do
     if left < BATCH then
-      batch = table.move(batch, 1, left, 1, {})
+      for i = left + 1, BATCH do
+        batch[i] = nil
+      end
     end
     assert(q:push_many(batch))
     left = left - #batch
@@ -113,7 +115,7 @@ elseif kind == "unix" then
   end
   sock:close()
 elseif kind == "redis" then
-  package.path = package.path .. ";/usr/share/lua/5.3/?.lua" -- Debian installs it for 5.3 only
+  package.path = package.path .. ";/usr/share/lua/5.3/?.lua" -- Debian has no 5.4 one
   local redis = require("redis")
   local port, key = target:match("^(%d+):(.+)$")
   local client = redis.connect("127.0.0.1", tonumber(port))

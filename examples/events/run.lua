@@ -18,7 +18,7 @@ end
 --- Reads a follower's lines until it says it is ready, echoing them.
 local function ready(p)
   repeat
-    local line = assert(p:read("l"), "a follower ended before it was ready")
+    local line = assert(p:read("*l"), "a follower ended before it was ready")
     print(line)
   until line:find("ready")
 end
@@ -28,15 +28,15 @@ ready(overlay)
 local first = start("recorder.lua", log, 20)
 ready(first)
 local game = start("game.lua", 300)
-print(assert(first:read("a")) .. "(the first recorder stopped after 20 events)")
+print(assert(first:read("*a")) .. "(the first recorder stopped after 20 events)")
 assert(first:close())
 local second = start("recorder.lua", log)
 ready(second)
-io.write(assert(game:read("a")))
+io.write(assert(game:read("*a")))
 assert(game:close(), "the game failed")
-io.write(assert(second:read("a")))
+io.write(assert(second:read("*a")))
 assert(second:close(), "the second recorder failed")
-io.write(assert(overlay:read("a")))
+io.write(assert(overlay:read("*a")))
 assert(overlay:close(), "the overlay failed")
 
 -- The log: every event once, in order, whatever happened to the recorder in between.

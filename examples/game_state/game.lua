@@ -28,7 +28,7 @@ for tick = 1, math.floor(seconds * 60) do
     p.pos.y = p.pos.y + math.sin(tick / 30 + i) * 0.5
   end
   if tick % 45 == 0 then -- somebody gets hit now and then
-    local p = world.players[tick // 45 % 2 + 1]
+    local p = world.players[math.floor(tick / 45) % 2 + 1]
     p.hp = math.max(0, p.hp - 15)
   end
   assert(state:put(world)) -- the whole table, atomically: readers see this tick or the last

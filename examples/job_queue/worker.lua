@@ -17,8 +17,7 @@ local function process(job)
       sum = (sum * 31 + job.file:byte(i)) % 2 ^ 31
     end
   end
-  return { id = job.id, file = job.file, checksum = math.tointeger and math.tointeger(sum) or sum,
-    by = me }
+  return { id = job.id, file = job.file, checksum = math.floor(sum), by = me }
 end
 
 local done = 0

@@ -24,7 +24,7 @@ print(("run: %d workers checksum %d files through the cache %s"):format(WORKERS,
 
 local computed, hits = 0, 0
 for _, w in ipairs(workers) do
-  local line = assert(w:read("l"), "a worker said nothing")
+  local line = assert(w:read("*l"), "a worker said nothing")
   print(line)
   computed = computed + tonumber(line:match("computed (%d+)"))
   hits = hits + tonumber(line:match("(%d+) from the cache"))

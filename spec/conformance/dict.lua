@@ -157,11 +157,17 @@ return function(b)
       if math.type then -- Lua 5.3 and later: an integer plus an integer stays one
         assert.equal("integer", math.type(twelve))
         assert.equal("float", math.type(fifteen))
+      else -- doubles only: the sums are numbers equal to them (asserted above); 12 is stored
+        assert.equal("0c", util.hex(lxshm.encode(twelve))) -- as the integer it is
       end
       assert(d:set("s", "text"))
       b.refuses(lxshm.INVALID, name .. ": value is not a number", d:incr("s", 1))
       if math.maxinteger then -- 5.3 and later: wraps as Lua does
         assert.equal(math.mininteger, d:incr("w", 1, math.maxinteger))
+      else -- doubles only (5.1, 5.2, LuaJIT): Lua sees the nearest double of the sum. What is
+        -- stored then differs: this machine's dictionaries count in 64-bit integers (2^53 + 1,
+        -- dict_spec checks it), the Redis backend adds in doubles (2^53): not yet the same.
+        assert.equal(2 ^ 53, d:incr("w", 1, 2 ^ 53))
       end
     end)
 

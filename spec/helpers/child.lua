@@ -1,4 +1,5 @@
---- Child processes for the specs: `lua5.4 spec/helpers/child.lua COMMAND ARGS...`.
+--- Child processes for the specs: `LUA spec/helpers/child.lua COMMAND ARGS...`, LUA being the
+-- runtime under test (any of 5.1 to 5.4 and LuaJIT: written in Lua 5.1 syntax).
 -- Each command does one thing another process of a real pipeline would do, prints what the
 -- parent needs on stdout, and exits 0; any unexpected result raises (exit 1, message on stderr).
 -- A command that blocks or spins first says so on a line of its own ("waiting", "ready", ...),
@@ -263,4 +264,4 @@ if not commands[cmd] then
   io.stderr:write("child.lua: unknown command ", tostring(cmd), "\n")
   os.exit(2)
 end
-commands[cmd](table.unpack(arg, 2))
+commands[cmd](util.unpack(arg, 2))

@@ -143,4 +143,4 @@ if not commands[cmd] then
   io.stderr:write("dict_child.lua: unknown command ", tostring(cmd), "\n")
   os.exit(2)
 end
-commands[cmd]((table.unpack or rawget(_G, "unpack"))(arg, 2))
+commands[cmd](util.unpack(arg, 2))

@@ -1,8 +1,9 @@
---- Children for hardening_spec: `lua5.4 spec/helpers/hostile.lua COMMAND ARGS...`. Each does
--- what a careless or hostile process would, in a process of its own so that a crash is a failed
--- exit, not a dead test runner. Prints what the parent checks; exits 0 unless something
--- unexpected happened.
+--- Children for hardening_spec: `LUA spec/helpers/hostile.lua COMMAND ARGS...`, LUA being the
+-- runtime under test (written in Lua 5.1 syntax). Each does what a careless or hostile process
+-- would, in a process of its own so that a crash is a failed exit, not a dead test runner.
+-- Prints what the parent checks; exits 0 unless something unexpected happened.
 local lxshm = require("lxshm")
+local util = require("util")
 
 local commands = {}
 
@@ -50,7 +51,7 @@ function commands.closing_gc(name, kind)
   for _ = 1, 300 do
     local h = assert(kind == "queue" and lxshm.open_queue(name) or lxshm.open(name))
     for _ = 1, 20 do
-      setmetatable({}, { __gc = function() h:close() end })
+      util.finalized(function() h:close() end) -- a userdata's __gc on 5.1 and LuaJIT
     end
     local ok, err = pcall(function()
       if kind == "queue" then
@@ -150,7 +151,7 @@ function commands.create_huge(name, seconds)
   local failed = 0
   say("creating")
   while os.time() < deadline do
-    local seg, err, code = lxshm.create(name, 1 << 40)
+    local seg, err, code = lxshm.create(name, 2 ^ 40)
     assert(seg == nil and (code == lxshm.INVALID_SIZE or code == lxshm.EXISTS), err)
     failed = failed + 1
   end
@@ -163,4 +164,4 @@ if not command then
   io.stderr:write("hostile.lua: unknown command ", tostring(arg[1]), "\n")
   os.exit(2)
 end
-command((table.unpack or rawget(_G, "unpack"))(arg, 2))
+command(util.unpack(arg, 2))

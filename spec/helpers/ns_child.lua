@@ -14,7 +14,8 @@ end
 
 local function num(s)
   local n = tonumber(s)
-  return n and math.tointeger and math.tointeger(n) or n
+  local tointeger = rawget(math, "tointeger") -- 5.3+
+  return n and tointeger and tointeger(n) or n
 end
 
 --- seg_wait URL NAME VERSION TIMEOUT: say "waiting", wait, print the new version or the code.
@@ -154,4 +155,4 @@ end
 local cmd, url = arg[1], arg[2]
 local fn = commands[cmd] or error("unknown command " .. tostring(cmd))
 local ns = assert(lxshm.connect(url))
-fn(ns, (table.unpack or rawget(_G, "unpack"))(arg, 3))
+fn(ns, (rawget(table, "unpack") or rawget(_G, "unpack"))(arg, 3))

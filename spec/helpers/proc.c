@@ -184,14 +184,27 @@ static int proc_umask(lua_State *L) {
   return 1;
 }
 
+/* lightuserdata() -> a light userdata, which Lua 5.1 code has no way to make */
+static int proc_lightuserdata(lua_State *L) {
+  static char anchor;
+  lua_pushlightuserdata(L, &anchor);
+  return 1;
+}
+
 int luaopen_test_proc(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"spawn", proc_spawn},     {"kill", proc_kill},
-                                   {"wait", proc_wait},       {"sleep", proc_sleep},
-                                   {"now", proc_now},         {"pid", proc_pid},
-                                   {"umask", proc_umask},     {"file_mode", proc_file_mode},
-                                   {"listdir", proc_listdir}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"spawn", proc_spawn},
+                                   {"kill", proc_kill},
+                                   {"wait", proc_wait},
+                                   {"sleep", proc_sleep},
+                                   {"now", proc_now},
+                                   {"pid", proc_pid},
+                                   {"umask", proc_umask},
+                                   {"file_mode", proc_file_mode},
+                                   {"listdir", proc_listdir},
+                                   {"lightuserdata", proc_lightuserdata},
+                                   {NULL, NULL}};
   luaL_newlibtable(L, funcs);
   luaL_setfuncs(L, funcs, 0);
   return 1;

@@ -236,7 +236,7 @@ if arg and arg[0] and arg[0]:match("topic_child%.lua$") then
     io.stderr:write("topic_child.lua: unknown command ", tostring(cmd), "\n")
     os.exit(2)
   end
-  commands[cmd]((table.unpack or unpack)(arg, 2)) -- luacheck: ignore 113
+  commands[cmd](util.unpack(arg, 2))
 end
 
 return M

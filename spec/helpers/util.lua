@@ -1,15 +1,148 @@
---- Helpers shared by the specs: unique segment names and real child processes under deadlines.
--- Children run `lua5.4 spec/helpers/child.lua COMMAND ARGS...` with this process's package
--- paths, so an ASan run's children load the ASan build too.
+--- Helpers shared by the specs: unique segment names, real child processes under deadlines, and
+-- the few things that differ between the Lua runtimes the suite runs on (5.1, 5.2, 5.3, 5.4 and
+-- LuaJIT 2.1, SPEC §11). Children run `LXSHM_TEST_LUA spec/helpers/child.lua COMMAND ARGS...`
+-- with this process's package paths, so an ASan run's children load the ASan build too.
+-- Written in Lua 5.1 syntax, as every spec is: each runtime must be able to load it.
 local proc = require("test.proc")
 
 local util = { proc = proc }
 
+-- ---- runtimes ----------------------------------------------------------------------------
+
+local jit = rawget(_G, "jit") -- LuaJIT's module; nil elsewhere
+
+--- The runtime running this file, as its users name it: "Lua 5.4", "LuaJIT 2.1.0-beta3".
+util.RUNTIME = type(jit) == "table" and jit.version or _VERSION
+util.LUAJIT = type(jit) == "table"
+--- True where numbers have an integer subtype (math.type): Lua 5.3 and 5.4. Elsewhere every
+-- number is a double (doc/FORMAT.md, "Lua runtimes").
+util.HAS_INT = rawget(math, "type") ~= nil
+--- The interpreter's usual name: lua5.1 ... lua5.4, luajit.
+util.INTERPRETER = util.LUAJIT and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+
+util.unpack = rawget(table, "unpack") or rawget(_G, "unpack")
+--- load for a string chunk on every runtime (5.1's load takes only a function).
+util.load_string = rawget(_G, "loadstring") or load
+--- True where the `<close>` attribute exists (Lua 5.4): decided by compiling it, not by name.
+util.HAS_CLOSE = util.load_string("local x <close> = nil") ~= nil
+--- -0.0, made at run time: Lua 5.1's compiler may merge a -0.0 literal with a 0 constant of
+-- the same function (they are equal as table keys), silently turning it into 0.
+util.NEG_ZERO = tonumber("-0.0")
+
+--- math.type where it exists; on runtimes without an integer subtype, nil.
+util.math_type = rawget(math, "type")
+--- The extremes of what the codec writes as an integer: math.maxinteger and math.mininteger on
+-- 5.3 and 5.4, ±2^53 where numbers are doubles (doc/FORMAT.md).
+util.MAX_INTEGER = rawget(math, "maxinteger") or 2 ^ 53
+util.MIN_INTEGER = rawget(math, "mininteger") or -2 ^ 53
+
+--- True for what the codec writes as a MessagePack integer: an integer on 5.3 and 5.4, a number
+-- with an integral value within ±2^53 (-0.0 excepted) on 5.1, 5.2 and LuaJIT.
+function util.is_integer(x)
+  if util.HAS_INT then
+    return util.math_type(x) == "integer"
+  end
+  return type(x) == "number" and x == math.floor(x) and x >= -2 ^ 53 and x <= 2 ^ 53
+    and not (x == 0 and 1 / x < 0)
+end
+
+--- os.execute's result as 5.2 and later give it, on every runtime: true, "exit", 0 on success,
+-- else nil, "exit" or "signal", and the code. (5.1 and LuaJIT return the wait status.)
+function util.execute(cmd)
+  local a, how, code = os.execute(cmd)
+  if type(a) == "number" then
+    if a % 256 == 0 then
+      how, code = "exit", math.floor(a / 256)
+    else
+      how, code = "signal", a % 128
+    end
+    a = (how == "exit" and code == 0) or nil
+  end
+  return a, how, code
+end
+
+--- package.searchpath (5.2 and later) on every runtime: the first file `name` resolves to
+-- along `path`, or nil.
+function util.searchpath(name, path)
+  for template in path:gmatch("[^;]+") do
+    local file = template:gsub("%?", (name:gsub("%.", "/")))
+    local f = io.open(file, "rb")
+    if f then
+      f:close()
+      return file
+    end
+  end
+  return nil
+end
+
+--- An object whose collection calls `fn`: a table with __gc where tables have finalizers (5.2
+-- and later), a userdata from newproxy on 5.1 and LuaJIT, which run __gc for userdata only.
+function util.finalized(fn)
+  if _VERSION == "Lua 5.1" then
+    local p = rawget(_G, "newproxy")(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+--- The UTF-8 bytes of code point `cp` (utf8.char is 5.3 and later).
+function util.utf8_char(cp)
+  local char, floor = string.char, math.floor
+  if cp < 0x80 then
+    return char(cp)
+  elseif cp < 0x800 then
+    return char(0xc0 + floor(cp / 0x40), 0x80 + cp % 0x40)
+  elseif cp < 0x10000 then
+    return char(0xe0 + floor(cp / 0x1000), 0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+  end
+  return char(0xf0 + floor(cp / 0x40000), 0x80 + floor(cp / 0x1000) % 0x40,
+    0x80 + floor(cp / 0x40) % 0x40, 0x80 + cp % 0x40)
+end
+
+--- `n` (a whole number from 0 to 2^53) as 8 little-endian bytes, as string.pack("<I8", n).
+function util.u64le(n)
+  local bytes = {}
+  for i = 1, 8 do
+    bytes[i] = string.char(n % 256)
+    n = math.floor(n / 256)
+  end
+  return table.concat(bytes)
+end
+
+--- Bytes written in hex, spaces allowed: util.unhex("d4 4c 00").
+function util.unhex(h)
+  return (h:gsub("%s", ""):gsub("..", function(b)
+    return string.char(tonumber(b, 16))
+  end))
+end
+
+--- Bytes as hex, without spaces.
+function util.hex(s)
+  return (s:gsub(".", function(c)
+    return ("%02x"):format(c:byte())
+  end))
+end
+
+-- ---- processes ----------------------------------------------------------------------------
+
 --- Deadlines are multiplied by LXSHM_TEST_SLOW (e.g. 3 under ASan, 4 under valgrind).
 util.SLOW = tonumber(os.getenv("LXSHM_TEST_SLOW")) or 1
---- The interpreter children run with. LXSHM_TEST_LUA=$PWD/spec/helpers/slowlua starts every
--- child 0.3 s late: the specs must pass so, waiting for what children say, never for a time.
-util.LUA = os.getenv("LXSHM_TEST_LUA") or "lua5.4"
+--- The interpreter children run with: the Makefile sets LXSHM_TEST_LUA to the runtime under
+-- test; LXSHM_TEST_LUA=$PWD/spec/helpers/slowlua starts every child 0.3 s late (the specs must
+-- pass so, waiting for what children say, never for a time). Without it, this runtime's usual
+-- interpreter.
+util.LUA = os.getenv("LXSHM_TEST_LUA") or util.INTERPRETER
+
+--- The environment that gives a child these package paths whatever its runtime: LUA_PATH and
+-- LUA_CPATH, and the LUA_PATH_5_x and LUA_CPATH_5_x that 5.2 and later read first.
+function util.lua_env(path, cpath)
+  local env = { LUA_PATH = path, LUA_CPATH = cpath }
+  for _, v in ipairs({ "5_2", "5_3", "5_4" }) do
+    env["LUA_PATH_" .. v], env["LUA_CPATH_" .. v] = path, cpath
+  end
+  return env
+end
 
 local counter = 0
 local deferred = {}
@@ -58,7 +191,7 @@ local function slurp(path)
   if not f then
     return ""
   end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -93,19 +226,25 @@ end
 --- Starts a Lua script as a child running as user `uid` (through setpriv, which needs root), or
 -- as this process's user when uid is nil.
 function util.spawn_as(uid, script, ...)
+  return util.spawn_with({ uid = uid }, script, ...)
+end
+
+--- Starts a Lua script as a child, as `opts` say: `lua` (the interpreter, default util.LUA),
+-- `path` and `cpath` (its package paths, default this process's), `uid` (see spawn_as).
+function util.spawn_with(opts, script, ...)
   local out, err = os.tmpname(), os.tmpname()
-  local argv = { util.LUA, script, ... }
+  local argv = { opts.lua or util.LUA, script, ... }
   for i = 3, #argv do
     argv[i] = tostring(argv[i])
   end
-  if uid then
-    argv = { "setpriv", "--reuid=" .. uid, "--regid=" .. uid, "--clear-groups",
-      table.unpack(argv) }
+  if opts.uid then
+    argv = { "setpriv", "--reuid=" .. opts.uid, "--regid=" .. opts.uid, "--clear-groups",
+      util.unpack(argv) }
   end
   local pid = assert(proc.spawn(argv, {
     stdout = out,
     stderr = err,
-    env = { LUA_PATH = package.path, LUA_CPATH = package.cpath },
+    env = util.lua_env(opts.path or package.path, opts.cpath or package.cpath),
   }))
   return setmetatable({ pid = pid, out_path = out, err_path = err, argv = argv }, Child)
 end
@@ -216,6 +355,17 @@ function util.child(...)
   return c
 end
 
+--- How many mappings of the object NAME this process has (from /proc/self/maps).
+function util.mappings_of(name)
+  local n = 0
+  for line in io.lines("/proc/self/maps") do
+    if line:find("/dev/shm/lxshm." .. name, 1, true) then
+      n = n + 1
+    end
+  end
+  return n
+end
+
 --- A start line for racing children: returns a path that does not exist yet, removed when the
 -- test ends. Children given it say "ready" and spin until the file exists; util.open_gate
 -- creates it once every racer has said so, and they all start at once.
@@ -253,24 +403,25 @@ function util.queue(size, tag)
   return q, name
 end
 
---- The shared benchmark corpus (bench/corpus.lua, a byte-identical copy of the shared one).
+--- The shared benchmark corpus (bench/corpus.lua, a byte-identical copy of the shared one),
+-- loaded on any runtime by bench/load_corpus.lua.
 function util.corpus()
-  return dofile("bench/corpus.lua")
+  return dofile("bench/load_corpus.lua")("bench/corpus.lua")
 end
 
--- Same value, math.type kept, NaN equal to NaN, -0.0 different from 0.0.
+-- Same value, math.type kept where there is one, NaN equal to NaN, -0.0 different from 0.
 local function same_scalar(a, b)
   if type(a) ~= type(b) then
     return false
   end
   if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then
+    if util.HAS_INT and util.math_type(a) ~= util.math_type(b) then
       return false
     end
     if a ~= a then
       return b ~= b
     end
-    if a == 0 and math.type(a) == "float" then
+    if a == 0 and b == 0 then
       return 1 / a == 1 / b
     end
   end
@@ -341,9 +492,9 @@ eq = function(a, b, m)
   return same_scalar(a, b)
 end
 
---- Deep equality of Lua values as the codec must keep them: math.type kept, NaN equal to NaN,
--- -0.0 apart from 0.0, and identity respected (shared subtables and cycles must be shared and
--- cyclic in the same places).
+--- Deep equality of Lua values as the codec must keep them: math.type kept (on the runtimes that
+-- have it), NaN equal to NaN, -0.0 apart from 0.0, and identity respected (shared subtables and
+-- cycles must be shared and cyclic in the same places).
 function util.deep_equal(a, b)
   return eq(a, b, { ab = {}, ba = {} })
 end
