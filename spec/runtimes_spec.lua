@@ -12,10 +12,14 @@ local util = require("util")
 after_each(util.cleanup)
 
 local REQUIRED = os.getenv("LXSHM_TEST_RUNTIMES") == "all"
--- The module this process runs: another runtime's build older than it was made from older
--- sources, and would test those.
-local searchpath = rawget(package, "searchpath") -- 5.2 and later
-local OWN_MODULE = searchpath and searchpath("lxshm.core", package.cpath) or "build/lxshm/core.so"
+--- True when a C source in src/ changed after `module` was built: such a build would test older
+-- sources than this process's.
+local function stale(module)
+  local p = io.popen("find src -newer " .. module .. " -name '*.[ch]' 2>/dev/null | head -n 1")
+  local newer = p:read("*a")
+  p:close()
+  return newer ~= ""
+end
 local PATH = "lua/?.lua;spec/helpers/?.lua"
 
 local function exists(path)
@@ -40,8 +44,8 @@ for _, name in ipairs({ "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" }) do
   elseif not exists(dir .. "/lxshm/core.so") then
     missing[#missing + 1] = ("%s (%s/lxshm/core.so is not built: make LUA=%s)"):format(name, dir,
       name)
-  elseif util.execute(("test %s/lxshm/core.so -ot %s"):format(dir, OWN_MODULE)) then
-    missing[#missing + 1] = ("%s (%s/lxshm/core.so is older than this build's: make LUA=%s)")
+  elseif stale(dir .. "/lxshm/core.so") then
+    missing[#missing + 1] = ("%s (%s/lxshm/core.so is older than src/: make LUA=%s)")
       :format(name, dir, name)
   else
     rt.lua, rt.cpath = name, dir .. "/?.so"
@@ -195,25 +199,29 @@ describe("processes on different runtimes", function()
     end)
 
   -- lua5.1 and LuaJIT look for C modules in the same directories (/usr/local/lib/lua/5.1/...):
-  -- the module built against lua5.1's headers is one that both load.
-  it("include a LuaJIT process running the module built for lua5.1", function()
-    local by_name = {}
-    for _, rt in ipairs(found) do
-      by_name[rt.name] = rt
-    end
-    local lj, l51 = by_name.luajit, by_name["lua5.1"]
-    if not (lj and l51) then
-      assert.is_false(REQUIRED)
-      io.stderr:write("\n# runtimes_spec: needs luajit and lua5.1's build: not checked\n")
-      return
-    end
-    local lj51 = { name = "luajit with lua5.1's module", kind = "double", lua = lj.lua,
-      cpath = l51.cpath }
-    local _, name = util.segment(1024 * 1024, "lj51")
-    assert.equal("put by " .. run(lj, "put", name, "x"):match("^put by (.-)\n$") .. "\n",
-      run(lj51, "put", name, "luajit+5.1"))
-    for _, r in ipairs(found) do
-      assert.equal("equal\n", run(r, "get", name, "luajit+5.1", kinds(lj51, r)), r.name)
-    end
-  end)
+  -- the module built against either one's headers is one that both load.
+  for _, case in ipairs({ { runs = "luajit", built = "lua5.1" }, { runs = "lua5.1", built = "luajit" } }) do
+    it(("include a %s process running the module built for %s"):format(case.runs, case.built),
+      function()
+        local by_name = {}
+        for _, rt in ipairs(found) do
+          by_name[rt.name] = rt
+        end
+        local runs, built = by_name[case.runs], by_name[case.built]
+        if not (runs and built) then
+          assert.is_false(REQUIRED)
+          io.stderr:write(("\n# runtimes_spec: needs %s and %s's build: not checked\n")
+            :format(case.runs, case.built))
+          return
+        end
+        local mixed = { name = case.runs .. " with " .. case.built .. "'s module", kind = "double",
+          lua = runs.lua, cpath = built.cpath }
+        local _, name = util.segment(1024 * 1024, "mixed")
+        assert.equal("put by " .. run(runs, "put", name, "x"):match("^put by (.-)\n$") .. "\n",
+          run(mixed, "put", name, "mixed"))
+        for _, r in ipairs(found) do
+          assert.equal("equal\n", run(r, "get", name, "mixed", kinds(mixed, r)), r.name)
+        end
+      end)
+  end
 end)

@@ -11,13 +11,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-/* LuaJIT says 501 and defines LUA_JITLIBNAME in lualib.h. */
-#include <lualib.h>
-#if defined(LUA_JITLIBNAME)
-#define LXSHM_LUAJIT 1
-#else
-#define LXSHM_LUAJIT 0
-#endif
+/* LuaJIT 2.1 says 501 and is treated as Lua 5.1 throughout, so that a module built with either
+ * one's headers loads into the other. */
 
 /* 1 when numbers have an integer subtype (math.type, lua_isinteger): Lua 5.3 and later. */
 #define LXSHM_HAS_INTEGERS (LUA_VERSION_NUM >= 503)
@@ -36,7 +31,8 @@ static inline int lxshm_compat_absindex(lua_State *L, int i) {
 }
 #define lua_absindex(L, i) lxshm_compat_absindex(L, (i))
 
-#if !LXSHM_LUAJIT /* LuaJIT 2.1 has these */
+/* LuaJIT 2.1 has these three, Lua 5.1 has not: a module built on LuaJIT's headers uses these
+ * too, so that the same build also loads into Lua 5.1 (one lib/lua/5.1 for both). */
 static inline void lxshm_compat_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
   luaL_checkstack(L, nup + 1, "too many upvalues");
   for (; l->name != NULL; l++) {
@@ -67,7 +63,6 @@ static inline void *lxshm_compat_testudata(lua_State *L, int i, const char *tnam
   return p;
 }
 #define luaL_testudata(L, i, t) lxshm_compat_testudata(L, (i), (t))
-#endif /* !LXSHM_LUAJIT */
 
 #ifndef luaL_newlibtable
 #define luaL_newlibtable(L, l) lua_createtable(L, 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
