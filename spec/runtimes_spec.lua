@@ -200,7 +200,8 @@ describe("processes on different runtimes", function()
 
   -- lua5.1 and LuaJIT look for C modules in the same directories (/usr/local/lib/lua/5.1/...):
   -- the module built against either one's headers is one that both load.
-  for _, case in ipairs({ { runs = "luajit", built = "lua5.1" }, { runs = "lua5.1", built = "luajit" } }) do
+  local cases = { { runs = "luajit", built = "lua5.1" }, { runs = "lua5.1", built = "luajit" } }
+  for _, case in ipairs(cases) do
     it(("include a %s process running the module built for %s"):format(case.runs, case.built),
       function()
         local by_name = {}
