@@ -5,7 +5,7 @@
 
 # The platform-independent core: lxshm.h's functions on top of src/platform.h.
 CORE_SRC  = src/status.c src/name.c src/object.c src/wait.c src/ring.c src/segment.c src/queue.c \
-            src/dict.c src/topic.c
+            src/dict.c src/topic.c src/number.c
 
 # One implementation of src/platform.h per OS; the core needs exactly one of them.
 POSIX_SRC = src/platform_posix.c
@@ -26,9 +26,9 @@ LUA_SRC   = $(LUA_COMMON_SRC) src/binding.c src/binding_segment.c src/binding_qu
 # links LUA_COMMON_SRC and the core's pure files (REDIS_CORE_SRC), nothing that maps or locks.
 REDIS_SRC = src/redis/conn.c src/redis/module.c src/redis/segment.c src/redis/queue.c \
             src/redis/dict.c src/redis/topic.c
-# Of the core, what lxshm.redis links: the status list, the rule for names and the records of
-# lists (no OS, no Lua).
-REDIS_CORE_SRC = src/status.c src/name.c src/ring.c
+# Of the core, what lxshm.redis links: the status list, the rule for names, the records of
+# lists and incr's numbers (no OS, no Lua).
+REDIS_CORE_SRC = src/status.c src/name.c src/ring.c src/number.c
 
 # C tests of the core (spec/c/, no Lua): test bodies both runners share, then each OS's runner
 # with the tests only that OS has (spec/c/test_list.h says which and why).

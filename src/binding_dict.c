@@ -44,37 +44,6 @@ static void check_not_updating(lua_State *L, lxshm__handle *h) {
 
 /* ---- keys and arguments --------------------------------------------------------------------- */
 
-/* A number for incr: an integer stays one. On runtimes without integers, a number with an
- * integral value within 2^53 counts as an integer, as the codec stores it. */
-static void check_number(lua_State *L, int arg, lxshm__dict_number *n) {
-  lua_Number x = luaL_checknumber(L, arg);
-  n->i = 0;
-  n->f = 0;
-#if LXSHM_HAS_INTEGERS
-  n->is_int = lua_isinteger(L, arg);
-  if (n->is_int)
-    n->i = (int64_t)lua_tointeger(L, arg);
-  else
-    n->f = (double)x;
-#else
-  n->is_int = x == floor(x) && x >= -9007199254740992.0 && x <= 9007199254740992.0;
-  if (n->is_int)
-    n->i = (int64_t)x;
-  else
-    n->f = (double)x;
-#endif
-}
-
-static void push_number(lua_State *L, const lxshm__dict_number *n) {
-#if LXSHM_HAS_INTEGERS
-  if (n->is_int) {
-    lua_pushinteger(L, (lua_Integer)n->i);
-    return;
-  }
-#endif
-  lua_pushnumber(L, n->is_int ? (lua_Number)n->i : (lua_Number)n->f);
-}
-
 /* ---- results ----------------------------------------------------------------------------------
  */
 
@@ -262,16 +231,16 @@ static int dict_incr(lua_State *L) {
   lxshm__keyarg a;
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  check_number(L, 3, &step);
+  lxshm__check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
   if (has_init)
-    check_number(L, 4, &init);
+    lxshm__check_number(L, 4, &init);
   ttl = lxshm__opt_ttl(L, 5);
   check_not_updating(L, h);
   st = lxshm__dict_incr(dict_of(h), &a.k, &step, has_init ? &init : NULL, ttl, &sum, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
-  push_number(L, &sum);
+  lxshm__push_number(L, &sum);
   return 1;
 }
 

@@ -2,7 +2,8 @@
  * optional expiry, for any number of processes; eviction, expiry, waiting on a key, and repair
  * after a process died at any instant. Built on object.c and wait.c; makes no OS call itself and
  * knows nothing of Lua (values are bytes with a format tag; incr reads and writes MessagePack
- * numbers itself). doc/DICT.md gives the reasons behind what follows.
+ * numbers through number.c). doc/ARCHITECTURE.md, "Dictionaries", gives the reasons behind
+ * what follows.
  *
  * Layout. After the header: the allocator's control block, S stripe control blocks (S a power
  * of two, 1 to 64, by size), then `capacity` bytes: S bucket arrays (u32 chain heads), a bitmap
@@ -1433,130 +1434,6 @@ static void op_init(op *o, lxshm_dict *d, const lxshm__dict_key *key, int kind) 
   o->kind = kind;
 }
 
-/* ---- MessagePack numbers, for incr (doc/FORMAT.md: the codec reads any of these forms) ---- */
-
-static uint64_t be(const unsigned char *p, int n) {
-  uint64_t x = 0;
-  int i;
-  for (i = 0; i < n; i++)
-    x = x << 8 | p[i];
-  return x;
-}
-
-/* The number that the MessagePack bytes p[0..n-1] are exactly; 0 if they are something else. */
-static int parse_number(const unsigned char *p, size_t n, lxshm__dict_number *x) {
-  uint64_t u;
-  x->is_int = 1;
-  if (n == 1 && (p[0] <= 0x7f || p[0] >= 0xe0)) {
-    x->i = p[0] <= 0x7f ? p[0] : (int64_t)p[0] - 256;
-    return 1;
-  }
-  switch (n > 0 ? p[0] : 0) {
-    case 0xcc:
-    case 0xcd:
-    case 0xce:
-    case 0xcf:
-      if (n != 1 + ((size_t)1 << (p[0] - 0xcc)))
-        return 0;
-      u = be(p + 1, (int)n - 1);
-      if (u > (uint64_t)INT64_MAX)
-        return 0; /* not a Lua integer: the codec refuses it too */
-      x->i = (int64_t)u;
-      return 1;
-    case 0xd0:
-    case 0xd1:
-    case 0xd2:
-    case 0xd3: {
-      int bytes = 1 << (p[0] - 0xd0);
-      if (n != 1 + (size_t)bytes)
-        return 0;
-      u = be(p + 1, bytes);
-      if (bytes < 8 && (u >> (bytes * 8 - 1)))
-        u |= ~(uint64_t)0 << (bytes * 8); /* sign-extend */
-      memcpy(&x->i, &u, 8);
-      return 1;
-    }
-    case 0xca: {
-      uint32_t b;
-      float f;
-      if (n != 5)
-        return 0;
-      b = (uint32_t)be(p + 1, 4);
-      memcpy(&f, &b, 4);
-      x->is_int = 0;
-      x->f = f;
-      return 1;
-    }
-    case 0xcb:
-      if (n != 9)
-        return 0;
-      u = be(p + 1, 8);
-      memcpy(&x->f, &u, 8);
-      x->is_int = 0;
-      return 1;
-    default:
-      return 0;
-  }
-}
-
-static size_t put_be(unsigned char *p, unsigned char tag, uint64_t x, int n) {
-  int i;
-  p[0] = tag;
-  for (i = 0; i < n; i++)
-    p[1 + i] = (unsigned char)(x >> (8 * (n - 1 - i)));
-  return 1 + (size_t)n;
-}
-
-/* Writes x as the codec would (the smallest integer form; a double as float64); returns the
- * length, at most 9. */
-static size_t encode_number(const lxshm__dict_number *x, unsigned char *p) {
-  uint64_t u;
-  if (!x->is_int) {
-    memcpy(&u, &x->f, 8);
-    return put_be(p, 0xcb, u, 8);
-  }
-  memcpy(&u, &x->i, 8);
-  if (x->i >= 0) {
-    if (x->i <= 0x7f) {
-      p[0] = (unsigned char)x->i;
-      return 1;
-    }
-    if (x->i <= 0xff)
-      return put_be(p, 0xcc, u, 1);
-    if (x->i <= 0xffff)
-      return put_be(p, 0xcd, u, 2);
-    if (x->i <= 0xffffffffll)
-      return put_be(p, 0xce, u, 4);
-    return put_be(p, 0xcf, u, 8);
-  }
-  if (x->i >= -32) {
-    p[0] = (unsigned char)(0x100 + x->i);
-    return 1;
-  }
-  if (x->i >= INT8_MIN)
-    return put_be(p, 0xd0, u, 1);
-  if (x->i >= INT16_MIN)
-    return put_be(p, 0xd1, u, 2);
-  if (x->i >= INT32_MIN)
-    return put_be(p, 0xd2, u, 4);
-  return put_be(p, 0xd3, u, 8);
-}
-
-static void add_numbers(const lxshm__dict_number *a, const lxshm__dict_number *b,
-                        lxshm__dict_number *sum) {
-  if (a->is_int && b->is_int) {
-    uint64_t x, y, z;
-    memcpy(&x, &a->i, 8);
-    memcpy(&y, &b->i, 8);
-    z = x + y; /* wraps, as Lua's integers do */
-    memcpy(&sum->i, &z, 8);
-    sum->is_int = 1;
-    return;
-  }
-  sum->is_int = 0;
-  sum->f = (a->is_int ? (double)a->i : a->f) + (b->is_int ? (double)b->i : b->f);
-}
-
 /* ---- applying a change ------------------------------------------------------------------- */
 
 static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_error *err) {
@@ -1595,7 +1472,7 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
         if (SH_FMT(f->shape) != LXSHM__FORMAT_MSGPACK || n > sizeof copy)
           return lxshm__fail(err, LXSHM_INVALID, "value is not a number");
         memcpy(copy, value_bytes(f->e, f->shape), n);
-        if (!parse_number(copy, n, &current))
+        if (!lxshm__number_parse(copy, n, &current))
           return lxshm__fail(err, LXSHM_INVALID, "value is not a number");
         v.expires = f->expires;
       }
@@ -1606,9 +1483,9 @@ static lxshm_status apply_locked(lxshm_dict *d, op *o, const found *f, lxshm_err
       else {
         return lxshm__fail(err, LXSHM_NOT_FOUND, "no such key");
       }
-      add_numbers(&current, o->step, &o->result);
+      lxshm__number_add(&current, o->step, &o->result);
       v.data = bytes;
-      v.len = encode_number(&o->result, bytes);
+      v.len = lxshm__number_encode(&o->result, bytes);
       v.format = LXSHM__FORMAT_MSGPACK;
       return store_locked(d, o->stripe, o->key, f, &v, &o->version, &o->need, &o->kv, &o->own, err);
     }

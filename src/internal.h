@@ -240,6 +240,14 @@ typedef struct lxshm__dict_number {
   double f;
 } lxshm__dict_number;
 
+/* number.c: the number that the MessagePack bytes p[0..n-1] are exactly, or 0 if they are
+ * something else; the bytes the codec writes for x (at most 9), and their length; a + b, an
+ * integer (wrapping) when both are integers, else a double. */
+int lxshm__number_parse(const unsigned char *p, size_t n, lxshm__dict_number *x);
+size_t lxshm__number_encode(const lxshm__dict_number *x, unsigned char *p);
+void lxshm__number_add(const lxshm__dict_number *a, const lxshm__dict_number *b,
+                       lxshm__dict_number *sum);
+
 /* How lxshm__dict_store stores: lxshm.h's LXSHM_DICT_ADD, _REPLACE, _SAFE, and CAS: only if
  * the key's version is `expected` (0: absent), else CONFLICT. */
 #define LXSHM__DICT_CAS 8u

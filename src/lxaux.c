@@ -464,3 +464,36 @@ void lxshm__push_key(lua_State *L, unsigned type, const unsigned char *p, size_t
       lua_pushlstring(L, (const char *)p, len);
   }
 }
+
+/* ---- incr's numbers ------------------------------------------------------------------------ */
+
+/* A number for incr: an integer stays one. On runtimes without integers, a number with an
+ * integral value within 2^53 counts as an integer, as the codec stores it. */
+void lxshm__check_number(lua_State *L, int arg, lxshm__dict_number *n) {
+  lua_Number x = luaL_checknumber(L, arg);
+  n->i = 0;
+  n->f = 0;
+#if LXSHM_HAS_INTEGERS
+  n->is_int = lua_isinteger(L, arg);
+  if (n->is_int)
+    n->i = (int64_t)lua_tointeger(L, arg);
+  else
+    n->f = (double)x;
+#else
+  n->is_int = x == floor(x) && x >= -9007199254740992.0 && x <= 9007199254740992.0;
+  if (n->is_int)
+    n->i = (int64_t)x;
+  else
+    n->f = (double)x;
+#endif
+}
+
+void lxshm__push_number(lua_State *L, const lxshm__dict_number *n) {
+#if LXSHM_HAS_INTEGERS
+  if (n->is_int) {
+    lua_pushinteger(L, (lua_Integer)n->i);
+    return;
+  }
+#endif
+  lua_pushnumber(L, n->is_int ? (lua_Number)n->i : (lua_Number)n->f);
+}

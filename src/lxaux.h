@@ -235,4 +235,12 @@ int lxshm__check_key(lua_State *L, const char *who, int arg, lxshm__keyarg *a);
 /* Pushes a key as stored: `type` and its len bytes at p (records of a scan). */
 void lxshm__push_key(lua_State *L, unsigned type, const unsigned char *p, size_t len);
 
+/* incr's step or init at arg (raises if not a number): an integer stays one; on runtimes
+ * without integers, a number with an integral value within 2^53 counts as an integer, as the
+ * codec stores it. */
+void lxshm__check_number(lua_State *L, int arg, lxshm__dict_number *n);
+
+/* Pushes incr's result: an integer as one where the runtime has them, else the nearest float. */
+void lxshm__push_number(lua_State *L, const lxshm__dict_number *n);
+
 #endif

@@ -164,10 +164,11 @@ return function(b)
       b.refuses(lxshm.INVALID, name .. ": value is not a number", d:incr("s", 1))
       if math.maxinteger then -- 5.3 and later: wraps as Lua does
         assert.equal(math.mininteger, d:incr("w", 1, math.maxinteger))
-      else -- doubles only (5.1, 5.2, LuaJIT): Lua sees the nearest double of the sum. What is
-        -- stored then differs: this machine's dictionaries count in 64-bit integers (2^53 + 1,
-        -- dict_spec checks it), the Redis backend adds in doubles (2^53): not yet the same.
+      else -- doubles only (5.1, 5.2, LuaJIT): Lua sees the nearest double of the sum, but
+        -- every backend counts in 64-bit integers: 2^53 + 1 is stored, and one more is 2^53 + 2,
+        -- which a double holds again.
         assert.equal(2 ^ 53, d:incr("w", 1, 2 ^ 53))
+        assert.equal(2 ^ 53 + 2, d:incr("w", 1))
       end
     end)
 

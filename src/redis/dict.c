@@ -688,25 +688,14 @@ static int dict_expire(lua_State *L) {
 /* ---- read, compute, compare-and-set ------------------------------------------------------------
  */
 
-/* Pushes a number as the local dictionary's incr returns it: an integer stays an integer. */
-static int add_numbers(lua_State *L, int a, int b) {
-#if LXSHM_HAS_INTEGERS
-  if (lua_isinteger(L, a) && lua_isinteger(L, b)) {
-    lua_pushinteger(
-        L, (lua_Integer)((lua_Unsigned)lua_tointeger(L, a) + (lua_Unsigned)lua_tointeger(L, b)));
-    return 1;
-  }
-#endif
-  lua_pushnumber(L, lua_tonumber(L, a) + lua_tonumber(L, b));
-  return 1;
-}
-
-/* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code. Reads the number,
- * adds here (an integer plus an integer stays an integer, wrapping), stores with a
- * compare-and-set on the version read, and again from the start on conflict. */
+/* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code. Reads the stored
+ * bytes, adds here as the local dictionary does (number.c: an integer plus an integer stays an
+ * integer, wrapping, on every runtime), stores with a compare-and-set on the version read, and
+ * again from the start on conflict. */
 static int dict_incr(lua_State *L) {
   rx_handle *h = check(L);
   lxshm__keyarg a;
+  lxshm__dict_number step, init, current, sum;
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
@@ -715,10 +704,10 @@ static int dict_incr(lua_State *L) {
 
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
-  luaL_checknumber(L, 3);
+  lxshm__check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
   if (has_init)
-    luaL_checknumber(L, 4);
+    lxshm__check_number(L, 4, &init);
   ttl = ttl_ms(lxshm__opt_ttl(L, 5));
   check_not_updating(L, h);
   if (h->readonly)
@@ -728,35 +717,35 @@ static int dict_incr(lua_State *L) {
   box = rx_box_new(L);  /* 9 */
   for (;;) {
     uint64_t version = 0, out[2];
-    const char *v = NULL, *data;
+    const char *v = NULL;
     size_t vl = 0, len;
+    unsigned char bytes[9];
     int present;
-    lua_settop(L, 9);
     st = read_key(h, L, 7, box, &present, &version, &v, &vl, &err);
     if (st != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
     if (present) {
-      if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK) /* 10 */
-        return lxshm__push_failure(L, h->name, st, &err);
-      if (lua_type(L, 10) != LUA_TNUMBER) {
+      if (!lxshm__number_parse((const unsigned char *)v, vl, &current)) {
+        rx_box_free(box);
         lxshm__fail(&err, LXSHM_INVALID, "value is not a number");
         return lxshm__push_failure(L, h->name, LXSHM_INVALID, &err);
       }
     }
     else if (has_init)
-      lua_pushvalue(L, 4);
+      current = init;
     else {
+      rx_box_free(box);
       lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
       return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
     }
     rx_box_free(box);
-    add_numbers(L, 10, 3); /* 11 */
-    st = rx_encode(L, 11, 64, &data, &len, &err);
-    if (st == LXSHM_OK)
-      st = store(h, L, 6, present ? "ck" : "c", version, present ? 0 : ttl, data, len, box, out,
-                 &err);
+    lxshm__number_add(&current, &step, &sum);
+    len = lxshm__number_encode(&sum, bytes);
+    st = store(h, L, 6, present ? "ck" : "c", version, present ? 0 : ttl, (const char *)bytes, len,
+               box, out, &err);
     if (st == LXSHM_OK) {
       rx_box_free(box);
+      lxshm__push_number(L, &sum);
       return 1;
     }
     if (st != LXSHM_CONFLICT)
