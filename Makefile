@@ -221,7 +221,7 @@ asan:
 	$(call deps,test)
 	@$(MAKE) --no-print-directory build/asan/test_core $(ASAN_MODULE) $(ASAN_TESTPROC)
 	./build/asan/test_core
-	LXSHM_TEST_SLOW=3 LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) \
+	LXSHM_TEST_SLOW=3 scripts/asan-specs.sh $$($(CC) -print-file-name=libasan.so) \
 	  $(RUN_SPECS) --cpath='build/asan/?.so'
 
 # Tests tagged #heavy (long stress runs whose parent does little but parse its children's
