@@ -247,7 +247,7 @@ BENCH_LUAJIT ?= $(if $(filter luajit,$(LUA_PKG)),,luajit)
 bench:
 	$(call deps,bench)
 	$(if $(BENCH_LUAJIT),@LXSHM_LUA_PKG=luajit sh scripts/ensure-deps.sh bench)
-	@$(MAKE) --no-print-directory $(MODULE) $(BENCHCLOCK)
+	@$(MAKE) --no-print-directory $(MODULE) $(LIB) $(BENCHCLOCK)
 	$(if $(BENCH_LUAJIT),@$(MAKE) --no-print-directory LUA=luajit build/luajit/lxshm/core.so \
 	  build/luajit/bench/clock.so)
 	$(call luaenv,lua/?.lua;bench/?.lua;;,$(LUA_BUILD)/?.so;;) \
