@@ -106,5 +106,6 @@ int lxshm__pid_alive(uint32_t pid); /* 1 if a process with this id runs (not a z
 uint64_t lxshm__pid_start(uint32_t pid);
 unsigned lxshm__cpu_count(void);   /* processors this process may run on, at least 1 */
 unsigned lxshm__current_cpu(void); /* 1 + the processor running the caller; 0 if unknown */
+void lxshm__yield(void);           /* lets another runnable thread have this processor */
 
 #endif

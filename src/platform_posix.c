@@ -612,6 +612,10 @@ unsigned lxshm__current_cpu(void) {
   return cpu >= 0 ? (unsigned)cpu + 1u : 0u;
 }
 
+void lxshm__yield(void) {
+  sched_yield();
+}
+
 unsigned lxshm__cpu_count(void) {
   cpu_set_t set;
   long n;

@@ -994,6 +994,10 @@ unsigned lxshm__current_cpu(void) {
   return (unsigned)GetCurrentProcessorNumber() + 1u;
 }
 
+void lxshm__yield(void) {
+  SwitchToThread();
+}
+
 unsigned lxshm__cpu_count(void) {
   DWORD_PTR mine, all;
   unsigned n = 0;
