@@ -66,7 +66,7 @@ static const char exercise_src[] =
     "  try(t.last, t) try(t.stat, t) try(tostring, t)\n"
     "  local ok, sub = pcall(t.subscribe, t, 'oldest')\n"
     "  if ok and sub then try(sub.next, sub, 0) try(sub.next_many, sub, 4, 0) sub:close() end\n"
-    "  try(t.publish, t, { 1 }) try(t.publish_many, t, { 1, 2 })\n"
+    "  try(t.publish, t, { 1 }, 0) try(t.publish_many, t, { 1, 2 }, 0)\n"
     "  ok, sub = pcall(t.subscribe, t, { name = 'n', from = 'oldest' })\n"
     "  if ok and sub then try(sub.next, sub, 0) sub:close() end\n"
     "  try(t.unsubscribe, t, 'n')\n"
