@@ -220,6 +220,19 @@ describe("damaged shared state", function()
       assert.equal("kept", seg:read())
     end)
 
+  -- Found by make fuzz-object: FUTEX_WAITERS with no holder is a word no lock passes through,
+  -- and glibc would sleep on it for ever, since nobody is left to wake it.
+  it("a lock word with waiters but no holder is CORRUPT at once, not a wait for ever", function()
+    local seg, name = util.segment(64)
+    assert(seg:write("kept"))
+    poke(name, 64, "\0\0\0\128") -- the lock word, little-endian 0x80000000
+    local r, err, code = seg:write("lost") -- no timeout: would wait for ever
+    assert.is_nil(r)
+    assert.equal(lxshm.CORRUPT, code)
+    assert.equal(name .. ": lock bytes are damaged", err)
+    assert.equal("kept", seg:read())
+  end)
+
   it("an object not wholly backed by memory is CORRUPT, never mapped (no SIGBUS)", function()
     local seg, name = util.segment(1048576)
     seg:close()

@@ -368,9 +368,14 @@ static void make_lock_model(void) {
  * id, nobody, or a robust mutex's dead/unrecoverable markers. */
 static int plausible_lock(const pthread_mutex_t *mx) {
 #ifdef __GLIBC__
-  unsigned word = (unsigned)mx->__data.__lock & 0x3fffffffu; /* less FUTEX_WAITERS, OWNER_DIED */
+  unsigned raw = (unsigned)mx->__data.__lock;
+  unsigned word = raw & 0x3fffffffu; /* less FUTEX_WAITERS, OWNER_DIED */
   int owner = mx->__data.__owner;
   pthread_once(&lock_model_once, make_lock_model);
+  /* FUTEX_WAITERS is only ever set beside a holder's thread id, or beside OWNER_DIED when the
+   * kernel clears the id of a holder that died: alone, nobody would ever wake the waiters. */
+  if (raw == 0x80000000u)
+    return 0;
   return mx->__data.__kind == lock_model.__data.__kind && word <= TID_LIMIT &&
          ((owner >= 0 && owner <= TID_LIMIT) || owner == INT_MAX || owner == INT_MAX - 1);
 #else
