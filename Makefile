@@ -310,7 +310,7 @@ fuzz-object:
 	@$(MAKE) --no-print-directory $(OBJECT_FUZZER)
 	@mkdir -p fuzz/object-work fuzz/findings
 	nice ./$(OBJECT_FUZZER) -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/findings/ \
-	  -print_final_stats=1 -max_len=4096 fuzz/object-work
+	  -print_final_stats=1 -max_len=4096 fuzz/object-work fuzz/object-seeds
 
 lint:
 	luacheck --no-color lua/ spec/ examples/ bench/ bin/lxshm

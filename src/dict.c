@@ -452,6 +452,16 @@ static uint32_t block_size(const lxshm_dict *d, uint32_t u) {
   return load32(BLOCK(d, u)) >> 2;
 }
 
+/* The allocator's bitmaps as they are read to pick a list: only the bits of lists that exist, so
+ * that damaged bitmaps cannot index past heads[][] (a damaged list is found by check()). */
+static uint32_t fl_bits(lxshm__dict_alloc *a) {
+  return load32(&a->fl_bitmap) & ((1u << LXSHM__DICT_FL) - 1);
+}
+
+static uint32_t sl_bits(lxshm__dict_alloc *a, uint32_t f) {
+  return load32(&a->sl_bitmap[f]) & ((1u << LXSHM__DICT_SL) - 1);
+}
+
 /* A free block of at least n units, or 0. First a list whose every block fits (the classes
  * above n's), then n's own list, scanned: any free block that fits is found, so free_space()
  * can promise what it reports. */
@@ -462,12 +472,12 @@ static uint32_t find_block(lxshm_dict *d, uint32_t n) {
     want = n + (1u << (msb32(n) - 4)) - 1; /* up to the next class: all of its blocks fit */
   if (want < (1u << 30)) {
     size_class(want, &f, &s);
-    sl = load32(&a->sl_bitmap[f]) & (~0u << s);
+    sl = sl_bits(a, f) & (~0u << s);
     if (sl == 0) {
-      fl = load32(&a->fl_bitmap) & (~0u << (f + 1));
+      fl = fl_bits(a) & (~0u << (f + 1));
       if (fl != 0) {
         f = lsb32(fl);
-        sl = load32(&a->sl_bitmap[f]);
+        sl = sl_bits(a, f);
       }
     }
     if (sl != 0) {
@@ -548,11 +558,11 @@ static uint32_t block_free(lxshm_dict *d, uint32_t u) {
 /* Units of the largest free block (0 if none). */
 static uint32_t largest_block(lxshm_dict *d) {
   lxshm__dict_alloc *a = d->alloc;
-  uint32_t fl = load32(&a->fl_bitmap), f, sl, u, best = 0, steps;
+  uint32_t fl = fl_bits(a), f, sl, u, best = 0, steps;
   if (fl == 0)
     return 0;
   f = msb32(fl);
-  if (f >= LXSHM__DICT_FL || (sl = load32(&a->sl_bitmap[f])) == 0)
+  if ((sl = sl_bits(a, f)) == 0)
     return 0;
   u = load32(&a->heads[f][msb32(sl)]);
   for (steps = 0; real_unit(d, u) && steps < d->units; steps++) {
