@@ -452,6 +452,16 @@ static uint32_t block_size(const lxshm_dict *d, uint32_t u) {
   return load32(BLOCK(d, u)) >> 2;
 }
 
+/* Whether the free block at unit u lies whole in the arena, as its header says: only such a
+ * block is handed out (a damaged size would have the split and the tags written past it). */
+static int whole_block(lxshm_dict *d, uint32_t u) {
+  uint32_t size;
+  if (!real_unit(d, u))
+    return 0;
+  size = block_size(d, u);
+  return size >= 1 && size <= d->units - 1 - u;
+}
+
 /* The allocator's bitmaps as they are read to pick a list: only the bits of lists that exist, so
  * that damaged bitmaps cannot index past heads[][] (a damaged list is found by check()). */
 static uint32_t fl_bits(lxshm__dict_alloc *a) {
@@ -482,14 +492,14 @@ static uint32_t find_block(lxshm_dict *d, uint32_t n) {
     }
     if (sl != 0) {
       u = load32(&a->heads[f][lsb32(sl)]);
-      if (real_unit(d, u))
+      if (whole_block(d, u) && block_size(d, u) >= n)
         return u;
     }
   }
   size_class(n, &f, &s);
   u = load32(&a->heads[f][s]);
   for (steps = 0; real_unit(d, u) && steps < d->units; steps++) {
-    if (block_size(d, u) >= n)
+    if (block_size(d, u) >= n && whole_block(d, u))
       return u;
     u = load32(FREE_NEXT(d, u));
   }
@@ -1075,7 +1085,7 @@ static lxshm_status clock_victim(lxshm_dict *d, const lxshm__dict_key *protect, 
 /* Evicts (or reclaims, if expired) the next CLOCK victim, unless its stripe is busy for a caller
  * that holds another. *live says whether a live key was evicted. */
 static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *protect, int *live,
-                              lxshm_error *err) {
+                              int *removed, lxshm_error *err) {
   uint32_t u = 0, t;
   uint64_t h = 0, shape;
   lxshm_status status = clock_victim(d, protect, &u, &h, err);
@@ -1101,6 +1111,7 @@ static lxshm_status evict_one(lxshm_dict *d, int held, const lxshm__dict_key *pr
         (protect == NULL || !same_key(e, shape, protect))) {
       lxshm__dict_stripe *st = stripe_at(d, t);
       *live = !f.expired;
+      *removed = 1;
       remove_locked(d, t, &f, f.expired ? &st->expirations : &st->evictions);
     }
   }
@@ -1140,12 +1151,12 @@ static uint32_t room_beside(lxshm_dict *d, uint32_t own) {
  * live ones by CLOCK, the caller's own key last (allow_self) or never. FULL when it cannot, and
  * then, when the caller's own entry is what stands in the way, before evicting anything. */
 static lxshm_status make_room(lxshm_dict *d, room_ask *r, lxshm_error *err) {
-  uint64_t swept = 0;
+  uint64_t swept = 0, fruitless = 0;
   int sweeps = 0, busy = 0;
   const lxshm__dict_key *protect = r->protect;
   for (;;) {
     lxshm_status status;
-    int live = 0;
+    int live = 0, removed = 0;
     if (units_fit(d, r->need, err, &status) != 0)
       return LXSHM_OK;
     if (status != LXSHM_OK)
@@ -1169,7 +1180,7 @@ static lxshm_status make_room(lxshm_dict *d, room_ask *r, lxshm_error *err) {
                            "value",
                            (unsigned long long)r->kv);
     }
-    status = evict_one(d, r->held, protect, &live, err);
+    status = evict_one(d, r->held, protect, &live, &removed, err);
     if (status == BUSY && ++busy < 4 * (int)d->nstripes + 16)
       continue;
     if (status == LXSHM_NOT_FOUND && protect != NULL && r->allow_self) {
@@ -1184,6 +1195,13 @@ static lxshm_status make_room(lxshm_dict *d, room_ask *r, lxshm_error *err) {
       return status;
     if (live)
       r->evicted++;
+    /* A victim can be gone by the time its stripe is locked (another process changed it), but
+     * a whole turn of the CLOCK hand with nothing to evict means entries the walk cannot
+     * follow: damage, which would make this loop for ever. */
+    fruitless = removed ? 0 : fruitless + 1;
+    if (fruitless > d->units)
+      return lxshm__fail(err, LXSHM_CORRUPT,
+                         "no entry can be evicted: the dictionary is damaged (check() says where)");
   }
 }
 
