@@ -336,13 +336,15 @@ static void put_bytes(lxshm_dict *d, jref r, void *p, const void *src, size_t n)
   memcpy(p, src, n);
 }
 
-/* Writes back the old bytes of every record, last first; records that do not lie within the
- * mapping (damaged) end the list. Idempotent: a repairer that dies repairing leaves the records
- * for the next one. */
+/* Writes back the old bytes of every record, last first; a record that does not lie within the
+ * mapping, or that would write over the journal itself (damaged), ends the list. Idempotent: a
+ * repairer that dies repairing leaves the records for the next one. */
 static void undo(lxshm_dict *d, jref r) {
   uint32_t at[LXSHM__DICT_ALLOC_JOURNAL / 16];
   uint32_t used = atomic_load_explicit(&r.j->used, memory_order_acquire), off = 0, n = 0;
   unsigned char *rec = records(r.j);
+  uint64_t jstart = (uint64_t)((unsigned char *)r.j - d->obj.map.base);
+  uint64_t jend = (uint64_t)(rec + r.cap - d->obj.map.base);
   if (used > r.cap)
     used = r.cap;
   while (off + 8 <= used && n < sizeof at / sizeof at[0]) {
@@ -352,7 +354,8 @@ static void undo(lxshm_dict *d, jref r) {
     len = (size_t)(head & 0xffff);
     pos = head >> 16;
     padded = (len + 7) & ~(size_t)7;
-    if (off + 8 + padded > used || pos > d->obj.map.size || len > d->obj.map.size - pos)
+    if (off + 8 + padded > used || pos > d->obj.map.size || len > d->obj.map.size - pos ||
+        (pos < jend && pos + len > jstart))
       break;
     at[n++] = off;
     off += 8 + (uint32_t)padded;
@@ -452,8 +455,8 @@ static uint32_t block_size(const lxshm_dict *d, uint32_t u) {
   return load32(BLOCK(d, u)) >> 2;
 }
 
-/* Whether the free block at unit u lies whole in the arena, as its header says: only such a
- * block is handed out (a damaged size would have the split and the tags written past it). */
+/* Whether the block at unit u lies whole in the arena, as its header says: only such a block is
+ * handed out, freed or merged (a damaged size would have the tags written past the arena). */
 static int whole_block(lxshm_dict *d, uint32_t u) {
   uint32_t size;
   if (!real_unit(d, u))
@@ -532,14 +535,15 @@ static uint32_t block_alloc(lxshm_dict *d, uint32_t n) {
   return u;
 }
 
-/* Frees the block at u, merging it with free neighbours; returns the merged block's size. */
+/* Frees the block at u, which lies whole in the arena, merging it with free neighbours that do
+ * too; returns the merged block's size. */
 static uint32_t block_free(lxshm_dict *d, uint32_t u) {
   lxshm__dict_alloc *a = d->alloc;
   jref r = alloc_journal(d);
   uint32_t w = load32(BLOCK(d, u)), size = w >> 2, freed = size, next, nw;
   next = u + size;
   nw = load32(BLOCK(d, next));
-  if (!(nw & USED) && real_unit(d, next)) {
+  if (!(nw & USED) && whole_block(d, next)) {
     list_remove(d, next, nw >> 2);
     size += nw >> 2;
     if (load32(&a->hand) == next)
@@ -639,8 +643,8 @@ static void clear_journal_locked(lxshm_dict *d, lxshm__dict_journal *j, int in_a
 /* Frees `unit` (0: none) and clears the stripe's journal in one allocator transaction; the
  * allocator's lock is held. */
 static void finish_locked(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t unit) {
-  if (real_unit(d, unit) && (load32(BLOCK(d, unit)) & USED))
-    block_free(d, unit);
+  if (whole_block(d, unit) && (load32(BLOCK(d, unit)) & USED))
+    block_free(d, unit); /* a damaged one is left for check() to report */
   clear_journal_locked(d, &st->journal, 1);
   alloc_commit(d);
 }
