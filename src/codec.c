@@ -57,6 +57,26 @@ static inline void be64(unsigned char *p, uint64_t v) {
   be32(p + 4, (uint32_t)v);
 }
 
+/* v's low `width` bytes, big-endian, at p. */
+static inline void wr_be(unsigned char *p, uint64_t v, unsigned width) {
+  switch (width) {
+    case 2:
+      be16(p, (uint32_t)v);
+      return;
+    case 4:
+      be32(p, (uint32_t)v);
+      return;
+    case 8:
+      be64(p, v);
+      return;
+    default:
+      while (width-- > 0) {
+        p[width] = (unsigned char)v;
+        v >>= 8;
+      }
+  }
+}
+
 static inline uint32_t rd16(const unsigned char *p) {
   return (uint32_t)p[0] << 8 | p[1];
 }
@@ -344,6 +364,17 @@ static inline enc_result room(enc_state *s, size_t n) {
       return r_;                    \
   } while (0)
 
+/* Writes the type byte t, then v in `width` big-endian bytes (none for a fix form). */
+static inline enc_result put_head(enc_state *s, unsigned t, uint64_t v, unsigned width) {
+  unsigned char *p;
+  ROOM(s, 1 + width);
+  p = s->buf + s->len;
+  p[0] = (unsigned char)t;
+  wr_be(p + 1, v, width);
+  s->len += 1 + width;
+  return ENC_OK;
+}
+
 
 /* ---- encoder: table identity ----------------------------------------------------------------- */
 
@@ -601,93 +632,45 @@ static enc_result refuse_type(enc_state *s, int idx, int plen, int iskey) {
 static enc_result enc_value(enc_state *s, int idx, int plen, int iskey);
 
 static enc_result enc_int(enc_state *s, int64_t i) {
-  unsigned char *p;
+  uint64_t u = (uint64_t)i; /* two's complement: its low bytes are the narrower forms' */
   if (i >= 0) {
-    if (i < 0x80) {
-      ROOM(s, 1);
-      s->buf[s->len++] = (unsigned char)i;
-    }
-    else if (i <= 0xff) {
-      ROOM(s, 2);
-      p = s->buf + s->len;
-      p[0] = 0xcc, p[1] = (unsigned char)i;
-      s->len += 2;
-    }
-    else if (i <= 0xffff) {
-      ROOM(s, 3);
-      p = s->buf + s->len;
-      p[0] = 0xcd, be16(p + 1, (uint32_t)i);
-      s->len += 3;
-    }
-    else if (i <= 0xffffffff) {
-      ROOM(s, 5);
-      p = s->buf + s->len;
-      p[0] = 0xce, be32(p + 1, (uint32_t)i);
-      s->len += 5;
-    }
-    else {
-      ROOM(s, 9);
-      p = s->buf + s->len;
-      p[0] = 0xcf, be64(p + 1, (uint64_t)i);
-      s->len += 9;
-    }
+    if (i < 0x80)
+      return put_head(s, (unsigned)i, 0, 0); /* positive fixint */
+    if (i <= 0xff)
+      return put_head(s, 0xcc, u, 1);
+    if (i <= 0xffff)
+      return put_head(s, 0xcd, u, 2);
+    if (i <= 0xffffffff)
+      return put_head(s, 0xce, u, 4);
+    return put_head(s, 0xcf, u, 8);
   }
-  else if (i >= -32) {
-    ROOM(s, 1);
-    s->buf[s->len++] = (unsigned char)(0x100 + i); /* negative fixint 0xe0..0xff */
-  }
-  else if (i >= INT8_MIN) {
-    ROOM(s, 2);
-    p = s->buf + s->len;
-    p[0] = 0xd0, p[1] = (unsigned char)(0x100 + i);
-    s->len += 2;
-  }
-  else if (i >= INT16_MIN) {
-    ROOM(s, 3);
-    p = s->buf + s->len;
-    p[0] = 0xd1, be16(p + 1, (uint32_t)(0x10000 + i));
-    s->len += 3;
-  }
-  else if (i >= INT32_MIN) {
-    ROOM(s, 5);
-    p = s->buf + s->len;
-    p[0] = 0xd2, be32(p + 1, (uint32_t)((uint64_t)i & 0xffffffffu));
-    s->len += 5;
-  }
-  else {
-    ROOM(s, 9);
-    p = s->buf + s->len;
-    p[0] = 0xd3, be64(p + 1, (uint64_t)i);
-    s->len += 9;
-  }
-  return ENC_OK;
+  if (i >= -32)
+    return put_head(s, (unsigned)(u & 0xff), 0, 0); /* negative fixint 0xe0..0xff */
+  if (i >= INT8_MIN)
+    return put_head(s, 0xd0, u, 1);
+  if (i >= INT16_MIN)
+    return put_head(s, 0xd1, u, 2);
+  if (i >= INT32_MIN)
+    return put_head(s, 0xd2, u, 4);
+  return put_head(s, 0xd3, u, 8);
 }
 
 /* float32 when the double survives the round trip through float exactly (incl. -0.0 and the
  * infinities), else float64, which also keeps every NaN's bits. */
 static enc_result enc_float(enc_state *s, double d) {
-  unsigned char *p;
   if ((d >= -FLT_MAX && d <= FLT_MAX) || isinf(d)) { /* (float)d is defined: no overflow */
     float f = (float)d;
     if ((double)f == d) {
       uint32_t b;
       memcpy(&b, &f, 4);
-      ROOM(s, 5);
-      p = s->buf + s->len;
-      p[0] = 0xca, be32(p + 1, b);
-      s->len += 5;
-      return ENC_OK;
+      return put_head(s, 0xca, b, 4);
     }
   }
   {
     uint64_t b;
     memcpy(&b, &d, 8);
-    ROOM(s, 9);
-    p = s->buf + s->len;
-    p[0] = 0xcb, be64(p + 1, b);
-    s->len += 9;
+    return put_head(s, 0xcb, b, 8);
   }
-  return ENC_OK;
 }
 
 size_t lxshm__string_header(const char *str, size_t n, unsigned char *p) {
@@ -742,49 +725,21 @@ static enc_result enc_string(enc_state *s, int idx, int plen, int iskey) {
   return ENC_OK;
 }
 
-/* A table met before: fixext 1, 2 or 4 holding its number. */
+/* A table met before: fixext 1, 2 or 4 holding its number, after the ext type. */
 static enc_result enc_ref(enc_state *s, uint32_t id) {
-  unsigned char *p;
-  if (id <= 0xff) {
-    ROOM(s, 3);
-    p = s->buf + s->len;
-    p[0] = 0xd4, p[1] = EXT_REF, p[2] = (unsigned char)id;
-    s->len += 3;
-  }
-  else if (id <= 0xffff) {
-    ROOM(s, 4);
-    p = s->buf + s->len;
-    p[0] = 0xd5, p[1] = EXT_REF, be16(p + 2, id);
-    s->len += 4;
-  }
-  else {
-    ROOM(s, 6);
-    p = s->buf + s->len;
-    p[0] = 0xd6, p[1] = EXT_REF, be32(p + 2, id);
-    s->len += 6;
-  }
-  return ENC_OK;
+  if (id <= 0xff)
+    return put_head(s, 0xd4, (uint64_t)EXT_REF << 8 | id, 2);
+  if (id <= 0xffff)
+    return put_head(s, 0xd5, (uint64_t)EXT_REF << 16 | id, 3);
+  return put_head(s, 0xd6, (uint64_t)EXT_REF << 32 | id, 5);
 }
 
 static enc_result enc_array_header(enc_state *s, size_t n) {
-  unsigned char *p;
-  if (n <= 15) {
-    ROOM(s, 1);
-    s->buf[s->len++] = (unsigned char)(0x90 | n);
-  }
-  else if (n <= 0xffff) {
-    ROOM(s, 3);
-    p = s->buf + s->len;
-    p[0] = 0xdc, be16(p + 1, (uint32_t)n);
-    s->len += 3;
-  }
-  else {
-    ROOM(s, 5);
-    p = s->buf + s->len;
-    p[0] = 0xdd, be32(p + 1, (uint32_t)n);
-    s->len += 5;
-  }
-  return ENC_OK;
+  if (n <= 15)
+    return put_head(s, 0x90 | (unsigned)n, 0, 0); /* fixarray */
+  if (n <= 0xffff)
+    return put_head(s, 0xdc, n, 2);
+  return put_head(s, 0xdd, n, 4);
 }
 
 /* The optimistic pass for a table whose border is n >= 1: writes an array of n elements while
@@ -858,9 +813,10 @@ static enc_result enc_map(enc_state *s, int idx, int depth) {
   lua_State *L = s->L;
   step *st = &s->path[depth];
   size_t hdr = s->len, count = 0, body;
-  enc_result r;
-  ROOM(s, 1);
-  s->buf[s->len++] = 0x80;
+  unsigned w;
+  enc_result r = put_head(s, 0x80, 0, 0); /* a fixmap's, until the count is known */
+  if (r != ENC_OK)
+    return r;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int top = lua_gettop(L);
@@ -886,18 +842,12 @@ static enc_result enc_map(enc_state *s, int idx, int depth) {
     return refused(
         s, lxshm__fail(s->err, LXSHM_UNSUPPORTED, "a table with more than %u keys", COUNT_MAX));
   body = s->len - hdr - 1;
-  if (count <= 0xffff) {
-    ROOM(s, 2);
-    memmove(s->buf + hdr + 3, s->buf + hdr + 1, body);
-    s->buf[hdr] = 0xde, be16(s->buf + hdr + 1, (uint32_t)count);
-    s->len += 2;
-  }
-  else {
-    ROOM(s, 4);
-    memmove(s->buf + hdr + 5, s->buf + hdr + 1, body);
-    s->buf[hdr] = 0xdf, be32(s->buf + hdr + 1, (uint32_t)count);
-    s->len += 4;
-  }
+  w = count <= 0xffff ? 2 : 4; /* map16 or map32: the count's bytes go before the body */
+  ROOM(s, w);
+  memmove(s->buf + hdr + 1 + w, s->buf + hdr + 1, body);
+  s->buf[hdr] = w == 2 ? 0xde : 0xdf;
+  wr_be(s->buf + hdr + 1, count, w);
+  s->len += w;
   return ENC_OK;
 }
 
@@ -966,13 +916,9 @@ static enc_result enc_value(enc_state *s, int idx, int plen, int iskey) {
   switch (lua_type(L, idx)) {
     case LUA_TNONE: /* an absent argument encodes as nil */
     case LUA_TNIL:
-      ROOM(s, 1);
-      s->buf[s->len++] = 0xc0;
-      return ENC_OK;
+      return put_head(s, 0xc0, 0, 0);
     case LUA_TBOOLEAN:
-      ROOM(s, 1);
-      s->buf[s->len++] = lua_toboolean(L, idx) ? 0xc3 : 0xc2;
-      return ENC_OK;
+      return put_head(s, lua_toboolean(L, idx) ? 0xc3 : 0xc2, 0, 0);
     case LUA_TNUMBER:
       return enc_number(s, idx);
     case LUA_TSTRING:
@@ -1113,16 +1059,9 @@ static void dec_number_table(dec_state *s) {
   lua_rawseti(L, s->refs, (lua_Integer)id + 1);
 }
 
-static lxshm_status dec_enter(dec_state *s, size_t at, int depth) {
-  if (depth >= LXSHM__MAX_DEPTH)
-    return lxshm__fail(s->err, LXSHM_CORRUPT,
-                       "table at offset %zu is nested deeper than the limit of %d tables", at,
-                       LXSHM__MAX_DEPTH);
-  luaL_checkstack(s->L, 4, "lxshm decode"); /* raises only out of memory or Lua stack */
-  return LXSHM_OK;
-}
-
 #define PRESIZE_MAX (1 << 24) /* larger tables grow as their elements arrive */
+#define ARRAY 1               /* the fewest input bytes an array's element takes */
+#define MAP 2                 /* … and a map's pair */
 
 /* How many of `count` slots (of `unit` input bytes each at least) a new table may presize.
  * All open tables share the bytes left: their unfilled presized slots never add up to more
@@ -1136,68 +1075,69 @@ static size_t presize(dec_state *s, size_t count, size_t unit) {
   return pre;
 }
 
-/* An array of `count` elements, its header at offset `at`. */
-static lxshm_status dec_array(dec_state *s, size_t count, size_t at, int depth) {
-  lua_State *L = s->L;
-  size_t i, pre;
-  lxshm_status st = dec_enter(s, at, depth);
-  if (st != LXSHM_OK)
-    return st;
-  if (count > s->n - s->pos) /* every element takes at least one byte */
-    return lxshm__fail(s->err, LXSHM_CORRUPT,
-                       "array at offset %zu claims %zu elements, only %zu bytes left", at, count,
-                       s->n - s->pos);
-  pre = presize(s, count, 1);
-  lua_createtable(L, (int)pre, 0);
-  dec_number_table(s);
+/* The elements of an array into the table on the stack top, whose first `pre` slots were
+ * presized. */
+static lxshm_status dec_elements(dec_state *s, size_t count, size_t pre, int depth) {
+  size_t i;
   for (i = 1; i <= count; i++) {
-    st = dec_value(s, depth + 1);
+    lxshm_status st = dec_value(s, depth + 1);
     if (st != LXSHM_OK)
       return st;
-    lua_rawseti(L, -2, (lua_Integer)i);
+    lua_rawseti(s->L, -2, (lua_Integer)i);
     if (i <= pre)
-      s->reserved--;
+      s->reserved -= ARRAY;
   }
   return LXSHM_OK;
 }
 
-/* A map of `count` pairs, its header at offset `at`. */
-static lxshm_status dec_map(dec_state *s, size_t count, size_t at, int depth) {
-  lua_State *L = s->L;
-  size_t i, pre;
-  lxshm_status st = dec_enter(s, at, depth);
+/* A map key, pushed: any value a Lua table can have as a key. */
+static lxshm_status dec_key(dec_state *s, int depth) {
+  size_t at = s->pos;
+  lxshm_status st = dec_value(s, depth + 1);
   if (st != LXSHM_OK)
     return st;
-  if (count > (s->n - s->pos) / 2) /* every pair takes at least two bytes */
-    return lxshm__fail(s->err, LXSHM_CORRUPT,
-                       "map at offset %zu claims %zu pairs, only %zu bytes left", at, count,
-                       s->n - s->pos);
-  pre = presize(s, count, 2);
-  lua_createtable(L, 0, (int)pre);
-  dec_number_table(s);
+  if (lua_isnil(s->L, -1))
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "nil map key at offset %zu", at);
+  if (lua_type(s->L, -1) == LUA_TNUMBER && !lua_isinteger(s->L, -1) &&
+      isnan(lua_tonumber(s->L, -1)))
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "NaN map key at offset %zu", at);
+  return LXSHM_OK;
+}
+
+/* The pairs of a map into the table on the stack top, presized for `pre` of them. */
+static lxshm_status dec_pairs(dec_state *s, size_t count, size_t pre, int depth) {
+  size_t i;
   for (i = 0; i < count; i++) {
-    size_t kat = s->pos;
-    st = dec_value(s, depth + 1);
+    lxshm_status st = dec_key(s, depth);
+    if (st == LXSHM_OK)
+      st = dec_value(s, depth + 1);
     if (st != LXSHM_OK)
       return st;
-    switch (lua_type(L, -1)) {
-      case LUA_TNIL:
-        return lxshm__fail(s->err, LXSHM_CORRUPT, "nil map key at offset %zu", kat);
-      case LUA_TNUMBER:
-        if (!lua_isinteger(L, -1) && isnan(lua_tonumber(L, -1)))
-          return lxshm__fail(s->err, LXSHM_CORRUPT, "NaN map key at offset %zu", kat);
-        break;
-      default:
-        break;
-    }
-    st = dec_value(s, depth + 1);
-    if (st != LXSHM_OK)
-      return st;
-    lua_rawset(L, -3); /* a repeated key: the last value wins */
+    lua_rawset(s->L, -3); /* a repeated key: the last value wins */
     if (i < pre)
-      s->reserved -= 2;
+      s->reserved -= MAP;
   }
   return LXSHM_OK;
+}
+
+/* An array or a map (`unit`: ARRAY or MAP) of `count` items, its header at offset `at`: checks
+ * its depth and that the bytes left can hold the items before it allocates anything, then
+ * pushes a new numbered table and fills it. */
+static lxshm_status dec_table(dec_state *s, size_t count, size_t unit, size_t at, int depth) {
+  size_t pre;
+  if (depth >= LXSHM__MAX_DEPTH)
+    return lxshm__fail(s->err, LXSHM_CORRUPT,
+                       "table at offset %zu is nested deeper than the limit of %d tables", at,
+                       LXSHM__MAX_DEPTH);
+  if (count > (s->n - s->pos) / unit)
+    return lxshm__fail(s->err, LXSHM_CORRUPT, "%s at offset %zu claims %zu %s, only %zu bytes left",
+                       unit == ARRAY ? "array" : "map", at, count,
+                       unit == ARRAY ? "elements" : "pairs", s->n - s->pos);
+  luaL_checkstack(s->L, 4, "lxshm decode"); /* raises only out of memory or Lua stack */
+  pre = presize(s, count, unit);
+  lua_createtable(s->L, unit == ARRAY ? (int)pre : 0, unit == ARRAY ? 0 : (int)pre);
+  dec_number_table(s);
+  return unit == ARRAY ? dec_elements(s, count, pre, depth) : dec_pairs(s, count, pre, depth);
 }
 
 /* A str or bin of n bytes, its header (named `what`) at offset `at`. */
@@ -1256,15 +1196,60 @@ static lxshm_status dec_ext(dec_state *s, size_t len, size_t at) {
 
 /* ---- decoder: the type byte ------------------------------------------------------------------ */
 
-/* What a type byte announces beyond itself, besides nil, false, true and fixext. */
+/* What a type byte announces. */
 enum kind {
-  K_UINT,  /* the value: a `width`-byte unsigned number */
-  K_INT,   /* the value: a `width`-byte two's complement number */
-  K_FLOAT, /* the value: an IEEE 754 single (width 4) or double (width 8) */
-  K_STR,   /* str and bin alike (Lua strings are bytes): a `width`-byte length, the bytes */
-  K_EXT,   /* a `width`-byte length, the ext type byte, that many payload bytes */
-  K_ARRAY, /* a `width`-byte count, the elements */
-  K_MAP    /* a `width`-byte count, the key/value pairs */
+  K_NIL,
+  K_FALSE,
+  K_TRUE,
+  K_UNUSED, /* 0xc1, never used */
+  K_UINT,   /* the value: a `width`-byte unsigned number */
+  K_INT,    /* the value: a `width`-byte two's complement number */
+  K_FLOAT,  /* the value: an IEEE 754 single (width 4) or double (width 8) */
+  K_FIXEXT, /* the ext type byte, then `width` payload bytes */
+  K_STR,    /* str and bin alike (Lua strings are bytes): a `width`-byte length, the bytes */
+  K_EXT,    /* a `width`-byte length, the ext type byte, that many payload bytes */
+  K_ARRAY,  /* a `width`-byte count, the elements */
+  K_MAP     /* a `width`-byte count, the key/value pairs */
+};
+
+/* MessagePack's format table (spec.md, "Overview") for the type bytes 0xc0 to 0xdf: the kind,
+ * the width of the field after the type byte, and the name messages give it. */
+static const struct type_byte {
+  unsigned char kind, width;
+  const char *name;
+} TYPE_BYTES[0x20] = {
+    {K_NIL, 0, "nil"},          /* 0xc0 */
+    {K_UNUSED, 0, "0xc1"},      /* 0xc1 */
+    {K_FALSE, 0, "false"},      /* 0xc2 */
+    {K_TRUE, 0, "true"},        /* 0xc3 */
+    {K_STR, 1, "bin8"},         /* 0xc4 */
+    {K_STR, 2, "bin16"},        /* 0xc5 */
+    {K_STR, 4, "bin32"},        /* 0xc6 */
+    {K_EXT, 1, "ext8"},         /* 0xc7 */
+    {K_EXT, 2, "ext16"},        /* 0xc8 */
+    {K_EXT, 4, "ext32"},        /* 0xc9 */
+    {K_FLOAT, 4, "float32"},    /* 0xca */
+    {K_FLOAT, 8, "float64"},    /* 0xcb */
+    {K_UINT, 1, "uint8"},       /* 0xcc */
+    {K_UINT, 2, "uint16"},      /* 0xcd */
+    {K_UINT, 4, "uint32"},      /* 0xce */
+    {K_UINT, 8, "uint64"},      /* 0xcf */
+    {K_INT, 1, "int8"},         /* 0xd0 */
+    {K_INT, 2, "int16"},        /* 0xd1 */
+    {K_INT, 4, "int32"},        /* 0xd2 */
+    {K_INT, 8, "int64"},        /* 0xd3 */
+    {K_FIXEXT, 1, "fixext1"},   /* 0xd4 */
+    {K_FIXEXT, 2, "fixext2"},   /* 0xd5 */
+    {K_FIXEXT, 4, "fixext4"},   /* 0xd6 */
+    {K_FIXEXT, 8, "fixext8"},   /* 0xd7 */
+    {K_FIXEXT, 16, "fixext16"}, /* 0xd8 */
+    {K_STR, 1, "str8"},         /* 0xd9 */
+    {K_STR, 2, "str16"},        /* 0xda */
+    {K_STR, 4, "str32"},        /* 0xdb */
+    {K_ARRAY, 2, "array16"},    /* 0xdc */
+    {K_ARRAY, 4, "array32"},    /* 0xdd */
+    {K_MAP, 2, "map16"},        /* 0xde */
+    {K_MAP, 4, "map32"},        /* 0xdf */
 };
 
 /* u read from `width` bytes of two's complement, as a signed number: the sign bit extended,
@@ -1339,19 +1324,19 @@ static inline lxshm_status dec_prefixed(dec_state *s, int kind, unsigned width, 
     case K_EXT:
       return dec_ext(s, len, at);
     case K_ARRAY:
-      return dec_array(s, len, at, depth);
+      return dec_table(s, len, ARRAY, at, depth);
     default: /* K_MAP */
-      return dec_map(s, len, at, depth);
+      return dec_table(s, len, MAP, at, depth);
   }
 }
 
-/* Decodes one value at s->pos and pushes it; depth counts the tables around it. Reads as
- * MessagePack's format table (spec.md, "Overview"): the fix forms hold their value or count in
- * the type byte; every other type byte maps to a kind, the width of the field after it (the
- * value, or the length or count of the payload) and its name, for messages. */
+/* Decodes one value at s->pos and pushes it; depth counts the tables around it. The fix forms
+ * hold their value or count in the type byte; every other type byte is looked up in
+ * TYPE_BYTES. */
 static lxshm_status dec_value(dec_state *s, int depth) {
   lua_State *L = s->L;
   size_t at = s->pos;
+  const struct type_byte *t;
   unsigned c;
 
   if (s->pos >= s->n)
@@ -1366,77 +1351,30 @@ static lxshm_status dec_value(dec_state *s, int depth) {
     return LXSHM_OK;
   }
   if (c <= 0x8f)
-    return dec_map(s, c & 0x0f, at, depth); /* fixmap */
+    return dec_table(s, c & 0x0f, MAP, at, depth); /* fixmap */
   if (c <= 0x9f)
-    return dec_array(s, c & 0x0f, at, depth); /* fixarray */
+    return dec_table(s, c & 0x0f, ARRAY, at, depth); /* fixarray */
   if (c <= 0xbf)
     return dec_string(s, c & 0x1f, at, "fixstr");
-  switch (c) {
-    case 0xc0: /* nil */
+  t = &TYPE_BYTES[c - 0xc0];
+  switch (t->kind) {
+    case K_NIL:
       lua_pushnil(L);
       return LXSHM_OK;
-    case 0xc2: /* false */
-    case 0xc3: /* true */
-      lua_pushboolean(L, c == 0xc3);
+    case K_FALSE:
+    case K_TRUE:
+      lua_pushboolean(L, t->kind == K_TRUE);
       return LXSHM_OK;
-    case 0xc4:
-      return dec_prefixed(s, K_STR, 1, "bin8", at, depth);
-    case 0xc5:
-      return dec_prefixed(s, K_STR, 2, "bin16", at, depth);
-    case 0xc6:
-      return dec_prefixed(s, K_STR, 4, "bin32", at, depth);
-    case 0xc7:
-      return dec_prefixed(s, K_EXT, 1, "ext8", at, depth);
-    case 0xc8:
-      return dec_prefixed(s, K_EXT, 2, "ext16", at, depth);
-    case 0xc9:
-      return dec_prefixed(s, K_EXT, 4, "ext32", at, depth);
-    case 0xca:
-      return dec_number(s, K_FLOAT, 4, "float32", at);
-    case 0xcb:
-      return dec_number(s, K_FLOAT, 8, "float64", at);
-    case 0xcc:
-      return dec_number(s, K_UINT, 1, "uint8", at);
-    case 0xcd:
-      return dec_number(s, K_UINT, 2, "uint16", at);
-    case 0xce:
-      return dec_number(s, K_UINT, 4, "uint32", at);
-    case 0xcf:
-      return dec_number(s, K_UINT, 8, "uint64", at);
-    case 0xd0:
-      return dec_number(s, K_INT, 1, "int8", at);
-    case 0xd1:
-      return dec_number(s, K_INT, 2, "int16", at);
-    case 0xd2:
-      return dec_number(s, K_INT, 4, "int32", at);
-    case 0xd3:
-      return dec_number(s, K_INT, 8, "int64", at);
-    case 0xd4: /* fixext 1, 2, 4, 8, 16: the payload's length is in the type byte */
-      return dec_ext(s, 1, at);
-    case 0xd5:
-      return dec_ext(s, 2, at);
-    case 0xd6:
-      return dec_ext(s, 4, at);
-    case 0xd7:
-      return dec_ext(s, 8, at);
-    case 0xd8:
-      return dec_ext(s, 16, at);
-    case 0xd9:
-      return dec_prefixed(s, K_STR, 1, "str8", at, depth);
-    case 0xda:
-      return dec_prefixed(s, K_STR, 2, "str16", at, depth);
-    case 0xdb:
-      return dec_prefixed(s, K_STR, 4, "str32", at, depth);
-    case 0xdc:
-      return dec_prefixed(s, K_ARRAY, 2, "array16", at, depth);
-    case 0xdd:
-      return dec_prefixed(s, K_ARRAY, 4, "array32", at, depth);
-    case 0xde:
-      return dec_prefixed(s, K_MAP, 2, "map16", at, depth);
-    case 0xdf:
-      return dec_prefixed(s, K_MAP, 4, "map32", at, depth);
-    default: /* 0xc1, never used */
+    case K_UNUSED:
       return lxshm__fail(s->err, LXSHM_CORRUPT, "invalid type byte 0x%02x at offset %zu", c, at);
+    case K_UINT:
+    case K_INT:
+    case K_FLOAT:
+      return dec_number(s, t->kind, t->width, t->name, at);
+    case K_FIXEXT: /* the payload's length is in the type byte */
+      return dec_ext(s, t->width, at);
+    default:
+      return dec_prefixed(s, t->kind, t->width, t->name, at, depth);
   }
 }
 
