@@ -197,6 +197,16 @@ static lxshm_status damaged_indices(lxshm_queue *q, lxshm_error *err) {
                      (unsigned long long)q->obj.capacity);
 }
 
+/* A wait for room or for a value that ended without it: TIMEOUT says how long it waited for
+ * the queue to stop being `state` ("full", "empty"); other failures pass through. */
+static lxshm_status waited_in_vain(lxshm_status st, const char *state, double timeout,
+                                   lxshm_error *err) {
+  if (st != LXSHM_TIMEOUT)
+    return st;
+  if (timeout == 0)
+    return lxshm__fail(err, st, "queue is %s", state);
+  return lxshm__fail(err, st, "queue still %s after %g s", state, timeout);
+}
 /* Appends the run under the push lock, waiting for room for all of it; one wake-up. */
 static lxshm_status push_run(lxshm_queue *q, const run *r, double timeout,
                              const lxshm__interrupt *intr, lxshm_error *err) {
@@ -218,12 +228,8 @@ static lxshm_status push_run(lxshm_queue *q, const run *r, double timeout,
     if (st == LXSHM_CORRUPT)
       return damaged_indices(q, err);
     st = lxshm__wait_until(&q->obj, &q->state->not_full, has_room, &want, deadline, intr, err);
-    if (st == LXSHM_TIMEOUT && timeout == 0)
-      return lxshm__fail(err, st, "queue is full");
-    if (st == LXSHM_TIMEOUT)
-      return lxshm__fail(err, st, "queue still full after %g s", timeout);
     if (st != LXSHM_OK)
-      return st;
+      return waited_in_vain(st, "full", timeout, err);
   }
 }
 
@@ -386,12 +392,8 @@ static lxshm_status take_run(lxshm_queue *q, take *t, double timeout, const lxsh
       return lxshm__fail(err, st, "record at byte %llu of the ring is damaged",
                          (unsigned long long)(t->at % q->obj.capacity));
     st = lxshm__wait_until(&q->obj, &s->not_empty, not_empty, NULL, deadline, intr, err);
-    if (st == LXSHM_TIMEOUT && timeout == 0)
-      return lxshm__fail(err, st, "queue is empty");
-    if (st == LXSHM_TIMEOUT)
-      return lxshm__fail(err, st, "queue still empty after %g s", timeout);
     if (st != LXSHM_OK)
-      return st;
+      return waited_in_vain(st, "empty", timeout, err);
   }
 }
 
