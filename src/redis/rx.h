@@ -38,6 +38,8 @@ typedef struct rx_conn {
   long long old_id;        /* the id of the connection before the last reconnect (0: none) */
   const char *client_name; /* CLIENT SETNAME sent on every connect (NULL: none) */
   long pid;                /* getpid() when connected: segment commits name their writer */
+  unsigned spin_misses;    /* looks for a reply in a row that found nothing (conn.c) */
+  unsigned spin_rest;      /* replies to wait for asleep before looking again */
 } rx_conn;
 
 /* A namespace: the server (or Cluster) of one connect(url, opts) and its options. Plain C memory,
