@@ -397,6 +397,12 @@ static int lock_holder(const pthread_mutex_t *mx) {
 /* Whether process or thread `tid` has the file of m mapped: 1 yes, 0 no, -1 cannot tell (its
  * maps are not ours to read, or the file is unknown). */
 static int maps_file(int tid, const lxshm__mapping *m) {
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+  /* A fuzz target is one process whose one thread using lxshm takes and releases every lock
+   * within a call: a lock word naming anyone (libFuzzer's own threads, say) is fuzzed bytes. */
+  (void)tid, (void)m;
+  return 0;
+#else
   char path[40], line[512];
   FILE *f;
   int found = 0;
@@ -404,11 +410,7 @@ static int maps_file(int tid, const lxshm__mapping *m) {
     return -1;
   snprintf(path, sizeof path, "/proc/%d/maps", tid);
   if ((f = fopen(path, "re")) == NULL)
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-    return 0; /* a fuzz target is one process and one thread: nobody else holds its locks */
-#else
     return -1;
-#endif
   while (!found && fgets(line, sizeof line, f) != NULL) {
     unsigned major, minor;
     unsigned long long inode;
@@ -418,6 +420,7 @@ static int maps_file(int tid, const lxshm__mapping *m) {
   }
   fclose(f);
   return found;
+#endif
 }
 
 /* A lock waited for this long at a time: then whether its holder still exists is checked. */
