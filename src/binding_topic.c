@@ -314,17 +314,10 @@ static int sub_name(lua_State *L) {
  * "lxshm.subscription: TOPIC (closed)". */
 static int sub_tostring(lua_State *L) {
   sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
-  const char *name = s->sub != NULL ? lxshm__subscription_name(s->sub) : NULL;
-  lua_pushfstring(L, SUB_MT ": %s%s%s ", name != NULL ? name : "", name != NULL ? " on " : "",
-                  s->topic->name);
-  if (s->sub == NULL || s->topic->closed)
-    lua_pushliteral(L, "(closed)");
-  else {
-    lxshm__format_u64(L, lxshm_subscription_position(s->sub));
-    lua_pushfstring(L, "(next %s)", lua_tostring(L, -1));
-    lua_remove(L, -2);
-  }
-  lua_concat(L, 2);
+  int closed = s->sub == NULL || s->topic->closed;
+  lxshm__push_subscription(L, s->sub != NULL ? lxshm__subscription_name(s->sub) : NULL,
+                           s->topic->name, closed,
+                           closed ? 0 : lxshm_subscription_position(s->sub));
   return 1;
 }
 

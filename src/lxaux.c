@@ -63,6 +63,19 @@ void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const
   lua_pop(L, 1);
 }
 
+void lxshm__push_subscription(lua_State *L, const char *name, const char *topic, int closed,
+                              uint64_t next) {
+  lua_pushfstring(L, "lxshm.subscription: %s%s%s ", name != NULL ? name : "",
+                  name != NULL ? " on " : "", topic);
+  if (closed)
+    lua_pushliteral(L, "(closed)");
+  else {
+    lua_pushfstring(L, "(next %s)", lxshm__format_u64(L, next));
+    lua_remove(L, -2);
+  }
+  lua_concat(L, 2);
+}
+
 /* ---- classes --------------------------------------------------------------------------------- */
 
 void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const luaL_Reg *meta,

@@ -42,6 +42,12 @@ void lxshm__push_stat(lua_State *L, const char *name, const lxshm__stat_field *f
  * first %s and *n (or "?" when n is NULL: not known) for a second, e.g. "(%s bytes, %s keys)". */
 void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const uint64_t *n);
 
+/* Pushes what tostring() shows of a topic's subscription, the same for both modules:
+ * "lxshm.subscription: [NAME on ]TOPIC (next SEQ)", or "(closed)" for "(next SEQ)" when closed.
+ * name: NULL for an anonymous subscription. */
+void lxshm__push_subscription(lua_State *L, const char *name, const char *topic, int closed,
+                              uint64_t next);
+
 /* ---- the methods of each kind ----------------------------------------------------------------
  * As SPEC names them, written once for both modules: each expands a list into its luaL_Reg table
  * with LXSHM__METHOD, so that neither can lack a method the other has (a missing one does not

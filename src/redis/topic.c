@@ -715,16 +715,8 @@ static int sub_name(lua_State *L) {
 
 static int sub_tostring(lua_State *L) {
   sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
-  lua_pushfstring(L, "lxshm.subscription: %s%s%s ", s->named ? s->name : "", s->named ? " on " : "",
-                  s->topic->name);
-  if (s->closed || s->topic->closed)
-    lua_pushliteral(L, "(closed)");
-  else {
-    lxshm__format_u64(L, s->pos);
-    lua_pushfstring(L, "(next %s)", lua_tostring(L, -1));
-    lua_remove(L, -2);
-  }
-  lua_concat(L, 2);
+  lxshm__push_subscription(L, s->named ? s->name : NULL, s->topic->name,
+                           s->closed || s->topic->closed, s->pos);
   return 1;
 }
 
