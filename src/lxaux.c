@@ -392,8 +392,7 @@ lxshm_status lxshm__encode_list(lua_State *L, int list, lua_Integer n, size_t li
   return LXSHM_OK;
 }
 
-/* ---- dictionary keys --------------------------------------------------------------------------
- */
+/* ---- dictionary keys ----------------------------------------------------------------------- */
 
 static void key_integer(lxshm__keyarg *a, int64_t i) {
   memcpy(a->num, &i, 8);
