@@ -48,7 +48,7 @@ const lxshm__interrupt *lxshm__interrupt_for(lua_State *L, lxshm__interrupt *int
   return intr;
 }
 
-/* ---- handles ------------------------------------------------------------------------------- */
+/* ---- handles ------------------------------------------------------------------------------ */
 
 static lxshm__handle *new_handle(lua_State *L, const lxshm__class *cls) {
   lxshm__handle *h = (lxshm__handle *)lxshm_newuserdata(L, sizeof *h, 1);
@@ -206,7 +206,7 @@ int lxshm__is_big_string(lua_State *L, int idx) {
   return n >= LXSHM__BIG_STRING && n <= UINT32_MAX;
 }
 
-/* ---- batches ------------------------------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------------------------ */
 
 /* The first size of a batch's copy buffer (it grows up to the object's size when needed). */
 #define BATCH_BUFFER (64u << 10)
@@ -483,7 +483,7 @@ static int mod_decode(lua_State *L) {
   return st == LXSHM_OK ? 1 : lxshm__push_failure(L, "decode", st, &err);
 }
 
-/* ---- registration -------------------------------------------------------------------------- */
+/* ---- registration ------------------------------------------------------------------------- */
 
 static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
                                      {"open_any", mod_open_any},

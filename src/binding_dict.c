@@ -44,7 +44,7 @@ static void check_not_updating(lua_State *L, lxshm__handle *h) {
 
 /* ---- keys and arguments --------------------------------------------------------------------- */
 
-/* ---- results ------------------------------------------------------------------------------- */
+/* ---- results ------------------------------------------------------------------------------ */
 
 /* OK: true (1 result); otherwise nil, "NAME: cause", code (3), INVALID included (a value that is
  * not a number); a lock this thread holds already raises, as for other kinds. */
@@ -56,7 +56,7 @@ static int result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_e
   return lxshm__push_failure(L, h->name, st, err);
 }
 
-/* ---- reading ------------------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------------------------ */
 
 typedef struct reading {
   lxshm_dict *d;
@@ -138,7 +138,7 @@ static int dict_ttl(lua_State *L) {
   return 1;
 }
 
-/* ---- changing ------------------------------------------------------------------------------ */
+/* ---- changing ----------------------------------------------------------------------------- */
 
 /* Encodes the value at arg (nil: *data NULL) for a key of klen bytes. */
 static lxshm_status encode_value(lua_State *L, lxshm__handle *h, int arg, size_t klen,
@@ -254,7 +254,7 @@ static int dict_expire(lua_State *L) {
   return result(L, h, lxshm__dict_expire(dict_of(h), &a.k, ttl, &err), &err);
 }
 
-/* ---- update -------------------------------------------------------------------------------- */
+/* ---- update ------------------------------------------------------------------------------- */
 
 typedef struct updating_ctx {
   lxshm__handle *h;
@@ -340,7 +340,7 @@ static int dict_update(lua_State *L) {
   return lxshm__call_locked(L, h, 3, unlock_key, &u);
 }
 
-/* ---- waiting ------------------------------------------------------------------------------- */
+/* ---- waiting ------------------------------------------------------------------------------ */
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
@@ -365,7 +365,7 @@ static int dict_wait(lua_State *L) {
   return 1;
 }
 
-/* ---- walking ------------------------------------------------------------------------------- */
+/* ---- walking ------------------------------------------------------------------------------ */
 
 /* Takes the next batch of records from *cursor into the copy buffer of the handle at stack index
  * `at` (pushed on the stack top). */
@@ -499,7 +499,7 @@ static int dict_pairs(lua_State *L) {
   return 1;
 }
 
-/* ---- the whole dictionary ------------------------------------------------------------------ */
+/* ---- the whole dictionary ----------------------------------------------------------------- */
 
 static int dict_count(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)lxshm_dict_count(dict_of(check(L))));

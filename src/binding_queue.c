@@ -78,7 +78,7 @@ static int queue_peek(lua_State *L) {
   return take_value(L, 0, 0);
 }
 
-/* ---- batches ------------------------------------------------------------------------------- */
+/* ---- batches ------------------------------------------------------------------------------ */
 
 /* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
  * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all.

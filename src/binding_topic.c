@@ -15,7 +15,7 @@ static lxshm__handle *check(lua_State *L) {
   return lxshm__check_handle(L, &lxshm__topic_class);
 }
 
-/* ---- publishing ---------------------------------------------------------------------------- */
+/* ---- publishing --------------------------------------------------------------------------- */
 
 /* t:publish(v [, timeout]) -> seq | nil, msg, code. Encodes before taking the lock; waits only
  * for the publishers' lock (no limit by default). */
@@ -91,7 +91,7 @@ static int topic_publish_many(lua_State *L) {
   return 1;
 }
 
-/* ---- subscribing --------------------------------------------------------------------------- */
+/* ---- subscribing -------------------------------------------------------------------------- */
 
 /* A subscription's userdata. User value 1 caches a copy buffer, as a handle's does (so that
  * lxshm__copy_out serves both); user value 2 is the topic's handle, kept in use (lxshm__hold)

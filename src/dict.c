@@ -730,7 +730,7 @@ static void unlock_and_wake(lxshm_dict *d, uint32_t s) {
   lxshm__wake(&d->obj, &stripe_at(d, s)->waiters);
 }
 
-/* ---- changes within a stripe --------------------------------------------------------------- */
+/* ---- changes within a stripe -------------------------------------------------------------- */
 
 /* Readers are told a change starts: they retry until it ends. */
 static void change_begin(lxshm__dict_stripe *st) {
@@ -987,7 +987,7 @@ static lxshm_status sweep_locked(lxshm_dict *d, uint32_t s, uint64_t max, uint64
   return LXSHM_OK;
 }
 
-/* ---- making room --------------------------------------------------------------------------- */
+/* ---- making room -------------------------------------------------------------------------- */
 
 /* Takes stripe t's lock for work on behalf of a caller that holds stripe `held` (-1: none):
  * a caller holding one may only try others. */
@@ -1421,7 +1421,7 @@ uint64_t lxshm_dict_version(lxshm_dict *d, const void *key, size_t klen) {
   return lxshm__dict_version(d, &k);
 }
 
-/* ---- changes ------------------------------------------------------------------------------- */
+/* ---- changes ------------------------------------------------------------------------------ */
 
 /* Absolute expiry of a TTL in seconds from now: 0 (never) for 0, negative, NaN or beyond any
  * clock. */

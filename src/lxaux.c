@@ -109,7 +109,7 @@ void lxshm__add_constructors(lua_State *L, int encoder, const char *suffix, cons
   }
 }
 
-/* ---- arguments ----------------------------------------------------------------------------- */
+/* ---- arguments ---------------------------------------------------------------------------- */
 
 const char *lxshm__check_name_arg(lua_State *L, int arg) {
   size_t len, i, shown;
@@ -192,7 +192,7 @@ int lxshm__interrupted(lua_State *L) {
   return lua_pcall(L, 0, 0, 0) != LUA_OK;
 }
 
-/* ---- options ------------------------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------------------------ */
 
 /* Octal digits, as in "0640", to a mode; -1 if s is not 1 to 4 octal digits. */
 static long parse_octal(const char *s, size_t len) {
@@ -392,7 +392,7 @@ lxshm_status lxshm__encode_list(lua_State *L, int list, lua_Integer n, size_t li
   return LXSHM_OK;
 }
 
-/* ---- dictionary keys ----------------------------------------------------------------------- */
+/* ---- dictionary keys ---------------------------------------------------------------------- */
 
 static void key_integer(lxshm__keyarg *a, int64_t i) {
   memcpy(a->num, &i, 8);
@@ -477,7 +477,7 @@ void lxshm__push_key(lua_State *L, unsigned type, const unsigned char *p, size_t
   }
 }
 
-/* ---- incr's numbers ------------------------------------------------------------------------ */
+/* ---- incr's numbers ----------------------------------------------------------------------- */
 
 /* A number for incr: an integer stays one. On runtimes without integers, a number with an
  * integral value within 2^53 counts as an integer, as the codec stores it. */

@@ -37,7 +37,7 @@ static const lxshm__kind *kind_by_id(uint32_t id) {
   return NULL;
 }
 
-/* ---- creating ------------------------------------------------------------------------------ */
+/* ---- creating ----------------------------------------------------------------------------- */
 
 /* Room for a handle of any kind: what lxshm__open must allocate before it knows the kind. */
 static size_t any_handle_size(void) {
@@ -128,7 +128,7 @@ lxshm_status lxshm__create(const lxshm__kind *kind, const char *name, uint64_t c
   return LXSHM_OK;
 }
 
-/* ---- opening ------------------------------------------------------------------------------- */
+/* ---- opening ------------------------------------------------------------------------------ */
 
 /* Checks a published header against the mapping it sits in and the kind asked for (any, when
  * *want is NULL: then *want becomes the header's). Everything a later access relies on (the
@@ -279,7 +279,7 @@ void lxshm__close(lxshm__object *o) {
   free(o);
 }
 
-/* ---- locks --------------------------------------------------------------------------------- */
+/* ---- locks -------------------------------------------------------------------------------- */
 
 lxshm_status lxshm__object_lock(lxshm__object *o, void *lock, uint64_t deadline,
                                 void (*repair)(lxshm__object *o), lxshm_error *err) {

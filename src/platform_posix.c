@@ -492,7 +492,7 @@ void lxshm__lock_release(lxshm__mapping *m, void *lock) {
   pthread_mutex_unlock((pthread_mutex_t *)lock);
 }
 
-/* ---- futex waits --------------------------------------------------------------------------- */
+/* ---- futex waits -------------------------------------------------------------------------- */
 
 /* The word lives in memory shared between processes, so no FUTEX_PRIVATE_FLAG. WAIT_BITSET takes
  * an absolute CLOCK_MONOTONIC deadline: a wait interrupted by a signal resumes against the same
@@ -532,7 +532,7 @@ int lxshm__word_wake(lxshm__mapping *m, _Atomic uint32_t *word) {
   return woken > 0 ? (int)woken : 0;
 }
 
-/* ---- clocks and processes ------------------------------------------------------------------ */
+/* ---- clocks and processes ----------------------------------------------------------------- */
 
 uint64_t lxshm__clock_ns(void) {
   struct timespec ts;

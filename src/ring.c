@@ -29,7 +29,7 @@ void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n) {
     memcpy((char *)dst + first, r->data, n - first);
 }
 
-/* ---- records ------------------------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------------------------ */
 
 uint64_t lxshm__record_size(uint64_t len) {
   return (LXSHM__RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *

@@ -83,7 +83,7 @@ const char *lxshm_name(const lxshm_segment *seg) {
   return seg->obj.name;
 }
 
-/* ---- the lock ------------------------------------------------------------------------------ */
+/* ---- the lock ----------------------------------------------------------------------------- */
 
 /* After an owner died holding the lock. Its commit either published the version (then the value
  * is whole: all bytes precede the version) or did not (then the idle slot is scratch). Its

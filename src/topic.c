@@ -472,7 +472,7 @@ const char *lxshm__subscription_name(const lxshm_subscription *sub) {
   return sub->cursor != NULL ? sub->name : NULL;
 }
 
-/* ---- reading ------------------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------------------------ */
 
 /* Skips sub to message `to`, which overtook it: the ones between are lost. */
 static void skip_to(lxshm_subscription *sub, uint64_t to) {

@@ -83,7 +83,7 @@ static void heal(lxshm__waitlist *w) {
   }
 }
 
-/* ---- spinning ------------------------------------------------------------------------------ */
+/* ---- spinning ----------------------------------------------------------------------------- */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -137,7 +137,7 @@ static int spin(lxshm__object *o, lxshm__waitlist *w, lxshm__ready_fn ready, voi
   }
 }
 
-/* ---- waiting ------------------------------------------------------------------------------- */
+/* ---- waiting ------------------------------------------------------------------------------ */
 
 /* The read-only waiter: may not register, so it sleeps on the word at growing intervals. */
 static lxshm_status poll_until(lxshm__object *o, lxshm__waitlist *w, lxshm__ready_fn ready,
@@ -205,7 +205,7 @@ lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__read
   }
 }
 
-/* ---- waking -------------------------------------------------------------------------------- */
+/* ---- waking ------------------------------------------------------------------------------- */
 
 void lxshm__wake(lxshm__object *o, lxshm__waitlist *w) {
   unsigned cpu = lxshm__current_cpu();

@@ -108,7 +108,7 @@ double rx_num(const redisReply *r, double def) {
   return def;
 }
 
-/* ---- commands ------------------------------------------------------------------------------ */
+/* ---- commands ----------------------------------------------------------------------------- */
 
 void rx_cmd_init(rx_cmd *cmd) {
   int i;
@@ -143,7 +143,7 @@ void rx_arg_double(rx_cmd *cmd, double x) {
   rx_arg(cmd, p, (size_t)snprintf(p, sizeof cmd->num[0], "%.17g", x));
 }
 
-/* ---- URLs ---------------------------------------------------------------------------------- */
+/* ---- URLs --------------------------------------------------------------------------------- */
 
 static int all_digits(const char *s, size_t n) {
   size_t i;
@@ -292,7 +292,7 @@ static void describe_addr(const rx_addr *a, char *buf, size_t n) {
     snprintf(buf, n, "%s:%d", a->host, a->port);
 }
 
-/* ---- connections --------------------------------------------------------------------------- */
+/* ---- connections -------------------------------------------------------------------------- */
 
 void rx_conn_drop(rx_conn *conn) {
   if (conn->c != NULL) {
@@ -485,7 +485,7 @@ static lxshm_status connect_node(rx_ns *ns, rx_conn *conn, int node, lxshm_error
   return st;
 }
 
-/* ---- Cluster ------------------------------------------------------------------------------- */
+/* ---- Cluster ------------------------------------------------------------------------------ */
 
 static uint16_t crc16(const char *buf, size_t len) {
   uint16_t crc = 0;
@@ -766,7 +766,7 @@ lxshm_status rx_command(rx_ns *ns, rx_conn *conn, int slot, rx_cmd *cmd, double 
                      slot);
 }
 
-/* ---- scripts ------------------------------------------------------------------------------- */
+/* ---- scripts ------------------------------------------------------------------------------ */
 
 /* SHA-1 (FIPS 180-4), for EVALSHA: scripts are named by the SHA-1 of their text. */
 static uint32_t rol(uint32_t x, int n) {

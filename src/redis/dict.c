@@ -277,7 +277,7 @@ static rx_script whole_script = {
     "return {1, 1}\n",
     ""};
 
-/* ---- keys ---------------------------------------------------------------------------------- */
+/* ---- keys --------------------------------------------------------------------------------- */
 
 /* Pushes the encoded key E of a key argument checked by lxshm__check_key. */
 static void push_enc(lua_State *L, const lxshm__keyarg *a) {
@@ -477,7 +477,7 @@ static size_t max_value(const rx_handle *h, size_t el) {
   return (size_t)room;
 }
 
-/* ---- reading ------------------------------------------------------------------------------- */
+/* ---- reading ------------------------------------------------------------------------------ */
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
 static int dict_get(lua_State *L) {
@@ -562,7 +562,7 @@ static int dict_ttl(lua_State *L) {
   return 1;
 }
 
-/* ---- changing ------------------------------------------------------------------------------ */
+/* ---- changing ----------------------------------------------------------------------------- */
 
 /* set, safe_set, add, safe_add, replace, cas -> true, evicted (cas: true, new version) */
 static int change(lua_State *L, const char *flags, int cas) {
@@ -682,7 +682,7 @@ static int dict_expire(lua_State *L) {
   return rx_result(L, h, st, &err);
 }
 
-/* ---- read, compute, compare-and-set -------------------------------------------------------- */
+/* ---- read, compute, compare-and-set ------------------------------------------------------- */
 
 /* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code. Reads the stored
  * bytes, adds here as the local dictionary does (number.c: an integer plus an integer stays an
@@ -817,7 +817,7 @@ static int dict_update(lua_State *L) {
   }
 }
 
-/* ---- waiting ------------------------------------------------------------------------------- */
+/* ---- waiting ------------------------------------------------------------------------------ */
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
@@ -884,7 +884,7 @@ static int dict_wait(lua_State *L) {
   }
 }
 
-/* ---- walking ------------------------------------------------------------------------------- */
+/* ---- walking ------------------------------------------------------------------------------ */
 
 /* d:keys([max]) -> a list of up to max present keys (default: all) | nil, msg, code */
 static int dict_keys(lua_State *L) {
@@ -1019,7 +1019,7 @@ static int dict_pairs(lua_State *L) {
   return 1;
 }
 
-/* ---- the whole dictionary ------------------------------------------------------------------ */
+/* ---- the whole dictionary ----------------------------------------------------------------- */
 
 /* Runs whole_script for `what`; the reply in *box. */
 static lxshm_status whole(lua_State *L, rx_handle *h, const char *what, long long arg,

@@ -329,7 +329,7 @@ static int queue_pop_many(lua_State *L) {
   return 2;
 }
 
-/* ---- introspection ------------------------------------------------------------------------- */
+/* ---- introspection ------------------------------------------------------------------------ */
 
 /* Fills f[0..3] with used, count, pop waiters, push waiters. */
 static lxshm_status figures(rx_handle *h, long long f[4], lxshm_error *err) {

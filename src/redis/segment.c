@@ -249,7 +249,7 @@ static int seg_get(lua_State *L) {
   return read_value(L, 0);
 }
 
-/* ---- update -------------------------------------------------------------------------------- */
+/* ---- update ------------------------------------------------------------------------------- */
 
 /* seg:update(fn [, timeout]) -> new value | nil, msg, code. Optimistic: fn(current) runs with no
  * lock held; its result is stored only if nobody committed meanwhile, else fn runs again on the

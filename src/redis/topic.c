@@ -136,7 +136,7 @@ static rx_script name_script = {
 
 static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err);
 
-/* ---- publishing ---------------------------------------------------------------------------- */
+/* ---- publishing --------------------------------------------------------------------------- */
 
 /* Runs the publish script in cmd; the reply goes in box. */
 static int finish_publish(lua_State *L, rx_handle *h, rx_cmd *cmd, redisReply **box,
