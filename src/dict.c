@@ -336,15 +336,37 @@ static void put_bytes(lxshm_dict *d, jref r, void *p, const void *src, size_t n)
   memcpy(p, src, n);
 }
 
-/* Writes back the old bytes of every record, last first; a record that does not lie within the
- * mapping, or that would write over the journal itself (damaged), ends the list. Idempotent: a
- * repairer that dies repairing leaves the records for the next one. */
+/* Whether an undo record may write len bytes at offset pos of the mapping: only where changes
+ * are journaled — the allocator's fields, a stripe's counters and journal words, the buckets and
+ * the arena — and never a lock, a waitlist, a journal's records or the header, whatever a
+ * damaged record says. (A lock rewritten while held would stay on its holder's list of robust
+ * locks after the mapping is gone, for the next lock taken to write through.) */
+static int journaled(const lxshm_dict *d, uint64_t pos, uint64_t len) {
+  uint64_t alloc = (uint64_t)((unsigned char *)d->alloc - d->obj.map.base);
+  uint64_t stripes = (uint64_t)(d->stripes - d->obj.map.base);
+  uint64_t buckets = (uint64_t)((unsigned char *)d->buckets - d->obj.map.base);
+  uint64_t one = sizeof(lxshm__dict_stripe), rel, end;
+  if (pos >= buckets)
+    return len <= d->obj.map.size - pos;
+  if (pos >= alloc && pos + len <= alloc + offsetof(lxshm__dict_alloc, journal))
+    return 1;
+  if (pos < stripes || pos >= stripes + d->nstripes * one)
+    return 0;
+  rel = (pos - stripes) % one;
+  end = rel + len;
+  return (rel >= offsetof(lxshm__dict_stripe, count) &&
+          end <= offsetof(lxshm__dict_stripe, waiters)) ||
+         (rel >= offsetof(lxshm__dict_stripe, journal) &&
+          end <= offsetof(lxshm__dict_stripe, records));
+}
+
+/* Writes back the old bytes of every record, last first; a record that would write anywhere but
+ * where changes are journaled (damaged) ends the list. Idempotent: a repairer that dies
+ * repairing leaves the records for the next one. */
 static void undo(lxshm_dict *d, jref r) {
   uint32_t at[LXSHM__DICT_ALLOC_JOURNAL / 16];
   uint32_t used = atomic_load_explicit(&r.j->used, memory_order_acquire), off = 0, n = 0;
   unsigned char *rec = records(r.j);
-  uint64_t jstart = (uint64_t)((unsigned char *)r.j - d->obj.map.base);
-  uint64_t jend = (uint64_t)(rec + r.cap - d->obj.map.base);
   if (used > r.cap)
     used = r.cap;
   while (off + 8 <= used && n < sizeof at / sizeof at[0]) {
@@ -354,8 +376,7 @@ static void undo(lxshm_dict *d, jref r) {
     len = (size_t)(head & 0xffff);
     pos = head >> 16;
     padded = (len + 7) & ~(size_t)7;
-    if (off + 8 + padded > used || pos > d->obj.map.size || len > d->obj.map.size - pos ||
-        (pos < jend && pos + len > jstart))
+    if (off + 8 + padded > used || pos > d->obj.map.size || !journaled(d, pos, len))
       break;
     at[n++] = off;
     off += 8 + (uint32_t)padded;
