@@ -152,6 +152,24 @@ describe("a topic in one process", function()
       assert.equal(1, t:last())
     end)
 
+  it("publishes a big string (its header joined to its bytes) as the encoder would", function()
+    local t = topic(1 << 20)
+    local sub = t:subscribe()
+    local big = string.rep("\255", 70000) -- not UTF-8: bin32, past the encoder
+    assert.equal(1, t:publish(big))
+    assert.equal(2, t:publish(string.rep("y", 65536))) -- UTF-8: str32
+    local v, seq = sub:next(0)
+    assert.equal(big, v)
+    assert.equal(1, seq)
+    v = sub:next(0)
+    assert.equal(string.rep("y", 65536), v)
+    local bytes = lxshm.encode(big) -- lxshm.encode takes the same path
+    assert.equal(0xc6, bytes:byte(1)) -- bin32
+    assert.equal(70005, #bytes)
+    assert.equal(big, lxshm.decode(bytes))
+    assert.equal(0xdb, lxshm.encode(string.rep("y", 65536)):byte(1)) -- str32
+  end)
+
   it("refuses what cannot be stored with UNSUPPORTED, publishing nothing", function()
     local t, name = topic()
     assert.same(failure(nil, name .. ": value at .on_hit is a function", lxshm.UNSUPPORTED),

@@ -201,9 +201,20 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
   return st;
 }
 
-int lxshm__is_big_string(lua_State *L, int idx) {
+lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,
+                                 unsigned char head[LXSHM__STRING_HEADER_MAX], size_t *hl,
+                                 const char **out, size_t *len, lxshm_error *err) {
   size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
-  return n >= LXSHM__BIG_STRING && n <= UINT32_MAX;
+  *hl = 0;
+  if (n < LXSHM__BIG_STRING || n > UINT32_MAX)
+    return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
+                         out, len, err);
+  *out = lua_tolstring(L, idx, len);
+  *hl = lxshm__string_header(*out, *len, head);
+  if (*hl > limit || *len > limit - *hl) /* refused as the encoder would, in its words */
+    return lxshm__fail(err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
+                       (unsigned long long)limit);
+  return LXSHM_OK;
 }
 
 /* ---- batches ------------------------------------------------------------------------------ */
@@ -446,27 +457,24 @@ static int mod_strerror(lua_State *L) {
 
 /* lxshm.encode(v) -> bytes | nil, msg, UNSUPPORTED */
 static int mod_encode(lua_State *L) {
+  unsigned char head[LXSHM__STRING_HEADER_MAX];
   const char *out;
-  size_t len;
+  size_t hl, len;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 1);
-  if (lxshm__is_big_string(L, 1)) {
-    /* A big string alone: header .. s is one copy of its bytes instead of two (into the
-     * encoder's buffer, then out of it). Same bytes as lxshm__encode makes. */
-    unsigned char head[LXSHM__STRING_HEADER_MAX];
-    const char *s = lua_tolstring(L, 1, &len);
-    lua_settop(L, 1);
-    lua_pushlstring(L, (const char *)head, lxshm__string_header(s, len, head));
-    lua_insert(L, 1);
-    lua_concat(L, 2);
-    return 1;
-  }
-  st = lxshm__encode(L, lxshm__encoder_of(L), 1, SIZE_MAX, &out, &len, &err);
+  lua_settop(L, 1);
+  st = lxshm__encode_value(L, 1, UINT64_MAX, head, &hl, &out, &len, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "encode", st, &err);
-  lxshm__push_encoded(L, lxshm__encoder_of(L), out, len);
+  if (hl > 0) { /* a big string: header .. s, one copy of its bytes instead of two */
+    lua_pushlstring(L, (const char *)head, hl);
+    lua_insert(L, 1);
+    lua_concat(L, 2);
+  }
+  else
+    lxshm__push_encoded(L, lxshm__encoder_of(L), out, len);
   return 1;
 }
 

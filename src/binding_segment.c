@@ -38,28 +38,17 @@ static int seg_write(lua_State *L) {
 static int seg_put(lua_State *L) {
   lxshm__handle *h = check(L);
   double timeout = lxshm__opt_timeout(L, 3);
+  unsigned char head[LXSHM__STRING_HEADER_MAX];
   const char *out;
-  size_t len;
+  size_t hl, len;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 2);
   lxshm__check_not_busy(L, h);
-  if (lxshm__is_big_string(L, 2)) { /* its header, then its bytes straight from the Lua string */
-    unsigned char head[LXSHM__STRING_HEADER_MAX];
-    const char *s = lua_tolstring(L, 2, &len);
-    size_t hl = lxshm__string_header(s, len, head);
-    if (hl > h->size || len > h->size - hl) /* refused as the encoder would, in its words */
-      st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
-                       (unsigned long long)h->size);
-    else
-      st = lxshm__write(segment_of(h), head, hl, s, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
-  }
-  else {
-    st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)h->size, &out, &len, &err);
-    if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
-      st = lxshm__write(segment_of(h), NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
-  }
+  st = lxshm__encode_value(L, 2, h->size, head, &hl, &out, &len, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
+    st = lxshm__write(segment_of(h), head, hl, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
   return lxshm__result(L, h, st, &err);
 }
 

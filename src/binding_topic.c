@@ -23,31 +23,19 @@ static int topic_publish(lua_State *L) {
   lxshm__handle *h = check(L);
   double timeout = lxshm__opt_timeout(L, 3);
   uint64_t seq = 0, max;
+  unsigned char head[LXSHM__STRING_HEADER_MAX];
   const char *out;
-  size_t len;
+  size_t hl, len;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 2);
   lxshm__hold(h); /* the encoder may allocate, and a finalizer then close h */
   max = lxshm__topic_max_value(topic_of(h));
-  if (lxshm__is_big_string(L, 2)) { /* its header, then its bytes straight from the Lua string */
-    unsigned char head[LXSHM__STRING_HEADER_MAX];
-    const char *s = lua_tolstring(L, 2, &len);
-    size_t hl = lxshm__string_header(s, len, head);
-    if (hl > max || len > max - hl) /* refused as the encoder would, in its words */
-      st = lxshm__fail(&err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
-                       (unsigned long long)max);
-    else
-      st = lxshm__topic_publish(topic_of(h), head, hl, s, len, LXSHM__FORMAT_MSGPACK, timeout, &seq,
-                                &err);
-  }
-  else {
-    st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)max, &out, &len, &err);
-    if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
-      st = lxshm__topic_publish(topic_of(h), NULL, 0, out, len, LXSHM__FORMAT_MSGPACK, timeout,
-                                &seq, &err);
-  }
+  st = lxshm__encode_value(L, 2, max, head, &hl, &out, &len, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
+    st = lxshm__topic_publish(topic_of(h), head, hl, out, len, LXSHM__FORMAT_MSGPACK, timeout, &seq,
+                              &err);
   lxshm__drop(h);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
