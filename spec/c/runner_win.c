@@ -57,20 +57,28 @@ static DWORD scaled_ms(double s) {
 
 /* ---- helper processes ------------------------------------------------------------------------ */
 
-/* Starts `test_win --helper LINE`; its output goes where ours goes, and it joins our job. */
+/* Starts `test_win --helper LINE`; its output goes where ours goes, and it joins our job. Under
+ * Wine, CreateProcess now and then fails with ERROR_INTERNAL_ERROR (1359) while many processes
+ * start and exit at once (seen in a CI run, in the attach race): that one error is tried
+ * again, up to SPAWN_TRIES times, 10 ms apart; any other fails at once. */
+#define SPAWN_TRIES 20
 helper spawn(const char *fmt, ...) {
   char cmd[1024];
   STARTUPINFOA si;
   PROCESS_INFORMATION pi;
   va_list ap;
-  int n = snprintf(cmd, sizeof cmd, "\"%s\" --helper ", self);
+  int n = snprintf(cmd, sizeof cmd, "\"%s\" --helper ", self), tries = 0;
   va_start(ap, fmt);
   vsnprintf(cmd + n, sizeof cmd - (size_t)n, fmt, ap);
   va_end(ap);
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
-  if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi))
-    FAIL("CreateProcess(%s): error %lu", cmd, GetLastError());
+  while (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) {
+    DWORD e = GetLastError();
+    if (e != ERROR_INTERNAL_ERROR || ++tries >= SPAWN_TRIES)
+      FAIL("CreateProcess(%s): error %lu (%d tries)", cmd, e, tries + 1);
+    Sleep(10);
+  }
   CloseHandle(pi.hThread);
   return (helper)pi.hProcess;
 }
