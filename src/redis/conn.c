@@ -342,10 +342,10 @@ static lxshm_status flush_out(rx_ns *ns, rx_conn *conn, lxshm_error *err) {
  * A reply that comes back within microseconds (a local server) costs more in the wake-up of a
  * process asleep in read() than in the round trip itself: on a small VM a process woken on
  * another CPU takes 50-100 µs to run. So, before it sleeps, a command that does not block in the
- * server looks for its reply for up to SPIN_NS, without sleeping, when another CPU can run the
+ * server looks for its reply for up to SPIN_S, without sleeping, when another CPU can run the
  * server meanwhile. A connection whose replies keep coming later than that (a remote server, a
  * slow script) stops looking for SPIN_REST replies, then tries again. */
-#define SPIN_NS 150000    /* how long to look for a reply before sleeping */
+#define SPIN_S 50e-6      /* how long to look for a reply before sleeping */
 #define SPIN_MISSES 4     /* looks in a row that found nothing before resting */
 #define SPIN_REST 256     /* replies waited for asleep after those */
 #define SPIN_BUFFER 16384 /* bytes taken from the socket per look */
@@ -357,18 +357,12 @@ static long cpu_count(void) {
   return n;
 }
 
-static uint64_t clock_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Looks for the first bytes of a reply on conn for up to SPIN_NS, handing what it finds to
+/* Looks for the first bytes of a reply on conn for up to SPIN_S, handing what it finds to
  * hiredis's reader; returns 1 when there is something to read (bytes, end of file or an error:
  * the read that follows reports those), 0 when nothing came. */
 static int look_for_reply(rx_conn *conn) {
   char buf[SPIN_BUFFER];
-  uint64_t stop = clock_ns() + SPIN_NS;
+  double stop = rx_now() + SPIN_S;
   do {
     ssize_t n = recv(conn->c->fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n > 0)
@@ -376,12 +370,16 @@ static int look_for_reply(rx_conn *conn) {
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
       return 1;
     sched_yield(); /* should the server be waiting for this CPU, it goes first */
-  } while (clock_ns() < stop);
+  } while (rx_now() < stop);
   return 0;
 }
 
-/* Before a read that would sleep: looks for the reply first where that pays (see above). */
+/* Before a read that would sleep: looks for the reply first where that pays (see above), unless
+ * hiredis already holds bytes of it (read with the reply before, as ASKING's is). */
 static void before_sleeping(rx_conn *conn) {
+  const redisReader *r = conn->c->reader;
+  if (r->pos < r->len)
+    return;
   if (conn->spin_rest > 0) {
     conn->spin_rest--;
     return;
