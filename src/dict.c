@@ -476,14 +476,15 @@ static uint32_t block_size(const lxshm_dict *d, uint32_t u) {
   return load32(BLOCK(d, u)) >> 2;
 }
 
-/* Whether the block at unit u lies whole in the arena, as its header says: only such a block is
- * handed out, freed or merged (a damaged size would have the tags written past the arena). */
-static int whole_block(lxshm_dict *d, uint32_t u) {
+/* The size of the block at unit u if it lies whole in the arena, as its header says, else 0:
+ * only such a block is handed out, freed or merged (a damaged size would have the tags written
+ * past the arena). */
+static uint32_t whole_size(const lxshm_dict *d, uint32_t u) {
   uint32_t size;
   if (!real_unit(d, u))
     return 0;
   size = block_size(d, u);
-  return size >= 1 && size <= d->units - 1 - u;
+  return size >= 1 && size <= d->units - 1 - u ? size : 0;
 }
 
 /* The allocator's bitmaps as they are read to pick a list: only the bits of lists that exist, so
@@ -516,14 +517,14 @@ static uint32_t find_block(lxshm_dict *d, uint32_t n) {
     }
     if (sl != 0) {
       u = load32(&a->heads[f][lsb32(sl)]);
-      if (whole_block(d, u) && block_size(d, u) >= n)
+      if (whole_size(d, u) >= n)
         return u;
     }
   }
   size_class(n, &f, &s);
   u = load32(&a->heads[f][s]);
   for (steps = 0; real_unit(d, u) && steps < d->units; steps++) {
-    if (block_size(d, u) >= n && whole_block(d, u))
+    if (whole_size(d, u) >= n)
       return u;
     u = load32(FREE_NEXT(d, u));
   }
@@ -564,7 +565,7 @@ static uint32_t block_free(lxshm_dict *d, uint32_t u) {
   uint32_t w = load32(BLOCK(d, u)), size = w >> 2, freed = size, next, nw;
   next = u + size;
   nw = load32(BLOCK(d, next));
-  if (!(nw & USED) && whole_block(d, next)) {
+  if (!(nw & USED) && whole_size(d, next) != 0) {
     list_remove(d, next, nw >> 2);
     size += nw >> 2;
     if (load32(&a->hand) == next)
@@ -664,7 +665,7 @@ static void clear_journal_locked(lxshm_dict *d, lxshm__dict_journal *j, int in_a
 /* Frees `unit` (0: none) and clears the stripe's journal in one allocator transaction; the
  * allocator's lock is held. */
 static void finish_locked(lxshm_dict *d, lxshm__dict_stripe *st, uint32_t unit) {
-  if (whole_block(d, unit) && (load32(BLOCK(d, unit)) & USED))
+  if (whole_size(d, unit) != 0 && (load32(BLOCK(d, unit)) & USED))
     block_free(d, unit); /* a damaged one is left for check() to report */
   clear_journal_locked(d, &st->journal, 1);
   alloc_commit(d);
