@@ -1910,14 +1910,6 @@ uint64_t lxshm_dict_count(lxshm_dict *d) {
   return total;
 }
 
-uint64_t lxshm_dict_capacity(const lxshm_dict *d) {
-  return d->obj.capacity;
-}
-
-const char *lxshm_dict_name(const lxshm_dict *d) {
-  return d->obj.name;
-}
-
 uint64_t lxshm__dict_id(const lxshm_dict *d) {
   return d->obj.hdr->u.dict.id;
 }
@@ -2339,26 +2331,6 @@ static lxshm_status init(lxshm__object *o, lxshm_error *err) {
 const lxshm__kind lxshm__dict_kind = {
     LXSHM__KIND_DICT, "dict", "open_dict", sizeof(lxshm_dict), plan, init, bind};
 
-lxshm_status lxshm_dict_create(const char *name, uint64_t size, unsigned mode, lxshm_dict **out,
-                               lxshm_error *err) {
-  return lxshm__create(&lxshm__dict_kind, name, size, NULL, mode, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_dict_open_with(const char *name, unsigned flags, lxshm_dict **out,
-                                  lxshm_error *err) {
-  return lxshm__open(&lxshm__dict_kind, name, flags, NULL, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_dict_open(const char *name, lxshm_dict **out, lxshm_error *err) {
-  return lxshm_dict_open_with(name, 0, out, err);
-}
-
-lxshm_status lxshm_dict_attach(const char *name, uint64_t size, unsigned mode, lxshm_dict **out,
-                               int *created, lxshm_error *err) {
-  return lxshm__attach(&lxshm__dict_kind, name, size, NULL, mode, 0, (lxshm__object **)out, created,
-                       err);
-}
-
-void lxshm_dict_close(lxshm_dict *d) {
-  lxshm__close((lxshm__object *)d);
-}
+/* lxshm_dict_create, _attach, _open_with, _open, _close, _capacity and _name */
+LXSHM__TYPED_CREATE(lxshm_dict_, lxshm_dict, lxshm__dict_kind)
+LXSHM__TYPED_API(lxshm_dict_, lxshm_dict, lxshm__dict_kind, capacity)

@@ -142,9 +142,12 @@ LXSHM_API lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double t
  * Queues and segments share one namespace: lxshm_remove removes either. */
 typedef struct lxshm_queue lxshm_queue;
 
-/* As lxshm_create / lxshm_open, for queues. Opening a segment as a queue is INVALID. */
+/* As lxshm_create / lxshm_open / lxshm_attach, for queues. Opening a segment as a queue is
+ * INVALID. */
 LXSHM_API lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode,
                                           lxshm_queue **out, lxshm_error *err);
+LXSHM_API lxshm_status lxshm_queue_attach(const char *name, uint64_t size, unsigned mode,
+                                          lxshm_queue **out, int *created, lxshm_error *err);
 LXSHM_API lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err);
 LXSHM_API lxshm_status lxshm_queue_open_with(const char *name, unsigned flags, lxshm_queue **out,
                                              lxshm_error *err);

@@ -83,6 +83,39 @@ lxshm_status lxshm__list(lxshm__name_fn each, void *ud, lxshm_error *err);
 /* Unmaps and frees the handle. NULL is ignored. */
 void lxshm__close(lxshm__object *o);
 
+/* ---- a kind's typed C API ---------------------------------------------------------------------
+ * What every kind's public handle does alike, defined once for all (lxshm.h declares it). P is
+ * the start of the names (lxshm_queue_: lxshm_queue_open), T the handle type, K the kind and SIZE
+ * the name of the capacity getter (size, or capacity for a dictionary).
+ * LXSHM__TYPED_API defines P##open_with, P##open, P##close, P##SIZE and P##name;
+ * LXSHM__TYPED_CREATE defines P##create and P##attach, for a kind without creation parameters. */
+#define LXSHM__TYPED_API(P, T, K, SIZE)                                                    \
+  lxshm_status P##open_with(const char *name, unsigned flags, T **out, lxshm_error *err) { \
+    return lxshm__open(&K, name, flags, NULL, (lxshm__object **)out, err);                 \
+  }                                                                                        \
+  lxshm_status P##open(const char *name, T **out, lxshm_error *err) {                      \
+    return P##open_with(name, 0, out, err);                                                \
+  }                                                                                        \
+  void P##close(T *handle) {                                                               \
+    lxshm__close((lxshm__object *)handle);                                                 \
+  }                                                                                        \
+  uint64_t P##SIZE(const T *handle) {                                                      \
+    return handle->obj.capacity;                                                           \
+  }                                                                                        \
+  const char *P##name(const T *handle) {                                                   \
+    return handle->obj.name;                                                               \
+  }
+
+#define LXSHM__TYPED_CREATE(P, T, K)                                                            \
+  lxshm_status P##create(const char *name, uint64_t size, unsigned mode, T **out,               \
+                         lxshm_error *err) {                                                    \
+    return lxshm__create(&K, name, size, NULL, mode, (lxshm__object **)out, err);               \
+  }                                                                                             \
+  lxshm_status P##attach(const char *name, uint64_t size, unsigned mode, T **out, int *created, \
+                         lxshm_error *err) {                                                    \
+    return lxshm__attach(&K, name, size, NULL, mode, 0, (lxshm__object **)out, created, err);   \
+  }
+
 /* ---- locks ---------------------------------------------------------------------------------- */
 
 /* Takes a lock of the object (hdr->lock, or one in the kind's state), waiting until `deadline`.

@@ -60,31 +60,9 @@ const lxshm__kind lxshm__queue_kind = {
 
 /* ---- create, open, close ---------------------------------------------------------------- */
 
-lxshm_status lxshm_queue_create(const char *name, uint64_t size, unsigned mode, lxshm_queue **out,
-                                lxshm_error *err) {
-  return lxshm__create(&lxshm__queue_kind, name, size, NULL, mode, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_queue_open_with(const char *name, unsigned flags, lxshm_queue **out,
-                                   lxshm_error *err) {
-  return lxshm__open(&lxshm__queue_kind, name, flags, NULL, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_queue_open(const char *name, lxshm_queue **out, lxshm_error *err) {
-  return lxshm_queue_open_with(name, 0, out, err);
-}
-
-void lxshm_queue_close(lxshm_queue *q) {
-  lxshm__close((lxshm__object *)q);
-}
-
-uint64_t lxshm_queue_size(const lxshm_queue *q) {
-  return q->obj.capacity;
-}
-
-const char *lxshm_queue_name(const lxshm_queue *q) {
-  return q->obj.name;
-}
+/* lxshm_queue_create, _attach, _open_with, _open, _close, _size and _name */
+LXSHM__TYPED_CREATE(lxshm_queue_, lxshm_queue, lxshm__queue_kind)
+LXSHM__TYPED_API(lxshm_queue_, lxshm_queue, lxshm__queue_kind, size)
 
 uint64_t lxshm_queue_count(const lxshm_queue *q) {
   /* popped first: pushed only grows. A pop may still count a value whose push has published the

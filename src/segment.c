@@ -47,40 +47,13 @@ const lxshm__kind lxshm__segment_kind = {
 
 /* ---- create, open, attach, remove, close ------------------------------------------------- */
 
-lxshm_status lxshm_create(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
-                          lxshm_error *err) {
-  return lxshm__create(&lxshm__segment_kind, name, size, NULL, mode, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_open_with(const char *name, unsigned flags, lxshm_segment **out,
-                             lxshm_error *err) {
-  return lxshm__open(&lxshm__segment_kind, name, flags, NULL, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_open(const char *name, lxshm_segment **out, lxshm_error *err) {
-  return lxshm_open_with(name, 0, out, err);
-}
-
-lxshm_status lxshm_attach(const char *name, uint64_t size, unsigned mode, lxshm_segment **out,
-                          int *created, lxshm_error *err) {
-  return lxshm__attach(&lxshm__segment_kind, name, size, NULL, mode, 0, (lxshm__object **)out,
-                       created, err);
-}
+/* lxshm_create, lxshm_attach, lxshm_open_with, lxshm_open, lxshm_close, lxshm_size and
+ * lxshm_name */
+LXSHM__TYPED_CREATE(lxshm_, lxshm_segment, lxshm__segment_kind)
+LXSHM__TYPED_API(lxshm_, lxshm_segment, lxshm__segment_kind, size)
 
 lxshm_status lxshm_remove(const char *name, lxshm_error *err) {
   return lxshm__remove(name, err);
-}
-
-void lxshm_close(lxshm_segment *seg) {
-  lxshm__close((lxshm__object *)seg);
-}
-
-uint64_t lxshm_size(const lxshm_segment *seg) {
-  return seg->obj.capacity;
-}
-
-const char *lxshm_name(const lxshm_segment *seg) {
-  return seg->obj.name;
 }
 
 /* ---- the lock ----------------------------------------------------------------------------- */

@@ -111,15 +111,6 @@ lxshm_status lxshm_topic_create(const char *name, uint64_t size, unsigned cursor
   return lxshm__create(&lxshm__topic_kind, name, size, params, mode, (lxshm__object **)out, err);
 }
 
-lxshm_status lxshm_topic_open_with(const char *name, unsigned flags, lxshm_topic **out,
-                                   lxshm_error *err) {
-  return lxshm__open(&lxshm__topic_kind, name, flags, NULL, (lxshm__object **)out, err);
-}
-
-lxshm_status lxshm_topic_open(const char *name, lxshm_topic **out, lxshm_error *err) {
-  return lxshm_topic_open_with(name, 0, out, err);
-}
-
 lxshm_status lxshm_topic_attach(const char *name, uint64_t size, unsigned cursors, unsigned mode,
                                 lxshm_topic **out, int *created, lxshm_error *err) {
   uint32_t params[LXSHM__PARAMS] = {0};
@@ -128,17 +119,8 @@ lxshm_status lxshm_topic_attach(const char *name, uint64_t size, unsigned cursor
                        created, err);
 }
 
-void lxshm_topic_close(lxshm_topic *t) {
-  lxshm__close((lxshm__object *)t);
-}
-
-uint64_t lxshm_topic_size(const lxshm_topic *t) {
-  return t->obj.capacity;
-}
-
-const char *lxshm_topic_name(const lxshm_topic *t) {
-  return t->obj.name;
-}
+/* lxshm_topic_open_with, _open, _close, _size and _name */
+LXSHM__TYPED_API(lxshm_topic_, lxshm_topic, lxshm__topic_kind, size)
 
 uint64_t lxshm_topic_last(const lxshm_topic *t) {
   return atomic_load_explicit(&t->state->last, memory_order_acquire);

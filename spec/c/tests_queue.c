@@ -164,7 +164,7 @@ TEST(queue_basics) {
   lxshm_segment *seg;
   lxshm_error err;
   size_t len;
-  int i;
+  int i, created;
 
   fresh_name(name, "qbasic");
   CHECK_ST(lxshm_queue_create(name, 100, LXSHM_DEFAULT_MODE, &q, &err), LXSHM_OK);
@@ -214,9 +214,24 @@ TEST(queue_basics) {
   CHECK_ST(lxshm_open(name, &seg, &err), LXSHM_INVALID);
   CHECK_HAS(err.message, "queue");
   CHECK_ST(lxshm_queue_open(name, &other, &err), LXSHM_OK);
+  CHECK_ST(lxshm_attach(name, 64, LXSHM_DEFAULT_MODE, &seg, &created, &err), LXSHM_INVALID);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   CHECK_ST(lxshm_queue_open(name, &gone, &err), LXSHM_NOT_FOUND);
   CHECK(gone == NULL);
+  lxshm_queue_close(other);
+  lxshm_queue_close(q);
+
+  /* attach creates the queue, then opens it, whatever size it asks for. */
+  CHECK_ST(lxshm_queue_attach(name, 100, LXSHM_DEFAULT_MODE, &q, &created, &err), LXSHM_OK);
+  CHECK_INT(created, ==, 1);
+  CHECK_U64(lxshm_queue_size(q), ==, 104);
+  CHECK_ST(lxshm_queue_push(q, "a", 1, 0, &err), LXSHM_OK);
+  CHECK_ST(lxshm_queue_attach(name, 8, LXSHM_DEFAULT_MODE, &other, &created, &err), LXSHM_OK);
+  CHECK_INT(created, ==, 0);
+  CHECK_U64(lxshm_queue_size(other), ==, 104);
+  CHECK_ST(lxshm_queue_pop(other, buf, sizeof buf, &len, 0, &err), LXSHM_OK);
+  CHECK(len == 1 && buf[0] == 'a');
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_queue_close(other);
   lxshm_queue_close(q);
 }
