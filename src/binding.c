@@ -130,14 +130,37 @@ static int handle_gc(lua_State *L) {
   return 0;
 }
 
+/* Pushes the table h:stat() returns, the name and the kind's figures; or nil when h is closed,
+ * maybe by a finalizer that the table's allocation ran (it is read after the allocations). */
+static void push_stat(lua_State *L, lxshm__handle *h) {
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, h->name);
+  lua_setfield(L, -2, "name");
+  if (h->closed) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  else
+    h->cls->stat(L, h);
+}
+
+/* h:stat(), for the class it was called as (upvalue 2). */
+static int handle_stat(lua_State *L) {
+  const lxshm__class *cls = (const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2));
+  push_stat(L, lxshm__check_handle(L, cls));
+  if (lua_isnil(L, -1))
+    lxshm__check_handle(L, cls); /* closed meanwhile: raises */
+  return 1;
+}
+
 static int handle_tostring(lua_State *L) {
   lxshm__handle *h = to_handle(L, NULL);
-  lua_pushfstring(L, "%s: %s ", h->cls->mt, h->name);
-  if (h->closed)
-    lua_pushliteral(L, "(closed)");
+  const lxshm__class *c = h->cls;
+  if (h->closed || c->shown == NULL)
+    lua_pushnil(L);
   else
-    h->cls->describe(L, h);
-  lua_concat(L, 2);
+    push_stat(L, h);
+  lxshm__push_handle_string(L, c->mt, h->name, h->closed, c->description, h->size, c->shown);
   return 1;
 }
 
@@ -388,21 +411,10 @@ static int construct(lua_State *L, enum verb verb, const lxshm__class *cls) {
 /* The class a constructor makes (its upvalue 2). */
 #define class_of(L) ((const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2)))
 
-static int mod_create(lua_State *L) {
-  return construct(L, CREATE, class_of(L));
-}
-
-static int mod_open(lua_State *L) {
-  return construct(L, OPEN, class_of(L));
-}
-
-static int mod_attach(lua_State *L) {
-  return construct(L, ATTACH, class_of(L));
-}
-
-static int mod_open_any(lua_State *L) {
-  return construct(L, OPEN, NULL);
-}
+LXSHM__VARIANT(mod_create, construct(L, CREATE, class_of(L)))
+LXSHM__VARIANT(mod_open, construct(L, OPEN, class_of(L)))
+LXSHM__VARIANT(mod_attach, construct(L, ATTACH, class_of(L)))
+LXSHM__VARIANT(mod_open_any, construct(L, OPEN, NULL))
 
 static void list_one(const char *name, void *ud) {
   lua_State *L = (lua_State *)ud;
@@ -504,7 +516,7 @@ static const luaL_Reg mod_funcs[] = {{"remove", mod_remove},
 static const lua_CFunction verbs[3] = {mod_create, mod_open, mod_attach};
 
 static const luaL_Reg handle_methods[] = {
-    {"close", handle_close}, {"name", handle_name}, {NULL, NULL}};
+    {"close", handle_close}, {"name", handle_name}, {"stat", handle_stat}, {NULL, NULL}};
 
 static const luaL_Reg handle_meta[] = {
     {"__gc", handle_gc}, {"__close", handle_close}, {"__tostring", handle_tostring}, {NULL, NULL}};
@@ -516,7 +528,7 @@ LXSHM_API int luaopen_lxshm_core(lua_State *L) {
   luaL_checkversion(L);
   lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    lxshm__new_class(L, classes[i]->mt, classes[i]->mt, handle_meta, handle_methods,
+    lxshm__new_class(L, classes[i]->mt, classes[i]->mt, classes[i], handle_meta, handle_methods,
                      classes[i]->methods);
   lxshm__topic_open(L);
   luaL_newlibtable(L, mod_funcs);

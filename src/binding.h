@@ -27,9 +27,13 @@ struct lxshm__class {
   const char *mt;          /* metatable name, also __name: "lxshm.segment" */
   const char *suffix;      /* of the module's constructors: "" (create), "_queue" (create_queue) */
   const lxshm__kind *kind; /* the core's kind */
-  const luaL_Reg *methods; /* the kind's own methods; close, name and the metamethods are shared */
-  /* Pushes what __tostring shows after the name of an open handle: "(4096 bytes)". */
-  void (*describe)(lua_State *L, lxshm__handle *h);
+  const luaL_Reg *methods; /* its own methods; close, name, stat and the metamethods are shared */
+  /* Sets the figures of h:stat() in the table on the stack top (lxshm__set_figures). */
+  void (*stat)(lua_State *L, lxshm__handle *h);
+  /* What __tostring shows after the name of an open handle, "(%s bytes, %s keys)": the size,
+   * and the stat figure named `shown` (NULL: the size alone). */
+  const char *description;
+  const char *shown;
   /* Reads the kind's own creation options (create, attach); NULL: it has none. */
   lxshm__option_fn option;
 };
@@ -57,6 +61,14 @@ void lxshm__drop(lxshm__handle *h);
 /* Raises for a lock this thread already holds through h (a write or update from inside update's
  * function): a programming error, safe to raise because the lock was not taken. */
 void lxshm__check_not_busy(lua_State *L, lxshm__handle *h);
+
+/* Defines the method FN, h:getter() -> the integer GET(OF(h)), for the handle of the file's own
+ * class (its static check()): a kind's getters, q:count() or seg:version(). */
+#define LXSHM__GETTER(FN, GET, OF)                      \
+  static int FN(lua_State *L) {                         \
+    lua_pushinteger(L, (lua_Integer)GET(OF(check(L)))); \
+    return 1;                                           \
+  }
 
 /* ---- results ------------------------------------------------------------------------------- */
 

@@ -182,29 +182,12 @@ static int store(lua_State *L, unsigned flags) {
   return 2;
 }
 
-static int dict_set(lua_State *L) {
-  return store(L, 0);
-}
-
-static int dict_safe_set(lua_State *L) {
-  return store(L, LXSHM_DICT_SAFE);
-}
-
-static int dict_add(lua_State *L) {
-  return store(L, LXSHM_DICT_ADD);
-}
-
-static int dict_safe_add(lua_State *L) {
-  return store(L, LXSHM_DICT_ADD | LXSHM_DICT_SAFE);
-}
-
-static int dict_replace(lua_State *L) {
-  return store(L, LXSHM_DICT_REPLACE);
-}
-
-static int dict_cas(lua_State *L) {
-  return store(L, LXSHM__DICT_CAS);
-}
+LXSHM__VARIANT(dict_set, store(L, 0))
+LXSHM__VARIANT(dict_safe_set, store(L, LXSHM_DICT_SAFE))
+LXSHM__VARIANT(dict_add, store(L, LXSHM_DICT_ADD))
+LXSHM__VARIANT(dict_safe_add, store(L, LXSHM_DICT_ADD | LXSHM_DICT_SAFE))
+LXSHM__VARIANT(dict_replace, store(L, LXSHM_DICT_REPLACE))
+LXSHM__VARIANT(dict_cas, store(L, LXSHM__DICT_CAS))
 
 /* d:delete(k) -> true */
 static int dict_delete(lua_State *L) {
@@ -501,20 +484,9 @@ static int dict_pairs(lua_State *L) {
 
 /* ---- the whole dictionary ----------------------------------------------------------------- */
 
-static int dict_count(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_dict_count(dict_of(check(L))));
-  return 1;
-}
-
-static int dict_capacity(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_dict_capacity(dict_of(check(L))));
-  return 1;
-}
-
-static int dict_free_space(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_dict_free_space(dict_of(check(L))));
-  return 1;
-}
+LXSHM__GETTER(dict_count, lxshm_dict_count, dict_of)
+LXSHM__GETTER(dict_capacity, lxshm_dict_capacity, dict_of)
+LXSHM__GETTER(dict_free_space, lxshm_dict_free_space, dict_of)
 
 /* d:flush_all(), d:check(): op on the whole dictionary -> true | nil, msg, code */
 static int whole(lua_State *L, lxshm_status (*op)(lxshm_dict *d, lxshm_error *err)) {
@@ -525,9 +497,7 @@ static int whole(lua_State *L, lxshm_status (*op)(lxshm_dict *d, lxshm_error *er
 }
 
 /* d:flush_all() -> true */
-static int dict_flush_all(lua_State *L) {
-  return whole(L, lxshm_dict_flush_all);
-}
+LXSHM__VARIANT(dict_flush_all, whole(L, lxshm_dict_flush_all))
 
 /* d:flush_expired([max]) -> the number of expired keys reclaimed */
 static int dict_flush_expired(lua_State *L) {
@@ -546,31 +516,20 @@ static int dict_flush_expired(lua_State *L) {
 }
 
 /* d:check() -> true | nil, msg, CORRUPT */
-static int dict_check(lua_State *L) {
-  return whole(L, lxshm_dict_check);
-}
+LXSHM__VARIANT(dict_check, whole(L, lxshm_dict_check))
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
-static int dict_stat(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm__dict_stat st;
-  lxshm__dict_stat_get(dict_of(h), &st);
+static void stat(lua_State *L, lxshm__handle *h) {
+  lxshm__dict_stat s;
+  lxshm__dict_stat_get(dict_of(h), &s);
   {
-    const lxshm__stat_field fields[] = {
-        {"capacity", st.capacity}, {"used", st.used},           {"free", st.free},
-        {"count", st.count},       {"evictions", st.evictions}, {"expirations", st.expirations},
-        {"version", st.version},   {"waiters", st.waiters}};
-    lxshm__push_stat(L, h->name, fields, 8);
+    const uint64_t f[] = {s.capacity,  s.used,        s.free,    s.count,
+                          s.evictions, s.expirations, s.version, s.waiters};
+    lxshm__set_figures(L, "capacity used free count evictions expirations version waiters", f);
   }
-  return 1;
-}
-
-static void describe(lua_State *L, lxshm__handle *h) {
-  uint64_t n = lxshm_dict_count(dict_of(h));
-  lxshm__push_description(L, "(%s bytes, %s keys)", h->size, &n);
 }
 
 static const luaL_Reg methods[] = {LXSHM__DICT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const lxshm__class lxshm__dict_class = {"lxshm.dict", "_dict",  &lxshm__dict_kind,
-                                        methods,      describe, NULL};
+const lxshm__class lxshm__dict_class = {
+    "lxshm.dict", "_dict", &lxshm__dict_kind, methods, stat, "(%s bytes, %s keys)", "count", NULL};

@@ -69,14 +69,10 @@ static int take_value(lua_State *L, int remove, double timeout) {
 }
 
 /* q:pop([timeout]) -> the oldest value | nil, msg, TIMEOUT when still empty */
-static int queue_pop(lua_State *L) {
-  return take_value(L, 1, lxshm__opt_timeout(L, 2));
-}
+LXSHM__VARIANT(queue_pop, take_value(L, 1, lxshm__opt_timeout(L, 2)))
 
 /* q:peek() -> the oldest value, left in the queue | nil, msg, TIMEOUT when empty */
-static int queue_peek(lua_State *L) {
-  return take_value(L, 0, 0);
-}
+LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
@@ -148,43 +144,22 @@ static int queue_pop_many(lua_State *L) {
 
 /* ---- introspection ------------------------------------------------------------------------ */
 
-static int queue_count(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_queue_count(queue_of(check(L))));
-  return 1;
-}
-
-static int queue_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_queue_size(queue_of(check(L))));
-  return 1;
-}
-
-static int queue_used(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_queue_used(queue_of(check(L))));
-  return 1;
-}
+LXSHM__GETTER(queue_count, lxshm_queue_count, queue_of)
+LXSHM__GETTER(queue_size, lxshm_queue_size, queue_of)
+LXSHM__GETTER(queue_used, lxshm_queue_used, queue_of)
 
 /* q:stat() -> { name, size, used, count, pop_waiters, push_waiters } */
-static int queue_stat(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm__queue_stat st;
-  lxshm__queue_stat_get(queue_of(h), &st);
+static void stat(lua_State *L, lxshm__handle *h) {
+  lxshm__queue_stat s;
+  lxshm__queue_stat_get(queue_of(h), &s);
   {
-    const lxshm__stat_field fields[] = {{"size", st.size},
-                                        {"used", st.used},
-                                        {"count", st.count},
-                                        {"pop_waiters", st.pop_waiters},
-                                        {"push_waiters", st.push_waiters}};
-    lxshm__push_stat(L, h->name, fields, 5);
+    const uint64_t f[] = {s.size, s.used, s.count, s.pop_waiters, s.push_waiters};
+    lxshm__set_figures(L, "size used count pop_waiters push_waiters", f);
   }
-  return 1;
-}
-
-static void describe(lua_State *L, lxshm__handle *h) {
-  uint64_t n = lxshm_queue_count(queue_of(h));
-  lxshm__push_description(L, "(%s bytes, %s values)", h->size, &n);
 }
 
 static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind,
-                                         methods,       describe, NULL};
+                                         methods,       stat,     "(%s bytes, %s values)",
+                                         "count",       NULL};

@@ -10,15 +10,8 @@ static lxshm__handle *check(lua_State *L) {
   return lxshm__check_handle(L, &lxshm__segment_class);
 }
 
-static int seg_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_size(segment_of(check(L))));
-  return 1;
-}
-
-static int seg_version(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_version(segment_of(check(L))));
-  return 1;
-}
+LXSHM__GETTER(seg_size, lxshm_size, segment_of)
+LXSHM__GETTER(seg_version, lxshm_version, segment_of)
 
 /* seg:write(s [, timeout]) -> true | nil, msg, code */
 static int seg_write(lua_State *L) {
@@ -131,13 +124,8 @@ static int read_value(lua_State *L, int raw) {
   return n;
 }
 
-static int seg_read(lua_State *L) {
-  return read_value(L, 1);
-}
-
-static int seg_get(lua_State *L) {
-  return read_value(L, 0);
-}
+LXSHM__VARIANT(seg_read, read_value(L, 1))
+LXSHM__VARIANT(seg_get, read_value(L, 0))
 
 /* ---- update ---------------------------------------------------------------------------------- */
 
@@ -229,28 +217,18 @@ static int seg_wait(lua_State *L) {
 }
 
 /* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } */
-static int seg_stat(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm__stat st;
-  lxshm__stat_get(segment_of(h), &st);
+static void stat(lua_State *L, lxshm__handle *h) {
+  lxshm__stat s;
+  lxshm__stat_get(segment_of(h), &s);
   {
-    const lxshm__stat_field fields[] = {{"size", st.size},
-                                        {"used", st.used},
-                                        {"version", st.version},
-                                        {"writer_pid", st.writer_pid},
-                                        {"waiters", st.waiters}};
-    lxshm__push_stat(L, h->name, fields, 5);
+    const uint64_t f[] = {s.size, s.used, s.version, s.writer_pid, s.waiters};
+    lxshm__set_figures(L, "size used version writer_pid waiters", f);
   }
-  lua_pushnumber(L, (lua_Number)st.updated_ns / 1e9);
+  lua_pushnumber(L, (lua_Number)s.updated_ns / 1e9);
   lua_setfield(L, -2, "updated");
-  return 1;
-}
-
-static void describe(lua_State *L, lxshm__handle *h) {
-  lxshm__push_description(L, "(%s bytes)", h->size, NULL);
 }
 
 static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const lxshm__class lxshm__segment_class = {"lxshm.segment", "",       &lxshm__segment_kind,
-                                           methods,         describe, NULL};
+const lxshm__class lxshm__segment_class = {
+    "lxshm.segment", "", &lxshm__segment_kind, methods, stat, "(%s bytes)", NULL, NULL};

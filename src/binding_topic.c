@@ -134,41 +134,24 @@ static int topic_unsubscribe(lua_State *L) {
 
 /* ---- introspection ------------------------------------------------------------------------ */
 
-static int topic_last(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_topic_last(topic_of(check(L))));
-  return 1;
-}
-
-static int topic_size(lua_State *L) {
-  lua_pushinteger(L, (lua_Integer)lxshm_topic_size(topic_of(check(L))));
-  return 1;
-}
+LXSHM__GETTER(topic_last, lxshm_topic_last, topic_of)
+LXSHM__GETTER(topic_size, lxshm_topic_size, topic_of)
 
 /* t:stat() -> { name, size, last, oldest, subscribers, waiters } */
-static int topic_stat(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm__topic_stat st;
-  lxshm__topic_stat_get(topic_of(h), &st);
+static void stat(lua_State *L, lxshm__handle *h) {
+  lxshm__topic_stat s;
+  lxshm__topic_stat_get(topic_of(h), &s);
   {
-    const lxshm__stat_field fields[] = {{"size", st.size},
-                                        {"last", st.last},
-                                        {"oldest", st.oldest},
-                                        {"subscribers", st.subscribers},
-                                        {"waiters", st.waiters}};
-    lxshm__push_stat(L, h->name, fields, 5);
+    const uint64_t f[] = {s.size, s.last, s.oldest, s.subscribers, s.waiters};
+    lxshm__set_figures(L, "size last oldest subscribers waiters", f);
   }
-  return 1;
-}
-
-static void describe(lua_State *L, lxshm__handle *h) {
-  uint64_t n = lxshm_topic_last(topic_of(h));
-  lxshm__push_description(L, "(%s bytes, last %s)", h->size, &n);
 }
 
 static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const lxshm__class lxshm__topic_class = {"lxshm.topic", "_topic", &lxshm__topic_kind,
-                                         methods,       describe, lxshm__topic_option};
+const lxshm__class lxshm__topic_class = {
+    "lxshm.topic",         "_topic", &lxshm__topic_kind, methods, stat,
+    "(%s bytes, last %s)", "last",   lxshm__topic_option};
 
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
@@ -313,5 +296,5 @@ void lxshm__topic_open(lua_State *L) {
   static const luaL_Reg sub_methods[] = {LXSHM__SUBSCRIPTION_METHODS(LXSHM__METHOD){NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
-  lxshm__new_class(L, SUB_MT, SUB_MT, sub_meta, NULL, sub_methods);
+  lxshm__new_class(L, SUB_MT, SUB_MT, NULL, sub_meta, NULL, sub_methods);
 }

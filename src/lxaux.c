@@ -41,26 +41,39 @@ const char *lxshm__format_u64(lua_State *L, uint64_t n) {
   return lua_tostring(L, -1);
 }
 
-void lxshm__push_stat(lua_State *L, const char *name, const lxshm__stat_field *fields, int n) {
-  int i;
-  lua_createtable(L, 0, n + 1);
-  lua_pushstring(L, name);
-  lua_setfield(L, -2, "name");
-  for (i = 0; i < n; i++) {
-    lua_pushinteger(L, (lua_Integer)fields[i].value);
-    lua_setfield(L, -2, fields[i].key);
+void lxshm__set_figures(lua_State *L, const char *names, const uint64_t *values) {
+  const char *p = names;
+  for (;;) {
+    const char *end = strchr(p, ' ');
+    size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+    lua_pushlstring(L, p, n);
+    lua_pushinteger(L, (lua_Integer)*values++);
+    lua_rawset(L, -3);
+    if (end == NULL)
+      return;
+    p = end + 1;
   }
 }
 
-void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const uint64_t *n) {
-  lxshm__format_u64(L, size);
-  if (n != NULL)
-    lxshm__format_u64(L, *n);
-  else
-    lua_pushliteral(L, "?");
-  lua_pushfstring(L, fmt, lua_tostring(L, -2), lua_tostring(L, -1));
-  lua_replace(L, -3);
-  lua_pop(L, 1);
+void lxshm__push_handle_string(lua_State *L, const char *type, const char *name, int closed,
+                               const char *description, uint64_t size, const char *shown) {
+  int top = lua_gettop(L); /* the stat table, or whatever stands for it */
+  const char *n = "?";
+  if (closed)
+    lua_pushfstring(L, "%s: %s (closed)", type, name);
+  else {
+    if (shown != NULL && lua_istable(L, top)) {
+      lua_getfield(L, top, shown);
+      if (lua_type(L, -1) == LUA_TNUMBER)
+        n = lxshm__format_u64(L, (uint64_t)lua_tointeger(L, -1));
+    }
+    lua_pushfstring(L, "%s: %s ", type, name);
+    lua_pushfstring(L, description, lxshm__format_u64(L, size), n);
+    lua_remove(L, -2); /* the size */
+    lua_concat(L, 2);
+  }
+  lua_replace(L, top);
+  lua_settop(L, top);
 }
 
 void lxshm__push_subscription(lua_State *L, const char *name, const char *topic, int closed,
@@ -78,8 +91,8 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
 
 /* ---- classes --------------------------------------------------------------------------------- */
 
-void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const luaL_Reg *meta,
-                      const luaL_Reg *shared, const luaL_Reg *own) {
+void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const void *cls,
+                      const luaL_Reg *meta, const luaL_Reg *shared, const luaL_Reg *own) {
   luaL_newmetatable(L, mt);
   lua_pushstring(L, type_name); /* 5.3 and later set __name to mt, which may differ */
   lua_setfield(L, -2, "__name");
@@ -87,7 +100,8 @@ void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const
   lua_newtable(L);
   if (shared != NULL) {
     lua_pushvalue(L, -3);
-    luaL_setfuncs(L, shared, 1);
+    lua_pushlightuserdata(L, (void *)cls);
+    luaL_setfuncs(L, shared, 2);
   }
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, own, 1);

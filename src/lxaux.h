@@ -31,16 +31,16 @@ lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned
 /* Pushes n in decimal and returns it (lua_pushfstring has no 64-bit format before 5.3). */
 const char *lxshm__format_u64(lua_State *L, uint64_t n);
 
-/* Pushes the table stat() returns: { name = name, key = value for each of the n fields }. */
-typedef struct lxshm__stat_field {
-  const char *key;
-  uint64_t value;
-} lxshm__stat_field;
-void lxshm__push_stat(lua_State *L, const char *name, const lxshm__stat_field *fields, int n);
+/* Sets a stat table's figures in the table on the stack top: values[i] under the i-th word of
+ * `names`, words separated by single spaces ("size used count"). */
+void lxshm__set_figures(lua_State *L, const char *names, const uint64_t *values);
 
-/* Pushes what __tostring shows after an open handle's name: fmt with the size in decimal for its
- * first %s and *n (or "?" when n is NULL: not known) for a second, e.g. "(%s bytes, %s keys)". */
-void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const uint64_t *n);
+/* Pushes what tostring() shows of an object handle, the same for both modules: "TYPE: NAME "
+ * then "(closed)", or `description` with the size in decimal for its first %s and, for a second,
+ * the figure `shown` of the stat table on the stack top ("?" when that is not a table: not
+ * known), e.g. "(%s bytes, %s keys)". Replaces the stat table (or whatever is there). */
+void lxshm__push_handle_string(lua_State *L, const char *type, const char *name, int closed,
+                               const char *description, uint64_t size, const char *shown);
 
 /* Pushes what tostring() shows of a topic's subscription, the same for both modules:
  * "lxshm.subscription: [NAME on ]TOPIC (next SEQ)", or "(closed)" for "(next SEQ)" when closed.
@@ -48,11 +48,18 @@ void lxshm__push_description(lua_State *L, const char *fmt, uint64_t size, const
 void lxshm__push_subscription(lua_State *L, const char *name, const char *topic, int closed,
                               uint64_t next);
 
+/* Defines FN as the Lua C function that returns CALL, an expression in FN's lua_State *L: a
+ * method or function that is a variant of another, LXSHM__VARIANT(dict_add, store(L, ADD)). */
+#define LXSHM__VARIANT(FN, CALL) \
+  static int FN(lua_State *L) {  \
+    return CALL;                 \
+  }
+
 /* ---- the methods of each kind ----------------------------------------------------------------
  * As SPEC names them, written once for both modules: each expands a list into its luaL_Reg table
  * with LXSHM__METHOD, so that neither can lack a method the other has (a missing one does not
- * compile). X(prefix, name) stands for { "name", prefix_name }. close and name are every
- * handle's own (the shared methods of lxshm__new_class). */
+ * compile). X(prefix, name) stands for { "name", prefix_name }. close, name and stat are
+ * every handle's own (the shared methods of lxshm__new_class). */
 #define LXSHM__METHOD(prefix, name) {#name, prefix##_##name},
 
 #define LXSHM__SEGMENT_METHODS(X) \
@@ -63,8 +70,7 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
   X(seg, put)                     \
   X(seg, get)                     \
   X(seg, update)                  \
-  X(seg, wait)                    \
-  X(seg, stat)
+  X(seg, wait)
 
 #define LXSHM__QUEUE_METHODS(X) \
   X(queue, push)                \
@@ -74,8 +80,7 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
   X(queue, peek)                \
   X(queue, count)               \
   X(queue, size)                \
-  X(queue, used)                \
-  X(queue, stat)
+  X(queue, used)
 
 #define LXSHM__DICT_METHODS(X) \
   X(dict, get)                 \
@@ -99,8 +104,7 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
   X(dict, free_space)          \
   X(dict, flush_all)           \
   X(dict, flush_expired)       \
-  X(dict, check)               \
-  X(dict, stat)
+  X(dict, check)
 
 #define LXSHM__TOPIC_METHODS(X) \
   X(topic, publish)             \
@@ -108,8 +112,7 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
   X(topic, subscribe)           \
   X(topic, unsubscribe)         \
   X(topic, last)                \
-  X(topic, size)                \
-  X(topic, stat)
+  X(topic, size)
 
 #define LXSHM__SUBSCRIPTION_METHODS(X) \
   X(sub, next)                         \
@@ -122,9 +125,10 @@ void lxshm__push_subscription(lua_State *L, const char *name, const char *topic,
 
 /* Creates the metatable `mt` of a kind of userdata (its __name: type_name): the metamethods
  * meta, and an __index table of the methods shared (NULL: none) and own, all with the encoder on
- * the stack top as upvalue 1. Leaves the stack as it was. */
-void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const luaL_Reg *meta,
-                      const luaL_Reg *shared, const luaL_Reg *own);
+ * the stack top as upvalue 1; the shared ones have cls (as a light userdata) as upvalue 2, so
+ * that they can tell which class they were called as. Leaves the stack as it was. */
+void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const void *cls,
+                      const luaL_Reg *meta, const luaL_Reg *shared, const luaL_Reg *own);
 
 /* Adds create..suffix, open..suffix and attach..suffix to the table on the stack top: the
  * functions verbs[0..2], each with the encoder (at stack index encoder) and cls as upvalues 1

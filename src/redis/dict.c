@@ -606,29 +606,12 @@ static int change(lua_State *L, const char *flags, int cas) {
   return 2;
 }
 
-static int dict_set(lua_State *L) {
-  return change(L, "", 0);
-}
-
-static int dict_safe_set(lua_State *L) {
-  return change(L, "s", 0);
-}
-
-static int dict_add(lua_State *L) {
-  return change(L, "a", 0);
-}
-
-static int dict_safe_add(lua_State *L) {
-  return change(L, "as", 0);
-}
-
-static int dict_replace(lua_State *L) {
-  return change(L, "r", 0);
-}
-
-static int dict_cas(lua_State *L) {
-  return change(L, "", 1);
-}
+LXSHM__VARIANT(dict_set, change(L, "", 0))
+LXSHM__VARIANT(dict_safe_set, change(L, "s", 0))
+LXSHM__VARIANT(dict_add, change(L, "a", 0))
+LXSHM__VARIANT(dict_safe_add, change(L, "as", 0))
+LXSHM__VARIANT(dict_replace, change(L, "r", 0))
+LXSHM__VARIANT(dict_cas, change(L, "", 1))
 
 /* d:delete(k) -> true */
 static int dict_delete(lua_State *L) {
@@ -1059,9 +1042,7 @@ static int figure(lua_State *L, const char *what, long long arg, int changes) {
   return 1;
 }
 
-static int dict_count(lua_State *L) {
-  return figure(L, "count", 0, 0);
-}
+LXSHM__VARIANT(dict_count, figure(L, "count", 0, 0))
 
 static int dict_capacity(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check(L)->size);
@@ -1101,48 +1082,24 @@ static int dict_check(lua_State *L) {
 }
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
-static int dict_stat(lua_State *L) {
-  rx_handle *h = check(L);
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+  int top = lua_gettop(L), i;
   redisReply **box;
-  lxshm_error err;
-  lxshm_status st;
-  uint64_t f[6];
-  int i;
-  st = whole(L, h, "stat", 0, &box, &err);
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  for (i = 0; i < 6; i++)
+  uint64_t f[8];
+  lxshm_status st = whole(L, h, "stat", 0, &box, err);
+  for (i = 0; st == LXSHM_OK && i < 6; i++) /* capacity, used, count, evictions, expirations, … */
     f[i] = (uint64_t)rx_int((size_t)i + 1 < (*box)->elements ? (*box)->element[i + 1] : NULL, 0);
   rx_box_free(box);
-  {
-    const lxshm__stat_field fields[] = {{"capacity", f[0]},    {"used", f[1]},
-                                        {"free", f[0] - f[1]}, {"count", f[2]},
-                                        {"evictions", f[3]},   {"expirations", f[4]},
-                                        {"version", f[5]},     {"waiters", rx_blocked_clients(h)}};
-    lxshm__push_stat(L, h->name, fields, 8);
-  }
-  return 1;
-}
-
-static void describe(lua_State *L, rx_handle *h) {
-  rx_cmd cmd;
-  redisReply *r;
-  lxshm_error err;
-  uint64_t n = 0;
-  int known = 0;
-  script_args(&cmd, &whole_script, h, L, 0);
-  rx_arg_str(&cmd, "count");
-  rx_arg_str(&cmd, "0");
-  if (rx_h_eval(h, &whole_script, &cmd, &r, &err) == LXSHM_OK) {
-    known = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
-    if (known)
-      n = (uint64_t)rx_int(r->element[1], 0);
-    freeReplyObject(r);
-  }
-  lxshm__push_description(L, "(%s bytes, %s keys)", h->size, known ? &n : NULL);
+  lua_settop(L, top); /* the box, and whatever the command needed */
+  if (st != LXSHM_OK)
+    return st;
+  f[6] = f[0] - f[1];
+  f[7] = full ? rx_blocked_clients(h) : 0;
+  lxshm__set_figures(L, "capacity used count evictions expirations version free waiters", f);
+  return LXSHM_OK;
 }
 
 static const luaL_Reg methods[] = {LXSHM__DICT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const rx_class rx_dict_class = {"lxshm.redis.dict", "lxshm.dict", "dict", "_dict", methods,
-                                describe,           NULL,         NULL};
+const rx_class rx_dict_class = {"lxshm.redis.dict",    "lxshm.dict", "dict", "_dict", methods, stat,
+                                "(%s bytes, %s keys)", "count",      NULL,   NULL};

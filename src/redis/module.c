@@ -242,14 +242,28 @@ lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, s
   return st;
 }
 
-int rx_push_figures(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err,
-                    const lxshm__stat_field *fields, int n, int which) {
-  if (st != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, err);
-  if (which >= 0)
-    lua_pushinteger(L, (lua_Integer)fields[which].value);
+/* Pushes the table h:stat() returns (full as the class's stat takes it); or fails with nothing
+ * pushed. */
+static lxshm_status push_stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+  lxshm_status st;
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, h->name);
+  lua_setfield(L, -2, "name");
+  if (h->closed) /* by a finalizer that an allocation ran */
+    st = lxshm__fail(err, LXSHM_INVALID, "closed while its stat was read");
   else
-    lxshm__push_stat(L, h->name, fields, n);
+    st = h->cls->stat(L, h, full, err);
+  if (st != LXSHM_OK)
+    lua_pop(L, 1);
+  return st;
+}
+
+int rx_figure(lua_State *L, rx_handle *h, const char *name) {
+  lxshm_error err;
+  lxshm_status st = push_stat(L, h, 0, &err);
+  if (st != LXSHM_OK)
+    return lxshm__push_failure(L, rx_check(L, h->cls)->name, st, &err);
+  lua_getfield(L, -1, name);
   return 1;
 }
 
@@ -326,14 +340,21 @@ static int handle_gc(lua_State *L) {
   return 0;
 }
 
+/* h:stat(), for the class it was called as (upvalue 2). */
+static int handle_stat(lua_State *L) {
+  rx_handle *h = rx_check(L, (const rx_class *)lua_touserdata(L, lua_upvalueindex(2)));
+  lxshm_error err;
+  lxshm_status st = push_stat(L, h, 1, &err);
+  return st == LXSHM_OK ? 1 : lxshm__push_failure(L, rx_check(L, h->cls)->name, st, &err);
+}
+
 static int handle_tostring(lua_State *L) {
   rx_handle *h = to_handle(L, NULL);
-  lua_pushfstring(L, "%s: %s ", h->cls->type_name, h->name);
-  if (h->closed)
-    lua_pushliteral(L, "(closed)");
-  else
-    h->cls->describe(L, h);
-  lua_concat(L, 2);
+  const rx_class *c = h->cls;
+  lxshm_error err;
+  if (h->closed || c->shown == NULL || push_stat(L, h, 0, &err) != LXSHM_OK)
+    lua_pushnil(L);
+  lxshm__push_handle_string(L, c->type_name, h->name, h->closed, c->description, h->size, c->shown);
   return 1;
 }
 
@@ -534,17 +555,9 @@ static int construct(lua_State *L, enum verb verb) {
   return 1;
 }
 
-static int ns_create(lua_State *L) {
-  return construct(L, CREATE);
-}
-
-static int ns_open(lua_State *L) {
-  return construct(L, OPEN);
-}
-
-static int ns_attach(lua_State *L) {
-  return construct(L, ATTACH);
-}
+LXSHM__VARIANT(ns_create, construct(L, CREATE))
+LXSHM__VARIANT(ns_open, construct(L, OPEN))
+LXSHM__VARIANT(ns_attach, construct(L, ATTACH))
 
 /* ns:remove(name) -> true | nil, msg, code: any kind. */
 static int ns_remove(lua_State *L) {
@@ -792,14 +805,12 @@ static int mod_connect(lua_State *L) {
   return 1;
 }
 
-static int ns_gc(lua_State *L) {
-  return ns_close(L);
-}
+LXSHM__VARIANT(ns_gc, ns_close(L))
 
 /* ---- registration ------------------------------------------------------------------------- */
 
 static const luaL_Reg handle_methods[] = {
-    {"close", handle_close}, {"name", handle_name}, {NULL, NULL}};
+    {"close", handle_close}, {"name", handle_name}, {"stat", handle_stat}, {NULL, NULL}};
 
 static const luaL_Reg handle_meta[] = {
     {"__gc", handle_gc}, {"__close", handle_close}, {"__tostring", handle_tostring}, {NULL, NULL}};
@@ -840,8 +851,8 @@ LXSHM_API int luaopen_lxshm_redis(lua_State *L) {
   lua_pop(L, 1);
   lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
-    lxshm__new_class(L, classes[i]->mt, classes[i]->type_name, handle_meta, handle_methods,
-                     classes[i]->methods);
+    lxshm__new_class(L, classes[i]->mt, classes[i]->type_name, classes[i], handle_meta,
+                     handle_methods, classes[i]->methods);
   new_namespace_class(L);
   rx_topic_open(L);
   lua_newtable(L);

@@ -285,14 +285,10 @@ static int take_value(lua_State *L, int remove, double timeout) {
 }
 
 /* q:pop([timeout]) -> the oldest value | nil, msg, TIMEOUT */
-static int queue_pop(lua_State *L) {
-  return take_value(L, 1, lxshm__opt_timeout(L, 2));
-}
+LXSHM__VARIANT(queue_pop, take_value(L, 1, lxshm__opt_timeout(L, 2)))
 
 /* q:peek() -> the oldest value, left in place | nil, msg, TIMEOUT when empty */
-static int queue_peek(lua_State *L) {
-  return take_value(L, 0, 0);
-}
+LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code */
 static int queue_pop_many(lua_State *L) {
@@ -331,59 +327,36 @@ static int queue_pop_many(lua_State *L) {
 
 /* ---- introspection ------------------------------------------------------------------------ */
 
-/* Fills f[0..3] with used, count, pop waiters, push waiters. */
-static lxshm_status figures(rx_handle *h, long long f[4], lxshm_error *err) {
+/* q:stat() -> { name, size, used, count, pop_waiters, push_waiters }: one run of the stat
+ * script. */
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+  long long f[4];
   rx_cmd cmd;
+  lxshm_status st;
+  (void)full; /* the script counts the waiters */
   rx_script_cmd(&cmd, &stat_script, 4);
   rx_arg_str(&cmd, h->meta);
   rx_arg_key(&cmd, h, "l");
   rx_arg_key(&cmd, h, "wp");
   rx_arg_key(&cmd, h, "wu");
   rx_arg_str(&cmd, h->inc);
-  return rx_figures(h, &stat_script, &cmd, f, 4, err);
+  if ((st = rx_figures(h, &stat_script, &cmd, f, 4, err)) == LXSHM_OK) {
+    const uint64_t v[] = {h->size, (uint64_t)f[0], (uint64_t)f[1], (uint64_t)f[2], (uint64_t)f[3]};
+    lxshm__set_figures(L, "size used count pop_waiters push_waiters", v);
+  }
+  return st;
 }
 
-/* q:used(), q:count() (the field `which`) and q:stat() (which < 0), from one run of the stat
- * script: { name, size, used, count, pop_waiters, push_waiters }. */
-static int figure(lua_State *L, int which) {
-  rx_handle *h = check(L);
-  long long f[4] = {0, 0, 0, 0};
-  lxshm_error err;
-  lxshm_status st = figures(h, f, &err);
-  const lxshm__stat_field fields[] = {{"size", h->size},
-                                      {"used", (uint64_t)f[0]},
-                                      {"count", (uint64_t)f[1]},
-                                      {"pop_waiters", (uint64_t)f[2]},
-                                      {"push_waiters", (uint64_t)f[3]}};
-  return rx_push_figures(L, h, st, &err, fields, 5, which);
-}
-
-static int queue_count(lua_State *L) {
-  return figure(L, 2);
-}
-
-static int queue_used(lua_State *L) {
-  return figure(L, 1);
-}
-
-static int queue_stat(lua_State *L) {
-  return figure(L, -1);
-}
+LXSHM__VARIANT(queue_count, rx_figure(L, check(L), "count"))
+LXSHM__VARIANT(queue_used, rx_figure(L, check(L), "used"))
 
 static int queue_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check(L)->size);
   return 1;
 }
 
-static void describe(lua_State *L, rx_handle *h) {
-  long long f[4];
-  lxshm_error err;
-  int known = figures(h, f, &err) == LXSHM_OK;
-  uint64_t n = known ? (uint64_t)f[1] : 0;
-  lxshm__push_description(L, "(%s bytes, %s values)", h->size, known ? &n : NULL);
-}
-
 static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_queue_class = {
-    "lxshm.redis.queue", "lxshm.queue", "queue", "_queue", methods, describe, NULL, NULL};
+    "lxshm.redis.queue",     "lxshm.queue", "queue", "_queue", methods, stat,
+    "(%s bytes, %s values)", "count",       NULL,    NULL};

@@ -153,7 +153,13 @@ struct rx_class {
   const char *kind;      /* as stored in the meta hash and in messages: "segment" */
   const char *suffix;    /* of the constructors: "", "_queue", "_dict", "_topic" */
   const luaL_Reg *methods;
-  void (*describe)(lua_State *L, rx_handle *h); /* pushes "(4096 bytes)" for __tostring */
+  /* Sets the figures of h:stat() in the table on the stack top, or fails (some may be set).
+   * full: also those that cost a command of their own (waiters), which the getters skip. */
+  lxshm_status (*stat)(lua_State *L, rx_handle *h, int full, lxshm_error *err);
+  /* What __tostring shows after the name of an open handle, "(%s bytes, %s keys)": the size,
+   * and the stat figure named `shown` (NULL: the size alone). */
+  const char *description;
+  const char *shown;
   /* Runs after the meta hash was made or read (create/open/attach); may check kind-specific
    * fields. Returns OK or a failure with err set. NULL: nothing to do. */
   lxshm_status (*opened)(rx_handle *h, const redisReply *meta, lxshm_error *err);
@@ -213,11 +219,8 @@ lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, l
 lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
                         lxshm_error *err);
 
-/* What a kind's figure methods return, its figures read with status st: fields[which].value
- * (1 result), or (which < 0) the stat() table of all n of them; nil, "NAME: cause", code (3) when
- * st is a failure. */
-int rx_push_figures(lua_State *L, rx_handle *h, lxshm_status st, const lxshm_error *err,
-                    const lxshm__stat_field *fields, int n, int which);
+/* h:count() and the like: the stat figure `name` (1 result), or nil, "NAME: cause", code. */
+int rx_figure(lua_State *L, rx_handle *h, const char *name);
 
 /* A reply box: a userdata on the stack top owning one reply (freed by its __gc), so that a
  * raise while the reply's bytes are decoded strands no C memory. rx_box_new pushes an empty

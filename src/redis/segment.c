@@ -241,13 +241,8 @@ static int read_value(lua_State *L, int raw) {
   return 1;
 }
 
-static int seg_read(lua_State *L) {
-  return read_value(L, 1);
-}
-
-static int seg_get(lua_State *L) {
-  return read_value(L, 0);
-}
+LXSHM__VARIANT(seg_read, read_value(L, 1))
+LXSHM__VARIANT(seg_get, read_value(L, 0))
 
 /* ---- update ------------------------------------------------------------------------------- */
 
@@ -379,43 +374,44 @@ static int seg_wait(lua_State *L) {
   }
 }
 
-/* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } | nil, msg, code */
-static int seg_stat(lua_State *L) {
-  rx_handle *h = check(L);
+/* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } */
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
   rx_cmd cmd;
-  const redisReply *r;
-  lxshm_error err;
+  redisReply *r = NULL;
+  uint64_t v[5];
+  double updated;
   lxshm_status st;
-  uint64_t waiters;
-  redisReply **box;
-  lua_settop(L, 1);
-  box = rx_box_new(L);
   rx_script_cmd(&cmd, &stat_script, 1);
   rx_arg_key(&cmd, h, "s");
-  if ((st = rx_h_call(h, &stat_script, &cmd, 0, box, &err)) != LXSHM_OK)
-    return lxshm__push_failure(L, h->name, st, &err);
-  r = *box;
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-    return lxshm__push_failure(L, h->name, rx_gone(h, &err), &err);
-  waiters = rx_blocked_clients(h);
-  {
-    const lxshm__stat_field fields[] = {{"size", h->size},
-                                        {"used", (uint64_t)rx_int(r->element[1], 0)},
-                                        {"version", (uint64_t)rx_int(r->element[0], 0)},
-                                        {"writer_pid", (uint64_t)rx_int(r->element[2], 0)},
-                                        {"waiters", waiters}};
-    lxshm__push_stat(L, h->name, fields, 5);
+  st = rx_h_call(h, &stat_script, &cmd, 0, &r, err);
+  if (st == LXSHM_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 4))
+    st = rx_gone(h, err);
+  if (st != LXSHM_OK) {
+    rx_box_free(&r);
+    return st;
   }
-  lua_pushnumber(L, (lua_Number)rx_num(r->element[3], 0));
+  v[0] = h->size;
+  v[1] = (uint64_t)rx_int(r->element[1], 0);
+  v[2] = (uint64_t)rx_int(r->element[0], 0);
+  v[3] = (uint64_t)rx_int(r->element[2], 0);
+  updated = rx_num(r->element[3], 0);
+  rx_box_free(&r);
+  v[4] = full ? rx_blocked_clients(h) : 0;
+  lxshm__set_figures(L, "size used version writer_pid waiters", v);
+  lua_pushnumber(L, (lua_Number)updated);
   lua_setfield(L, -2, "updated");
-  return 1;
-}
-
-static void describe(lua_State *L, rx_handle *h) {
-  lxshm__push_description(L, "(%s bytes)", h->size, NULL);
+  return LXSHM_OK;
 }
 
 static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const rx_class rx_segment_class = {
-    "lxshm.redis.segment", "lxshm.segment", "segment", "", methods, describe, NULL, NULL};
+const rx_class rx_segment_class = {"lxshm.redis.segment",
+                                   "lxshm.segment",
+                                   "segment",
+                                   "",
+                                   methods,
+                                   stat,
+                                   "(%s bytes)",
+                                   NULL,
+                                   NULL,
+                                   NULL};

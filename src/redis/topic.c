@@ -229,41 +229,24 @@ static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err) {
   return rx_figures(h, &info_script, &cmd, f, 3, err);
 }
 
-/* t:last() (the field `which`) and t:stat() (which < 0), from one run of the info script:
- * { name, size, last, oldest, subscribers, waiters }. */
-static int figure(lua_State *L, int which) {
-  rx_handle *h = check(L);
-  long long f[3] = {0, 0, 0};
-  lxshm_error err;
-  lxshm_status st = info(h, f, &err);
-  const lxshm__stat_field fields[] = {
-      {"size", h->size},
-      {"last", (uint64_t)f[0]},
-      {"oldest", (uint64_t)f[1]},
-      {"subscribers", (uint64_t)f[2]},
-      {"waiters", which < 0 && st == LXSHM_OK ? rx_blocked_clients(h) : 0}};
-  return rx_push_figures(L, h, st, &err, fields, 5, which);
+/* t:stat() -> { name, size, last, oldest, subscribers, waiters }: one run of the info script,
+ * and (full) the blocked clients. */
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+  long long f[3];
+  lxshm_status st = info(h, f, err);
+  if (st == LXSHM_OK) {
+    const uint64_t v[] = {h->size, (uint64_t)f[0], (uint64_t)f[1], (uint64_t)f[2],
+                          full ? rx_blocked_clients(h) : 0};
+    lxshm__set_figures(L, "size last oldest subscribers waiters", v);
+  }
+  return st;
 }
 
-static int topic_last(lua_State *L) {
-  return figure(L, 1);
-}
-
-static int topic_stat(lua_State *L) {
-  return figure(L, -1);
-}
+LXSHM__VARIANT(topic_last, rx_figure(L, check(L), "last"))
 
 static int topic_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check(L)->size);
   return 1;
-}
-
-static void describe(lua_State *L, rx_handle *h) {
-  long long f[3];
-  lxshm_error err;
-  int known = info(h, f, &err) == LXSHM_OK;
-  uint64_t last = known ? (uint64_t)f[0] : 0;
-  lxshm__push_description(L, "(%s bytes, last %s)", h->size, known ? &last : NULL);
 }
 
 /* ---- subscriptions -------------------------------------------------------------------------- */
@@ -723,11 +706,11 @@ void rx_topic_open(lua_State *L) {
   static const luaL_Reg sub_methods[] = {LXSHM__SUBSCRIPTION_METHODS(LXSHM__METHOD){NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
-  lxshm__new_class(L, SUB_MT, "lxshm.subscription", sub_meta, NULL, sub_methods);
+  lxshm__new_class(L, SUB_MT, "lxshm.subscription", NULL, sub_meta, NULL, sub_methods);
 }
 
 static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_topic_class = {
-    "lxshm.redis.topic", "lxshm.topic", "topic", "_topic", methods, describe, NULL,
-    lxshm__topic_option};
+    "lxshm.redis.topic",   "lxshm.topic", "topic", "_topic",           methods, stat,
+    "(%s bytes, last %s)", "last",        NULL,    lxshm__topic_option};
