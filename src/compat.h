@@ -92,14 +92,17 @@ static inline void lxshm_compat_rotate(lua_State *L, int idx, int n) {
 /* lua_rawgeti and lua_rawseti take an int index before 5.3: these take a lua_Integer, as 5.3's
  * do, and an index beyond int goes through lua_rawget/lua_rawset with the same key as a number.
  * lua_rawgeti returns the type of the value pushed, as from 5.3 on. */
+static inline int lxshm_compat_bigkey(lua_State *L, int t, lua_Integer n) {
+  t = lua_absindex(L, t);
+  lua_pushnumber(L, (lua_Number)n);
+  return t; /* the table's absolute index, with the key n pushed */
+}
+
 static inline int lxshm_compat_rawgeti(lua_State *L, int t, lua_Integer n) {
   if (n >= INT_MIN && n <= INT_MAX)
     lua_rawgeti(L, t, (int)n);
-  else {
-    t = lua_absindex(L, t);
-    lua_pushnumber(L, (lua_Number)n);
-    lua_rawget(L, t);
-  }
+  else
+    lua_rawget(L, lxshm_compat_bigkey(L, t, n));
   return lua_type(L, -1);
 }
 #define lua_rawgeti(L, t, n) lxshm_compat_rawgeti(L, (t), (n))
@@ -108,9 +111,8 @@ static inline void lxshm_compat_rawseti(lua_State *L, int t, lua_Integer n) {
   if (n >= INT_MIN && n <= INT_MAX)
     lua_rawseti(L, t, (int)n);
   else {
-    t = lua_absindex(L, t);
-    lua_pushnumber(L, (lua_Number)n);
-    lua_insert(L, -2);
+    t = lxshm_compat_bigkey(L, t, n);
+    lua_insert(L, -2); /* below the value */
     lua_rawset(L, t);
   }
 }

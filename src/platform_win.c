@@ -959,18 +959,7 @@ uint32_t lxshm__pid(void) {
 }
 
 int lxshm__pid_alive(uint32_t pid) {
-  HANDLE h;
-  DWORD r;
-  if (pid == 0)
-    return 0;
-  h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
-  if (h == NULL)
-    return GetLastError() == ERROR_ACCESS_DENIED; /* exists, but not ours to look at */
-  /* A process object outlives its process while handles remain: ask whether it has ended
-   * (rather than GetExitCodeProcess, whose STILL_ACTIVE is also a valid exit code). */
-  r = WaitForSingleObject(h, 0);
-  CloseHandle(h);
-  return r == WAIT_TIMEOUT;
+  return lxshm__pid_start(pid) != 0;
 }
 
 uint64_t lxshm__pid_start(uint32_t pid) {
@@ -982,6 +971,8 @@ uint64_t lxshm__pid_start(uint32_t pid) {
   h = OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid);
   if (h == NULL)
     return GetLastError() == ERROR_ACCESS_DENIED; /* exists, but not ours to look at */
+  /* A process object outlives its process while handles remain: ask whether it has ended
+   * (rather than GetExitCodeProcess, whose STILL_ACTIVE is also a valid exit code). */
   if (WaitForSingleObject(h, 0) != WAIT_TIMEOUT)
     t = 0; /* it has ended */
   else if (GetProcessTimes(h, &created, &exited, &kernel, &user))
