@@ -42,8 +42,6 @@ static void check_not_updating(lua_State *L, lxshm__handle *h) {
       luaL_error(L, "%s: cannot change a dictionary inside its own update", h->name);
 }
 
-/* ---- keys and arguments --------------------------------------------------------------------- */
-
 /* ---- results ------------------------------------------------------------------------------ */
 
 /* OK: true (1 result); otherwise nil, "NAME: cause", code (3), INVALID included (a value that is
