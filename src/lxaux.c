@@ -27,8 +27,9 @@ int lxshm__push_item_failure(lua_State *L, const char *who, lua_Integer item, lx
 
 lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned format,
                                lxshm_error *err) {
-  if (format == LXSHM__FORMAT_RAW) {
-    lua_pushlstring(L, p, len);
+  size_t head = format == LXSHM__FORMAT_RAW ? 0 : lxshm__string_span(p, len);
+  if (format == LXSHM__FORMAT_RAW || head > 0) { /* a string needs no decoder */
+    lua_pushlstring(L, p + head, len - head);
     return LXSHM_OK;
   }
   return lxshm__decode(L, p, len, err);

@@ -13,6 +13,7 @@
  *   if ready(): leave, done                      wake every sleeper of word
  *   sleep while word == w0 (slice <= 200 ms)
  *   leave: sleepers -= 1, free the entry
+ *   yield the CPU if others still sleep
  *
  * The two fences order "register, then check" against "publish, then look": either the waiter's
  * last check sees the change, or the changer sees the waiter registered and armed, bumps the
@@ -198,6 +199,11 @@ lxshm_status lxshm__wait_until(lxshm__object *o, lxshm__waitlist *w, lxshm__read
     leave(w, entry);
     if (st != LXSHM_OK && st != LXSHM_TIMEOUT)
       return st;
+    /* Others still asleep here: likely more busy processes than CPUs, and this wake-up may
+     * have just preempted the waker, which would rather go on changing things. Let it: what it
+     * adds meanwhile is read in one go (on an idle CPU the yield returns at once). */
+    if (atomic_load_explicit(&w->sleepers, memory_order_relaxed) > 0)
+      lxshm__yield();
     if (ready(o, ctx))
       return LXSHM_OK;
     if (intr != NULL && intr->check(intr->ud))
