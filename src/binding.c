@@ -229,7 +229,7 @@ lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,
                                  const char **out, size_t *len, lxshm_error *err) {
   size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
   *hl = 0;
-  if (n < LXSHM__BIG_STRING || n > UINT32_MAX)
+  if (lua_type(L, idx) != LUA_TSTRING || n > UINT32_MAX) /* the encoder refuses the latter */
     return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
                          out, len, err);
   *out = lua_tolstring(L, idx, len);
@@ -480,7 +480,7 @@ static int mod_encode(lua_State *L) {
   st = lxshm__encode_value(L, 1, UINT64_MAX, head, &hl, &out, &len, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "encode", st, &err);
-  if (hl > 0) { /* a big string: header .. s, one copy of its bytes instead of two */
+  if (hl > 0) { /* a string: header .. s */
     lua_pushlstring(L, (const char *)head, hl);
     lua_insert(L, 1);
     lua_concat(L, 2);

@@ -143,13 +143,9 @@ int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err);
 /* Values up to this many bytes are copied on the C stack. */
 #define LXSHM__SMALL_VALUE 1024
 
-/* A Lua string this long or longer, stored alone, skips the encoder: its MessagePack header is
- * joined to its bytes (lxshm.encode, put, publish). */
-#define LXSHM__BIG_STRING (64u << 10)
-
-/* The value at stack index idx as the MessagePack bytes to store, at most `limit` of them: a big
- * string as its header (head[0..*hl-1]) followed by its own bytes (*out, *len), without a copy;
- * anything else encoded into *out, *len (*hl = 0). Nothing may call Lua between this and the
+/* The value at stack index idx as the MessagePack bytes to store, at most `limit` of them: a
+ * string as its header (head[0..*hl-1]) followed by its own bytes (*out, *len), without the
+ * encoder or a copy; anything else encoded into *out, *len (*hl = 0). Nothing may call Lua between this and the
  * copy of *out (the encoder's buffer, or the string on the stack). Returns the encoder's
  * refusal (UNSUPPORTED, INVALID_SIZE) in its words. */
 lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,

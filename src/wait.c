@@ -132,8 +132,12 @@ static int spin(lxshm__object *o, lxshm__waitlist *w, lxshm__ready_fn ready, voi
     if (i % 64 == 0) {
       if (lxshm__clock_ns() >= stop)
         return 0;
+#ifdef SPIN_YIELD_ALWAYS
+      lxshm__yield();
+#else
       if (atomic_load_explicit(&w->sleepers, memory_order_relaxed) > 0)
         lxshm__yield(); /* others wait too: whoever waits for this CPU (the waker?) goes first */
+#endif
     }
   }
 }
