@@ -58,12 +58,24 @@ static lxshm__handle *new_handle(lua_State *L, const lxshm__class *cls) {
   return h;
 }
 
-/* The handle at argument 1 whatever its state, if it is a handle of any kind; raises with the
- * usual "bad argument #1" otherwise, naming the class expected. */
+/* The handle at argument 1 whatever its state, if it is a handle of class cls (NULL: of any
+ * class); raises with the usual "bad argument #1" otherwise, naming the class expected. Every
+ * method starts here: the class's metatable is found in the registry by the class's address,
+ * which costs less than luaL_checkudata's lookup by name. */
 static lxshm__handle *to_handle(lua_State *L, const lxshm__class *cls) {
   size_t i;
-  if (cls != NULL)
-    return (lxshm__handle *)luaL_checkudata(L, 1, cls->mt);
+  if (cls != NULL) {
+    void *p = lua_touserdata(L, 1);
+    if (p != NULL && lua_getmetatable(L, 1)) {
+      int same;
+      lua_rawgetp(L, LUA_REGISTRYINDEX, cls);
+      same = lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+      if (same)
+        return (lxshm__handle *)p;
+    }
+    return (lxshm__handle *)luaL_checkudata(L, 1, cls->mt); /* raises */
+  }
   for (i = 0; i < sizeof classes / sizeof classes[0]; i++) {
     lxshm__handle *h = (lxshm__handle *)luaL_testudata(L, 1, classes[i]->mt);
     if (h != NULL)
@@ -527,9 +539,12 @@ LXSHM_API int luaopen_lxshm_core(lua_State *L) {
   size_t i;
   luaL_checkversion(L);
   lxshm__encoder_push(L); /* one per lua_State: every function gets it as upvalue 1 */
-  for (i = 0; i < sizeof classes / sizeof classes[0]; i++)
+  for (i = 0; i < sizeof classes / sizeof classes[0]; i++) {
     lxshm__new_class(L, classes[i]->mt, classes[i]->mt, classes[i], handle_meta, handle_methods,
                      classes[i]->methods);
+    luaL_getmetatable(L, classes[i]->mt); /* also found by the class's address (to_handle) */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, classes[i]);
+  }
   lxshm__topic_open(L);
   luaL_newlibtable(L, mod_funcs);
   lua_pushvalue(L, -2);

@@ -145,9 +145,9 @@ int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err);
 
 /* The value at stack index idx as the MessagePack bytes to store, at most `limit` of them: a
  * string as its header (head[0..*hl-1]) followed by its own bytes (*out, *len), without the
- * encoder or a copy; anything else encoded into *out, *len (*hl = 0). Nothing may call Lua between this and the
- * copy of *out (the encoder's buffer, or the string on the stack). Returns the encoder's
- * refusal (UNSUPPORTED, INVALID_SIZE) in its words. */
+ * encoder or a copy; anything else encoded into *out, *len (*hl = 0). Nothing may call Lua between
+ * this and the copy of *out (the encoder's buffer, or the string on the stack). Returns the
+ * encoder's refusal (UNSUPPORTED, INVALID_SIZE) in its words. */
 lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,
                                  unsigned char head[LXSHM__STRING_HEADER_MAX], size_t *hl,
                                  const char **out, size_t *len, lxshm_error *err);

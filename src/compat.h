@@ -68,6 +68,23 @@ static inline void *lxshm_compat_testudata(lua_State *L, int i, const char *tnam
 #define luaL_newlibtable(L, l) lua_createtable(L, 0, (int)(sizeof(l) / sizeof((l)[0]) - 1))
 #endif
 
+/* Tables keyed by a C address (a light userdata), as 5.2 has them. */
+static inline int lxshm_compat_rawgetp(lua_State *L, int t, const void *p) {
+  t = lua_absindex(L, t);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_rawget(L, t);
+  return lua_type(L, -1);
+}
+#define lua_rawgetp(L, t, p) lxshm_compat_rawgetp(L, (t), (p))
+
+static inline void lxshm_compat_rawsetp(lua_State *L, int t, const void *p) {
+  t = lua_absindex(L, t);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+}
+#define lua_rawsetp(L, t, p) lxshm_compat_rawsetp(L, (t), (p))
+
 #endif /* 501 */
 
 /* ---- up to 5.2 ------------------------------------------------------------------------------ */
