@@ -368,39 +368,29 @@ int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err) 
 
 /* ---- module functions ------------------------------------------------------------------------ */
 
-enum verb { CREATE, OPEN, ATTACH };
-
 /* lxshm.create..suffix(name, size [, opts]), lxshm.open..suffix(name [, opts]) and
  * lxshm.attach..suffix(name, size [, opts]) -> handle | nil, msg, code, for class cls;
  * lxshm.open_any(name [, opts]) with cls NULL: a handle of whatever kind NAME is. */
-static int construct(lua_State *L, enum verb verb, const lxshm__class *cls) {
-  const char *name = lxshm__check_name_arg(L, 1);
-  uint64_t size = 0;
+static int construct(lua_State *L, lxshm__verb verb, const lxshm__class *cls) {
   lxshm__interrupt intr;
   lxshm__object *obj = NULL;
   lxshm__handle *h;
   lxshm_status st;
   lxshm_error err;
   lxshm__options o;
+  uint64_t size;
   size_t i;
+  const char *name =
+      lxshm__check_constructor(L, 1, verb, cls != NULL ? cls->option : NULL, &size, &o);
 
   if (name == NULL)
     return 3;
-  if (verb != OPEN)
-    size = lxshm__check_size(L, 2);
-  o = lxshm__check_options(L, verb == OPEN ? 2 : 3,
-                           verb == CREATE ? LXSHM__OPT_MODE
-                           : verb == OPEN ? LXSHM__OPT_OPEN
-                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
-                           cls != NULL ? cls->option : NULL);
-  if (verb != OPEN && size == 0)
-    return lxshm__size_failure(L, name);
   /* Before the core call: nothing to leak if this raises. open_any sets the class once the kind
    * is known. */
   h = new_handle(L, cls != NULL ? cls : classes[0]);
-  if (verb == CREATE)
+  if (verb == LXSHM__CREATE)
     st = lxshm__create(cls->kind, name, size, o.params, o.mode, &obj, &err);
-  else if (verb == OPEN)
+  else if (verb == LXSHM__OPEN)
     st = lxshm__open(cls != NULL ? cls->kind : NULL, name, o.flags, lxshm__interrupt_for(L, &intr),
                      &obj, &err);
   else
@@ -423,10 +413,10 @@ static int construct(lua_State *L, enum verb verb, const lxshm__class *cls) {
 /* The class a constructor makes (its upvalue 2). */
 #define class_of(L) ((const lxshm__class *)lua_touserdata(L, lua_upvalueindex(2)))
 
-LXSHM__VARIANT(mod_create, construct(L, CREATE, class_of(L)))
-LXSHM__VARIANT(mod_open, construct(L, OPEN, class_of(L)))
-LXSHM__VARIANT(mod_attach, construct(L, ATTACH, class_of(L)))
-LXSHM__VARIANT(mod_open_any, construct(L, OPEN, NULL))
+LXSHM__VARIANT(mod_create, construct(L, LXSHM__CREATE, class_of(L)))
+LXSHM__VARIANT(mod_open, construct(L, LXSHM__OPEN, class_of(L)))
+LXSHM__VARIANT(mod_attach, construct(L, LXSHM__ATTACH, class_of(L)))
+LXSHM__VARIANT(mod_open_any, construct(L, LXSHM__OPEN, NULL))
 
 static void list_one(const char *name, void *ud) {
   lua_State *L = (lua_State *)ud;

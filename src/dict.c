@@ -1368,14 +1368,10 @@ static lxshm__dict_key string_key(const void *key, size_t klen) {
 
 lxshm_status lxshm__dict_get(lxshm_dict *d, const lxshm__dict_key *key, void *buf, size_t cap,
                              size_t *len, unsigned *format, uint64_t *version, lxshm_error *err) {
-  get_ctx g;
+  get_ctx g = {.key = key, .buf = buf, .cap = cap};
   lxshm_status status = check_hash(d, key, &g.hash, err);
   if (status != LXSHM_OK)
     return status;
-  g.key = key;
-  g.buf = buf;
-  g.cap = cap;
-  g.len = 0;
   status = read_stable(d, stripe_of(d, g.hash), get_fn, &g, err);
   if (status == LXSHM_OK || status == LXSHM_INVALID_SIZE)
     *len = g.len;
@@ -1832,14 +1828,10 @@ lxshm_status lxshm__dict_wait(lxshm_dict *d, const lxshm__dict_key *key, uint64_
                               lxshm_error *err) {
   uint64_t deadline = lxshm__deadline(timeout);
   lxshm__dict_stripe *st;
-  key_wait w;
+  key_wait w = {.key = key, .version = version};
   lxshm_status status = check_hash(d, key, &w.hash, err);
   if (status != LXSHM_OK)
     return status;
-  w.key = key;
-  w.version = version;
-  w.now = 0;
-  w.expires = 0;
   st = stripe_at(d, stripe_of(d, w.hash));
   if (key_moved(&d->obj, &w)) { /* also learns the key's expiry */
     if (now != NULL)

@@ -142,7 +142,9 @@ const char *lxshm__check_name_arg(lua_State *L, int arg) {
   return NULL;
 }
 
-uint64_t lxshm__check_size(lua_State *L, int arg) {
+/* A size argument: raises if it is not a number; 0 for any number that is not a whole count of
+ * bytes from 1 to LXSHM_SIZE_MAX. */
+static uint64_t check_size(lua_State *L, int arg) {
   lua_Number x;
   if (lua_isinteger(L, arg)) {
     lua_Integer n = lua_tointeger(L, arg);
@@ -152,11 +154,24 @@ uint64_t lxshm__check_size(lua_State *L, int arg) {
   return (x >= 1 && x <= (lua_Number)LXSHM_SIZE_MAX && x == floor(x)) ? (uint64_t)x : 0;
 }
 
-int lxshm__size_failure(lua_State *L, const char *who) {
+const char *lxshm__check_constructor(lua_State *L, int at, lxshm__verb verb,
+                                     lxshm__option_fn option, uint64_t *size, lxshm__options *o) {
+  static const unsigned allowed[] = {LXSHM__OPT_MODE, LXSHM__OPT_OPEN,
+                                     LXSHM__OPT_MODE | LXSHM__OPT_OPEN};
+  const char *name = lxshm__check_name_arg(L, at);
   lxshm_error err;
+  *size = 0;
+  if (name == NULL)
+    return NULL;
+  if (verb != LXSHM__OPEN)
+    *size = check_size(L, at + 1);
+  *o = lxshm__check_options(L, verb == LXSHM__OPEN ? at + 1 : at + 2, allowed[verb], option);
+  if (verb == LXSHM__OPEN || *size > 0)
+    return name;
   lxshm__fail(&err, LXSHM_INVALID_SIZE, "size must be a whole number of bytes from 1 to %llu",
               (unsigned long long)LXSHM_SIZE_MAX);
-  return lxshm__push_failure(L, who, LXSHM_INVALID_SIZE, &err);
+  lxshm__push_failure(L, name, LXSHM_INVALID_SIZE, &err);
+  return NULL;
 }
 
 /* An optional number of seconds >= 0 at arg; absent or nil is `none`. */

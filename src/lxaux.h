@@ -142,12 +142,6 @@ void lxshm__add_constructors(lua_State *L, int encoder, const char *suffix, cons
  * triple (who: the name quoted, made printable and cut short) if it breaks SPEC §2. */
 const char *lxshm__check_name_arg(lua_State *L, int arg);
 
-/* A size argument: raises if it is not a number; 0 for any number that is not a whole count of
- * bytes from 1 to LXSHM_SIZE_MAX (negative, fractional, NaN, infinite, huge). Then the caller
- * returns lxshm__size_failure's triple, once the other arguments are checked. */
-uint64_t lxshm__check_size(lua_State *L, int arg);
-int lxshm__size_failure(lua_State *L, const char *who);
-
 /* An optional timeout in seconds: absent or nil is no limit (LXSHM_FOREVER); a number >= 0
  * (inf is no limit). A negative or NaN timeout raises. */
 double lxshm__opt_timeout(lua_State *L, int arg);
@@ -192,6 +186,21 @@ typedef struct lxshm__options {
  * names, and values of the wrong type or out of range, raise like any other misuse. */
 lxshm__options lxshm__check_options(lua_State *L, int arg, unsigned allowed,
                                     lxshm__option_fn option);
+
+/* ---- constructors ---------------------------------------------------------------------------- */
+
+/* What a constructor does: create (name, size [, opts]), open (name [, opts]) or attach (name,
+ * size [, opts]). */
+typedef enum lxshm__verb { LXSHM__CREATE, LXSHM__OPEN, LXSHM__ATTACH } lxshm__verb;
+
+/* A constructor's arguments from stack index `at` on (1 in lxshm; 2, after the namespace, in
+ * lxshm.redis): the name; for create and attach the size (*size, else 0); then the options the
+ * verb allows, with the kind's own read by option (NULL: none). Returns the name; or NULL after
+ * pushing nil, msg, code for a name that breaks SPEC §2 or a size that is not a whole number of
+ * bytes from 1 to LXSHM_SIZE_MAX (negative, fractional, NaN, infinite, huge), once the options
+ * are checked. Raises for arguments of the wrong type and for bad options. */
+const char *lxshm__check_constructor(lua_State *L, int at, lxshm__verb verb,
+                                     lxshm__option_fn option, uint64_t *size, lxshm__options *o);
 
 /* 1 if the option name key[0..len-1] (not NUL-terminated) is `name`. */
 int lxshm__is_key(const char *key, size_t len, const char *name);

@@ -449,15 +449,13 @@ static void set_incarnation(rx_handle *h, const char *inc, size_t n) {
   h->baselen = (size_t)snprintf(h->base, sizeof h->base, "%s:%s:", h->meta, h->inc);
 }
 
-enum verb { CREATE, OPEN, ATTACH };
-
 /* ns:create{,_queue,_dict,_topic}(name, size [, opts]), ns:open…(name [, opts]),
- * ns:attach…(name, size [, opts]) -> handle | nil, msg, code */
-static int construct(lua_State *L, enum verb verb) {
+ * ns:attach…(name, size [, opts]) -> handle | nil, msg, code. Options as the local module reads
+ * them: `readonly` works; `trust` is accepted (Redis has no owners); `mode` is kept in the
+ * object's facts but restricts nobody (Redis has no per-key permissions: use ACLs). */
+static int construct(lua_State *L, lxshm__verb verb) {
   const rx_class *cls = (const rx_class *)lua_touserdata(L, lua_upvalueindex(2));
   rx_ns *ns = check_ns(L);
-  const char *name = lxshm__check_name_arg(L, 2);
-  uint64_t size = 0;
   rx_handle *h;
   rx_cmd cmd;
   redisReply **box;
@@ -465,23 +463,13 @@ static int construct(lua_State *L, enum verb verb) {
   lxshm_status st;
   lxshm_error err;
   lxshm__options o;
+  uint64_t size;
   char inc[17], num[32], mode[16], cursors[24];
   long long code;
+  const char *name = lxshm__check_constructor(L, 2, verb, cls->option, &size, &o);
 
   if (name == NULL)
     return 3;
-  if (verb != OPEN)
-    size = lxshm__check_size(L, 3);
-  /* As the local module reads them: `readonly` works; `trust` is accepted (Redis has no owners);
-   * `mode` is kept in the object's facts but restricts nobody (Redis has no per-key
-   * permissions: use ACLs). */
-  o = lxshm__check_options(L, verb == OPEN ? 3 : 4,
-                           verb == CREATE ? LXSHM__OPT_MODE
-                           : verb == OPEN ? LXSHM__OPT_OPEN
-                                          : LXSHM__OPT_MODE | LXSHM__OPT_OPEN,
-                           cls->option);
-  if (verb != OPEN && size == 0)
-    return lxshm__size_failure(L, name);
   if (cls == &rx_queue_class)
     size = (size + 7) & ~(uint64_t)7; /* as the local queue rounds its ring */
   lua_settop(L, 4);
@@ -502,7 +490,7 @@ static int construct(lua_State *L, enum verb verb) {
            (unsigned long)(cls->option != NULL ? o.params[0] : LXSHM_TOPIC_CURSORS));
   rx_script_cmd(&cmd, &make_script, 1);
   rx_arg_str(&cmd, h->meta);
-  rx_arg_str(&cmd, verb == CREATE ? "create" : verb == OPEN ? "open" : "attach");
+  rx_arg_str(&cmd, verb == LXSHM__CREATE ? "create" : verb == LXSHM__OPEN ? "open" : "attach");
   rx_arg_str(&cmd, cls->kind);
   rx_arg_str(&cmd, num);
   rx_arg_str(&cmd, inc);
@@ -555,9 +543,9 @@ static int construct(lua_State *L, enum verb verb) {
   return 1;
 }
 
-LXSHM__VARIANT(ns_create, construct(L, CREATE))
-LXSHM__VARIANT(ns_open, construct(L, OPEN))
-LXSHM__VARIANT(ns_attach, construct(L, ATTACH))
+LXSHM__VARIANT(ns_create, construct(L, LXSHM__CREATE))
+LXSHM__VARIANT(ns_open, construct(L, LXSHM__OPEN))
+LXSHM__VARIANT(ns_attach, construct(L, LXSHM__ATTACH))
 
 /* ns:remove(name) -> true | nil, msg, code: any kind. */
 static int ns_remove(lua_State *L) {
