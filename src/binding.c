@@ -332,6 +332,18 @@ lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn ta
 
 /* ---- update ------------------------------------------------------------------------------ */
 
+int lxshm__push_locked_call(lua_State *L, lua_CFunction locked, int fn, void *ctx) {
+  luaL_checkstack(L, 12, NULL); /* room for the call and its error, reserved before locking */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, locked, 1);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, fn);
+  if (ctx == NULL)
+    return 2;
+  lua_pushlightuserdata(L, ctx);
+  return 3;
+}
+
 int lxshm__call_locked(lua_State *L, lxshm__handle *h, int nargs, void (*unlock)(void *),
                        void *ctx) {
   int rc;

@@ -297,6 +297,7 @@ static int dict_update(lua_State *L) {
   lxshm_error err;
   lxshm_status st;
   lxshm__keyarg a;
+  int nargs;
 
   if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
@@ -306,19 +307,14 @@ static int dict_update(lua_State *L) {
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   lua_settop(L, 3);
-  luaL_checkstack(L, 12, NULL); /* room for the call, reserved before locking */
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, update_locked, 1); /* allocates: before the lock */
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
-  lua_pushlightuserdata(L, &u);
+  nargs = lxshm__push_locked_call(L, update_locked, 3, &u);
   u.h = h;
   st = lxshm__dict_lock_key(dict_of(h), &a.k, &u.held, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
   updating[updating_depth++] = lxshm__dict_id(dict_of(h));
   atomic_fetch_add_explicit(&updates_anywhere, 1, memory_order_relaxed);
-  return lxshm__call_locked(L, h, 3, unlock_key, &u);
+  return lxshm__call_locked(L, h, nargs, unlock_key, &u);
 }
 
 /* ---- waiting ------------------------------------------------------------------------------ */

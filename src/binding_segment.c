@@ -178,20 +178,17 @@ static int seg_update(lua_State *L) {
   double timeout;
   lxshm_error err;
   lxshm_status st;
+  int nargs;
 
   luaL_checktype(L, 2, LUA_TFUNCTION);
   timeout = lxshm__opt_timeout(L, 3);
   lxshm__check_not_busy(L, h);
   lua_settop(L, 2);
-  luaL_checkstack(L, 8, NULL); /* room for the call, reserved before locking */
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushcclosure(L, update_locked, 1); /* allocates: before the lock */
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
+  nargs = lxshm__push_locked_call(L, update_locked, 2, NULL);
   st = lxshm__lock(segment_of(h), lxshm__deadline(timeout), &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  return lxshm__call_locked(L, h, 2, unlock, segment_of(h));
+  return lxshm__call_locked(L, h, nargs, unlock, segment_of(h));
 }
 
 /* ---- waiting and introspection --------------------------------------------------------------- */
