@@ -19,6 +19,13 @@ static lxshm__handle *check(lua_State *L) {
   return lxshm__check_handle(L, &lxshm__dict_class);
 }
 
+/* The handle at argument 1, with in *a its key at argument 2; NULL after pushing nil, msg, code
+ * for a key no dictionary can hold (too long, or of a type keys cannot have). */
+static lxshm__handle *check_keyed(lua_State *L, lxshm__keyarg *a) {
+  lxshm__handle *h = check(L);
+  return lxshm__check_key(L, h->name, 2, a) ? h : NULL;
+}
+
 /* ---- update's own dictionaries ------------------------------------------------------------
  * A function running under update holds its key's stripe lock: a change of that dictionary from
  * inside it, through any handle, could wait for that very lock (or deadlock with another process
@@ -70,15 +77,15 @@ static lxshm_status copy_value(void *ctx, char *buf, size_t cap, size_t *len, un
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
 static int dict_get(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   char small[256];
   size_t len, skip;
   unsigned format;
   lxshm_status st;
   lxshm_error err;
   reading r;
-  lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   lua_settop(L, 2);
   r.d = dict_of(h);
@@ -112,9 +119,9 @@ static int dict_get(lua_State *L) {
 
 /* d:version(k) -> version (0: absent) */
 static int dict_version(lua_State *L) {
-  lxshm__handle *h = check(L);
   lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  lxshm__handle *h = check_keyed(L, &a);
+  if (h == NULL)
     return 3;
   lua_pushinteger(L, (lua_Integer)lxshm__dict_version(dict_of(h), &a.k));
   return 1;
@@ -122,12 +129,12 @@ static int dict_version(lua_State *L) {
 
 /* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
 static int dict_ttl(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   lxshm_error err;
   lxshm_status st;
   double s;
-  lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   st = lxshm__dict_ttl(dict_of(h), &a.k, &s, &err);
   if (st != LXSHM_OK)
@@ -153,7 +160,8 @@ static lxshm_status encode_value(lua_State *L, lxshm__handle *h, int arg, size_t
 /* set, safe_set, add, safe_add, replace (flags), cas (LXSHM__DICT_CAS): -> true, evicted (cas:
  * true, new version) | nil, msg, code */
 static int store(lua_State *L, unsigned flags) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   int cas = (flags & LXSHM__DICT_CAS) != 0, varg = cas ? 4 : 3;
   uint64_t expected = 0, version = 0, evicted = 0;
   const char *data;
@@ -161,9 +169,8 @@ static int store(lua_State *L, unsigned flags) {
   lxshm_status st;
   lxshm_error err;
   double ttl;
-  lxshm__keyarg a;
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   if (cas)
     expected = lxshm__check_version(L, 3);
@@ -189,10 +196,10 @@ LXSHM__VARIANT(dict_cas, store(L, LXSHM__DICT_CAS))
 
 /* d:delete(k) -> true */
 static int dict_delete(lua_State *L) {
-  lxshm__handle *h = check(L);
-  lxshm_error err;
   lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  lxshm__handle *h = check_keyed(L, &a);
+  lxshm_error err;
+  if (h == NULL)
     return 3;
   check_not_updating(L, h);
   return result(L, h, lxshm__dict_delete(dict_of(h), &a.k, &err), &err);
@@ -200,14 +207,14 @@ static int dict_delete(lua_State *L) {
 
 /* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
 static int dict_incr(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   lxshm__dict_number step, init, sum;
   lxshm_error err;
   lxshm_status st;
   double ttl;
   int has_init;
-  lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   lxshm__check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
@@ -224,11 +231,11 @@ static int dict_incr(lua_State *L) {
 
 /* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
 static int dict_expire(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   lxshm_error err;
   double ttl;
-  lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   ttl = lxshm__opt_ttl(L, 3);
   check_not_updating(L, h);
@@ -292,14 +299,14 @@ static void unlock_key(void *ctx) {
  * with the key's stripe locked; if it raises, nothing changes, the lock is released and the
  * error propagates. */
 static int dict_update(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   updating_ctx u;
   lxshm_error err;
   lxshm_status st;
-  lxshm__keyarg a;
   int nargs;
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
   u.ttl = lxshm__opt_ttl(L, 4);
@@ -321,14 +328,14 @@ static int dict_update(lua_State *L) {
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
-  lxshm__handle *h = check(L);
+  lxshm__keyarg a;
+  lxshm__handle *h = check_keyed(L, &a);
   lxshm__interrupt intr;
   uint64_t version, now = 0;
   lxshm_error err;
   lxshm_status st;
   double timeout;
-  lxshm__keyarg a;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   version = lxshm__check_version(L, 3);
   timeout = lxshm__opt_timeout(L, 4);

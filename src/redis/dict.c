@@ -29,6 +29,13 @@ static rx_handle *check(lua_State *L) {
   return rx_check(L, &rx_dict_class);
 }
 
+/* The handle at argument 1, with in *a its key at argument 2; NULL after pushing nil, msg, code
+ * for a key no dictionary can hold (too long, or of a type keys cannot have). */
+static rx_handle *check_keyed(lua_State *L, lxshm__keyarg *a) {
+  rx_handle *h = check(L);
+  return lxshm__check_key(L, h->name, 2, a) ? h : NULL;
+}
+
 /* ---- scripts ---------------------------------------------------------------------------------
  * Every script: KEYS[1] the object's hash; ARGV[1] the incarnation, ARGV[2] BASE. */
 /* The part every script starts with; no function is made here, since making closures costs a
@@ -481,8 +488,8 @@ static size_t max_value(const rx_handle *h, size_t el) {
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
 static int dict_get(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
@@ -490,7 +497,7 @@ static int dict_get(lua_State *L) {
   const char *v = NULL;
   size_t vl = 0;
   int present;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   lua_settop(L, 2);
   push_names(L, h, &a); /* 3 E, 4 K, 5 W */
@@ -530,12 +537,12 @@ static lxshm_status key_int(lua_State *L, rx_handle *h, const lxshm__keyarg *a,
 
 /* d:version(k) -> version (0: absent or expired) */
 static int dict_version(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   lxshm_error err;
   lxshm_status st;
   long long n = 0;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   if ((st = key_int(L, h, &a, "HGET", "n", 0, &n, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
@@ -545,12 +552,12 @@ static int dict_version(lua_State *L) {
 
 /* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
 static int dict_ttl(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   lxshm_error err;
   lxshm_status st;
   long long ms = -2;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   if ((st = key_int(L, h, &a, "PTTL", NULL, -2, &ms, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
@@ -566,8 +573,8 @@ static int dict_ttl(lua_State *L) {
 
 /* set, safe_set, add, safe_add, replace, cas -> true, evicted (cas: true, new version) */
 static int change(lua_State *L, const char *flags, int cas) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   int varg = cas ? 4 : 3, enc = varg + 2;
   uint64_t expected = 0, out[2];
   redisReply **box;
@@ -578,7 +585,7 @@ static int change(lua_State *L, const char *flags, int cas) {
   long long ttl;
   char fl[8];
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   if (cas)
     expected = lxshm__check_version(L, 3);
@@ -615,13 +622,13 @@ LXSHM__VARIANT(dict_cas, change(L, "", 1))
 
 /* d:delete(k) -> true */
 static int dict_delete(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   redisReply **box;
   uint64_t out[2];
   lxshm_error err;
   lxshm_status st;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   check_not_updating(L, h);
   lua_settop(L, 2);
@@ -636,8 +643,8 @@ static int dict_delete(lua_State *L) {
 
 /* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
 static int dict_expire(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   redisReply **box;
   rx_cmd cmd;
   size_t el;
@@ -645,7 +652,7 @@ static int dict_expire(lua_State *L) {
   long long ttl, code = 0;
   lxshm_error err;
   lxshm_status st;
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   ttl = ttl_ms(lxshm__opt_ttl(L, 3));
   check_not_updating(L, h);
@@ -672,8 +679,8 @@ static int dict_expire(lua_State *L) {
  * integer, wrapping, on every runtime), stores with a compare-and-set on the version read, and
  * again from the start on conflict. */
 static int dict_incr(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   lxshm__dict_number step, init, current, sum;
   redisReply **box;
   lxshm_error err;
@@ -681,7 +688,7 @@ static int dict_incr(lua_State *L) {
   int has_init;
   long long ttl;
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   lxshm__check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
@@ -736,15 +743,15 @@ static int dict_incr(lua_State *L) {
  * runs with no lock held; its result is stored only if the key did not change meanwhile, else fn
  * runs again on the newer value. If fn raises, nothing changes and the error propagates. */
 static int dict_update(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
   long long ttl;
   size_t el;
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
   ttl = ttl_ms(lxshm__opt_ttl(L, 4));
@@ -804,8 +811,8 @@ static int dict_update(lua_State *L) {
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
 static int dict_wait(lua_State *L) {
-  rx_handle *h = check(L);
   lxshm__keyarg a;
+  rx_handle *h = check_keyed(L, &a);
   uint64_t want;
   double timeout, deadline;
   redisReply **box;
@@ -814,7 +821,7 @@ static int dict_wait(lua_State *L) {
   size_t el, wl;
   const char *e, *w;
 
-  if (!lxshm__check_key(L, h->name, 2, &a))
+  if (h == NULL)
     return 3;
   want = lxshm__check_version(L, 3);
   timeout = lxshm__opt_timeout(L, 4);
