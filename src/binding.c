@@ -236,17 +236,16 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
   return st;
 }
 
-lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,
-                                 unsigned char head[LXSHM__STRING_HEADER_MAX], size_t *hl,
-                                 const char **out, size_t *len, lxshm_error *err) {
+lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__encoded *v,
+                                 lxshm_error *err) {
   size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
-  *hl = 0;
+  v->hl = 0;
   if (lua_type(L, idx) != LUA_TSTRING || n > UINT32_MAX) /* the encoder refuses the latter */
     return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
-                         out, len, err);
-  *out = lua_tolstring(L, idx, len);
-  *hl = lxshm__string_header(*out, *len, head);
-  if (*hl > limit || *len > limit - *hl) /* refused as the encoder would, in its words */
+                         &v->data, &v->len, err);
+  v->data = lua_tolstring(L, idx, &v->len);
+  v->hl = lxshm__string_header(v->data, v->len, v->head);
+  if (v->hl > limit || v->len > limit - v->hl) /* refused as the encoder would, in its words */
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
                        (unsigned long long)limit);
   return LXSHM_OK;
@@ -483,24 +482,22 @@ static int mod_strerror(lua_State *L) {
 
 /* lxshm.encode(v) -> bytes | nil, msg, UNSUPPORTED */
 static int mod_encode(lua_State *L) {
-  unsigned char head[LXSHM__STRING_HEADER_MAX];
-  const char *out;
-  size_t hl, len;
+  lxshm__encoded v;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 1);
   lua_settop(L, 1);
-  st = lxshm__encode_value(L, 1, UINT64_MAX, head, &hl, &out, &len, &err);
+  st = lxshm__encode_value(L, 1, UINT64_MAX, &v, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "encode", st, &err);
-  if (hl > 0) { /* a string: header .. s */
-    lua_pushlstring(L, (const char *)head, hl);
+  if (v.hl > 0) { /* a string: header .. s */
+    lua_pushlstring(L, (const char *)v.head, v.hl);
     lua_insert(L, 1);
     lua_concat(L, 2);
   }
   else
-    lxshm__push_encoded(L, lxshm__encoder_of(L), out, len);
+    lxshm__push_encoded(L, lxshm__encoder_of(L), v.data, v.len);
   return 1;
 }
 

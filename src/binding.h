@@ -149,13 +149,20 @@ int lxshm__locked_result(lua_State *L, lxshm_status st, const lxshm_error *err);
 /* Values up to this many bytes are copied on the C stack. */
 #define LXSHM__SMALL_VALUE 1024
 
-/* The value at stack index idx as the MessagePack bytes to store, at most `limit` of them: a
- * string as its header (head[0..*hl-1]) followed by its own bytes (*out, *len), without the
- * encoder or a copy; anything else encoded into *out, *len (*hl = 0). Nothing may call Lua between
- * this and the copy of *out (the encoder's buffer, or the string on the stack). Returns the
- * encoder's refusal (UNSUPPORTED, INVALID_SIZE) in its words. */
-lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit,
-                                 unsigned char head[LXSHM__STRING_HEADER_MAX], size_t *hl,
-                                 const char **out, size_t *len, lxshm_error *err);
+/* A value as the MessagePack bytes to store: head[0..hl-1] followed by data[0..len-1]. */
+typedef struct lxshm__encoded {
+  unsigned char head[LXSHM__STRING_HEADER_MAX];
+  size_t hl;
+  const char *data;
+  size_t len;
+} lxshm__encoded;
+
+/* The value at stack index idx as the bytes to store, at most `limit` of them: a string as its
+ * header followed by its own bytes, without the encoder or a copy; anything else encoded into
+ * data (hl = 0). Nothing may call Lua between this and the copy of data (the encoder's buffer,
+ * or the string on the stack). Returns the encoder's refusal (UNSUPPORTED, INVALID_SIZE) in its
+ * words. */
+lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__encoded *v,
+                                 lxshm_error *err);
 
 #endif

@@ -31,17 +31,16 @@ static int seg_write(lua_State *L) {
 static int seg_put(lua_State *L) {
   lxshm__handle *h = check(L);
   double timeout = lxshm__opt_timeout(L, 3);
-  unsigned char head[LXSHM__STRING_HEADER_MAX];
-  const char *out;
-  size_t hl, len;
+  lxshm__encoded v;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 2);
   lxshm__check_not_busy(L, h);
-  st = lxshm__encode_value(L, 2, h->size, head, &hl, &out, &len, &err);
-  if (st == LXSHM_OK) /* no Lua call between here and the commit: out stays valid */
-    st = lxshm__write(segment_of(h), head, hl, out, len, LXSHM__FORMAT_MSGPACK, timeout, &err);
+  st = lxshm__encode_value(L, 2, h->size, &v, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the commit: v.data stays valid */
+    st = lxshm__write(segment_of(h), v.head, v.hl, v.data, v.len, LXSHM__FORMAT_MSGPACK, timeout,
+                      &err);
   return lxshm__result(L, h, st, &err);
 }
 

@@ -22,20 +22,17 @@ static lxshm__handle *check(lua_State *L) {
 static int topic_publish(lua_State *L) {
   lxshm__handle *h = check(L);
   double timeout = lxshm__opt_timeout(L, 3);
-  uint64_t seq = 0, max;
-  unsigned char head[LXSHM__STRING_HEADER_MAX];
-  const char *out;
-  size_t hl, len;
+  uint64_t seq = 0;
+  lxshm__encoded v;
   lxshm_error err;
   lxshm_status st;
 
   luaL_checkany(L, 2);
   lxshm__hold(h); /* the encoder may allocate, and a finalizer then close h */
-  max = lxshm__topic_max_value(topic_of(h));
-  st = lxshm__encode_value(L, 2, max, head, &hl, &out, &len, &err);
-  if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
-    st = lxshm__topic_publish(topic_of(h), head, hl, out, len, LXSHM__FORMAT_MSGPACK, timeout, &seq,
-                              &err);
+  st = lxshm__encode_value(L, 2, lxshm__topic_max_value(topic_of(h)), &v, &err);
+  if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: v.data stays valid */
+    st = lxshm__topic_publish(topic_of(h), v.head, v.hl, v.data, v.len, LXSHM__FORMAT_MSGPACK,
+                              timeout, &seq, &err);
   lxshm__drop(h);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
