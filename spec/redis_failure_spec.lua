@@ -145,13 +145,26 @@ describe("a server killed and restarted", function()
         publish = function() return t:publish("m2") end,
         next = function() return sub:next(0) end,
         create = function() return ns:create("kill.other", 8) end,
+        stat = function() return seg:stat() end,
+        qstat = function() return q:stat() end,
+        count = function() return q:count() end,
+        dstat = function() return d:stat() end,
+        last = function() return t:last() end,
       }) do
         local v, msg, code = call()
         assert.is_nil(v, what)
         assert.equal(lxshm.UNAVAILABLE, code, what)
         assert.matches("^%S+: Redis at ", msg)
       end
+      -- tostring does not fail: what it cannot learn it shows as "?"
+      assert.equal("lxshm.segment: kill.seg (64 bytes)", tostring(seg))
+      assert.equal("lxshm.queue: kill.q (1024 bytes, ? values)", tostring(q))
+      assert.equal("lxshm.dict: kill.d (65536 bytes, ? keys)", tostring(d))
+      assert.equal("lxshm.topic: kill.t (65536 bytes, last ?)", tostring(t))
       assert(server:start())
+      assert.equal("lxshm.queue: kill.q (1024 bytes, 2 values)", tostring(q))
+      assert.equal("lxshm.dict: kill.d (65536 bytes, 1 keys)", tostring(d))
+      assert.equal("lxshm.topic: kill.t (65536 bytes, last 1)", tostring(t))
       assert.same({ n = 1 }, seg:get())
       assert.equal(1, seg:version())
       assert(seg:put({ n = 2 }))
