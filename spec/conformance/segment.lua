@@ -223,16 +223,18 @@ return function(b)
       local st = seg:stat()
       assert.same({ name = name, size = 64, used = 0, version = 0, writer_pid = 0, updated = 0,
         waiters = 0 }, st)
-      local before = os.time()
+      local before = util.proc.wallclock()
       assert(seg:write("abc"))
       st = seg:stat()
       assert.equal(3, st.used)
       assert.equal(1, st.version)
       assert.equal(util.proc.pid(), st.writer_pid)
-      local after = os.time()
-      assert.is_true(st.updated >= before - 1 and st.updated <= after + 1,
-        ("updated %.6f, expected between %d and %d (os.time() before the write and after stat)")
-          :format(st.updated, before - 1, after + 1))
+      local after = util.proc.wallclock()
+      -- the same clock as the writer's, read before the write and after stat; 10 us of slack for
+      -- Redis, which keeps updated to the microsecond
+      assert.is_true(st.updated >= before - 1e-5 and st.updated <= after + 1e-5,
+        ("updated %.6f, expected between %.6f and %.6f (the wall clock before the write and"
+          .. " after stat)"):format(st.updated, before, after))
       local c = b.child("seg_wait", name, 1, 30)
       c:await("waiting")
       util.eventually(function() return seg:stat().waiters == 1 end, 10, "one waiter")

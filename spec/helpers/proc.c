@@ -146,6 +146,15 @@ static int proc_now(lua_State *L) {
   return 1;
 }
 
+/* proc.wallclock() -> seconds since the epoch, to the microsecond or better: the clock a
+ * segment's `updated` is read from (os.time() is whole seconds, and may lag it by a tick). */
+static int proc_wallclock(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+  return 1;
+}
+
 static int proc_pid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
@@ -199,6 +208,7 @@ __attribute__((visibility("default"))) int luaopen_test_proc(lua_State *L) {
                                    {"wait", proc_wait},
                                    {"sleep", proc_sleep},
                                    {"now", proc_now},
+                                   {"wallclock", proc_wallclock},
                                    {"pid", proc_pid},
                                    {"umask", proc_umask},
                                    {"file_mode", proc_file_mode},
