@@ -80,7 +80,7 @@ static int dict_get(lua_State *L) {
   lxshm__keyarg a;
   lxshm__handle *h = check_keyed(L, &a);
   char small[256];
-  size_t len, skip;
+  size_t len;
   unsigned format;
   lxshm_status st;
   lxshm_error err;
@@ -91,22 +91,16 @@ static int dict_get(lua_State *L) {
   r.d = dict_of(h);
   r.key = &a.k;
   r.version = 0;
-  /* Small values, the common case, without the copy buffer; a string without the decoder. */
+  /* Small values, the common case, without the copy buffer (and a string without the decoder:
+   * lxshm__push_bytes). Pushing them reads only `small`, so a finalizer may close h meanwhile. */
   st = lxshm__dict_get(r.d, &a.k, small, sizeof small, &len, &format, &r.version, &err);
-  if (st == LXSHM_OK) {
-    skip = format == LXSHM__FORMAT_MSGPACK ? lxshm__string_span(small, len) : 0;
-    if (skip > 0 || format == LXSHM__FORMAT_RAW) {
-      lua_pushlstring(L, small + skip, len - skip);
-      lua_pushinteger(L, (lua_Integer)r.version);
-      return 2;
-    }
-  }
-  lxshm__hold(h); /* the copy may allocate, and a finalizer may close the handle */
   if (st == LXSHM_OK)
     st = lxshm__push_bytes(L, small, len, format, &err);
-  else if (st == LXSHM_INVALID_SIZE)
+  else if (st == LXSHM_INVALID_SIZE) {
+    lxshm__hold(h); /* the copy may allocate, and a finalizer may close the handle */
     st = lxshm__copy_out(L, len, copy_value, &r, 0, &err);
-  lxshm__drop(h);
+    lxshm__drop(h);
+  }
   if (st == LXSHM_NOT_FOUND) {
     lua_pushnil(L);
     return 1;
