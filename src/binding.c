@@ -238,9 +238,8 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
 
 lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__encoded *v,
                                  lxshm_error *err) {
-  size_t n = lua_type(L, idx) == LUA_TSTRING ? lua_rawlen(L, idx) : 0;
   v->hl = 0;
-  if (lua_type(L, idx) != LUA_TSTRING || n > UINT32_MAX) /* the encoder refuses the latter */
+  if (lua_type(L, idx) != LUA_TSTRING || lua_rawlen(L, idx) > UINT32_MAX) /* encoder refuses it */
     return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
                          &v->data, &v->len, err);
   v->data = lua_tolstring(L, idx, &v->len);
