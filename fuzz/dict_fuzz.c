@@ -142,13 +142,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (op = 0; in.left > 0 && op < 400; op++) {
     unsigned what = byte(&in) % 14;
     int k = (int)(byte(&in) % KEYS), evicting = 0;
-    lxshm__dict_stat before, after;
+    lxshm__figures before, after;
     char key[400];
     size_t klen, len;
     uint64_t version = 0, evicted = 0, n;
     lxshm_status st = LXSHM_OK;
     key_of(k, key, &klen);
-    lxshm__dict_stat_get(d, &before);
+    lxshm__figures_get(d, &before);
     switch (what) {
       case 0: /* set */
       case 1: /* safe_set */
@@ -297,14 +297,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     /* Keys may have gone only if this operation evicted some, and only as many as it says; a
      * change that fails with FULL evicts nothing. */
-    lxshm__dict_stat_get(d, &after);
-    if (st == LXSHM_FULL && after.evictions != before.evictions)
+    lxshm__figures_get(d, &after);
+    if (st == LXSHM_FULL && after.dict.evictions != before.dict.evictions)
       fail("a change that failed with FULL evicted keys", op, k);
-    if (what <= 3 && after.evictions - before.evictions != evicted)
+    if (what <= 3 && after.dict.evictions - before.dict.evictions != evicted)
       fail("a store reported evictions that did not happen, or hid some", op, k);
     if (!evicting && what <= 3 && evicted != 0)
       fail("a safe store evicted", op, k);
-    check_all(op, after.evictions != before.evictions);
+    check_all(op, after.dict.evictions != before.dict.evictions);
     if (op % 16 == 15 && lxshm_dict_check(d, &err) != LXSHM_OK)
       fail(err.message, op, -1);
   }

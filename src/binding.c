@@ -152,8 +152,11 @@ static void push_stat(lua_State *L, lxshm__handle *h) {
     lua_pop(L, 1);
     lua_pushnil(L);
   }
-  else
-    h->cls->stat(L, h);
+  else {
+    lxshm__figures f;
+    lxshm__figures_get(h->obj, &f);
+    lxshm__set_figures(L, h->obj->kind->figures, f.figure);
+  }
 }
 
 /* h:stat(), for the class it was called as (upvalue 2). */

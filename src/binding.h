@@ -28,8 +28,6 @@ struct lxshm__class {
   const char *suffix;      /* of the module's constructors: "" (create), "_queue" (create_queue) */
   const lxshm__kind *kind; /* the core's kind */
   const luaL_Reg *methods; /* its own methods; close, name, stat and the metamethods are shared */
-  /* Sets the figures of h:stat() in the table on the stack top (lxshm__set_figures). */
-  void (*stat)(lua_State *L, lxshm__handle *h);
   /* What __tostring shows after the name of an open handle, "(%s bytes, %s keys)": the size,
    * and the stat figure named `shown` (NULL: the size alone). */
   const char *description;

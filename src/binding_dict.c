@@ -513,18 +513,7 @@ static int dict_flush_expired(lua_State *L) {
 /* d:check() -> true | nil, msg, CORRUPT */
 LXSHM__VARIANT(dict_check, whole(L, lxshm_dict_check))
 
-/* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
-static void stat(lua_State *L, lxshm__handle *h) {
-  lxshm__dict_stat s;
-  lxshm__dict_stat_get(dict_of(h), &s);
-  {
-    const uint64_t f[] = {s.capacity,  s.used,        s.free,    s.count,
-                          s.evictions, s.expirations, s.version, s.waiters};
-    lxshm__set_figures(L, "capacity used free count evictions expirations version waiters", f);
-  }
-}
-
 static const luaL_Reg methods[] = {LXSHM__DICT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__dict_class = {
-    "lxshm.dict", "_dict", &lxshm__dict_kind, methods, stat, "(%s bytes, %s keys)", "count", NULL};
+    "lxshm.dict", "_dict", &lxshm__dict_kind, methods, "(%s bytes, %s keys)", "count", NULL};

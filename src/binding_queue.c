@@ -148,18 +148,7 @@ LXSHM__GETTER(queue_count, lxshm_queue_count, queue_of)
 LXSHM__GETTER(queue_size, lxshm_queue_size, queue_of)
 LXSHM__GETTER(queue_used, lxshm_queue_used, queue_of)
 
-/* q:stat() -> { name, size, used, count, pop_waiters, push_waiters } */
-static void stat(lua_State *L, lxshm__handle *h) {
-  lxshm__queue_stat s;
-  lxshm__queue_stat_get(queue_of(h), &s);
-  {
-    const uint64_t f[] = {s.size, s.used, s.count, s.pop_waiters, s.push_waiters};
-    lxshm__set_figures(L, "size used count pop_waiters push_waiters", f);
-  }
-}
-
 static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const lxshm__class lxshm__queue_class = {"lxshm.queue", "_queue", &lxshm__queue_kind,
-                                         methods,       stat,     "(%s bytes, %s values)",
-                                         "count",       NULL};
+const lxshm__class lxshm__queue_class = {
+    "lxshm.queue", "_queue", &lxshm__queue_kind, methods, "(%s bytes, %s values)", "count", NULL};

@@ -212,19 +212,7 @@ static int seg_wait(lua_State *L) {
   return 1;
 }
 
-/* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } */
-static void stat(lua_State *L, lxshm__handle *h) {
-  lxshm__stat s;
-  lxshm__stat_get(segment_of(h), &s);
-  {
-    const uint64_t f[] = {s.size, s.used, s.version, s.writer_pid, s.waiters};
-    lxshm__set_figures(L, "size used version writer_pid waiters", f);
-  }
-  lua_pushnumber(L, (lua_Number)s.updated_ns / 1e9);
-  lua_setfield(L, -2, "updated");
-}
-
 static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__segment_class = {
-    "lxshm.segment", "", &lxshm__segment_kind, methods, stat, "(%s bytes)", NULL, NULL};
+    "lxshm.segment", "", &lxshm__segment_kind, methods, "(%s bytes)", NULL, NULL};

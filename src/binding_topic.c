@@ -134,20 +134,10 @@ static int topic_unsubscribe(lua_State *L) {
 LXSHM__GETTER(topic_last, lxshm_topic_last, topic_of)
 LXSHM__GETTER(topic_size, lxshm_topic_size, topic_of)
 
-/* t:stat() -> { name, size, last, oldest, subscribers, waiters } */
-static void stat(lua_State *L, lxshm__handle *h) {
-  lxshm__topic_stat s;
-  lxshm__topic_stat_get(topic_of(h), &s);
-  {
-    const uint64_t f[] = {s.size, s.last, s.oldest, s.subscribers, s.waiters};
-    lxshm__set_figures(L, "size last oldest subscribers waiters", f);
-  }
-}
-
 static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const lxshm__class lxshm__topic_class = {
-    "lxshm.topic",         "_topic", &lxshm__topic_kind, methods, stat,
+    "lxshm.topic",         "_topic", &lxshm__topic_kind, methods,
     "(%s bytes, last %s)", "last",   lxshm__topic_option};
 
 /* ---- subscriptions ------------------------------------------------------------------------ */

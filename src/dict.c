@@ -1972,7 +1972,9 @@ lxshm_status lxshm_dict_flush_all(lxshm_dict *d, lxshm_error *err) {
   return LXSHM_OK;
 }
 
-void lxshm__dict_stat_get(lxshm_dict *d, lxshm__dict_stat *st) {
+static void stat(lxshm__object *o, lxshm__figures *out) {
+  lxshm_dict *d = (lxshm_dict *)o;
+  lxshm__dict_stat *st = &out->dict;
   uint64_t free_units = load64(&d->alloc->free_units);
   uint32_t s;
   memset(st, 0, sizeof *st);
@@ -2321,7 +2323,8 @@ static lxshm_status init(lxshm__object *o, lxshm_error *err) {
 }
 
 const lxshm__kind lxshm__dict_kind = {
-    LXSHM__KIND_DICT, "dict", "open_dict", sizeof(lxshm_dict), plan, init, bind};
+    LXSHM__KIND_DICT,  "dict", "open_dict", sizeof(lxshm_dict), plan, init, bind,
+    LXSHM__DICT_NAMES, stat};
 
 /* lxshm_dict_create, _attach, _open_with, _open, _close, _capacity and _name */
 LXSHM__TYPED_CREATE(lxshm_dict_, lxshm_dict, lxshm__dict_kind)

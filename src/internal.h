@@ -190,32 +190,69 @@ lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf
  * buffer. */
 size_t lxshm__subscription_front_length(const lxshm_subscription *sub);
 
-/* ---- introspection ------------------------------------------------------------------------ */
+/* ---- introspection ---------------------------------------------------------------------------
+ * What stat shows of each kind, as X(name) for each figure. A kind's stat struct holds them in
+ * this order, each a uint64_t, and lxshm__figures lays them over an array, so that stat in either
+ * binding is one loop over names and values. A name ending in _ns is a wall-clock time in ns
+ * since the epoch, shown to Lua without the suffix, in seconds. The Redis backend fills the same
+ * structs. */
 
-typedef struct lxshm__stat {
-  uint64_t size;       /* capacity in bytes */
-  uint64_t used;       /* bytes of the current value */
-  uint64_t version;    /* commits so far */
-  uint32_t writer_pid; /* process of the last commit, 0 before any */
-  int64_t updated_ns;  /* wall-clock time of the last commit, ns since the epoch; 0 before any */
-  uint32_t waiters;    /* processes blocked in wait now */
-} lxshm__stat;
+/* size: capacity in bytes; used: bytes of the current value; version: commits so far;
+ * writer_pid: process of the last commit and updated_ns: its time (both 0 before any);
+ * waiters: processes blocked in wait now. */
+#define LXSHM__SEGMENT_FIGURES(X) X(size) X(used) X(version) X(writer_pid) X(updated_ns) X(waiters)
 
-/* Fills st with one consistent snapshot of the segment's bookkeeping. Cannot fail. */
-void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st);
+/* size: bytes of the ring; used: bytes in use; count: values waiting; pop_waiters: processes
+ * blocked in pop, waiting for a value; push_waiters: in push, waiting for room. */
+#define LXSHM__QUEUE_FIGURES(X) X(size) X(used) X(count) X(pop_waiters) X(push_waiters)
 
+/* capacity: bytes for entries, as created; used: of them, bytes not free; count: keys present;
+ * evictions: live keys evicted to make room, ever; expirations: expired keys reclaimed, ever;
+ * version: changes of any key so far; free: lxshm_dict_free_space without reclaiming;
+ * waiters: processes in wait now. */
+#define LXSHM__DICT_FIGURES(X) \
+  X(capacity) X(used) X(count) X(evictions) X(expirations) X(version) X(free) X(waiters)
+
+/* size: bytes of the ring; last: newest message, 0 before any; oldest: oldest message held, last
+ * + 1 when none; subscribers: named subscriptions; waiters: processes blocked in next. */
+#define LXSHM__TOPIC_FIGURES(X) X(size) X(last) X(oldest) X(subscribers) X(waiters)
+
+#define LXSHM__FIGURE_FIELD(name) uint64_t name;
+#define LXSHM__FIGURE_NAME(name) #name " "
+
+/* The names as one string of words: "size used count pop_waiters push_waiters " */
+#define LXSHM__SEGMENT_NAMES LXSHM__SEGMENT_FIGURES(LXSHM__FIGURE_NAME)
+#define LXSHM__QUEUE_NAMES LXSHM__QUEUE_FIGURES(LXSHM__FIGURE_NAME)
+#define LXSHM__DICT_NAMES LXSHM__DICT_FIGURES(LXSHM__FIGURE_NAME)
+#define LXSHM__TOPIC_NAMES LXSHM__TOPIC_FIGURES(LXSHM__FIGURE_NAME)
+
+typedef struct lxshm__segment_stat {
+  LXSHM__SEGMENT_FIGURES(LXSHM__FIGURE_FIELD)
+} lxshm__segment_stat;
 typedef struct lxshm__queue_stat {
-  uint64_t size;         /* bytes of the ring */
-  uint64_t used;         /* bytes in use */
-  uint64_t count;        /* values waiting */
-  uint32_t pop_waiters;  /* processes blocked in pop, waiting for a value */
-  uint32_t push_waiters; /* processes blocked in push, waiting for room */
+  LXSHM__QUEUE_FIGURES(LXSHM__FIGURE_FIELD)
 } lxshm__queue_stat;
+typedef struct lxshm__dict_stat {
+  LXSHM__DICT_FIGURES(LXSHM__FIGURE_FIELD)
+} lxshm__dict_stat;
+typedef struct lxshm__topic_stat {
+  LXSHM__TOPIC_FIGURES(LXSHM__FIGURE_FIELD)
+} lxshm__topic_stat;
 
-/* Fills st with the queue's bookkeeping (each figure read once; they may belong to slightly
- * different instants while others push and pop). Cannot fail. */
-void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st);
+/* Any kind's figures; figure[i] is the one named by the i-th word of the kind's names. */
+#define LXSHM__FIGURES_MAX 8
+typedef union lxshm__figures {
+  uint64_t figure[LXSHM__FIGURES_MAX];
+  lxshm__segment_stat segment;
+  lxshm__queue_stat queue;
+  lxshm__dict_stat dict;
+  lxshm__topic_stat topic;
+} lxshm__figures;
 
+/* Fills *out with the figures of the handle of any kind (lxshm_segment, lxshm_queue, …). Each
+ * is read once; they may belong to slightly different instants while others change the object,
+ * but a segment's describe one commit. Cannot fail. */
+void lxshm__figures_get(void *handle, lxshm__figures *out);
 
 /* ---- dictionaries, for the binding (dict.c) ------------------------------------------------ */
 
@@ -317,33 +354,9 @@ void lxshm__dict_unlock_key(lxshm_dict *d, const lxshm__dict_held *held);
 lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void *buf, size_t cap,
                               size_t *used, uint32_t *count, lxshm_error *err);
 
-typedef struct lxshm__dict_stat {
-  uint64_t capacity;    /* bytes for entries, as created */
-  uint64_t used;        /* of them, bytes not free */
-  uint64_t free;        /* lxshm_dict_free_space, without reclaiming */
-  uint64_t count;       /* keys present */
-  uint64_t evictions;   /* live keys evicted to make room, ever */
-  uint64_t expirations; /* expired keys reclaimed, ever */
-  uint64_t version;     /* changes of any key so far */
-  uint32_t waiters;     /* processes in wait now */
-} lxshm__dict_stat;
-
-/* Fills st; each figure is read once and they may belong to slightly different instants. */
-void lxshm__dict_stat_get(lxshm_dict *d, lxshm__dict_stat *st);
-
 /* Test-only: when not NULL, called at every step of a change where a process could die with a
  * lasting effect (before each shared write, at each commit), so that a test can end the process
  * there. */
 extern void (*lxshm__dict_step_hook)(void);
-typedef struct lxshm__topic_stat {
-  uint64_t size;        /* bytes of the ring */
-  uint64_t last;        /* newest message, 0 before any */
-  uint64_t oldest;      /* oldest message held; last + 1 when none */
-  uint32_t subscribers; /* named subscriptions */
-  uint32_t waiters;     /* processes blocked in next, waiting for a message */
-} lxshm__topic_stat;
-
-/* Fills st with the topic's bookkeeping (each figure read once). Cannot fail. */
-void lxshm__topic_stat_get(lxshm_topic *t, lxshm__topic_stat *st);
 
 #endif

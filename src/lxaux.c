@@ -44,15 +44,21 @@ const char *lxshm__format_u64(lua_State *L, uint64_t n) {
 
 void lxshm__set_figures(lua_State *L, const char *names, const uint64_t *values) {
   const char *p = names;
-  for (;;) {
+  while (*p != '\0') {
     const char *end = strchr(p, ' ');
     size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
-    lua_pushlstring(L, p, n);
-    lua_pushinteger(L, (lua_Integer)*values++);
+    if (n > 3 && memcmp(p + n - 3, "_ns", 3) == 0) { /* a time: seconds, without the suffix */
+      lua_pushlstring(L, p, n - 3);
+      lua_pushnumber(L, (lua_Number)*values++ / 1e9);
+    }
+    else {
+      lua_pushlstring(L, p, n);
+      lua_pushinteger(L, (lua_Integer)*values++);
+    }
     lua_rawset(L, -3);
-    if (end == NULL)
-      return;
-    p = end + 1;
+    p += n;
+    while (*p == ' ')
+      p++;
   }
 }
 

@@ -32,7 +32,8 @@ lxshm_status lxshm__push_bytes(lua_State *L, const char *p, size_t len, unsigned
 const char *lxshm__format_u64(lua_State *L, uint64_t n);
 
 /* Sets a stat table's figures in the table on the stack top: values[i] under the i-th word of
- * `names`, words separated by single spaces ("size used count"). */
+ * `names`, words separated by spaces ("size used count ", a kind's LXSHM__*_NAMES). A word
+ * ending in _ns is a time in ns: it is set without the suffix, in seconds. */
 void lxshm__set_figures(lua_State *L, const char *names, const uint64_t *values);
 
 /* Pushes what tostring() shows of an object handle, the same for both modules: "TYPE: NAME "

@@ -279,6 +279,11 @@ void lxshm__close(lxshm__object *o) {
   free(o);
 }
 
+void lxshm__figures_get(void *handle, lxshm__figures *out) {
+  lxshm__object *o = (lxshm__object *)handle;
+  o->kind->stat(o, out);
+}
+
 /* ---- locks -------------------------------------------------------------------------------- */
 
 lxshm_status lxshm__object_lock(lxshm__object *o, void *lock, uint64_t deadline,

@@ -39,6 +39,10 @@ struct lxshm__kind {
   lxshm_status (*init)(lxshm__object *o, lxshm_error *err);
   /* Sets the handle's own pointers into a validated mapping (may be NULL). */
   void (*bind)(lxshm__object *o);
+  /* What stat shows: the figures' names, one word each ("size used count "), and a function
+   * that fills its member of *out (lxshm__figures_get). */
+  const char *figures;
+  void (*stat)(lxshm__object *o, lxshm__figures *out);
 };
 
 extern const lxshm__kind lxshm__segment_kind;

@@ -55,9 +55,6 @@ static void bind(lxshm__object *o) {
   q->ring.capacity = o->capacity;
 }
 
-const lxshm__kind lxshm__queue_kind = {
-    LXSHM__KIND_QUEUE, "queue", "open_queue", sizeof(lxshm_queue), plan, init, bind};
-
 /* ---- create, open, close ---------------------------------------------------------------- */
 
 /* lxshm_queue_create, _attach, _open_with, _open, _close, _size and _name */
@@ -433,10 +430,16 @@ size_t lxshm__queue_front_length(lxshm_queue *q) {
   return len <= q->obj.capacity ? len : 0;
 }
 
-void lxshm__queue_stat_get(lxshm_queue *q, lxshm__queue_stat *st) {
+static void stat(lxshm__object *o, lxshm__figures *out) {
+  lxshm_queue *q = (lxshm_queue *)o;
+  lxshm__queue_stat *st = &out->queue;
   st->size = q->obj.capacity;
   st->used = lxshm_queue_used(q);
   st->count = lxshm_queue_count(q);
   st->pop_waiters = lxshm__waiter_count(&q->obj, &q->state->not_empty);
   st->push_waiters = lxshm__waiter_count(&q->obj, &q->state->not_full);
 }
+
+const lxshm__kind lxshm__queue_kind = {
+    LXSHM__KIND_QUEUE,  "queue", "open_queue", sizeof(lxshm_queue), plan, init, bind,
+    LXSHM__QUEUE_NAMES, stat};

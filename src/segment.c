@@ -42,9 +42,6 @@ static void bind(lxshm__object *o) {
 }
 
 /* A new object is all zero: both slots hold the empty value of version 0, with no waiters. */
-const lxshm__kind lxshm__segment_kind = {
-    LXSHM__KIND_SEGMENT, "segment", "open", sizeof(lxshm_segment), plan, NULL, bind};
-
 /* ---- create, open, attach, remove, close ------------------------------------------------- */
 
 /* lxshm_create, lxshm_attach, lxshm_open_with, lxshm_open, lxshm_close, lxshm_size and
@@ -289,7 +286,9 @@ lxshm_status lxshm_wait(lxshm_segment *seg, uint64_t version, double timeout, ui
 
 /* ---- introspection -------------------------------------------------------------------------- */
 
-void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st) {
+static void stat(lxshm__object *o, lxshm__figures *out) {
+  lxshm_segment *seg = (lxshm_segment *)o;
+  lxshm__segment_stat *st = &out->segment;
   const lxshm__segment_state *s = seg->state;
   uint64_t v;
   do { /* the slot's fields belong to version v while the version has not moved */
@@ -307,3 +306,7 @@ void lxshm__stat_get(lxshm_segment *seg, lxshm__stat *st) {
     st->used = seg->obj.capacity;
   st->waiters = lxshm__waiter_count(&seg->obj, &seg->state->waiters);
 }
+
+const lxshm__kind lxshm__segment_kind = {
+    LXSHM__KIND_SEGMENT,  "segment", "open", sizeof(lxshm_segment), plan, NULL, bind,
+    LXSHM__SEGMENT_NAMES, stat};

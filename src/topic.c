@@ -99,9 +99,6 @@ static void bind(lxshm__object *o) {
   t->ring.capacity = o->capacity;
 }
 
-const lxshm__kind lxshm__topic_kind = {
-    LXSHM__KIND_TOPIC, "topic", "open_topic", sizeof(lxshm_topic), plan, init, bind};
-
 /* ---- create, open, close ---------------------------------------------------------------- */
 
 lxshm_status lxshm_topic_create(const char *name, uint64_t size, unsigned cursors, unsigned mode,
@@ -673,7 +670,9 @@ size_t lxshm__subscription_front_length(const lxshm_subscription *sub) {
 
 /* ---- introspection ------------------------------------------------------------------------ */
 
-void lxshm__topic_stat_get(lxshm_topic *t, lxshm__topic_stat *st) {
+static void stat(lxshm__object *o, lxshm__figures *out) {
+  lxshm_topic *t = (lxshm_topic *)o;
+  lxshm__topic_stat *st = &out->topic;
   unsigned i;
   st->size = t->obj.capacity;
   st->oldest = lxshm_topic_oldest(t); /* first: oldest <= last + 1 then holds for the pair */
@@ -683,3 +682,7 @@ void lxshm__topic_stat_get(lxshm_topic *t, lxshm__topic_stat *st) {
     st->subscribers += atomic_load_explicit(&t->cursors[i].used, memory_order_relaxed) != 0;
   st->waiters = lxshm__waiter_count(&t->obj, &t->state->arrived);
 }
+
+const lxshm__kind lxshm__topic_kind = {
+    LXSHM__KIND_TOPIC,  "topic", "open_topic", sizeof(lxshm_topic), plan, init, bind,
+    LXSHM__TOPIC_NAMES, stat};

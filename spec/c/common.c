@@ -102,9 +102,9 @@ lxshm__object *queue_object(lxshm_queue *q) {
 }
 
 uint32_t waiters_now(lxshm_segment *seg) {
-  lxshm__stat st;
-  lxshm__stat_get(seg, &st);
-  return st.waiters;
+  lxshm__figures f;
+  lxshm__figures_get(seg, &f);
+  return (uint32_t)f.segment.waiters;
 }
 
 void await_waiters(lxshm_segment *seg, uint32_t n) {

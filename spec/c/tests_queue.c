@@ -12,14 +12,14 @@ enum { C_READY }; /* counter (test.h): a helper reached its first step */
 /* Returns once the queue has at least `pops` blocked pops and `pushes` blocked pushes. */
 static void await_blocked(lxshm_queue *q, uint32_t pops, uint32_t pushes) {
   double end = now_s() + scaled(20);
-  lxshm__queue_stat st;
+  lxshm__figures f;
   for (;;) {
-    lxshm__queue_stat_get(q, &st);
-    if (st.pop_waiters >= pops && st.push_waiters >= pushes)
+    lxshm__figures_get(q, &f);
+    if (f.queue.pop_waiters >= pops && f.queue.push_waiters >= pushes)
       return;
     if (now_s() > end)
-      FAIL("%u pops and %u pushes expected blocked, found %u and %u", pops, pushes, st.pop_waiters,
-           st.push_waiters);
+      FAIL("%u pops and %u pushes expected blocked, found %u and %u", pops, pushes,
+           (unsigned)f.queue.pop_waiters, (unsigned)f.queue.push_waiters);
     sleep_s(0.001);
   }
 }

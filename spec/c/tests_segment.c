@@ -101,7 +101,7 @@ TEST(round_trip) {
   char name[NAME_BUF];
   lxshm_segment *seg, *other;
   lxshm_error err;
-  lxshm__stat st;
+  lxshm__figures f;
   uint64_t version = 99;
   size_t len = 99;
 
@@ -113,8 +113,8 @@ TEST(round_trip) {
   CHECK_ST(lxshm_read(seg, buf, sizeof buf, &len, &version, &err), LXSHM_OK);
   CHECK_U64(len, ==, 0);
   CHECK_U64(version, ==, 0);
-  lxshm__stat_get(seg, &st);
-  CHECK_U64(st.writer_pid, ==, 0);
+  lxshm__figures_get(seg, &f);
+  CHECK_U64(f.segment.writer_pid, ==, 0);
 
   CHECK_ST(lxshm_write(seg, "hello", 5, 1.0, &err), LXSHM_OK);
   CHECK_U64(lxshm_version(seg), ==, 1);
@@ -142,9 +142,9 @@ TEST(round_trip) {
   CHECK_VALUE(seg, full, sizeof full, 4);
   CHECK_VALUE(other, full, sizeof full, 4);
 
-  lxshm__stat_get(seg, &st);
-  CHECK_U64(st.writer_pid, ==, lxshm__pid());
-  CHECK(st.updated_ns > (int64_t)1600000000 * 1000000000); /* wall clock since 1970, in ns */
+  lxshm__figures_get(seg, &f);
+  CHECK_U64(f.segment.writer_pid, ==, lxshm__pid());
+  CHECK(f.segment.updated_ns > (uint64_t)1600000000 * 1000000000); /* wall clock since 1970, ns */
 
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_close(other);

@@ -42,13 +42,13 @@ static layout layout_of(lxshm_topic *t) {
 /* Waits until `n` subscriptions are asleep in next on t. */
 static void await_sleepers(lxshm_topic *t, uint32_t n) {
   double end = now_s() + scaled(20);
-  lxshm__topic_stat st;
+  lxshm__figures f;
   for (;;) {
-    lxshm__topic_stat_get(t, &st);
-    if (st.waiters >= n)
+    lxshm__figures_get(t, &f);
+    if (f.topic.waiters >= n)
       return;
     if (now_s() > end)
-      FAIL("%u subscriptions expected asleep, found %u", n, st.waiters);
+      FAIL("%u subscriptions expected asleep, found %u", n, (unsigned)f.topic.waiters);
     sleep_s(0.001);
   }
 }
@@ -525,7 +525,7 @@ TEST(topic_killed) {
   char name[NAME_BUF], buf[VALUE_MAX];
   lxshm_topic *t;
   lxshm_subscription *sub;
-  lxshm__topic_stat st;
+  lxshm__figures f;
   lxshm_error err;
   helper publisher, follower;
   uint64_t seq, lost;
@@ -563,8 +563,8 @@ TEST(topic_killed) {
     CHECK_ST(lxshm_topic_publish(t, buf, make_value(buf, rounds, j), scaled(5), NULL, &err),
              LXSHM_OK);
   }
-  lxshm__topic_stat_get(t, &st);
-  CHECK_INT(st.waiters, ==, 0);
+  lxshm__figures_get(t, &f);
+  CHECK_U64(f.topic.waiters, ==, 0);
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_topic_close(t);

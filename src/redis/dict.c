@@ -1089,10 +1089,11 @@ static int dict_check(lua_State *L) {
 }
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
-static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm__figures *out,
+                         lxshm_error *err) {
+  uint64_t *f = out->figure;
   int top = lua_gettop(L), i;
   redisReply **box;
-  uint64_t f[8];
   lxshm_status st = whole(L, h, "stat", 0, &box, err);
   for (i = 0; st == LXSHM_OK && i < 6; i++) /* capacity, used, count, evictions, expirations, … */
     f[i] = (uint64_t)rx_int((size_t)i + 1 < (*box)->elements ? (*box)->element[i + 1] : NULL, 0);
@@ -1100,13 +1101,13 @@ static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err)
   lua_settop(L, top); /* the box, and whatever the command needed */
   if (st != LXSHM_OK)
     return st;
-  f[6] = f[0] - f[1];
-  f[7] = full ? rx_blocked_clients(h) : 0;
-  lxshm__set_figures(L, "capacity used count evictions expirations version free waiters", f);
+  out->dict.free = out->dict.capacity - out->dict.used;
+  out->dict.waiters = full ? rx_blocked_clients(h) : 0;
   return LXSHM_OK;
 }
 
 static const luaL_Reg methods[] = {LXSHM__DICT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const rx_class rx_dict_class = {"lxshm.redis.dict",    "lxshm.dict", "dict", "_dict", methods, stat,
-                                "(%s bytes, %s keys)", "count",      NULL,   NULL};
+const rx_class rx_dict_class = {
+    "lxshm.redis.dict", "lxshm.dict",          "dict",  "_dict", methods, stat,
+    LXSHM__DICT_NAMES,  "(%s bytes, %s keys)", "count", NULL,    NULL};

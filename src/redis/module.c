@@ -227,7 +227,7 @@ lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, l
   return *code == -1 ? rx_gone(h, err) : LXSHM_OK;
 }
 
-lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
+lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, uint64_t *f, size_t n,
                         lxshm_error *err) {
   redisReply *r = NULL;
   lxshm_status st = rx_h_call(h, s, cmd, 0, &r, err);
@@ -237,7 +237,7 @@ lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, s
   else if (st == LXSHM_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
     st = lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply from Redis");
   for (i = 0; st == LXSHM_OK && i < n; i++)
-    f[i] = rx_int(r->element[i], 0);
+    f[i] = (uint64_t)rx_int(r->element[i], 0);
   rx_box_free(&r);
   return st;
 }
@@ -245,6 +245,7 @@ lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, s
 /* Pushes the table h:stat() returns (full as the class's stat takes it); or fails with nothing
  * pushed. */
 static lxshm_status push_stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+  lxshm__figures f;
   lxshm_status st;
   lua_createtable(L, 0, 10);
   lua_pushstring(L, h->name);
@@ -252,8 +253,10 @@ static lxshm_status push_stat(lua_State *L, rx_handle *h, int full, lxshm_error 
   if (h->closed) /* by a finalizer that an allocation ran */
     st = lxshm__fail(err, LXSHM_INVALID, "closed while its stat was read");
   else
-    st = h->cls->stat(L, h, full, err);
-  if (st != LXSHM_OK)
+    st = h->cls->stat(L, h, full, &f, err);
+  if (st == LXSHM_OK)
+    lxshm__set_figures(L, h->cls->figures, f.figure);
+  else
     lua_pop(L, 1);
   return st;
 }

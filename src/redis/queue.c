@@ -328,23 +328,20 @@ static int queue_pop_many(lua_State *L) {
 /* ---- introspection ------------------------------------------------------------------------ */
 
 /* q:stat() -> { name, size, used, count, pop_waiters, push_waiters }: one run of the stat
- * script. */
-static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
-  long long f[4];
+ * script, which counts the waiters too. */
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm__figures *out,
+                         lxshm_error *err) {
   rx_cmd cmd;
-  lxshm_status st;
-  (void)full; /* the script counts the waiters */
+  (void)L;
+  (void)full;
   rx_script_cmd(&cmd, &stat_script, 4);
   rx_arg_str(&cmd, h->meta);
   rx_arg_key(&cmd, h, "l");
   rx_arg_key(&cmd, h, "wp");
   rx_arg_key(&cmd, h, "wu");
   rx_arg_str(&cmd, h->inc);
-  if ((st = rx_figures(h, &stat_script, &cmd, f, 4, err)) == LXSHM_OK) {
-    const uint64_t v[] = {h->size, (uint64_t)f[0], (uint64_t)f[1], (uint64_t)f[2], (uint64_t)f[3]};
-    lxshm__set_figures(L, "size used count pop_waiters push_waiters", v);
-  }
-  return st;
+  out->queue.size = h->size;
+  return rx_figures(h, &stat_script, &cmd, out->figure + 1, 4, err); /* used … push_waiters */
 }
 
 LXSHM__VARIANT(queue_count, rx_figure(L, check(L), "count"))
@@ -358,5 +355,5 @@ static int queue_size(lua_State *L) {
 static const luaL_Reg methods[] = {LXSHM__QUEUE_METHODS(LXSHM__METHOD){NULL, NULL}};
 
 const rx_class rx_queue_class = {
-    "lxshm.redis.queue",     "lxshm.queue", "queue", "_queue", methods, stat,
-    "(%s bytes, %s values)", "count",       NULL,    NULL};
+    "lxshm.redis.queue", "lxshm.queue",           "queue", "_queue", methods, stat,
+    LXSHM__QUEUE_NAMES,  "(%s bytes, %s values)", "count", NULL,     NULL};

@@ -153,9 +153,11 @@ struct rx_class {
   const char *kind;      /* as stored in the meta hash and in messages: "segment" */
   const char *suffix;    /* of the constructors: "", "_queue", "_dict", "_topic" */
   const luaL_Reg *methods;
-  /* Sets the figures of h:stat() in the table on the stack top, or fails (some may be set).
-   * full: also those that cost a command of their own (waiters), which the getters skip. */
-  lxshm_status (*stat)(lua_State *L, rx_handle *h, int full, lxshm_error *err);
+  /* Fills the kind's member of *out with the figures of h:stat(), named by `figures` (the
+   * kind's LXSHM__*_NAMES), or fails. full: also those that cost a command of their own
+   * (waiters), which the getters skip. */
+  lxshm_status (*stat)(lua_State *L, rx_handle *h, int full, lxshm__figures *out, lxshm_error *err);
+  const char *figures;
   /* What __tostring shows after the name of an open handle, "(%s bytes, %s keys)": the size,
    * and the stat figure named `shown` (NULL: the size alone). */
   const char *description;
@@ -216,7 +218,7 @@ lxshm_status rx_run(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **box, l
 
 /* Runs the script s in cmd whose reply is n integers, into f[0..n-1]; -1 when the object was
  * removed (NOT_FOUND). */
-lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, long long *f, size_t n,
+lxshm_status rx_figures(rx_handle *h, rx_script *s, rx_cmd *cmd, uint64_t *f, size_t n,
                         lxshm_error *err);
 
 /* h:count() and the like: the stat figure `name` (1 result), or nil, "NAME: cause", code. */

@@ -375,12 +375,14 @@ static int seg_wait(lua_State *L) {
 }
 
 /* seg:stat() -> { name, size, used, version, writer_pid, updated, waiters } */
-static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm__figures *out,
+                         lxshm_error *err) {
+  lxshm__segment_stat *s = &out->segment;
+  double updated;
   rx_cmd cmd;
   redisReply *r = NULL;
-  uint64_t v[5];
-  double updated;
   lxshm_status st;
+  (void)L;
   rx_script_cmd(&cmd, &stat_script, 1);
   rx_arg_key(&cmd, h, "s");
   st = rx_h_call(h, &stat_script, &cmd, 0, &r, err);
@@ -390,28 +392,19 @@ static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err)
     rx_box_free(&r);
     return st;
   }
-  v[0] = h->size;
-  v[1] = (uint64_t)rx_int(r->element[1], 0);
-  v[2] = (uint64_t)rx_int(r->element[0], 0);
-  v[3] = (uint64_t)rx_int(r->element[2], 0);
-  updated = rx_num(r->element[3], 0);
+  s->size = h->size;
+  s->used = (uint64_t)rx_int(r->element[1], 0);
+  s->version = (uint64_t)rx_int(r->element[0], 0);
+  s->writer_pid = (uint64_t)rx_int(r->element[2], 0);
+  updated = rx_num(r->element[3], 0); /* seconds: a number outside uint64_t's ns counts as 0 */
+  s->updated_ns = updated > 0 && updated < 1.8e10 ? (uint64_t)(updated * 1e9 + 0.5) : 0;
   rx_box_free(&r);
-  v[4] = full ? rx_blocked_clients(h) : 0;
-  lxshm__set_figures(L, "size used version writer_pid waiters", v);
-  lua_pushnumber(L, (lua_Number)updated);
-  lua_setfield(L, -2, "updated");
+  s->waiters = full ? rx_blocked_clients(h) : 0;
   return LXSHM_OK;
 }
 
 static const luaL_Reg methods[] = {LXSHM__SEGMENT_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const rx_class rx_segment_class = {"lxshm.redis.segment",
-                                   "lxshm.segment",
-                                   "segment",
-                                   "",
-                                   methods,
-                                   stat,
-                                   "(%s bytes)",
-                                   NULL,
-                                   NULL,
-                                   NULL};
+const rx_class rx_segment_class = {
+    "lxshm.redis.segment", "lxshm.segment", "segment", "",   methods, stat,
+    LXSHM__SEGMENT_NAMES,  "(%s bytes)",    NULL,      NULL, NULL};

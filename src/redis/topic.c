@@ -134,7 +134,7 @@ static rx_script name_script = {
     "return {1}\n",
     ""};
 
-static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err);
+static lxshm_status info(rx_handle *h, lxshm__figures *f, lxshm_error *err);
 
 /* ---- publishing --------------------------------------------------------------------------- */
 
@@ -193,10 +193,10 @@ static int topic_publish_many(lua_State *L) {
   n = lxshm__check_list_args(L, &timeout);
   (void)timeout;
   if (n == 0) { /* publishes nothing: the last sequence number */
-    long long f[3];
-    if ((st = info(h, f, &err)) != LXSHM_OK)
+    lxshm__figures f;
+    if ((st = info(h, &f, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
-    lua_pushinteger(L, (lua_Integer)f[0]);
+    lua_pushinteger(L, (lua_Integer)f.topic.last);
     return 1;
   }
   if (h->readonly)
@@ -218,28 +218,25 @@ static int topic_publish_many(lua_State *L) {
 
 /* ---- introspection -------------------------------------------------------------------------- */
 
-/* f[0] last, f[1] oldest, f[2] named subscriptions. */
-static lxshm_status info(rx_handle *h, long long f[3], lxshm_error *err) {
+/* The topic's last, oldest and subscribers (the rest of f->topic is left as it is). */
+static lxshm_status info(rx_handle *h, lxshm__figures *f, lxshm_error *err) {
   rx_cmd cmd;
   rx_script_cmd(&cmd, &info_script, 3);
   rx_arg_str(&cmd, h->meta);
   rx_arg_key(&cmd, h, "x");
   rx_arg_key(&cmd, h, "p");
   rx_arg_str(&cmd, h->inc);
-  return rx_figures(h, &info_script, &cmd, f, 3, err);
+  return rx_figures(h, &info_script, &cmd, f->figure + 1, 3, err);
 }
 
 /* t:stat() -> { name, size, last, oldest, subscribers, waiters }: one run of the info script,
  * and (full) the blocked clients. */
-static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm_error *err) {
-  long long f[3];
-  lxshm_status st = info(h, f, err);
-  if (st == LXSHM_OK) {
-    const uint64_t v[] = {h->size, (uint64_t)f[0], (uint64_t)f[1], (uint64_t)f[2],
-                          full ? rx_blocked_clients(h) : 0};
-    lxshm__set_figures(L, "size last oldest subscribers waiters", v);
-  }
-  return st;
+static lxshm_status stat(lua_State *L, rx_handle *h, int full, lxshm__figures *out,
+                         lxshm_error *err) {
+  (void)L;
+  out->topic.size = h->size;
+  out->topic.waiters = full ? rx_blocked_clients(h) : 0;
+  return info(h, out, err);
 }
 
 LXSHM__VARIANT(topic_last, rx_figure(L, check(L), "last"))
@@ -363,11 +360,11 @@ static int topic_subscribe(lua_State *L) {
   lxshm_setuservalue(L, 3, 1);
   box = rx_box_new(L); /* 4 */
   if (name == NULL) {
-    long long f[3];
-    if ((st = info(h, f, &err)) != LXSHM_OK)
+    lxshm__figures f;
+    if ((st = info(h, &f, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
-    s->pos = start == LXSHM_TOPIC_NEW      ? (uint64_t)f[0] + 1
-             : start == LXSHM_TOPIC_OLDEST ? (uint64_t)f[1]
+    s->pos = start == LXSHM_TOPIC_NEW      ? f.topic.last + 1
+             : start == LXSHM_TOPIC_OLDEST ? f.topic.oldest
                                            : start;
     s->closed = 0;
     lua_settop(L, 3);
@@ -569,8 +566,8 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
               memcmp(kv->element[0]->str + kv->element[0]->len - 2, ":x", 2) == 0)
             list = kv->element[1];
           else { /* the remove stream: the topic is gone */
-            long long f[3];
-            st = info(h, f, err);
+            lxshm__figures f;
+            st = info(h, &f, err);
             return st != LXSHM_OK ? st : rx_gone(h, err);
           }
         }
@@ -625,8 +622,8 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
         return st;
     }
     else if (blocking) { /* a slice ended with nothing: is the topic still there? */
-      long long f[3];
-      if ((st = info(h, f, err)) != LXSHM_OK)
+      lxshm__figures f;
+      if ((st = info(h, &f, err)) != LXSHM_OK)
         return st;
     }
     if (lxshm__interrupted(L))
@@ -711,6 +708,14 @@ void rx_topic_open(lua_State *L) {
 
 static const luaL_Reg methods[] = {LXSHM__TOPIC_METHODS(LXSHM__METHOD){NULL, NULL}};
 
-const rx_class rx_topic_class = {
-    "lxshm.redis.topic",   "lxshm.topic", "topic", "_topic",           methods, stat,
-    "(%s bytes, last %s)", "last",        NULL,    lxshm__topic_option};
+const rx_class rx_topic_class = {"lxshm.redis.topic",
+                                 "lxshm.topic",
+                                 "topic",
+                                 "_topic",
+                                 methods,
+                                 stat,
+                                 LXSHM__TOPIC_NAMES,
+                                 "(%s bytes, last %s)",
+                                 "last",
+                                 NULL,
+                                 lxshm__topic_option};
