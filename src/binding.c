@@ -209,28 +209,33 @@ void lxshm__scratch_give(lua_State *L, int handle) {
     lua_pop(L, 1);
 }
 
-lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, void *ctx, int raw,
-                             lxshm_error *err) {
-  char small[LXSHM__SMALL_VALUE], *buf = small;
-  size_t cap = sizeof small, len = 0, need = hint;
-  unsigned format = LXSHM__FORMAT_RAW;
+lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, void *from,
+                             lxshm__take *t, int raw, lxshm_error *err) {
+  char small[LXSHM__SMALL_VALUE];
+  size_t need = hint;
+  lxshm__interrupt intr;
   lxshm_status st;
   int on_stack = 0; /* a scratch buffer sits on the stack top */
 
+  t->buf = small;
+  t->cap = sizeof small;
+  t->format = LXSHM__FORMAT_RAW;
+  t->intr = lxshm__interrupt_for(L, &intr);
   for (;;) {
-    if (need > cap) {
+    if (need > t->cap) {
       if (on_stack)
         lua_pop(L, 1);
-      buf = lxshm__scratch_take(L, 1, need, &cap);
+      t->buf = lxshm__scratch_take(L, 1, need, &t->cap);
       on_stack = 1;
     }
-    st = copy(ctx, buf, cap, &len, &format, err);
-    if (st != LXSHM_INVALID_SIZE || len <= cap)
+    st = take(from, t, err);
+    if (st != LXSHM_INVALID_SIZE || t->len <= t->cap)
       break;
-    need = len; /* the value is larger than we thought: copy again with room for it */
+    need = t->len; /* the value is larger than we thought: copy again with room for it */
   }
   if (st == LXSHM_OK)
-    st = lxshm__push_bytes(L, buf, len, raw ? LXSHM__FORMAT_RAW : format, err);
+    st = lxshm__push_bytes(L, (const char *)t->buf, t->len, raw ? LXSHM__FORMAT_RAW : t->format,
+                           err);
   if (on_stack) {
     if (st == LXSHM_OK || st == LXSHM__INTERRUPTED)
       lua_rotate(L, -2, 1); /* the buffer on top again, above the value or the error */
@@ -294,32 +299,39 @@ static lxshm_status unpack_batch(lua_State *L, const char *buf, size_t bytes, ui
   return LXSHM_OK;
 }
 
-lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *ctx,
-                               const char *what, uint64_t *count, lxshm_error *err) {
-  size_t bytes = 0, cap;
+lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *from,
+                               lxshm__take *t, const char *what, lxshm_error *err) {
+  lua_Integer max = luaL_checkinteger(L, 2);
+  lxshm__interrupt intr;
   lxshm_status st;
-  char *buf;
   int at;
 
+  t->timeout = lxshm__opt_timeout(L, 3);
+  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
+  lua_settop(L, 3);
+  t->whole = 1;
+  t->max = (uint64_t)max;
+  t->intr = lxshm__interrupt_for(L, &intr);
   luaL_checkstack(L, 8, NULL);
   lxshm__hold(h);
-  buf = lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, &cap);
+  t->buf =
+      lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, &t->cap);
   at = lua_gettop(L);
   for (;;) {
-    *count = 0;
-    st = take(ctx, buf, cap, &bytes, count, err);
+    t->count = 0;
+    st = take(from, t, err);
     if (st != LXSHM_INVALID_SIZE)
       break;
-    buf = (char *)lxshm_newuserdata(L, bytes, 0); /* the oldest value alone is larger */
+    t->buf = lxshm_newuserdata(L, t->len, 0); /* the oldest value alone is larger */
+    t->cap = t->len;
     lua_replace(L, at);
-    cap = bytes;
   }
   lxshm__drop(h);
   if (st == LXSHM__INTERRUPTED)
     return st;
   if (st == LXSHM_OK) {
-    lua_createtable(L, *count <= INT_MAX ? (int)*count : 0, 0);
-    st = unpack_batch(L, buf, bytes, *count, what, err);
+    lua_createtable(L, t->count <= INT_MAX ? (int)t->count : 0, 0);
+    st = unpack_batch(L, (const char *)t->buf, t->len, t->count, what, err);
   }
   if (st != LXSHM_OK) { /* a batch taken is lost with a damaged value in it */
     lua_settop(L, at);

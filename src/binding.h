@@ -90,17 +90,18 @@ char *lxshm__scratch_take(lua_State *L, int handle, size_t n, size_t *cap);
 /* Returns the buffer at the stack top to the handle's cache (or drops it if it is huge). */
 void lxshm__scratch_give(lua_State *L, int handle);
 
-/* Copies a value out of an object into buf (cap bytes): OK with *len and *format set, or
- * INVALID_SIZE with *len set to the size needed, or another failure. */
-typedef lxshm_status (*lxshm__copy_fn)(void *ctx, char *buf, size_t cap, size_t *len,
-                                       unsigned *format, lxshm_error *err);
+/* Copies out of the object `from` what t asks into t->buf (t->cap bytes), as the core's takes
+ * do (lxshm__queue_take, lxshm__subscription_take; a segment's or a dictionary's reads are
+ * wrapped to do the same): OK with t->len and t->format (or t->count records) set, or
+ * INVALID_SIZE with t->len the size needed, or another failure. */
+typedef lxshm_status (*lxshm__take_fn)(void *from, lxshm__take *t, lxshm_error *err);
 
-/* Copies a value with copy (on the C stack when small, else in the copy buffer of the handle at
- * stack index 1, `hint` bytes first, more as copy says) and pushes it as what it holds (as a
- * string if raw). Returns copy's failure, or a decoding one, with nothing pushed; or
- * LXSHM__INTERRUPTED with the error on the stack top. */
-lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, void *ctx, int raw,
-                             lxshm_error *err);
+/* Copies one value with take, as t asks (on the C stack when small, else in the copy buffer of
+ * the handle at stack index 1, `hint` bytes first, more as take says; a wait may be
+ * interrupted), and pushes it as what it holds (as a string if raw). Returns take's failure, or
+ * a decoding one, with nothing pushed; or LXSHM__INTERRUPTED with the error on the stack top. */
+lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, void *from,
+                             lxshm__take *t, int raw, lxshm_error *err);
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
@@ -111,18 +112,15 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
 lxshm_status lxshm__encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, size_t limit,
                                  const char *what, lxshm__batch *b, lxshm_error *err);
 
-/* Takes whole records into buf (cap bytes): OK with *bytes and *count set (at least one), or
- * INVALID_SIZE with *bytes the size the first record needs, or another failure. */
-typedef lxshm_status (*lxshm__take_fn)(void *ctx, char *buf, size_t cap, size_t *bytes,
-                                       uint64_t *count, lxshm_error *err);
-
-/* Takes a batch with take into the copy buffer of the handle h at stack index 1 (grown as take
- * says; h is held meanwhile) and pushes a table of the values, in order (a nil value leaves a
- * hole). Returns OK with *count values; or the failure, with nothing pushed (a batch with a
- * damaged record, "WHAT N of the batch is damaged", is lost); or LXSHM__INTERRUPTED with the
- * error on the stack top. */
-lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *ctx,
-                               const char *what, uint64_t *count, lxshm_error *err);
+/* The method (max [, timeout]) of a queue or a subscription: takes up to max values (argument
+ * 2; at least one, waiting while there is none, for timeout, argument 3) with take as whole
+ * records into the copy buffer of the handle h at stack index 1 (grown as take says; h is held
+ * meanwhile) and pushes a table of the values, in order (a nil value leaves a hole). Returns OK
+ * with t->count values; or the failure, with nothing pushed (a batch with a damaged record,
+ * "WHAT N of the batch is damaged", is lost); or LXSHM__INTERRUPTED with the error on the stack
+ * top. */
+lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *from,
+                               lxshm__take *t, const char *what, lxshm_error *err);
 
 /* ---- update ---------------------------------------------------------------------------------- */
 

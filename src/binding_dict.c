@@ -66,13 +66,12 @@ static int result(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_e
 typedef struct reading {
   lxshm_dict *d;
   const lxshm__dict_key *key;
-  uint64_t version;
 } reading;
 
-static lxshm_status copy_value(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                               lxshm_error *err) {
-  reading *r = (reading *)ctx;
-  return lxshm__dict_get(r->d, r->key, buf, cap, len, format, &r->version, err);
+/* The key's value, and its version as t->first. */
+static lxshm_status read_value(void *ctx, lxshm__take *t, lxshm_error *err) {
+  const reading *r = (const reading *)ctx;
+  return lxshm__dict_get(r->d, r->key, t->buf, t->cap, &t->len, &t->format, &t->first, err);
 }
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
@@ -80,8 +79,7 @@ static int dict_get(lua_State *L) {
   lxshm__keyarg a;
   lxshm__handle *h = check_keyed(L, &a);
   char small[256];
-  size_t len;
-  unsigned format;
+  lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
   reading r;
@@ -90,15 +88,16 @@ static int dict_get(lua_State *L) {
   lua_settop(L, 2);
   r.d = dict_of(h);
   r.key = &a.k;
-  r.version = 0;
   /* Small values, the common case, without the copy buffer (and a string without the decoder:
    * lxshm__push_bytes). Pushing them reads only `small`, so a finalizer may close h meanwhile. */
-  st = lxshm__dict_get(r.d, &a.k, small, sizeof small, &len, &format, &r.version, &err);
+  t.buf = small;
+  t.cap = sizeof small;
+  st = read_value(&r, &t, &err);
   if (st == LXSHM_OK)
-    st = lxshm__push_bytes(L, small, len, format, &err);
+    st = lxshm__push_bytes(L, small, t.len, t.format, &err);
   else if (st == LXSHM_INVALID_SIZE) {
     lxshm__hold(h); /* the copy may allocate, and a finalizer may close the handle */
-    st = lxshm__copy_out(L, len, copy_value, &r, 0, &err);
+    st = lxshm__copy_out(L, t.len, read_value, &r, &t, 0, &err);
     lxshm__drop(h);
   }
   if (st == LXSHM_NOT_FOUND) {
@@ -107,7 +106,7 @@ static int dict_get(lua_State *L) {
   }
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)r.version);
+  lua_pushinteger(L, (lua_Integer)t.first);
   return 2;
 }
 
@@ -245,10 +244,10 @@ typedef struct updating_ctx {
 } updating_ctx;
 
 /* The key's current value, copied out under its stripe's lock. */
-static lxshm_status copy_locked(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                                lxshm_error *err) {
-  updating_ctx *u = (updating_ctx *)ctx;
-  return lxshm__dict_current_locked(dict_of(u->h), &u->held, buf, cap, len, format, err);
+static lxshm_status read_locked(void *ctx, lxshm__take *t, lxshm_error *err) {
+  const updating_ctx *u = (const updating_ctx *)ctx;
+  return lxshm__dict_current_locked(dict_of(u->h), &u->held, t->buf, t->cap, &t->len, &t->format,
+                                    err);
 }
 
 /* The part of update that runs under the stripe lock, inside lua_pcall. Arguments: the handle,
@@ -257,6 +256,7 @@ static lxshm_status copy_locked(void *ctx, char *buf, size_t cap, size_t *len, u
 static int update_locked(lua_State *L) {
   updating_ctx *u = (updating_ctx *)lua_touserdata(L, 3);
   lxshm_dict *d = dict_of(u->h);
+  lxshm__take t = {0};
   const char *out = NULL;
   size_t len = 0;
   uint64_t version, evicted;
@@ -264,7 +264,7 @@ static int update_locked(lua_State *L) {
   lxshm_error err;
 
   lua_settop(L, 2); /* handle, fn */
-  st = lxshm__copy_out(L, 0, copy_locked, u, 0, &err);
+  st = lxshm__copy_out(L, 0, read_locked, u, &t, 0, &err);
   if (st == LXSHM_NOT_FOUND) {
     lua_pushnil(L);
     st = LXSHM_OK;

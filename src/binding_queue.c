@@ -35,35 +35,23 @@ static int queue_push(lua_State *L) {
   return lxshm__result(L, h, st, &err);
 }
 
-typedef struct taking {
-  lxshm_queue *q;
-  int remove;
-  uint64_t max; /* pop_many: values at most */
-  double timeout;
-  lxshm__interrupt intr;
-} taking;
-
-static lxshm_status copy_oldest(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                                lxshm_error *err) {
-  taking *t = (taking *)ctx;
-  return lxshm__queue_take(t->q, buf, cap, len, format, t->remove, t->timeout, &t->intr, err);
+static lxshm_status take(void *q, lxshm__take *t, lxshm_error *err) {
+  return lxshm__queue_take((lxshm_queue *)q, t, err);
 }
 
 /* Takes the oldest value (remove) or looks at it, and pushes it decoded; returns the number of
  * results (1, or 3 on failure). The copy is private before any Lua call. */
 static int take_value(lua_State *L, int remove, double timeout) {
   lxshm__handle *h = check(L);
+  lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
-  taking t;
 
   lua_settop(L, 1);
-  t.q = queue_of(h);
   t.remove = remove;
   t.timeout = timeout;
-  lxshm__interrupt_for(L, &t.intr);
   lxshm__hold(h);
-  st = lxshm__copy_out(L, lxshm__queue_front_length(t.q), copy_oldest, &t, 0, &err);
+  st = lxshm__copy_out(L, lxshm__queue_front_length(queue_of(h)), take, queue_of(h), &t, 0, &err);
   lxshm__drop(h);
   return st == LXSHM_OK ? 1 : lxshm__result(L, h, st, &err);
 }
@@ -112,33 +100,20 @@ static int queue_push_many(lua_State *L) {
   return lxshm__result(L, h, st, &err);
 }
 
-static lxshm_status copy_records(void *ctx, char *buf, size_t cap, size_t *bytes, uint64_t *count,
-                                 lxshm_error *err) {
-  taking *t = (taking *)ctx;
-  return lxshm__queue_take_records(t->q, buf, cap, bytes, count, t->max, t->timeout, &t->intr, err);
-}
-
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code. Removes up to max of the oldest
  * values (at least one: waits while the queue is empty) under one lock; values[1..n] holds them
  * in order (a nil value leaves a hole). */
 static int queue_pop_many(lua_State *L) {
   lxshm__handle *h = check(L);
-  lua_Integer max = luaL_checkinteger(L, 2);
-  uint64_t count = 0;
-  lxshm_status st;
+  lxshm__take t = {0};
   lxshm_error err;
-  taking t;
+  lxshm_status st;
 
-  t.timeout = lxshm__opt_timeout(L, 3);
-  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
-  lua_settop(L, 3);
-  t.q = queue_of(h);
-  t.max = (uint64_t)max;
-  lxshm__interrupt_for(L, &t.intr);
-  st = lxshm__take_batch(L, h, copy_records, &t, "record", &count, &err);
+  t.remove = 1;
+  st = lxshm__take_batch(L, h, take, queue_of(h), &t, "record", &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)count);
+  lua_pushinteger(L, (lua_Integer)t.count);
   return 2;
 }
 

@@ -73,15 +73,9 @@ static void direct_drop(void *ud) {
   lua_pop(((direct *)ud)->L, 1);
 }
 
-typedef struct reading {
-  lxshm_segment *seg;
-  uint64_t version; /* of the value copied */
-} reading;
-
-static lxshm_status copy_current(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                                 lxshm_error *err) {
-  reading *r = (reading *)ctx;
-  return lxshm__read(r->seg, buf, cap, len, &r->version, format, err);
+/* The current value, and its version as t->first. */
+static lxshm_status read_current(void *seg, lxshm__take *t, lxshm_error *err) {
+  return lxshm__read((lxshm_segment *)seg, t->buf, t->cap, &t->len, &t->first, &t->format, err);
 }
 
 /* Copies the current value and pushes it as a string (raw = 1) or as what it holds: the string
@@ -90,20 +84,20 @@ static lxshm_status copy_current(void *ctx, char *buf, size_t cap, size_t *len, 
 static int push_value(lua_State *L, lxshm__handle *h, int raw) {
   direct d;
   lxshm__sink sink = {direct_take, direct_drop, NULL};
-  reading r;
+  lxshm_segment *seg = segment_of(h);
+  lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
 
   d.L = L;
   d.raw = raw;
   sink.ud = &d;
-  r.seg = segment_of(h);
-  if (lxshm__used(r.seg) > LXSHM__SMALL_VALUE && lxshm__read_in_place(r.seg, &sink))
+  if (lxshm__used(seg) > LXSHM__SMALL_VALUE && lxshm__read_in_place(seg, &sink))
     return 1;
-  st = lxshm__copy_out(L, (size_t)lxshm__used(r.seg), copy_current, &r, raw, &err);
+  st = lxshm__copy_out(L, (size_t)lxshm__used(seg), read_current, seg, &t, raw, &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  if (!raw && r.version == 0) {
+  if (!raw && t.first == 0) {
     lua_pop(L, 1);
     lua_pushnil(L); /* nothing stored yet */
   }
@@ -129,14 +123,13 @@ LXSHM__VARIANT(seg_get, read_value(L, 0))
 /* ---- update ---------------------------------------------------------------------------------- */
 
 /* The current value, copied out under the lock. */
-static lxshm_status copy_locked(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                                lxshm_error *err) {
+static lxshm_status read_locked(void *seg, lxshm__take *t, lxshm_error *err) {
   const char *data;
   (void)err;
-  lxshm__current_locked((lxshm_segment *)ctx, &data, len, format);
-  if (*len > cap)
+  lxshm__current_locked((lxshm_segment *)seg, &data, &t->len, &t->format);
+  if (t->len > t->cap)
     return LXSHM_INVALID_SIZE;
-  memcpy(buf, data, *len);
+  memcpy(t->buf, data, t->len);
   return LXSHM_OK;
 }
 
@@ -148,6 +141,7 @@ static int update_locked(lua_State *L) {
   lxshm__handle *h = (lxshm__handle *)lua_touserdata(L, 1);
   lxshm_segment *seg = segment_of(h);
   lxshm_status st = LXSHM_OK;
+  lxshm__take t = {0};
   const char *out;
   size_t len;
   lxshm_error err;
@@ -156,7 +150,7 @@ static int update_locked(lua_State *L) {
   if (lxshm_version(seg) == 0)
     lua_pushnil(L);
   else /* decode a private copy, as get does */
-    st = lxshm__copy_out(L, (size_t)lxshm__used(seg), copy_locked, seg, 0, &err);
+    st = lxshm__copy_out(L, (size_t)lxshm__used(seg), read_locked, seg, &t, 0, &err);
   if (st == LXSHM_OK) {
     lua_call(L, 1, 1); /* fn(current): may raise; lxshm__call_locked's lua_pcall catches it */
     st = lxshm__encode(L, lxshm__encoder_of(L), -1, (size_t)h->size, &out, &len, &err);

@@ -172,56 +172,28 @@ static int sub_close(lua_State *L) {
   return 0;
 }
 
-typedef struct reading {
-  lxshm_subscription *sub;
-  double timeout;
-  lxshm__interrupt intr;
-  uint64_t seq;
-  uint64_t lost;
-} reading;
-
-static lxshm_status copy_next(void *ctx, char *buf, size_t cap, size_t *len, unsigned *format,
-                              lxshm_error *err) {
-  reading *r = (reading *)ctx;
-  return lxshm__subscription_next(r->sub, buf, cap, len, format, &r->seq, &r->lost, r->timeout,
-                                  &r->intr, err);
+static lxshm_status take(void *sub, lxshm__take *t, lxshm_error *err) {
+  return lxshm__subscription_take((lxshm_subscription *)sub, t, err);
 }
 
 /* sub:next([timeout]) -> v, seq, lost | nil, msg, code (TIMEOUT when none came). */
 static int sub_next(lua_State *L) {
   sub_handle *s = check_sub(L);
   lxshm__handle *h = s->topic;
+  lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
-  reading r;
 
-  r.timeout = lxshm__opt_timeout(L, 2);
-  r.sub = s->sub;
-  r.seq = r.lost = 0;
+  t.timeout = lxshm__opt_timeout(L, 2);
   lua_settop(L, 1);
-  lxshm__interrupt_for(L, &r.intr);
   lxshm__hold(h);
-  st = lxshm__copy_out(L, lxshm__subscription_front_length(r.sub), copy_next, &r, 0, &err);
+  st = lxshm__copy_out(L, lxshm__subscription_front_length(s->sub), take, s->sub, &t, 0, &err);
   lxshm__drop(h);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)r.seq);
-  lua_pushinteger(L, (lua_Integer)r.lost);
+  lua_pushinteger(L, (lua_Integer)t.first);
+  lua_pushinteger(L, (lua_Integer)t.lost);
   return 3;
-}
-
-typedef struct taking {
-  lxshm_subscription *sub;
-  uint64_t max, first, lost;
-  double timeout;
-  lxshm__interrupt intr;
-} taking;
-
-static lxshm_status copy_records(void *ctx, char *buf, size_t cap, size_t *bytes, uint64_t *count,
-                                 lxshm_error *err) {
-  taking *t = (taking *)ctx;
-  return lxshm__subscription_take_records(t->sub, buf, cap, t->max, bytes, count, &t->first,
-                                          &t->lost, t->timeout, &t->intr, err);
 }
 
 /* sub:next_many(max [, timeout]) -> values, n, first_seq, lost | nil, msg, code. Up to max
@@ -230,23 +202,14 @@ static lxshm_status copy_records(void *ctx, char *buf, size_t cap, size_t *bytes
 static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
   lxshm__handle *h = s->topic;
-  lua_Integer max = luaL_checkinteger(L, 2);
-  uint64_t count = 0;
+  lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
-  taking t;
 
-  t.timeout = lxshm__opt_timeout(L, 3);
-  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
-  lua_settop(L, 3);
-  t.sub = s->sub;
-  t.max = (uint64_t)max;
-  t.first = t.lost = 0;
-  lxshm__interrupt_for(L, &t.intr);
-  st = lxshm__take_batch(L, h, copy_records, &t, "message", &count, &err);
+  st = lxshm__take_batch(L, h, take, s->sub, &t, "message", &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)count);
+  lua_pushinteger(L, (lua_Integer)t.count);
   lua_pushinteger(L, (lua_Integer)t.first);
   lua_pushinteger(L, (lua_Integer)t.lost);
   return 4;

@@ -101,6 +101,25 @@ typedef struct lxshm__interrupt {
 
 #define LXSHM__INTERRUPTED ((lxshm_status)100) /* internal: never returned by lxshm.h calls */
 
+/* ---- takes: reads that wait, from a queue or a subscription ---------------------------------- */
+
+/* What a take asks (the caller sets these, the rest zero) and what it found. */
+typedef struct lxshm__take {
+  void *buf;      /* where to copy */
+  size_t cap;     /* its size */
+  int whole;      /* 0: the next value's bytes; 1: up to `max` whole records (ring.h) */
+  uint64_t max;   /* whole: values at most (0 counts as 1) */
+  int remove;     /* queue: 1 takes the values, 0 leaves them queued (peek) */
+  double timeout; /* seconds to wait while there is none: 0 none, < 0 no limit */
+  const lxshm__interrupt *intr; /* checked between sleeps; may be NULL */
+  size_t len;                   /* found: bytes copied; with INVALID_SIZE, bytes the next needs */
+  unsigned format;              /* found: the value's format (whole = 0) */
+  uint64_t count;               /* found: values taken */
+  uint64_t first;               /* found, topic: the sequence number of the first */
+  uint64_t lost;                /* found, topic: messages lost before the first */
+  uint64_t at;                  /* found, queue: where a damaged record starts */
+} lxshm__take;
+
 /* As lxshm_wait, and returns LXSHM__INTERRUPTED when intr (may be NULL) says so. */
 lxshm_status lxshm__wait(lxshm_segment *seg, uint64_t version, double timeout, uint64_t *now,
                          const lxshm__interrupt *intr, lxshm_error *err);
@@ -111,11 +130,11 @@ lxshm_status lxshm__wait(lxshm_segment *seg, uint64_t version, double timeout, u
 lxshm_status lxshm__queue_push(lxshm_queue *q, const void *data, size_t len, unsigned format,
                                double timeout, const lxshm__interrupt *intr, lxshm_error *err);
 
-/* As lxshm_queue_pop (remove = 1) or lxshm_queue_peek (remove = 0, timeout 0 expected), giving
- * the value's format tag too. */
-lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len, unsigned *format,
-                               int remove, double timeout, const lxshm__interrupt *intr,
-                               lxshm_error *err);
+/* Takes the oldest value (as lxshm_queue_pop, or lxshm_queue_peek without t->remove), or up to
+ * t->max of the oldest as whole records, as many as fit, under one lock; waits while the queue
+ * is empty. If the oldest alone does not fit, INVALID_SIZE with t->len set to its size, and it
+ * stays queued. */
+lxshm_status lxshm__queue_take(lxshm_queue *q, lxshm__take *t, lxshm_error *err);
 
 /* The largest value one push can take: what an empty queue holds as one record. */
 uint64_t lxshm__queue_max_value(const lxshm_queue *q);
@@ -127,14 +146,6 @@ uint64_t lxshm__queue_max_value(const lxshm_queue *q);
 lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
                                        uint64_t count, double timeout, const lxshm__interrupt *intr,
                                        lxshm_error *err);
-
-/* Removes up to `max` of the oldest values as whole records (as above) into buf, as many as fit
- * in cap bytes, under one lock; waits while the queue is empty. On OK *bytes and *count say
- * what was taken. If the oldest record alone does not fit, INVALID_SIZE with *bytes set to its
- * size, and it stays queued. */
-lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, size_t *bytes,
-                                       uint64_t *count, uint64_t max, double timeout,
-                                       const lxshm__interrupt *intr, lxshm_error *err);
 
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
@@ -171,20 +182,10 @@ void lxshm__subscription_forget(lxshm_subscription *sub);
 /* The name of a named subscription; NULL for an anonymous one. */
 const char *lxshm__subscription_name(const lxshm_subscription *sub);
 
-/* As lxshm_subscription_next, also giving the format tag, with an interrupt check. */
-lxshm_status lxshm__subscription_next(lxshm_subscription *sub, void *buf, size_t cap, size_t *len,
-                                      unsigned *format, uint64_t *seq, uint64_t *lost,
-                                      double timeout, const lxshm__interrupt *intr,
-                                      lxshm_error *err);
-
-/* Takes up to `max` of the subscription's next messages as whole records (ring.h) into buf, as
- * many as fit in cap bytes: at least one, waiting while there is none. On OK *bytes and *count
- * say what was taken, *first the first one's number and *lost the messages lost before it. If
- * the next record alone does not fit, INVALID_SIZE with *bytes set to its size. */
-lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf, size_t cap,
-                                              uint64_t max, size_t *bytes, uint64_t *count,
-                                              uint64_t *first, uint64_t *lost, double timeout,
-                                              const lxshm__interrupt *intr, lxshm_error *err);
+/* Takes the subscription's next message (as lxshm_subscription_next), or up to t->max of them
+ * as whole records, as many as fit: at least one, waiting while there is none. If the next alone
+ * does not fit, INVALID_SIZE with t->len set to its size. */
+lxshm_status lxshm__subscription_take(lxshm_subscription *sub, lxshm__take *t, lxshm_error *err);
 
 /* Length of the subscription's next value, or 0 when there is none yet: a hint for sizing a
  * buffer. */

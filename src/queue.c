@@ -281,23 +281,10 @@ static lxshm_status front_locked(lxshm_queue *q, uint64_t head, uint32_t *len, u
   return LXSHM_OK;
 }
 
-/* What a take copies out, and what it found. */
-typedef struct take {
-  void *buf;       /* where to copy */
-  size_t cap;      /* its size */
-  int whole;       /* 0: the oldest value's bytes (max is 1); 1: up to `max` whole records */
-  uint64_t max;    /* most values to take */
-  int remove;      /* 0: leave them queued (peek) */
-  size_t len;      /* out: bytes copied; with INVALID_SIZE, bytes the first one needs */
-  unsigned format; /* out: the value's format (whole = 0) */
-  uint64_t count;  /* out: values taken */
-  uint64_t at;     /* out: where a damaged record starts */
-} take;
-
 /* Copies out what t asks for from the head and, if t->remove, publishes the new head; the pop
  * lock must be held. Returns OK, TIMEOUT (empty), INVALID_SIZE (the first value does not fit)
  * or CORRUPT. */
-static lxshm_status take_locked(lxshm_queue *q, take *t) {
+static lxshm_status take_locked(lxshm_queue *q, lxshm__take *t) {
   lxshm__queue_state *s = q->state;
   uint64_t head = atomic_load_explicit(&s->head, memory_order_relaxed), at = head, rec;
   uint32_t n;
@@ -342,14 +329,13 @@ static lxshm_status take_locked(lxshm_queue *q, take *t) {
   return LXSHM_OK;
 }
 
-/* Takes under the pop lock, waiting while the queue is empty; one wake-up for producers. */
-static lxshm_status take_run(lxshm_queue *q, take *t, double timeout, const lxshm__interrupt *intr,
-                             lxshm_error *err) {
+lxshm_status lxshm__queue_take(lxshm_queue *q, lxshm__take *t, lxshm_error *err) {
   lxshm__queue_state *s = q->state;
-  uint64_t deadline = lxshm__deadline(timeout);
+  uint64_t deadline = lxshm__deadline(t->timeout);
   lxshm_status st;
 
-  for (;;) {
+  t->max = t->whole && t->max > 0 ? t->max : 1;
+  for (;;) { /* under the pop lock, waiting while the queue is empty; one wake-up for producers */
     st = lxshm__object_lock(&q->obj, s->pop_lock, lock_deadline(deadline), repair_pop, err);
     if (st != LXSHM_OK)
       return st;
@@ -366,55 +352,35 @@ static lxshm_status take_run(lxshm_queue *q, take *t, double timeout, const lxsh
     if (st == LXSHM_CORRUPT)
       return lxshm__fail(err, st, "record at byte %llu of the ring is damaged",
                          (unsigned long long)(t->at % q->obj.capacity));
-    st = lxshm__wait_until(&q->obj, &s->not_empty, not_empty, NULL, deadline, intr, err);
+    st = lxshm__wait_until(&q->obj, &s->not_empty, not_empty, NULL, deadline, t->intr, err);
     if (st != LXSHM_OK)
-      return waited_in_vain(st, "empty", timeout, err);
+      return waited_in_vain(st, "empty", t->timeout, err);
   }
 }
 
-/* Takes as take_run does, into buf (cap bytes): up to max values, whole records or not. */
-static lxshm_status take_into(lxshm_queue *q, take *t, void *buf, size_t cap, int whole,
-                              uint64_t max, int remove, double timeout,
-                              const lxshm__interrupt *intr, lxshm_error *err) {
-  memset(t, 0, sizeof *t);
-  t->buf = buf;
-  t->cap = cap;
-  t->whole = whole;
-  t->max = max > 0 ? max : 1;
-  t->remove = remove;
-  return take_run(q, t, timeout, intr, err);
-}
-
-lxshm_status lxshm__queue_take(lxshm_queue *q, void *buf, size_t cap, size_t *len, unsigned *format,
-                               int remove, double timeout, const lxshm__interrupt *intr,
-                               lxshm_error *err) {
-  take t;
-  lxshm_status st = take_into(q, &t, buf, cap, 0, 1, remove, timeout, intr, err);
+/* lxshm_queue_pop and lxshm_queue_peek */
+static lxshm_status take_value(lxshm_queue *q, void *buf, size_t cap, size_t *len, int remove,
+                               double timeout, lxshm_error *err) {
+  lxshm__take t = {0};
+  lxshm_status st;
+  t.buf = buf;
+  t.cap = cap;
+  t.remove = remove;
+  t.timeout = timeout;
+  st = lxshm__queue_take(q, &t, err);
   if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
     *len = t.len;
-  if (st == LXSHM_OK && format != NULL)
-    *format = t.format;
-  return st;
-}
-
-lxshm_status lxshm__queue_take_records(lxshm_queue *q, void *buf, size_t cap, size_t *bytes,
-                                       uint64_t *count, uint64_t max, double timeout,
-                                       const lxshm__interrupt *intr, lxshm_error *err) {
-  take t;
-  lxshm_status st = take_into(q, &t, buf, cap, 1, max, 1, timeout, intr, err);
-  *bytes = st == LXSHM_OK || st == LXSHM_INVALID_SIZE ? t.len : 0;
-  *count = st == LXSHM_OK ? t.count : 0;
   return st;
 }
 
 lxshm_status lxshm_queue_pop(lxshm_queue *q, void *buf, size_t cap, size_t *len, double timeout,
                              lxshm_error *err) {
-  return lxshm__queue_take(q, buf, cap, len, NULL, 1, timeout, NULL, err);
+  return take_value(q, buf, cap, len, 1, timeout, err);
 }
 
 lxshm_status lxshm_queue_peek(lxshm_queue *q, void *buf, size_t cap, size_t *len,
                               lxshm_error *err) {
-  return lxshm__queue_take(q, buf, cap, len, NULL, 0, 0, NULL, err);
+  return take_value(q, buf, cap, len, 0, 0, err);
 }
 
 size_t lxshm__queue_front_length(lxshm_queue *q) {

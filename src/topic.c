@@ -473,19 +473,6 @@ static int has_next(lxshm__object *o, void *ctx) {
 
 #define NONE ((lxshm_status)101) /* internal: no message yet */
 
-/* What a take copies out and what it found. */
-typedef struct take {
-  void *buf;       /* where to copy */
-  size_t cap;      /* its size */
-  int whole;       /* 0: one message's value; 1: up to `max` whole records */
-  uint64_t max;    /* most messages to take */
-  size_t len;      /* out: bytes copied; with INVALID_SIZE, bytes needed */
-  unsigned format; /* out: the value's format (whole = 0) */
-  uint64_t count;  /* out: messages taken */
-  uint64_t first;  /* out: the sequence number of the first */
-  uint64_t lost;   /* out: messages lost before the first */
-} take;
-
 /* Removes the first `drop` of the records in buf[0..used-1] (copies that may be torn), moving
  * the rest to its start; returns the bytes that remain. */
 static size_t drop_records(char *buf, size_t used, uint64_t drop) {
@@ -503,7 +490,7 @@ static size_t drop_records(char *buf, size_t used, uint64_t drop) {
 /* One lock-free attempt to copy sub's next messages as t asks. Returns OK, NONE (nothing to
  * take yet), INVALID_SIZE (the first message does not fit: t->len says what it needs), or
  * CORRUPT (the first message's record is damaged: it is skipped). */
-static lxshm_status take_once(lxshm_subscription *sub, take *t) {
+static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
   lxshm_topic *tp = sub->topic;
   lxshm__topic_state *s = tp->state;
   uint64_t cap = tp->obj.capacity;
@@ -580,21 +567,13 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
   }
 }
 
-/* Takes into buf (cap bytes) one message's value (whole = 0) or up to max whole records, waiting
- * up to timeout while there is none; *t says what was taken. */
-static lxshm_status take_run(lxshm_subscription *sub, take *t, void *buf, size_t cap, int whole,
-                             uint64_t max, double timeout, const lxshm__interrupt *intr,
-                             lxshm_error *err) {
+lxshm_status lxshm__subscription_take(lxshm_subscription *sub, lxshm__take *t, lxshm_error *err) {
   lxshm_topic *tp = sub->topic;
   uint64_t deadline = 0; /* computed once there is something to wait for: reading the clock
                             costs as much as taking a message */
   lxshm_status st;
 
-  memset(t, 0, sizeof *t);
-  t->buf = buf;
-  t->cap = cap;
-  t->whole = whole;
-  t->max = max;
+  t->max = t->whole && t->max > 0 ? t->max : 1;
   for (;;) {
     st = take_once(sub, t);
     if (st == LXSHM_INVALID_SIZE)
@@ -605,52 +584,32 @@ static lxshm_status take_run(lxshm_subscription *sub, take *t, void *buf, size_t
     if (st != NONE)
       return st;
     if (deadline == 0)
-      deadline = lxshm__deadline(timeout);
-    st = lxshm__wait_until(&tp->obj, &tp->state->arrived, has_next, sub, deadline, intr, err);
-    if (st == LXSHM_TIMEOUT && timeout == 0)
+      deadline = lxshm__deadline(t->timeout);
+    st = lxshm__wait_until(&tp->obj, &tp->state->arrived, has_next, sub, deadline, t->intr, err);
+    if (st == LXSHM_TIMEOUT && t->timeout == 0)
       return lxshm__fail(err, st, "no new message");
     if (st == LXSHM_TIMEOUT)
-      return lxshm__fail(err, st, "no new message after %g s", timeout);
+      return lxshm__fail(err, st, "no new message after %g s", t->timeout);
     if (st != LXSHM_OK)
       return st;
   }
 }
 
-lxshm_status lxshm__subscription_next(lxshm_subscription *sub, void *buf, size_t cap, size_t *len,
-                                      unsigned *format, uint64_t *seq, uint64_t *lost,
-                                      double timeout, const lxshm__interrupt *intr,
-                                      lxshm_error *err) {
-  take t;
-  lxshm_status st = take_run(sub, &t, buf, cap, 0, 1, timeout, intr, err);
-  if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
-    *len = t.len;
-  if (st == LXSHM_OK) {
-    if (format != NULL)
-      *format = t.format;
-    if (seq != NULL)
-      *seq = t.first;
-    if (lost != NULL)
-      *lost = t.lost;
-  }
-  return st;
-}
-
 lxshm_status lxshm_subscription_next(lxshm_subscription *sub, void *buf, size_t cap, size_t *len,
                                      uint64_t *seq, uint64_t *lost, double timeout,
                                      lxshm_error *err) {
-  return lxshm__subscription_next(sub, buf, cap, len, NULL, seq, lost, timeout, NULL, err);
-}
-
-lxshm_status lxshm__subscription_take_records(lxshm_subscription *sub, void *buf, size_t cap,
-                                              uint64_t max, size_t *bytes, uint64_t *count,
-                                              uint64_t *first, uint64_t *lost, double timeout,
-                                              const lxshm__interrupt *intr, lxshm_error *err) {
-  take t;
-  lxshm_status st = take_run(sub, &t, buf, cap, 1, max > 0 ? max : 1, timeout, intr, err);
-  *bytes = st == LXSHM_OK || st == LXSHM_INVALID_SIZE ? t.len : 0;
-  *count = st == LXSHM_OK ? t.count : 0;
-  *first = t.first;
-  *lost = t.lost;
+  lxshm__take t = {0};
+  lxshm_status st;
+  t.buf = buf;
+  t.cap = cap;
+  t.timeout = timeout;
+  st = lxshm__subscription_take(sub, &t, err);
+  if (st == LXSHM_OK || st == LXSHM_INVALID_SIZE)
+    *len = t.len;
+  if (st == LXSHM_OK && seq != NULL)
+    *seq = t.first;
+  if (st == LXSHM_OK && lost != NULL)
+    *lost = t.lost;
   return st;
 }
 
