@@ -672,71 +672,136 @@ static int dict_expire(lua_State *L) {
   return rx_result(L, h, st, &err);
 }
 
-/* ---- read, compute, compare-and-set ------------------------------------------------------- */
+/* ---- read, compute, compare-and-set -------------------------------------------------------
+ * incr and update read the stored bytes, compute here what to store, and store it with a
+ * compare-and-set on the version read; on conflict they start again from the read. */
 
-/* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code. Reads the stored
- * bytes, adds here as the local dictionary does (number.c: an integer plus an integer stays an
- * integer, wrapping, on every runtime), stores with a compare-and-set on the version read, and
- * again from the start on conflict. */
-static int dict_incr(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
-  lxshm__dict_number step, init, current, sum;
-  redisReply **box;
-  lxshm_error err;
-  lxshm_status st;
-  int has_init;
+/* What a round stores: flags for the store script ("c"; "ck" keeps the TTL; "cd" deletes), the
+ * TTL in ms, the bytes. flags NULL: nothing, the method returns what the round pushed. */
+typedef struct rx_write {
+  const char *flags;
   long long ttl;
+  const char *data;
+  size_t len;
+} rx_write;
+
+/* One round: given the key as read (present, the bytes v[0..vl-1]), pushes what the method
+ * returns and sets *w; or fails. */
+typedef lxshm_status (*round_fn)(lua_State *L, rx_handle *h, void *ctx, int present, const char *v,
+                                 size_t vl, rx_write *w, lxshm_error *err);
+
+/* Runs rounds until one stores without conflict, for the key whose names push_names left at
+ * stack index names (E, K, W), with a box on the stack top. Returns the method's results: the
+ * round's value, or nil, msg, code. */
+static int read_compute_store(lua_State *L, rx_handle *h, int names, round_fn round, void *ctx) {
+  int top = lua_gettop(L);
+  redisReply **box = (redisReply **)lua_touserdata(L, top);
+  for (;;) {
+    uint64_t version = 0, out[2];
+    rx_write w = {NULL, 0, NULL, 0};
+    const char *v = NULL;
+    size_t vl = 0;
+    int present;
+    lxshm_error err;
+    lxshm_status st;
+    lua_settop(L, top);
+    st = read_key(h, L, names + 1, box, &present, &version, &v, &vl, &err);
+    if (st == LXSHM_OK)
+      st = round(L, h, ctx, present, v, vl, &w, &err); /* may run Lua, with v still boxed */
+    rx_box_free(box);
+    if (st == LXSHM_OK && w.flags == NULL)
+      return 1;
+    if (st == LXSHM_OK) /* no Lua call until the command is sent: w.data stays valid */
+      st = store(h, L, names, w.flags, version, w.ttl, w.data, w.len, box, out, &err);
+    rx_box_free(box);
+    if (st == LXSHM_OK)
+      return 1;
+    if (st != LXSHM_CONFLICT)
+      return lxshm__push_failure(L, h->name, st, &err);
+  }
+}
+
+typedef struct incr_args {
+  lxshm__dict_number step, init;
+  int has_init;
+  long long ttl;          /* for a key that incr makes */
+  unsigned char bytes[9]; /* the sum, encoded */
+} incr_args;
+
+/* Adds here as the local dictionary does (number.c: an integer plus an integer stays an integer,
+ * wrapping, on every runtime). */
+static lxshm_status incr_round(lua_State *L, rx_handle *h, void *ctx, int present, const char *v,
+                               size_t vl, rx_write *w, lxshm_error *err) {
+  incr_args *a = (incr_args *)ctx;
+  lxshm__dict_number current, sum;
+  (void)h;
+  if (!present && !a->has_init)
+    return lxshm__fail(err, LXSHM_NOT_FOUND, "no such key");
+  if (!present)
+    current = a->init;
+  else if (!lxshm__number_parse((const unsigned char *)v, vl, &current))
+    return lxshm__fail(err, LXSHM_INVALID, "value is not a number");
+  lxshm__number_add(&current, &a->step, &sum);
+  w->flags = present ? "ck" : "c";
+  w->ttl = present ? 0 : a->ttl;
+  w->data = (const char *)a->bytes;
+  w->len = lxshm__number_encode(&sum, a->bytes);
+  lxshm__push_number(L, &sum);
+  return LXSHM_OK;
+}
+
+/* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
+static int dict_incr(lua_State *L) {
+  lxshm__keyarg k;
+  rx_handle *h = check_keyed(L, &k);
+  lxshm_error err;
+  incr_args a;
 
   if (h == NULL)
     return 3;
-  lxshm__check_number(L, 3, &step);
-  has_init = !lua_isnoneornil(L, 4);
-  if (has_init)
-    lxshm__check_number(L, 4, &init);
-  ttl = ttl_ms(lxshm__opt_ttl(L, 5));
+  lxshm__check_number(L, 3, &a.step);
+  a.has_init = !lua_isnoneornil(L, 4);
+  if (a.has_init)
+    lxshm__check_number(L, 4, &a.init);
+  a.ttl = ttl_ms(lxshm__opt_ttl(L, 5));
   check_not_updating(L, h);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_settop(L, 5);     /* self, k, step, init, init_ttl */
-  push_names(L, h, &a); /* 6 E, 7 K, 8 W */
-  box = rx_box_new(L);  /* 9 */
-  for (;;) {
-    uint64_t version = 0, out[2];
-    const char *v = NULL;
-    size_t vl = 0, len;
-    unsigned char bytes[9];
-    int present;
-    st = read_key(h, L, 7, box, &present, &version, &v, &vl, &err);
-    if (st != LXSHM_OK)
-      return lxshm__push_failure(L, h->name, st, &err);
-    if (present) {
-      if (!lxshm__number_parse((const unsigned char *)v, vl, &current)) {
-        rx_box_free(box);
-        lxshm__fail(&err, LXSHM_INVALID, "value is not a number");
-        return lxshm__push_failure(L, h->name, LXSHM_INVALID, &err);
-      }
-    }
-    else if (has_init)
-      current = init;
-    else {
-      rx_box_free(box);
-      lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
-      return lxshm__push_failure(L, h->name, LXSHM_NOT_FOUND, &err);
-    }
-    rx_box_free(box);
-    lxshm__number_add(&current, &step, &sum);
-    len = lxshm__number_encode(&sum, bytes);
-    st = store(h, L, 6, present ? "ck" : "c", version, present ? 0 : ttl, (const char *)bytes, len,
-               box, out, &err);
-    if (st == LXSHM_OK) {
-      rx_box_free(box);
-      lxshm__push_number(L, &sum);
-      return 1;
-    }
-    if (st != LXSHM_CONFLICT)
-      return lxshm__push_failure(L, h->name, st, &err);
+  push_names(L, h, &k); /* 6 E, 7 K, 8 W */
+  rx_box_new(L);        /* 9 */
+  return read_compute_store(L, h, 6, incr_round, &a);
+}
+
+/* fn (argument 3) on the current value, with this dictionary marked as updating. */
+static lxshm_status update_round(lua_State *L, rx_handle *h, void *ctx, int present, const char *v,
+                                 size_t vl, rx_write *w, lxshm_error *err) {
+  long long ttl = *(const long long *)ctx;
+  size_t el;
+  lxshm_status st;
+  int rc;
+  lua_pushvalue(L, 3);
+  if (!present)
+    lua_pushnil(L);
+  else if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, err)) != LXSHM_OK)
+    return st;
+  h->busy = 1;
+  updating[updating_depth++] = h;
+  rc = lua_pcall(L, 1, 1, 0); /* the result, at the top */
+  updating_depth--;
+  h->busy = 0;
+  if (rc != LUA_OK)
+    lua_error(L);
+  if (h->closed)
+    luaL_error(L, "attempt to use a closed lxshm dict");
+  if (lua_isnil(L, -1)) { /* deletes; nothing to delete when absent */
+    w->flags = present ? "cd" : NULL;
+    return LXSHM_OK;
   }
+  w->flags = "c";
+  w->ttl = ttl;
+  lua_tolstring(L, 4, &el); /* E */
+  return rx_encode(L, -1, max_value(h, el), &w->data, &w->len, err);
 }
 
 /* d:update(k, fn [, ttl]) -> what fn returned (stored; nil deletes) | nil, msg, code. fn(current)
@@ -745,11 +810,8 @@ static int dict_incr(lua_State *L) {
 static int dict_update(lua_State *L) {
   lxshm__keyarg a;
   rx_handle *h = check_keyed(L, &a);
-  redisReply **box;
   lxshm_error err;
-  lxshm_status st;
   long long ttl;
-  size_t el;
 
   if (h == NULL)
     return 3;
@@ -762,49 +824,8 @@ static int dict_update(lua_State *L) {
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_settop(L, 3);     /* self, k, fn */
   push_names(L, h, &a); /* 4 E, 5 K, 6 W */
-  lua_tolstring(L, 4, &el);
-  box = rx_box_new(L); /* 7 */
-  for (;;) {
-    uint64_t version = 0, out[2];
-    const char *v = NULL, *data = NULL;
-    size_t vl = 0, len = 0;
-    int present, rc;
-    lua_settop(L, 7);
-    st = read_key(h, L, 5, box, &present, &version, &v, &vl, &err);
-    if (st != LXSHM_OK)
-      return lxshm__push_failure(L, h->name, st, &err);
-    lua_pushvalue(L, 3); /* 8: fn */
-    if (!present)
-      lua_pushnil(L);
-    else if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, &err)) != LXSHM_OK)
-      return lxshm__push_failure(L, h->name, st, &err);
-    rx_box_free(box);
-    h->busy = 1;
-    updating[updating_depth++] = h;
-    rc = lua_pcall(L, 1, 1, 0); /* 8: the result */
-    updating_depth--;
-    h->busy = 0;
-    if (rc != LUA_OK)
-      return lua_error(L);
-    if (h->closed)
-      return luaL_error(L, "attempt to use a closed lxshm dict");
-    if (lua_isnil(L, 8)) {
-      if (!present)
-        return 1; /* nothing to delete */
-      st = store(h, L, 4, "cd", version, 0, NULL, 0, box, out, &err);
-    }
-    else {
-      st = rx_encode(L, 8, max_value(h, el), &data, &len, &err);
-      if (st == LXSHM_OK)
-        st = store(h, L, 4, "c", version, ttl, data, len, box, out, &err);
-    }
-    if (st == LXSHM_OK) {
-      rx_box_free(box);
-      return 1;
-    }
-    if (st != LXSHM_CONFLICT)
-      return lxshm__push_failure(L, h->name, st, &err);
-  }
+  rx_box_new(L);        /* 7 */
+  return read_compute_store(L, h, 4, update_round, &ttl);
 }
 
 /* ---- waiting ------------------------------------------------------------------------------ */
@@ -1061,14 +1082,18 @@ static int dict_free_space(lua_State *L) {
   return figure(L, "free", h->readonly ? 0 : 1, 0);
 }
 
-/* d:flush_all() -> true */
-static int dict_flush_all(lua_State *L) {
-  int n = figure(L, "flush", 0, 1);
+/* What a figure's command run for its effect returns: true in place of the figure. */
+static int done(lua_State *L, int n) {
   if (n == 1) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
   }
   return n;
+}
+
+/* d:flush_all() -> true */
+static int dict_flush_all(lua_State *L) {
+  return done(L, figure(L, "flush", 0, 1));
 }
 
 /* d:flush_expired([max]) -> the number of expired keys reclaimed */
@@ -1080,12 +1105,7 @@ static int dict_flush_expired(lua_State *L) {
 
 /* d:check() -> true | nil, msg, CORRUPT naming the first broken invariant */
 static int dict_check(lua_State *L) {
-  int n = figure(L, "check", 0, 0);
-  if (n == 1) {
-    lua_pop(L, 1);
-    lua_pushboolean(L, 1);
-  }
-  return n;
+  return done(L, figure(L, "check", 0, 0));
 }
 
 /* d:stat() -> { name, capacity, used, free, count, evictions, expirations, version, waiters } */
