@@ -19,12 +19,8 @@ static lxshm__handle *check(lua_State *L) {
   return lxshm__check_handle(L, &lxshm__dict_class);
 }
 
-/* The handle at argument 1, with in *a its key at argument 2; NULL after pushing nil, msg, code
- * for a key no dictionary can hold (too long, or of a type keys cannot have). */
-static lxshm__handle *check_keyed(lua_State *L, lxshm__keyarg *a) {
-  lxshm__handle *h = check(L);
-  return lxshm__check_key(L, h->name, 2, a) ? h : NULL;
-}
+/* A method whose argument 2 is a key (const lxshm__keyarg *A): LXSHM__KEYED_METHOD. */
+#define KEYED(FN, A) LXSHM__KEYED_METHOD(FN, lxshm__handle, check, A)
 
 /* ---- update's own dictionaries ------------------------------------------------------------
  * A function running under update holds its key's stripe lock: a change of that dictionary from
@@ -75,19 +71,15 @@ static lxshm_status read_value(void *ctx, lxshm__take *t, lxshm_error *err) {
 }
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
-static int dict_get(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_get, a) {
   char small[256];
   lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
   reading r;
-  if (h == NULL)
-    return 3;
   lua_settop(L, 2);
   r.d = dict_of(h);
-  r.key = &a.k;
+  r.key = &a->k;
   /* Small values, the common case, without the copy buffer (and a string without the decoder:
    * lxshm__push_bytes). Pushing them reads only `small`, so a finalizer may close h meanwhile. */
   t.buf = small;
@@ -111,25 +103,17 @@ static int dict_get(lua_State *L) {
 }
 
 /* d:version(k) -> version (0: absent) */
-static int dict_version(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
-  if (h == NULL)
-    return 3;
-  lua_pushinteger(L, (lua_Integer)lxshm__dict_version(dict_of(h), &a.k));
+KEYED(dict_version, a) {
+  lua_pushinteger(L, (lua_Integer)lxshm__dict_version(dict_of(h), &a->k));
   return 1;
 }
 
 /* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
-static int dict_ttl(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_ttl, a) {
   lxshm_error err;
   lxshm_status st;
   double s;
-  if (h == NULL)
-    return 3;
-  st = lxshm__dict_ttl(dict_of(h), &a.k, &s, &err);
+  st = lxshm__dict_ttl(dict_of(h), &a->k, &s, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
   lua_pushnumber(L, s < 0 ? (lua_Number)HUGE_VAL : (lua_Number)s);
@@ -154,7 +138,7 @@ static lxshm_status encode_value(lua_State *L, lxshm__handle *h, int arg, size_t
  * true, new version) | nil, msg, code */
 static int store(lua_State *L, unsigned flags) {
   lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+  lxshm__handle *h = check(L);
   int cas = (flags & LXSHM__DICT_CAS) != 0, varg = cas ? 4 : 3;
   uint64_t expected = 0, version = 0, evicted = 0;
   const char *data;
@@ -163,7 +147,7 @@ static int store(lua_State *L, unsigned flags) {
   lxshm_error err;
   double ttl;
 
-  if (h == NULL)
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   if (cas)
     expected = lxshm__check_version(L, 3);
@@ -188,34 +172,26 @@ LXSHM__VARIANT(dict_replace, store(L, LXSHM_DICT_REPLACE))
 LXSHM__VARIANT(dict_cas, store(L, LXSHM__DICT_CAS))
 
 /* d:delete(k) -> true */
-static int dict_delete(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_delete, a) {
   lxshm_error err;
-  if (h == NULL)
-    return 3;
   check_not_updating(L, h);
-  return result(L, h, lxshm__dict_delete(dict_of(h), &a.k, &err), &err);
+  return result(L, h, lxshm__dict_delete(dict_of(h), &a->k, &err), &err);
 }
 
 /* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
-static int dict_incr(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_incr, a) {
   lxshm__dict_number step, init, sum;
   lxshm_error err;
   lxshm_status st;
   double ttl;
   int has_init;
-  if (h == NULL)
-    return 3;
   lxshm__check_number(L, 3, &step);
   has_init = !lua_isnoneornil(L, 4);
   if (has_init)
     lxshm__check_number(L, 4, &init);
   ttl = lxshm__opt_ttl(L, 5);
   check_not_updating(L, h);
-  st = lxshm__dict_incr(dict_of(h), &a.k, &step, has_init ? &init : NULL, ttl, &sum, &err);
+  st = lxshm__dict_incr(dict_of(h), &a->k, &step, has_init ? &init : NULL, ttl, &sum, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
   lxshm__push_number(L, &sum);
@@ -223,16 +199,12 @@ static int dict_incr(lua_State *L) {
 }
 
 /* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
-static int dict_expire(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_expire, a) {
   lxshm_error err;
   double ttl;
-  if (h == NULL)
-    return 3;
   ttl = lxshm__opt_ttl(L, 3);
   check_not_updating(L, h);
-  return result(L, h, lxshm__dict_expire(dict_of(h), &a.k, ttl, &err), &err);
+  return result(L, h, lxshm__dict_expire(dict_of(h), &a->k, ttl, &err), &err);
 }
 
 /* ---- update ------------------------------------------------------------------------------- */
@@ -292,16 +264,12 @@ static void unlock_key(void *ctx) {
 /* d:update(k, fn [, ttl]) -> what fn returned (stored; nil deletes) | nil, msg, code. fn runs
  * with the key's stripe locked; if it raises, nothing changes, the lock is released and the
  * error propagates. */
-static int dict_update(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_update, a) {
   updating_ctx u;
   lxshm_error err;
   lxshm_status st;
   int nargs;
 
-  if (h == NULL)
-    return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
   u.ttl = lxshm__opt_ttl(L, 4);
   check_not_updating(L, h);
@@ -310,7 +278,7 @@ static int dict_update(lua_State *L) {
   lua_settop(L, 3);
   nargs = lxshm__push_locked_call(L, update_locked, 3, &u);
   u.h = h;
-  st = lxshm__dict_lock_key(dict_of(h), &a.k, &u.held, &err);
+  st = lxshm__dict_lock_key(dict_of(h), &a->k, &u.held, &err);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);
   updating[updating_depth++] = lxshm__dict_id(dict_of(h));
@@ -321,21 +289,17 @@ static int dict_update(lua_State *L) {
 /* ---- waiting ------------------------------------------------------------------------------ */
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
-static int dict_wait(lua_State *L) {
-  lxshm__keyarg a;
-  lxshm__handle *h = check_keyed(L, &a);
+KEYED(dict_wait, a) {
   lxshm__interrupt intr;
   uint64_t version, now = 0;
   lxshm_error err;
   lxshm_status st;
   double timeout;
-  if (h == NULL)
-    return 3;
   version = lxshm__check_version(L, 3);
   timeout = lxshm__opt_timeout(L, 4);
   lxshm__interrupt_for(L, &intr);
   lxshm__hold(h); /* a hook run between sleeps may close the handle */
-  st = lxshm__dict_wait(dict_of(h), &a.k, version, timeout, &now, &intr, &err);
+  st = lxshm__dict_wait(dict_of(h), &a->k, version, timeout, &now, &intr, &err);
   lxshm__drop(h);
   if (st != LXSHM_OK)
     return result(L, h, st, &err);

@@ -252,6 +252,19 @@ typedef struct lxshm__keyarg {
  * key's bytes are the argument's: valid while it stays on the stack. */
 int lxshm__check_key(lua_State *L, const char *who, int arg, lxshm__keyarg *a);
 
+/* Defines FN, the method of a dictionary of handle type T whose argument 2 is a key: CHECK(L)
+ * checks the handle (argument 1), lxshm__check_key the key, and for a key out of range FN
+ * returns nil, msg, code. The block that follows the macro is the method's body, with the
+ * handle as h and the key as A. */
+#define LXSHM__KEYED_METHOD(FN, T, CHECK, A)                                   \
+  static int FN##_keyed(lua_State *L, T *h, const lxshm__keyarg *A);           \
+  static int FN(lua_State *L) {                                                \
+    lxshm__keyarg key;                                                         \
+    T *h = CHECK(L);                                                           \
+    return lxshm__check_key(L, h->name, 2, &key) ? FN##_keyed(L, h, &key) : 3; \
+  }                                                                            \
+  static int FN##_keyed(lua_State *L, T *h, const lxshm__keyarg *A)
+
 /* Pushes a key as stored: `type` and its len bytes at p (records of a scan). */
 void lxshm__push_key(lua_State *L, unsigned type, const unsigned char *p, size_t len);
 

@@ -29,12 +29,8 @@ static rx_handle *check(lua_State *L) {
   return rx_check(L, &rx_dict_class);
 }
 
-/* The handle at argument 1, with in *a its key at argument 2; NULL after pushing nil, msg, code
- * for a key no dictionary can hold (too long, or of a type keys cannot have). */
-static rx_handle *check_keyed(lua_State *L, lxshm__keyarg *a) {
-  rx_handle *h = check(L);
-  return lxshm__check_key(L, h->name, 2, a) ? h : NULL;
-}
+/* A method whose argument 2 is a key (const lxshm__keyarg *A): LXSHM__KEYED_METHOD. */
+#define KEYED(FN, A) LXSHM__KEYED_METHOD(FN, rx_handle, check, A)
 
 /* ---- scripts ---------------------------------------------------------------------------------
  * Every script: KEYS[1] the object's hash; ARGV[1] the incarnation, ARGV[2] BASE. */
@@ -487,9 +483,7 @@ static size_t max_value(const rx_handle *h, size_t el) {
 /* ---- reading ------------------------------------------------------------------------------ */
 
 /* d:get(k) -> v, version | nil (absent or expired) | nil, msg, code */
-static int dict_get(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_get, a) {
   redisReply **box;
   lxshm_error err;
   lxshm_status st;
@@ -497,11 +491,9 @@ static int dict_get(lua_State *L) {
   const char *v = NULL;
   size_t vl = 0;
   int present;
-  if (h == NULL)
-    return 3;
   lua_settop(L, 2);
-  push_names(L, h, &a); /* 3 E, 4 K, 5 W */
-  box = rx_box_new(L);  /* 6 */
+  push_names(L, h, a); /* 3 E, 4 K, 5 W */
+  box = rx_box_new(L); /* 6 */
   st = read_key(h, L, 4, box, &present, &version, &v, &vl, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
@@ -536,30 +528,22 @@ static lxshm_status key_int(lua_State *L, rx_handle *h, const lxshm__keyarg *a,
 }
 
 /* d:version(k) -> version (0: absent or expired) */
-static int dict_version(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_version, a) {
   lxshm_error err;
   lxshm_status st;
   long long n = 0;
-  if (h == NULL)
-    return 3;
-  if ((st = key_int(L, h, &a, "HGET", "n", 0, &n, &err)) != LXSHM_OK)
+  if ((st = key_int(L, h, a, "HGET", "n", 0, &n, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 
 /* d:ttl(k) -> seconds left (math.huge: no expiry) | nil, msg, NOT_FOUND */
-static int dict_ttl(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_ttl, a) {
   lxshm_error err;
   lxshm_status st;
   long long ms = -2;
-  if (h == NULL)
-    return 3;
-  if ((st = key_int(L, h, &a, "PTTL", NULL, -2, &ms, &err)) != LXSHM_OK)
+  if ((st = key_int(L, h, a, "PTTL", NULL, -2, &ms, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
   if (ms == -2) {
     lxshm__fail(&err, LXSHM_NOT_FOUND, "no such key");
@@ -574,7 +558,7 @@ static int dict_ttl(lua_State *L) {
 /* set, safe_set, add, safe_add, replace, cas -> true, evicted (cas: true, new version) */
 static int change(lua_State *L, const char *flags, int cas) {
   lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+  rx_handle *h = check(L);
   int varg = cas ? 4 : 3, enc = varg + 2;
   uint64_t expected = 0, out[2];
   redisReply **box;
@@ -585,7 +569,7 @@ static int change(lua_State *L, const char *flags, int cas) {
   long long ttl;
   char fl[8];
 
-  if (h == NULL)
+  if (!lxshm__check_key(L, h->name, 2, &a))
     return 3;
   if (cas)
     expected = lxshm__check_version(L, 3);
@@ -621,18 +605,14 @@ LXSHM__VARIANT(dict_replace, change(L, "r", 0))
 LXSHM__VARIANT(dict_cas, change(L, "", 1))
 
 /* d:delete(k) -> true */
-static int dict_delete(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_delete, a) {
   redisReply **box;
   uint64_t out[2];
   lxshm_error err;
   lxshm_status st;
-  if (h == NULL)
-    return 3;
   check_not_updating(L, h);
   lua_settop(L, 2);
-  push_names(L, h, &a); /* 3 E, 4 K, 5 W */
+  push_names(L, h, a); /* 3 E, 4 K, 5 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -642,9 +622,7 @@ static int dict_delete(lua_State *L) {
 }
 
 /* d:expire(k, ttl) -> true | nil, msg, NOT_FOUND */
-static int dict_expire(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_expire, a) {
   redisReply **box;
   rx_cmd cmd;
   size_t el;
@@ -652,12 +630,10 @@ static int dict_expire(lua_State *L) {
   long long ttl, code = 0;
   lxshm_error err;
   lxshm_status st;
-  if (h == NULL)
-    return 3;
   ttl = ttl_ms(lxshm__opt_ttl(L, 3));
   check_not_updating(L, h);
   lua_settop(L, 3);
-  push_names(L, h, &a); /* 4 E, 5 K, 6 W */
+  push_names(L, h, a); /* 4 E, 5 K, 6 W */
   box = rx_box_new(L);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
@@ -751,14 +727,10 @@ static lxshm_status incr_round(lua_State *L, rx_handle *h, void *ctx, int presen
 }
 
 /* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
-static int dict_incr(lua_State *L) {
-  lxshm__keyarg k;
-  rx_handle *h = check_keyed(L, &k);
+KEYED(dict_incr, k) {
   lxshm_error err;
   incr_args a;
 
-  if (h == NULL)
-    return 3;
   lxshm__check_number(L, 3, &a.step);
   a.has_init = !lua_isnoneornil(L, 4);
   if (a.has_init)
@@ -767,9 +739,9 @@ static int dict_incr(lua_State *L) {
   check_not_updating(L, h);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 5);     /* self, k, step, init, init_ttl */
-  push_names(L, h, &k); /* 6 E, 7 K, 8 W */
-  rx_box_new(L);        /* 9 */
+  lua_settop(L, 5);    /* self, k, step, init, init_ttl */
+  push_names(L, h, k); /* 6 E, 7 K, 8 W */
+  rx_box_new(L);       /* 9 */
   return read_compute_store(L, h, 6, incr_round, &a);
 }
 
@@ -807,14 +779,10 @@ static lxshm_status update_round(lua_State *L, rx_handle *h, void *ctx, int pres
 /* d:update(k, fn [, ttl]) -> what fn returned (stored; nil deletes) | nil, msg, code. fn(current)
  * runs with no lock held; its result is stored only if the key did not change meanwhile, else fn
  * runs again on the newer value. If fn raises, nothing changes and the error propagates. */
-static int dict_update(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_update, a) {
   lxshm_error err;
   long long ttl;
 
-  if (h == NULL)
-    return 3;
   luaL_checktype(L, 3, LUA_TFUNCTION);
   ttl = ttl_ms(lxshm__opt_ttl(L, 4));
   check_not_updating(L, h);
@@ -822,18 +790,16 @@ static int dict_update(lua_State *L) {
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 3);     /* self, k, fn */
-  push_names(L, h, &a); /* 4 E, 5 K, 6 W */
-  rx_box_new(L);        /* 7 */
+  lua_settop(L, 3);    /* self, k, fn */
+  push_names(L, h, a); /* 4 E, 5 K, 6 W */
+  rx_box_new(L);       /* 7 */
   return read_compute_store(L, h, 4, update_round, &ttl);
 }
 
 /* ---- waiting ------------------------------------------------------------------------------ */
 
 /* d:wait(k, version [, timeout]) -> new version | nil, msg, TIMEOUT */
-static int dict_wait(lua_State *L) {
-  lxshm__keyarg a;
-  rx_handle *h = check_keyed(L, &a);
+KEYED(dict_wait, a) {
   uint64_t want;
   double timeout, deadline;
   redisReply **box;
@@ -842,13 +808,11 @@ static int dict_wait(lua_State *L) {
   size_t el, wl;
   const char *e, *w;
 
-  if (h == NULL)
-    return 3;
   want = lxshm__check_version(L, 3);
   timeout = lxshm__opt_timeout(L, 4);
   deadline = rx_deadline(timeout);
   lua_settop(L, 4);
-  push_names(L, h, &a); /* 5 E, 6 K, 7 W */
+  push_names(L, h, a); /* 5 E, 6 K, 7 W */
   e = lua_tolstring(L, 5, &el);
   w = lua_tolstring(L, 7, &wl);
   box = rx_box_new(L); /* 8 */
