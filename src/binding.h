@@ -105,12 +105,18 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, voi
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
-/* Encodes list[1..n] (argument 2) as records, each value in at most `limit` bytes, into the
- * copy buffer of the handle h at stack index 1, pushed at stack index b->at: as
- * lxshm__encode_list, with h's size as the total ("N WHAT SIZE bytes"). The caller gives the
- * buffer back (lxshm__scratch_give) once the records are stored. */
-lxshm_status lxshm__encode_batch(lua_State *L, lxshm__handle *h, lua_Integer n, size_t limit,
-                                 const char *what, lxshm__batch *b, lxshm_error *err);
+/* Stores a run of records in the object `to`, as the core's lxshm__queue_push_records and
+ * lxshm__topic_publish_records do. */
+typedef lxshm_status (*lxshm__put_fn)(void *to, lxshm__records *r, lxshm_error *err);
+
+/* The method (list [, timeout]) of a queue or a topic: encodes list[1..n] (argument 2, read raw)
+ * as records, each value in at most `limit` bytes, in the copy buffer of the handle h at stack
+ * index 1, and stores them with put as one run (h held meanwhile). Returns 0 when they are
+ * stored, or the list was empty (r->count 0), for the method to push its results; else the
+ * number of results pushed: nil, msg, code ("N WHAT SIZE bytes" when the run would take more
+ * than h's size; "item N: …" for a value that cannot be encoded). Raises when interrupted. */
+int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *what,
+                     lxshm__put_fn put, void *to, lxshm__records *r);
 
 /* The method (max [, timeout]) of a queue or a subscription: takes up to max values (argument
  * 2; at least one, waiting while there is none, for timeout, argument 3) with take as whole

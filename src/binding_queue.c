@@ -64,40 +64,22 @@ LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
+static lxshm_status put(void *q, lxshm__records *r, lxshm_error *err) {
+  return lxshm__queue_push_records((lxshm_queue *)q, r, err);
+}
+
 /* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
  * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all.
  * Values are read raw: a list with __len or __index, whose metamethods would say otherwise,
  * raises. */
 static int queue_push_many(lua_State *L) {
   lxshm__handle *h = check(L);
-  lxshm__interrupt intr;
-  lxshm__batch b;
-  lxshm_status st;
-  lua_Integer n;
-  double timeout;
-  lxshm_error err;
-
-  n = lxshm__check_list_args(L, &timeout);
-  luaL_checkstack(L, 8, NULL);
-  if (n == 0) {
+  lxshm__records r;
+  int n = lxshm__put_batch(L, h, (size_t)lxshm__queue_max_value(queue_of(h)),
+                           "values take more than the queue's", put, queue_of(h), &r);
+  if (n == 0)
     lua_pushboolean(L, 1);
-    return 1;
-  }
-  lxshm__interrupt_for(L, &intr);
-  lxshm__hold(h);
-  st = lxshm__encode_batch(L, h, n, (size_t)lxshm__queue_max_value(queue_of(h)),
-                           "values take more than the queue's", &b, &err);
-  if (st == LXSHM_OK)
-    st = lxshm__queue_push_records(queue_of(h), lua_touserdata(L, b.at), b.used, (uint64_t)n,
-                                   timeout, &intr, &err);
-  lxshm__drop(h);
-  if (st == LXSHM__INTERRUPTED)
-    return lua_error(L);
-  lua_settop(L, b.at);
-  lxshm__scratch_give(L, 1);
-  if (b.item != 0)
-    return lxshm__push_item_failure(L, h->name, b.item, st, &err);
-  return lxshm__result(L, h, st, &err);
+  return n > 0 ? n : 1;
 }
 
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code. Removes up to max of the oldest

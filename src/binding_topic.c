@@ -40,40 +40,22 @@ static int topic_publish(lua_State *L) {
   return 1;
 }
 
+static lxshm_status put(void *t, lxshm__records *r, lxshm_error *err) {
+  return lxshm__topic_publish_records((lxshm_topic *)t, r, err);
+}
+
 /* t:publish_many(list [, timeout]) -> last seq | nil, msg, code. Publishes list[1], ...,
  * list[#list] as consecutive messages under one lock, with one wake-up; or nothing at all. An
  * empty list publishes nothing and returns t:last(). Values are read raw: a list with __len or
  * __index raises. */
 static int topic_publish_many(lua_State *L) {
   lxshm__handle *h = check(L);
-  lxshm__batch b;
-  lua_Integer n;
-  uint64_t seq = 0;
-  lxshm_status st;
-  double timeout;
-  lxshm_error err;
-
-  n = lxshm__check_list_args(L, &timeout);
-  luaL_checkstack(L, 8, NULL);
-  if (n == 0) {
-    lua_pushinteger(L, (lua_Integer)lxshm_topic_last(topic_of(h)));
-    return 1;
-  }
-  lxshm__hold(h);
-  st = lxshm__encode_batch(L, h, n, (size_t)lxshm__topic_max_value(topic_of(h)),
-                           "messages take more than the topic's", &b, &err);
-  if (st == LXSHM_OK)
-    st = lxshm__topic_publish_records(topic_of(h), lua_touserdata(L, b.at), b.used, (uint64_t)n,
-                                      timeout, &seq, &err);
-  lxshm__drop(h);
-  lua_settop(L, b.at);
-  lxshm__scratch_give(L, 1);
-  if (b.item != 0)
-    return lxshm__push_item_failure(L, h->name, b.item, st, &err);
-  if (st != LXSHM_OK)
-    return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)seq);
-  return 1;
+  lxshm__records r;
+  int n = lxshm__put_batch(L, h, (size_t)lxshm__topic_max_value(topic_of(h)),
+                           "messages take more than the topic's", put, topic_of(h), &r);
+  if (n == 0)
+    lua_pushinteger(L, (lua_Integer)(r.count > 0 ? r.seq : lxshm_topic_last(topic_of(h))));
+  return n > 0 ? n : 1;
 }
 
 /* ---- subscribing -------------------------------------------------------------------------- */

@@ -101,6 +101,18 @@ typedef struct lxshm__interrupt {
 
 #define LXSHM__INTERRUPTED ((lxshm_status)100) /* internal: never returned by lxshm.h calls */
 
+/* ---- runs of records: a queue's push_many, a topic's publish_many ---------------------------- */
+
+/* Values given as whole records (ring.h: lxshm__record_put builds them), to store as one run. */
+typedef struct lxshm__records {
+  const void *data;             /* the records */
+  size_t bytes;                 /* their bytes */
+  uint64_t count;               /* values */
+  double timeout;               /* seconds to wait (for room, or for the publishers' lock) */
+  const lxshm__interrupt *intr; /* checked between sleeps; may be NULL */
+  uint64_t seq;                 /* found, topic: the last one's sequence number */
+} lxshm__records;
+
 /* ---- takes: reads that wait, from a queue or a subscription ---------------------------------- */
 
 /* What a take asks (the caller sets these, the rest zero) and what it found. */
@@ -139,13 +151,10 @@ lxshm_status lxshm__queue_take(lxshm_queue *q, lxshm__take *t, lxshm_error *err)
 /* The largest value one push can take: what an empty queue holds as one record. */
 uint64_t lxshm__queue_max_value(const lxshm_queue *q);
 
-/* Appends `count` values given as whole records (ring.h: lxshm__record_put builds them),
- * `bytes` in all, as one run: one lock, one wake-up, the
- * values contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could
- * never fit. Nothing is pushed on failure. */
-lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
-                                       uint64_t count, double timeout, const lxshm__interrupt *intr,
-                                       lxshm_error *err);
+/* Appends r->count values given as whole records, as one run: one lock, one wake-up, the values
+ * contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could never
+ * fit. Nothing is pushed on failure. */
+lxshm_status lxshm__queue_push_records(lxshm_queue *q, lxshm__records *r, lxshm_error *err);
 
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
@@ -158,12 +167,10 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
                                   size_t len, unsigned format, double timeout, uint64_t *seq,
                                   lxshm_error *err);
 
-/* Publishes `count` values given as whole records (ring.h), `bytes` in all, as consecutive
- * messages: one lock, one wake-up, all or nothing. *seq is the last one's number. INVALID_SIZE
- * if they cannot all be held at once. */
-lxshm_status lxshm__topic_publish_records(lxshm_topic *t, const void *records, size_t bytes,
-                                          uint64_t count, double timeout, uint64_t *seq,
-                                          lxshm_error *err);
+/* Publishes r->count values given as whole records as consecutive messages: one lock, one
+ * wake-up, all or nothing; r->seq is the last one's number. INVALID_SIZE if they cannot all be
+ * held at once. */
+lxshm_status lxshm__topic_publish_records(lxshm_topic *t, lxshm__records *r, lxshm_error *err);
 
 /* The largest value one message can hold. */
 uint64_t lxshm__topic_max_value(const lxshm_topic *t);

@@ -230,21 +230,18 @@ lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len, doub
   return lxshm__queue_push(q, data, len, LXSHM__FORMAT_RAW, timeout, NULL, err);
 }
 
-lxshm_status lxshm__queue_push_records(lxshm_queue *q, const void *records, size_t bytes,
-                                       uint64_t count, double timeout, const lxshm__interrupt *intr,
-                                       lxshm_error *err) {
+lxshm_status lxshm__queue_push_records(lxshm_queue *q, lxshm__records *records, lxshm_error *err) {
   run r;
-  if (bytes > q->obj.capacity)
-    return lxshm__fail(err, LXSHM_INVALID_SIZE,
-                       "%llu values taking %zu bytes cannot fit a "
-                       "queue of %llu",
-                       (unsigned long long)count, bytes, (unsigned long long)q->obj.capacity);
+  if (records->bytes > q->obj.capacity)
+    return lxshm__fail(
+        err, LXSHM_INVALID_SIZE, "%llu values taking %zu bytes cannot fit a queue of %llu",
+        (unsigned long long)records->count, records->bytes, (unsigned long long)q->obj.capacity);
   r.header = NULL;
-  r.data = records;
-  r.len = bytes;
-  r.bytes = bytes;
-  r.count = count;
-  return push_run(q, &r, timeout, intr, err);
+  r.data = records->data;
+  r.len = records->bytes;
+  r.bytes = records->bytes;
+  r.count = records->count;
+  return push_run(q, &r, records->timeout, records->intr, err);
 }
 
 /* ---- pop and peek --------------------------------------------------------------------------- */

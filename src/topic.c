@@ -260,17 +260,16 @@ lxshm_status lxshm_topic_publish(lxshm_topic *t, const void *data, size_t len, d
   return lxshm__topic_publish(t, NULL, 0, data, len, LXSHM__FORMAT_RAW, timeout, seq, err);
 }
 
-lxshm_status lxshm__topic_publish_records(lxshm_topic *t, const void *records, size_t bytes,
-                                          uint64_t count, double timeout, uint64_t *seq,
+lxshm_status lxshm__topic_publish_records(lxshm_topic *t, lxshm__records *records,
                                           lxshm_error *err) {
   run r;
   memset(&r, 0, sizeof r);
-  r.data = records;
-  r.len = bytes;
+  r.data = records->data;
+  r.len = records->bytes;
   r.records = 1;
-  r.bytes = bytes;
-  r.count = count;
-  return publish_run(t, &r, timeout, seq, err);
+  r.bytes = records->bytes;
+  r.count = records->count;
+  return publish_run(t, &r, records->timeout, &records->seq, err);
 }
 
 /* ---- named subscriptions ---------------------------------------------------------------- */
