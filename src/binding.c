@@ -258,6 +258,16 @@ lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__e
   return LXSHM_OK;
 }
 
+lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxshm__take_fn take,
+                               void *from, lxshm__take *t, lxshm_error *err) {
+  lxshm_status st;
+  lua_settop(L, 1);
+  lxshm__hold(h);
+  st = lxshm__copy_out(L, hint, take, from, t, 0, err);
+  lxshm__drop(h);
+  return st;
+}
+
 /* ---- batches ------------------------------------------------------------------------------ */
 
 /* The first size of a batch's copy buffer (it grows up to the object's size when needed). */

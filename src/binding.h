@@ -118,6 +118,12 @@ typedef lxshm_status (*lxshm__put_fn)(void *to, lxshm__records *r, lxshm_error *
 int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *what,
                      lxshm__put_fn put, void *to, lxshm__records *r);
 
+/* The method ([timeout]) of a queue or a subscription that takes one value: takes it with take
+ * as t asks, as lxshm__copy_out does (h held meanwhile), and pushes it decoded. Returns as
+ * lxshm__copy_out. */
+lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxshm__take_fn take,
+                               void *from, lxshm__take *t, lxshm_error *err);
+
 /* The method (max [, timeout]) of a queue or a subscription: takes up to max values (argument
  * 2; at least one, waiting while there is none, for timeout, argument 3) with take as whole
  * records into the copy buffer of the handle h at stack index 1 (grown as take says; h is held

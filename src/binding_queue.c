@@ -43,16 +43,10 @@ static lxshm_status take(void *q, lxshm__take *t, lxshm_error *err) {
  * results (1, or 3 on failure). The copy is private before any Lua call. */
 static int take_value(lua_State *L, int remove, double timeout) {
   lxshm__handle *h = check(L);
-  lxshm__take t = {0};
-  lxshm_status st;
+  lxshm__take t = {.remove = remove, .timeout = timeout};
   lxshm_error err;
-
-  lua_settop(L, 1);
-  t.remove = remove;
-  t.timeout = timeout;
-  lxshm__hold(h);
-  st = lxshm__copy_out(L, lxshm__queue_front_length(queue_of(h)), take, queue_of(h), &t, 0, &err);
-  lxshm__drop(h);
+  lxshm_status st =
+      lxshm__take_value(L, h, lxshm__queue_front_length(queue_of(h)), take, queue_of(h), &t, &err);
   return st == LXSHM_OK ? 1 : lxshm__result(L, h, st, &err);
 }
 

@@ -82,16 +82,13 @@ static lxshm_status read_current(void *seg, lxshm__take *t, lxshm_error *err) {
  * for a write(), the decoded value for a put(), nil before the first commit (raw = 0). Returns
  * the number of results. Calls Lua only once the copy is private. h is held. */
 static int push_value(lua_State *L, lxshm__handle *h, int raw) {
-  direct d;
-  lxshm__sink sink = {direct_take, direct_drop, NULL};
+  direct d = {L, raw};
+  lxshm__sink sink = {direct_take, direct_drop, &d};
   lxshm_segment *seg = segment_of(h);
   lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
 
-  d.L = L;
-  d.raw = raw;
-  sink.ud = &d;
   if (lxshm__used(seg) > LXSHM__SMALL_VALUE && lxshm__read_in_place(seg, &sink))
     return 1;
   st = lxshm__copy_out(L, (size_t)lxshm__used(seg), read_current, seg, &t, raw, &err);

@@ -158,24 +158,28 @@ static lxshm_status take(void *sub, lxshm__take *t, lxshm_error *err) {
   return lxshm__subscription_take((lxshm_subscription *)sub, t, err);
 }
 
+/* The results of next and next_many: the `pushed` ones, then the first message's number and the
+ * messages lost before it; or nil, msg, code. */
+static int taken(lua_State *L, lxshm__handle *h, lxshm_status st, const lxshm_error *err,
+                 const lxshm__take *t, int pushed) {
+  if (st != LXSHM_OK)
+    return lxshm__result(L, h, st, err);
+  lua_pushinteger(L, (lua_Integer)t->first);
+  lua_pushinteger(L, (lua_Integer)t->lost);
+  return pushed + 2;
+}
+
 /* sub:next([timeout]) -> v, seq, lost | nil, msg, code (TIMEOUT when none came). */
 static int sub_next(lua_State *L) {
   sub_handle *s = check_sub(L);
-  lxshm__handle *h = s->topic;
   lxshm__take t = {0};
   lxshm_status st;
   lxshm_error err;
 
   t.timeout = lxshm__opt_timeout(L, 2);
-  lua_settop(L, 1);
-  lxshm__hold(h);
-  st = lxshm__copy_out(L, lxshm__subscription_front_length(s->sub), take, s->sub, &t, 0, &err);
-  lxshm__drop(h);
-  if (st != LXSHM_OK)
-    return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)t.first);
-  lua_pushinteger(L, (lua_Integer)t.lost);
-  return 3;
+  st = lxshm__take_value(L, s->topic, lxshm__subscription_front_length(s->sub), take, s->sub, &t,
+                         &err);
+  return taken(L, s->topic, st, &err, &t, 1);
 }
 
 /* sub:next_many(max [, timeout]) -> values, n, first_seq, lost | nil, msg, code. Up to max
@@ -183,18 +187,12 @@ static int sub_next(lua_State *L) {
  * value leaves a hole). */
 static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
-  lxshm__handle *h = s->topic;
   lxshm__take t = {0};
-  lxshm_status st;
   lxshm_error err;
-
-  st = lxshm__take_batch(L, h, take, s->sub, &t, "message", &err);
-  if (st != LXSHM_OK)
-    return lxshm__result(L, h, st, &err);
-  lua_pushinteger(L, (lua_Integer)t.count);
-  lua_pushinteger(L, (lua_Integer)t.first);
-  lua_pushinteger(L, (lua_Integer)t.lost);
-  return 4;
+  lxshm_status st = lxshm__take_batch(L, s->topic, take, s->sub, &t, "message", &err);
+  if (st == LXSHM_OK)
+    lua_pushinteger(L, (lua_Integer)t.count);
+  return taken(L, s->topic, st, &err, &t, 2);
 }
 
 /* sub:position() -> the sequence number next() returns next, if not overwritten by then. */
