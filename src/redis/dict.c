@@ -381,6 +381,18 @@ static void check_not_updating(lua_State *L, rx_handle *h) {
       luaL_error(L, "%s: cannot change a dictionary inside its own update", h->name);
 }
 
+/* What every change of the key a does first: refuses one inside this dictionary's update (raises)
+ * and one through a read-only handle (PERMISSION), with the stack cut to `top` and then the key's
+ * names (top + 1 E, K, W) and *box (top + 4) pushed. */
+static lxshm_status begin_change(lua_State *L, rx_handle *h, const lxshm__keyarg *a, int top,
+                                 redisReply ***box, lxshm_error *err) {
+  check_not_updating(L, h);
+  lua_settop(L, top);
+  push_names(L, h, a);
+  *box = rx_box_new(L);
+  return h->readonly ? rx_refuse_readonly(h, err) : LXSHM_OK;
+}
+
 /* ---- commands ------------------------------------------------------------------------------- */
 
 /* Starts a script call: KEYS the object's hash, the index, the sizes and (names > 0) the key's
@@ -574,12 +586,8 @@ static int change(lua_State *L, const char *flags, int cas) {
   if (cas)
     expected = lxshm__check_version(L, 3);
   ttl = ttl_ms(lxshm__opt_ttl(L, varg + 1));
-  check_not_updating(L, h);
-  lua_settop(L, varg + 1);
-  push_names(L, h, &a); /* enc: E, K, W */
-  box = rx_box_new(L);  /* enc + 3 */
-  if (h->readonly)
-    return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
+  if ((st = begin_change(L, h, &a, varg + 1, &box, &err)) != LXSHM_OK) /* enc: E, K, W */
+    return rx_result(L, h, st, &err);
   lua_tolstring(L, enc, &el);
   snprintf(fl, sizeof fl, "%s%s%s", flags, cas ? "c" : "", lua_isnil(L, varg) ? "d" : "");
   if (lua_isnil(L, varg)) /* nil deletes; add, replace and cas conditions still hold */
@@ -609,14 +617,9 @@ KEYED(dict_delete, a) {
   redisReply **box;
   uint64_t out[2];
   lxshm_error err;
-  lxshm_status st;
-  check_not_updating(L, h);
-  lua_settop(L, 2);
-  push_names(L, h, a); /* 3 E, 4 K, 5 W */
-  box = rx_box_new(L);
-  if (h->readonly)
-    return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  st = store(h, L, 3, "d", 0, 0, NULL, 0, box, out, &err);
+  lxshm_status st = begin_change(L, h, a, 2, &box, &err); /* 3 E, 4 K, 5 W */
+  if (st == LXSHM_OK)
+    st = store(h, L, 3, "d", 0, 0, NULL, 0, box, out, &err);
   rx_box_free(box);
   return rx_result(L, h, st, &err);
 }
@@ -631,12 +634,8 @@ KEYED(dict_expire, a) {
   lxshm_error err;
   lxshm_status st;
   ttl = ttl_ms(lxshm__opt_ttl(L, 3));
-  check_not_updating(L, h);
-  lua_settop(L, 3);
-  push_names(L, h, a); /* 4 E, 5 K, 6 W */
-  box = rx_box_new(L);
-  if (h->readonly)
-    return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
+  if ((st = begin_change(L, h, a, 3, &box, &err)) != LXSHM_OK) /* 4 E, 5 K, 6 W */
+    return rx_result(L, h, st, &err);
   e = lua_tolstring(L, 4, &el);
   script_args(&cmd, &expire_script, h, L, 4);
   rx_arg(&cmd, e, el);
@@ -728,7 +727,9 @@ static lxshm_status incr_round(lua_State *L, rx_handle *h, void *ctx, int presen
 
 /* d:incr(k, step [, init [, init_ttl]]) -> the new number | nil, msg, code */
 KEYED(dict_incr, k) {
+  redisReply **box;
   lxshm_error err;
+  lxshm_status st;
   incr_args a;
 
   lxshm__check_number(L, 3, &a.step);
@@ -736,12 +737,9 @@ KEYED(dict_incr, k) {
   if (a.has_init)
     lxshm__check_number(L, 4, &a.init);
   a.ttl = ttl_ms(lxshm__opt_ttl(L, 5));
-  check_not_updating(L, h);
-  if (h->readonly)
-    return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 5);    /* self, k, step, init, init_ttl */
-  push_names(L, h, k); /* 6 E, 7 K, 8 W */
-  rx_box_new(L);       /* 9 */
+  /* self, k, step, init, init_ttl; 6 E, 7 K, 8 W, 9 the box */
+  if ((st = begin_change(L, h, k, 5, &box, &err)) != LXSHM_OK)
+    return rx_result(L, h, st, &err);
   return read_compute_store(L, h, 6, incr_round, &a);
 }
 
@@ -780,19 +778,18 @@ static lxshm_status update_round(lua_State *L, rx_handle *h, void *ctx, int pres
  * runs with no lock held; its result is stored only if the key did not change meanwhile, else fn
  * runs again on the newer value. If fn raises, nothing changes and the error propagates. */
 KEYED(dict_update, a) {
+  redisReply **box;
   lxshm_error err;
+  lxshm_status st;
   long long ttl;
 
   luaL_checktype(L, 3, LUA_TFUNCTION);
   ttl = ttl_ms(lxshm__opt_ttl(L, 4));
-  check_not_updating(L, h);
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
-  if (h->readonly)
-    return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
-  lua_settop(L, 3);    /* self, k, fn */
-  push_names(L, h, a); /* 4 E, 5 K, 6 W */
-  rx_box_new(L);       /* 7 */
+  /* self, k, fn; 4 E, 5 K, 6 W, 7 the box */
+  if ((st = begin_change(L, h, a, 3, &box, &err)) != LXSHM_OK)
+    return rx_result(L, h, st, &err);
   return read_compute_store(L, h, 4, update_round, &ttl);
 }
 
