@@ -337,16 +337,12 @@ static lxshm_status unpack_batch(lua_State *L, const char *buf, size_t bytes, ui
 
 lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn take, void *from,
                                lxshm__take *t, const char *what, lxshm_error *err) {
-  lua_Integer max = luaL_checkinteger(L, 2);
   lxshm__interrupt intr;
   lxshm_status st;
   int at;
 
-  t->timeout = lxshm__opt_timeout(L, 3);
-  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
-  lua_settop(L, 3);
+  t->max = (uint64_t)lxshm__check_max_args(L, &t->timeout);
   t->whole = 1;
-  t->max = (uint64_t)max;
   t->intr = lxshm__interrupt_for(L, &intr);
   luaL_checkstack(L, 8, NULL);
   lxshm__hold(h);

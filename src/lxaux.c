@@ -204,6 +204,14 @@ uint64_t lxshm__check_version(lua_State *L, int arg) {
   return (uint64_t)v;
 }
 
+lua_Integer lxshm__check_max_args(lua_State *L, double *timeout) {
+  lua_Integer max = luaL_checkinteger(L, 2);
+  *timeout = lxshm__opt_timeout(L, 3);
+  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
+  lua_settop(L, 3);
+  return max;
+}
+
 lua_Integer lxshm__check_list_args(lua_State *L, double *timeout) {
   luaL_checktype(L, 2, LUA_TTABLE);
   *timeout = lxshm__opt_timeout(L, 3);

@@ -153,6 +153,10 @@ double lxshm__opt_ttl(lua_State *L, int arg);
 /* A version argument: a whole number >= 0 (raises otherwise). */
 uint64_t lxshm__check_version(lua_State *L, int arg);
 
+/* The arguments (max [, timeout]) of pop_many and next_many: returns max (argument 2, at least
+ * 1) and sets *timeout (argument 3); the stack is cut to 3 slots. */
+lua_Integer lxshm__check_max_args(lua_State *L, double *timeout);
+
 /* The arguments (list [, timeout]) of push_many and publish_many, at 2 and 3: returns the
  * list's length, read raw as the values will be, and *timeout (lxshm__opt_timeout); the stack
  * is cut to 3. Raises for a list that is not a table, or whose metatable has __len or __index:

@@ -293,16 +293,13 @@ LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code */
 static int queue_pop_many(lua_State *L) {
   rx_handle *h = check(L);
-  lua_Integer max = luaL_checkinteger(L, 2);
-  double timeout = lxshm__opt_timeout(L, 3);
-  redisReply **box;
+  double timeout;
+  lua_Integer max = lxshm__check_max_args(L, &timeout);
+  redisReply **box = rx_box_new(L); /* 4 */
   lxshm_error err;
   lxshm_status st;
   size_t i;
 
-  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
-  lua_settop(L, 3);
-  box = rx_box_new(L); /* 4 */
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   st = pop_until(L, h, box, max, 1, timeout, &err);

@@ -656,13 +656,11 @@ static int sub_next(lua_State *L) {
 /* sub:next_many(max [, timeout]) -> values, n, first_seq, lost | nil, msg, code */
 static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
-  lua_Integer max = luaL_checkinteger(L, 2), n = 0;
-  double timeout = lxshm__opt_timeout(L, 3);
+  double timeout;
+  lua_Integer max = lxshm__check_max_args(L, &timeout), n = 0;
   uint64_t first = 0, lost = 0;
   lxshm_error err;
   lxshm_status st;
-  luaL_argcheck(L, max >= 1, 2, "must be at least 1");
-  lua_settop(L, 3);
   lua_newtable(L); /* 4 */
   err.message[0] = '\0';
   st = take(L, s, max, timeout, &n, &first, &lost, &err);
