@@ -23,18 +23,26 @@ extern "C" {
 
 /* Status codes: X(NAME, value, description). The first four keep the numbers of the Windows
  * recipe lxshm grew from; the others are stable and documented in README.md. This list is the
- * only place codes are written: the enum, lxshm_strerror and the Lua constants expand from it. */
-#define LXSHM_STATUS_MAP(X)                          \
-  X(OK, 0, "success")                                \
-  X(EXISTS, 1, "already exists")                     \
-  X(INVALID, 2, "invalid name, handle or mapping")   \
-  X(INVALID_SIZE, 3, "invalid size")                 \
-  X(NOT_FOUND, 4, "not found")                       \
-  X(TIMEOUT, 5, "timed out")                         \
-  X(CORRUPT, 6, "corrupt data")                      \
-  X(PERMISSION, 7, "permission denied")              \
-  X(UNSUPPORTED, 8, "value cannot be stored")        \
-  X(SYSTEM, 9, "system error")                       \
+ * only place codes are written: the enum, lxshm_strerror and the Lua constants expand from it.
+ * The first ten come from any kind of object; the last three from some only. */
+#define LXSHM_STATUS_MAP(X) LXSHM__STATUS_ANY(X) LXSHM__STATUS_SOME(X)
+
+#define LXSHM__STATUS_ANY(X)                       \
+  X(OK, 0, "success")                              \
+  X(EXISTS, 1, "already exists")                   \
+  X(INVALID, 2, "invalid name, handle or mapping") \
+  X(INVALID_SIZE, 3, "invalid size")               \
+  X(NOT_FOUND, 4, "not found")                     \
+  X(TIMEOUT, 5, "timed out")                       \
+  X(CORRUPT, 6, "corrupt data")                    \
+  X(PERMISSION, 7, "permission denied")            \
+  X(UNSUPPORTED, 8, "value cannot be stored")      \
+  X(SYSTEM, 9, "system error")
+
+/* FULL: a dictionary that would have to evict (safe_set, safe_add), a topic with no name left
+ * for a subscription, a Redis server out of memory; CONFLICT: a compare-and-set lost to another
+ * change; UNAVAILABLE: the Redis backend cannot reach its server. */
+#define LXSHM__STATUS_SOME(X)                        \
   X(FULL, 10, "no room without evicting")            \
   X(CONFLICT, 11, "changed since the version given") \
   X(UNAVAILABLE, 12, "remote backend unreachable")

@@ -17,10 +17,6 @@
 
 #include "rx.h"
 
-static rx_handle *check(lua_State *L) {
-  return rx_check(L, &rx_segment_class);
-}
-
 /* Returns -1 when the stream is gone (the segment was removed), else the version. */
 static rx_script version_script = {
     "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
@@ -47,6 +43,10 @@ static rx_script stat_script = {
 static uint64_t id_version(const char *id) {
   const char *dash = strchr(id, '-');
   return dash != NULL ? (uint64_t)strtoull(dash + 1, NULL, 10) : 0;
+}
+
+static rx_handle *check(lua_State *L) {
+  return rx_check(L, &rx_segment_class);
 }
 
 static int seg_size(lua_State *L) {
