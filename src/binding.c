@@ -274,40 +274,48 @@ lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxsh
 #define BATCH_BUFFER (64u << 10)
 
 int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *what,
-                     lxshm__put_fn put, void *to, lxshm__records *r) {
+                     lxshm__put_fn put, int seq) {
   size_t size = (size_t)h->size;
-  lua_Integer n = lxshm__check_list_args(L, &r->timeout);
+  lxshm__records r = {0};
+  lua_Integer n = lxshm__check_list_args(L, &r.timeout);
   lxshm__interrupt intr;
   lxshm_status st;
   lxshm_error err;
   lxshm__batch b;
 
   luaL_checkstack(L, 8, NULL);
-  r->count = 0;
-  if (n == 0)
-    return 0;
-  r->intr = lxshm__interrupt_for(L, &intr);
-  lxshm__hold(h);
-  lxshm__scratch_take(L, 1, size < BATCH_BUFFER ? size : BATCH_BUFFER, &b.cap);
-  b.at = lua_gettop(L);
-  b.used = 0;
-  b.total = h->size;
-  b.what = what;
-  st = lxshm__encode_list(L, 2, n, limit, &b, &err);
-  if (st == LXSHM_OK) { /* no Lua call between here and the store: the records stay put */
-    r->data = lua_touserdata(L, b.at);
-    r->bytes = b.used;
-    r->count = (uint64_t)n;
-    st = put(to, r, &err);
+  if (n == 0) /* stores nothing; a topic tells its last */
+    st = put(h->obj, &r, &err);
+  else {
+    r.intr = lxshm__interrupt_for(L, &intr);
+    lxshm__hold(h);
+    lxshm__scratch_take(L, 1, size < BATCH_BUFFER ? size : BATCH_BUFFER, &b.cap);
+    b.at = lua_gettop(L);
+    b.used = 0;
+    b.total = h->size;
+    b.what = what;
+    st = lxshm__encode_list(L, 2, n, limit, &b, &err);
+    if (st == LXSHM_OK) { /* no Lua call between here and the store: the records stay put */
+      r.data = lua_touserdata(L, b.at);
+      r.bytes = b.used;
+      r.count = (uint64_t)n;
+      st = put(h->obj, &r, &err);
+    }
+    lxshm__drop(h);
+    if (st == LXSHM__INTERRUPTED)
+      return lua_error(L);
+    lua_settop(L, b.at);
+    lxshm__scratch_give(L, 1);
+    if (b.item != 0)
+      return lxshm__push_item_failure(L, h->name, b.item, st, &err);
   }
-  lxshm__drop(h);
-  if (st == LXSHM__INTERRUPTED)
-    return lua_error(L);
-  lua_settop(L, b.at);
-  lxshm__scratch_give(L, 1);
-  if (b.item != 0)
-    return lxshm__push_item_failure(L, h->name, b.item, st, &err);
-  return st == LXSHM_OK ? 0 : lxshm__result(L, h, st, &err);
+  if (st != LXSHM_OK)
+    return lxshm__result(L, h, st, &err);
+  if (seq)
+    lua_pushinteger(L, (lua_Integer)r.seq);
+  else
+    lua_pushboolean(L, 1);
+  return 1;
 }
 
 /* Pushes the values of `count` whole records in buf[0..bytes-1] into the table on the stack top,

@@ -105,18 +105,17 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, voi
 
 /* ---- batches --------------------------------------------------------------------------------- */
 
-/* Stores a run of records in the object `to`, as the core's lxshm__queue_push_records and
- * lxshm__topic_publish_records do. */
-typedef lxshm_status (*lxshm__put_fn)(void *to, lxshm__records *r, lxshm_error *err);
+/* Stores a run of records in an object: lxshm__queue_push_records, lxshm__topic_publish_records. */
+typedef lxshm_status (*lxshm__put_fn)(lxshm__object *o, lxshm__records *r, lxshm_error *err);
 
 /* The method (list [, timeout]) of a queue or a topic: encodes list[1..n] (argument 2, read raw)
  * as records, each value in at most `limit` bytes, in the copy buffer of the handle h at stack
- * index 1, and stores them with put as one run (h held meanwhile). Returns 0 when they are
- * stored, or the list was empty (r->count 0), for the method to push its results; else the
- * number of results pushed: nil, msg, code ("N WHAT SIZE bytes" when the run would take more
- * than h's size; "item N: …" for a value that cannot be encoded). Raises when interrupted. */
+ * index 1, and stores them in h's object with put as one run (h held meanwhile; an empty list
+ * is a run of none). Returns the method's results: true, or with `seq` the last sequence number
+ * (r->seq); or nil, msg, code ("N WHAT SIZE bytes" when the run would take more than h's size;
+ * "item N: …" for a value that cannot be encoded). Raises when interrupted. */
 int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *what,
-                     lxshm__put_fn put, void *to, lxshm__records *r);
+                     lxshm__put_fn put, int seq);
 
 /* The method ([timeout]) of a queue or a subscription that takes one value: takes it with take
  * as t asks, as lxshm__copy_out does (h held meanwhile), and pushes it decoded. Returns as

@@ -58,22 +58,14 @@ LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
-static lxshm_status put(void *q, lxshm__records *r, lxshm_error *err) {
-  return lxshm__queue_push_records((lxshm_queue *)q, r, err);
-}
-
 /* q:push_many(list [, timeout]) -> true | nil, msg, code. Pushes list[1], ..., list[#list] as
  * one run: in order, next to each other, under one lock, with one wake-up; or nothing at all.
  * Values are read raw: a list with __len or __index, whose metamethods would say otherwise,
  * raises. */
 static int queue_push_many(lua_State *L) {
   lxshm__handle *h = check(L);
-  lxshm__records r;
-  int n = lxshm__put_batch(L, h, (size_t)lxshm__queue_max_value(queue_of(h)),
-                           "values take more than the queue's", put, queue_of(h), &r);
-  if (n == 0)
-    lua_pushboolean(L, 1);
-  return n > 0 ? n : 1;
+  return lxshm__put_batch(L, h, (size_t)lxshm__queue_max_value(queue_of(h)),
+                          "values take more than the queue's", lxshm__queue_push_records, 0);
 }
 
 /* q:pop_many(max [, timeout]) -> values, n | nil, msg, code. Removes up to max of the oldest

@@ -40,22 +40,14 @@ static int topic_publish(lua_State *L) {
   return 1;
 }
 
-static lxshm_status put(void *t, lxshm__records *r, lxshm_error *err) {
-  return lxshm__topic_publish_records((lxshm_topic *)t, r, err);
-}
-
 /* t:publish_many(list [, timeout]) -> last seq | nil, msg, code. Publishes list[1], ...,
  * list[#list] as consecutive messages under one lock, with one wake-up; or nothing at all. An
  * empty list publishes nothing and returns t:last(). Values are read raw: a list with __len or
  * __index raises. */
 static int topic_publish_many(lua_State *L) {
   lxshm__handle *h = check(L);
-  lxshm__records r;
-  int n = lxshm__put_batch(L, h, (size_t)lxshm__topic_max_value(topic_of(h)),
-                           "messages take more than the topic's", put, topic_of(h), &r);
-  if (n == 0)
-    lua_pushinteger(L, (lua_Integer)(r.count > 0 ? r.seq : lxshm_topic_last(topic_of(h))));
-  return n > 0 ? n : 1;
+  return lxshm__put_batch(L, h, (size_t)lxshm__topic_max_value(topic_of(h)),
+                          "messages take more than the topic's", lxshm__topic_publish_records, 1);
 }
 
 /* ---- subscribing -------------------------------------------------------------------------- */

@@ -103,7 +103,11 @@ typedef struct lxshm__interrupt {
 
 /* ---- runs of records: a queue's push_many, a topic's publish_many ---------------------------- */
 
-/* Values given as whole records (ring.h: lxshm__record_put builds them), to store as one run. */
+/* Values given as whole records (ring.h: lxshm__record_put builds them), to store as one run. The
+ * functions that store them take the queue or topic as the object it starts with (object.h), so
+ * that the binding reaches either through one function type. */
+typedef struct lxshm__object lxshm__object;
+
 typedef struct lxshm__records {
   const void *data;             /* the records */
   size_t bytes;                 /* their bytes */
@@ -153,8 +157,8 @@ uint64_t lxshm__queue_max_value(const lxshm_queue *q);
 
 /* Appends r->count values given as whole records, as one run: one lock, one wake-up, the values
  * contiguous and in order. Waits for room for all of them; INVALID_SIZE if they could never
- * fit. Nothing is pushed on failure. */
-lxshm_status lxshm__queue_push_records(lxshm_queue *q, lxshm__records *r, lxshm_error *err);
+ * fit. Nothing is pushed on failure; a run of none does nothing. */
+lxshm_status lxshm__queue_push_records(lxshm__object *q, lxshm__records *r, lxshm_error *err);
 
 /* Length of the oldest value, or 0 when the queue is empty: a hint for sizing a buffer. */
 size_t lxshm__queue_front_length(lxshm_queue *q);
@@ -168,9 +172,9 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
                                   lxshm_error *err);
 
 /* Publishes r->count values given as whole records as consecutive messages: one lock, one
- * wake-up, all or nothing; r->seq is the last one's number. INVALID_SIZE if they cannot all be
- * held at once. */
-lxshm_status lxshm__topic_publish_records(lxshm_topic *t, lxshm__records *r, lxshm_error *err);
+ * wake-up, all or nothing; r->seq is the last one's number (for a run of none, which does
+ * nothing, the topic's last). INVALID_SIZE if they cannot all be held at once. */
+lxshm_status lxshm__topic_publish_records(lxshm__object *t, lxshm__records *r, lxshm_error *err);
 
 /* The largest value one message can hold. */
 uint64_t lxshm__topic_max_value(const lxshm_topic *t);

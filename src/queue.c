@@ -230,8 +230,12 @@ lxshm_status lxshm_queue_push(lxshm_queue *q, const void *data, size_t len, doub
   return lxshm__queue_push(q, data, len, LXSHM__FORMAT_RAW, timeout, NULL, err);
 }
 
-lxshm_status lxshm__queue_push_records(lxshm_queue *q, lxshm__records *records, lxshm_error *err) {
+lxshm_status lxshm__queue_push_records(lxshm__object *o, lxshm__records *records,
+                                       lxshm_error *err) {
+  lxshm_queue *q = (lxshm_queue *)o;
   run r;
+  if (records->count == 0)
+    return LXSHM_OK;
   if (records->bytes > q->obj.capacity)
     return lxshm__fail(
         err, LXSHM_INVALID_SIZE, "%llu values taking %zu bytes cannot fit a queue of %llu",

@@ -260,9 +260,14 @@ lxshm_status lxshm_topic_publish(lxshm_topic *t, const void *data, size_t len, d
   return lxshm__topic_publish(t, NULL, 0, data, len, LXSHM__FORMAT_RAW, timeout, seq, err);
 }
 
-lxshm_status lxshm__topic_publish_records(lxshm_topic *t, lxshm__records *records,
+lxshm_status lxshm__topic_publish_records(lxshm__object *o, lxshm__records *records,
                                           lxshm_error *err) {
+  lxshm_topic *t = (lxshm_topic *)o;
   run r;
+  if (records->count == 0) {
+    records->seq = lxshm_topic_last(t);
+    return LXSHM_OK;
+  }
   memset(&r, 0, sizeof r);
   r.data = records->data;
   r.len = records->bytes;
