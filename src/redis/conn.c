@@ -40,6 +40,15 @@ double rx_left(double deadline) {
   return left > 0 ? left : 0;
 }
 
+lxshm_status rx_expired(double timeout, double deadline, const char *now, const char *later,
+                        lxshm_error *err) {
+  if (timeout == 0)
+    return lxshm__fail(err, LXSHM_TIMEOUT, "%s", now);
+  if (rx_left(deadline) == 0)
+    return lxshm__fail(err, LXSHM_TIMEOUT, "%s after %g s", later, timeout);
+  return LXSHM_OK;
+}
+
 double rx_slice(double left) {
   return left < 0 || left > RX_SLICE ? RX_SLICE : left;
 }

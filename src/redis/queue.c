@@ -99,15 +99,20 @@ static rx_script stat_script = {
     "  redis.call('ZCOUNT', KEYS[3], now, '+inf'), redis.call('ZCOUNT', KEYS[4], now, '+inf')}\n",
     ""};
 
-/* Blocks in BLPOP on a doorbell (and on the list a remove fills) for up to `slice` seconds. */
-static lxshm_status ring_wait(rx_handle *h, const char *bell, double slice, lxshm_error *err) {
+/* Blocks in BLPOP on a doorbell (and on the list a remove fills) for up to `slice` seconds, then
+ * lets a pending hook run (LXSHM__INTERRUPTED: its error is on the stack top). */
+static lxshm_status ring_wait(lua_State *L, rx_handle *h, const char *bell, double slice,
+                              lxshm_error *err) {
   rx_cmd cmd;
+  lxshm_status st;
   rx_cmd_init(&cmd);
   rx_arg_str(&cmd, "BLPOP");
   rx_arg_key(&cmd, h, bell);
   rx_arg_key(&cmd, h, "gl");
   rx_arg_double(&cmd, slice < 0.001 ? 0.001 : slice);
-  return rx_h_int(h, NULL, &cmd, slice, 0, NULL, err);
+  if ((st = rx_h_int(h, NULL, &cmd, slice, 0, NULL, err)) != LXSHM_OK)
+    return st;
+  return lxshm__interrupted(L) ? LXSHM__INTERRUPTED : LXSHM_OK;
 }
 
 
@@ -156,14 +161,10 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
     if (code != 0)
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a push");
     registered = timeout != 0;
-    if (timeout == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "queue is full");
-    if (rx_left(deadline) == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "queue still full after %g s", timeout);
-    if ((st = ring_wait(h, "du", slice, err)) != LXSHM_OK)
+    if ((st = rx_expired(timeout, deadline, "queue is full", "queue still full", err)) != LXSHM_OK)
       return st;
-    if (lxshm__interrupted(L))
-      return LXSHM__INTERRUPTED;
+    if ((st = ring_wait(L, h, "du", slice, err)) != LXSHM_OK)
+      return st;
   }
 }
 
@@ -248,15 +249,12 @@ static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_
     if (rx_int(r->element[0], 0) == 1)
       return LXSHM_OK;
     registered = remove && timeout != 0;
-    if (timeout == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "queue is empty");
-    if (rx_left(deadline) == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "queue still empty after %g s", timeout);
-    rx_box_free(box);
-    if ((st = ring_wait(h, "dp", slice, err)) != LXSHM_OK)
+    if ((st = rx_expired(timeout, deadline, "queue is empty", "queue still empty", err)) !=
+        LXSHM_OK)
       return st;
-    if (lxshm__interrupted(L))
-      return LXSHM__INTERRUPTED;
+    rx_box_free(box);
+    if ((st = ring_wait(L, h, "dp", slice, err)) != LXSHM_OK)
+      return st;
   }
 }
 

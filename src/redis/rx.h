@@ -240,6 +240,10 @@ double rx_now(void);
 /* Seconds left before deadline (deadline < 0: forever, returns -1); never below 0. */
 double rx_left(double deadline);
 double rx_deadline(double timeout); /* -1 for forever */
+/* After a try that found nothing: TIMEOUT with `now` ("queue is full") when timeout is 0, or
+ * "LATER after T s" once the deadline has passed; else OK, to wait again. */
+lxshm_status rx_expired(double timeout, double deadline, const char *now, const char *later,
+                        lxshm_error *err);
 /* How long the next block lasts, with `left` seconds left (rx_left): at most RX_SLICE. */
 double rx_slice(double left);
 

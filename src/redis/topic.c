@@ -612,10 +612,8 @@ static lxshm_status take(lua_State *L, sub_handle *s, lua_Integer max, double ti
       }
     }
     rx_box_free(box);
-    if (timeout == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "no new message");
-    if (rx_left(deadline) == 0)
-      return lxshm__fail(err, LXSHM_TIMEOUT, "no new message after %g s", timeout);
+    if ((st = rx_expired(timeout, deadline, "no new message", "no new message", err)) != LXSHM_OK)
+      return st;
     if (s->named) { /* nothing yet: block until the stream has an entry past the position */
       xread_args(&cmd, s, 1, slice, from);
       if ((st = rx_h_int(h, NULL, &cmd, slice, 0, NULL, err)) != LXSHM_OK)
