@@ -244,10 +244,10 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__copy_fn copy, voi
 lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__encoded *v,
                                  lxshm_error *err) {
   v->hl = 0;
-  if (lua_type(L, idx) != LUA_TSTRING || lua_rawlen(L, idx) > UINT32_MAX) /* encoder refuses it */
+  v->data = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &v->len) : NULL;
+  if (v->data == NULL || (uint64_t)v->len > UINT32_MAX) /* the encoder refuses the latter */
     return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
                          &v->data, &v->len, err);
-  v->data = lua_tolstring(L, idx, &v->len);
   v->hl = lxshm__string_header(v->data, v->len, v->head);
   if (v->hl > limit || v->len > limit - v->hl) /* refused as the encoder would, in its words */
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",
