@@ -19,6 +19,15 @@ void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t
 /* Copies n bytes (n <= capacity) out of the ring from position pos. */
 void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n);
 
+/* Where position pos lies in the ring; *room is the number of bytes from there to the ring's
+ * end, which a copy of at most that many bytes may use without wrapping (a record does unless
+ * it wraps: it is the caller's to look). */
+static inline unsigned char *lxshm__ring_at(const lxshm__ring *r, uint64_t pos, uint64_t *room) {
+  uint64_t off = pos % r->capacity;
+  *room = r->capacity - off;
+  return r->data + off;
+}
+
 /* ---- records --------------------------------------------------------------------------------
  * A record is an 8-byte header (u32 length of the value, u32 format tag, in the machine's byte
  * order), then the value's bytes, zero-padded to a multiple of LXSHM__RECORD_ALIGN. Records lie

@@ -179,13 +179,24 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
   }
   /* Step 2: the records and their index entries. */
   if (!r->records) {
-    unsigned char header[LXSHM__RECORD_HEADER];
+    unsigned char header[LXSHM__RECORD_HEADER], *p;
+    uint64_t room;
     lxshm__record_header(header, r->hlen + r->len, r->format);
-    lxshm__ring_put(&t->ring, at, header, sizeof header);
-    if (r->hlen > 0)
-      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
-    if (r->len > 0)
-      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    p = lxshm__ring_at(&t->ring, at, &room);
+    if (room >= r->bytes) { /* as most records: in one piece, so its parts go straight in */
+      memcpy(p, header, sizeof header);
+      if (r->hlen > 0)
+        memcpy(p + LXSHM__RECORD_HEADER, r->head, r->hlen);
+      if (r->len > 0)
+        memcpy(p + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    }
+    else {
+      lxshm__ring_put(&t->ring, at, header, sizeof header);
+      if (r->hlen > 0)
+        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
+      if (r->len > 0)
+        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    }
     atomic_store_explicit(&t->index[(last + 1) % t->entries], at, memory_order_relaxed);
   }
   else {
@@ -243,8 +254,8 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
                                   size_t len, unsigned format, double timeout, uint64_t *seq,
                                   lxshm_error *err) {
   run r;
-  if (hlen + len < len || hlen + len > UINT32_MAX ||
-      lxshm__record_size(hlen + len) > t->obj.capacity)
+  uint64_t bytes = lxshm__record_size(hlen + len); /* what it means once the sum is known whole */
+  if (hlen + len < len || hlen + len > UINT32_MAX || bytes > t->obj.capacity)
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "a message of %zu bytes cannot fit a topic of %llu",
                        hlen + len, (unsigned long long)t->obj.capacity);
   memset(&r, 0, sizeof r);
@@ -253,7 +264,7 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
   r.data = data;
   r.len = len;
   r.format = format;
-  r.bytes = lxshm__record_size(hlen + len);
+  r.bytes = bytes;
   r.count = 1;
   return publish_run(t, &r, timeout, seq, err);
 }
