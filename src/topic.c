@@ -523,7 +523,7 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
   uint64_t cap = tp->obj.capacity;
 
   for (;;) {
-    uint64_t first = sub->next, seq = first, last, oldest;
+    uint64_t first = sub->next, seq = first, last, oldest, slot;
     size_t used = 0, need = 0;
     int bad = 0;
 
@@ -535,13 +535,19 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
       skip_to(sub, oldest);
       continue;
     }
+    slot = seq % tp->entries; /* then counted along */
     while (seq <= last && seq - first < t->max) {
-      uint64_t pos = atomic_load_explicit(&tp->index[seq % tp->entries], memory_order_relaxed);
+      uint64_t pos = atomic_load_explicit(&tp->index[slot], memory_order_relaxed), room, rec;
+      const unsigned char *p = lxshm__ring_at(&tp->ring, pos, &room);
       unsigned char header[LXSHM__RECORD_HEADER];
-      uint64_t rec;
+      char *dst = (char *)t->buf + used;
+      size_t body;
       uint32_t n;
       unsigned format;
-      lxshm__ring_get(&tp->ring, pos, header, sizeof header);
+      if (room >= sizeof header) /* always, but where the index is damaged */
+        memcpy(header, p, sizeof header);
+      else
+        lxshm__ring_get(&tp->ring, pos, header, sizeof header);
       lxshm__record_parse(header, &n, &format);
       rec = lxshm__record_size(n);
       if (rec > cap || format > LXSHM__FORMAT_MSGPACK) {
@@ -551,16 +557,19 @@ static lxshm_status take_once(lxshm_subscription *sub, take *t) {
       need = t->whole ? (size_t)rec : n;
       if (need > t->cap - used)
         break;
+      body = t->whole ? need - sizeof header : n;
       if (t->whole) { /* the header as parsed: drop_records walks these */
-        memcpy((char *)t->buf + used, header, sizeof header);
-        lxshm__ring_get(&tp->ring, pos + LXSHM__RECORD_HEADER,
-                        (char *)t->buf + used + LXSHM__RECORD_HEADER, need - sizeof header);
+        memcpy(dst, header, sizeof header);
+        dst += sizeof header;
       }
-      else if (n > 0)
-        lxshm__ring_get(&tp->ring, pos + LXSHM__RECORD_HEADER, t->buf, n);
+      if (body > 0 && room >= sizeof header + body) /* the record in one piece, as most are */
+        memcpy(dst, p + sizeof header, body);
+      else if (body > 0)
+        lxshm__ring_get(&tp->ring, pos + sizeof header, dst, body);
       used += need;
       t->format = format;
       seq++;
+      slot = slot + 1 < tp->entries ? slot + 1 : 0;
       if (!t->whole)
         break;
     }
