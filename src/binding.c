@@ -60,19 +60,24 @@ static lxshm__handle *new_handle(lua_State *L, const lxshm__class *cls) {
 
 /* The handle at argument 1 whatever its state, if it is a handle of class cls (NULL: of any
  * class); raises with the usual "bad argument #1" otherwise, naming the class expected. Every
- * method starts here: the class's metatable is found in the registry by the class's address,
- * which costs less than luaL_checkudata's lookup by name. */
+ * method starts here. A kind's own method has its class's metatable as upvalue 2
+ * (lxshm__new_class): a userdata with that metatable is a handle, and one of class cls if it
+ * says so, and the registry is not searched. Otherwise the class's metatable is found in the
+ * registry by the class's address, which costs less than luaL_checkudata's lookup by name. */
 static lxshm__handle *to_handle(lua_State *L, const lxshm__class *cls) {
   size_t i;
   if (cls != NULL) {
-    void *p = lua_touserdata(L, 1);
+    lxshm__handle *p = (lxshm__handle *)lua_touserdata(L, 1);
     if (p != NULL && lua_getmetatable(L, 1)) {
-      int same;
-      lua_rawgetp(L, LUA_REGISTRYINDEX, cls);
-      same = lua_rawequal(L, -1, -2);
-      lua_pop(L, 2);
+      int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(2)) && p->cls == cls;
+      if (!same) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, cls);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
       if (same)
-        return (lxshm__handle *)p;
+        return p;
     }
     return (lxshm__handle *)luaL_checkudata(L, 1, cls->mt); /* raises */
   }
@@ -247,10 +252,10 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, voi
 lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__encoded *v,
                                  lxshm_error *err) {
   v->hl = 0;
-  if (lua_type(L, idx) != LUA_TSTRING || lua_rawlen(L, idx) > UINT32_MAX) /* encoder refuses it */
+  v->data = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &v->len) : NULL;
+  if (v->data == NULL || (uint64_t)v->len > UINT32_MAX) /* the encoder refuses the latter */
     return lxshm__encode(L, lxshm__encoder_of(L), idx, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit,
                          &v->data, &v->len, err);
-  v->data = lua_tolstring(L, idx, &v->len);
   v->hl = lxshm__string_header(v->data, v->len, v->head);
   if (v->hl > limit || v->len > limit - v->hl) /* refused as the encoder would, in its words */
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "encoded value exceeds the limit of %llu bytes",

@@ -21,13 +21,15 @@ static lxshm__handle *check(lua_State *L) {
  * for the publishers' lock (no limit by default). */
 static int topic_publish(lua_State *L) {
   lxshm__handle *h = check(L);
-  double timeout = lxshm__opt_timeout(L, 3);
+  int top = lua_gettop(L); /* one look at how many arguments came, instead of one per argument */
+  double timeout = top >= 3 ? lxshm__opt_timeout(L, 3) : LXSHM_FOREVER;
   uint64_t seq = 0;
   lxshm__encoded v;
   lxshm_error err;
   lxshm_status st;
 
-  luaL_checkany(L, 2);
+  if (top < 2)
+    luaL_checkany(L, 2);
   lxshm__hold(h); /* the encoder may allocate, and a finalizer then close h */
   st = lxshm__encode_value(L, 2, lxshm__topic_max_value(topic_of(h)), &v, &err);
   if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: v.data stays valid */

@@ -111,7 +111,8 @@ void lxshm__new_class(lua_State *L, const char *mt, const char *type_name, const
     luaL_setfuncs(L, shared, 2);
   }
   lua_pushvalue(L, -3);
-  luaL_setfuncs(L, own, 1);
+  lua_pushvalue(L, -3); /* the metatable */
+  luaL_setfuncs(L, own, 2);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }

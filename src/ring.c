@@ -31,30 +31,10 @@ void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n) {
 
 /* ---- records ------------------------------------------------------------------------------ */
 
-uint64_t lxshm__record_size(uint64_t len) {
-  return (LXSHM__RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
-         LXSHM__RECORD_ALIGN;
-}
-
 uint64_t lxshm__record_max_value(uint64_t room) {
   uint64_t whole = room / LXSHM__RECORD_ALIGN * LXSHM__RECORD_ALIGN;
   uint64_t max = whole > LXSHM__RECORD_HEADER ? whole - LXSHM__RECORD_HEADER : 0;
   return max < UINT32_MAX ? max : UINT32_MAX;
-}
-
-void lxshm__record_header(unsigned char head[LXSHM__RECORD_HEADER], size_t len, unsigned format) {
-  uint32_t fields[2];
-  fields[0] = (uint32_t)len;
-  fields[1] = format;
-  memcpy(head, fields, sizeof fields);
-}
-
-void lxshm__record_parse(const unsigned char head[LXSHM__RECORD_HEADER], uint32_t *len,
-                         unsigned *format) {
-  uint32_t fields[2];
-  memcpy(fields, head, sizeof fields);
-  *len = fields[0];
-  *format = fields[1];
 }
 
 size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format) {

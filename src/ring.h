@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "layout.h"
 
 /* A ring of `capacity` bytes starting at `data`: a view, owned by the object that maps it. */
 typedef struct lxshm__ring {
@@ -19,6 +22,15 @@ void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t
 /* Copies n bytes (n <= capacity) out of the ring from position pos. */
 void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n);
 
+/* Where position pos lies in the ring; *room is the number of bytes from there to the ring's
+ * end, which a copy of at most that many bytes may use without wrapping (a record does unless
+ * it wraps: it is the caller's to look). */
+static inline unsigned char *lxshm__ring_at(const lxshm__ring *r, uint64_t pos, uint64_t *room) {
+  uint64_t off = pos % r->capacity;
+  *room = r->capacity - off;
+  return r->data + off;
+}
+
 /* ---- records --------------------------------------------------------------------------------
  * A record is an 8-byte header (u32 length of the value, u32 format tag, in the machine's byte
  * order), then the value's bytes, zero-padded to a multiple of LXSHM__RECORD_ALIGN. Records lie
@@ -27,17 +39,31 @@ void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n);
 #define LXSHM__RECORD_HEADER 8u
 
 /* The bytes a value of `len` bytes takes as a record. */
-uint64_t lxshm__record_size(uint64_t len);
+static inline uint64_t lxshm__record_size(uint64_t len) {
+  return (LXSHM__RECORD_HEADER + len + LXSHM__RECORD_ALIGN - 1) / LXSHM__RECORD_ALIGN *
+         LXSHM__RECORD_ALIGN;
+}
 
 /* The largest value a record of at most `room` bytes can hold (0 if none). */
 uint64_t lxshm__record_max_value(uint64_t room);
 
 /* Writes the header of a record for a value of `len` bytes (at most UINT32_MAX) to head. */
-void lxshm__record_header(unsigned char head[LXSHM__RECORD_HEADER], size_t len, unsigned format);
+static inline void lxshm__record_header(unsigned char head[LXSHM__RECORD_HEADER], size_t len,
+                                        unsigned format) {
+  uint32_t fields[2];
+  fields[0] = (uint32_t)len;
+  fields[1] = format;
+  memcpy(head, fields, sizeof fields);
+}
 
 /* Reads a record header: the value's length and format. */
-void lxshm__record_parse(const unsigned char head[LXSHM__RECORD_HEADER], uint32_t *len,
-                         unsigned *format);
+static inline void lxshm__record_parse(const unsigned char head[LXSHM__RECORD_HEADER],
+                                       uint32_t *len, unsigned *format) {
+  uint32_t fields[2];
+  memcpy(fields, head, sizeof fields);
+  *len = fields[0];
+  *format = fields[1];
+}
 
 /* Writes a whole record at dst (lxshm__record_size(len) bytes) and returns its size. */
 size_t lxshm__record_put(void *dst, const void *data, size_t len, unsigned format);

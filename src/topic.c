@@ -176,13 +176,24 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
   }
   /* Step 2: the records and their index entries. */
   if (!r->records) {
-    unsigned char header[LXSHM__RECORD_HEADER];
+    unsigned char header[LXSHM__RECORD_HEADER], *p;
+    uint64_t room;
     lxshm__record_header(header, r->hlen + r->len, r->format);
-    lxshm__ring_put(&t->ring, at, header, sizeof header);
-    if (r->hlen > 0)
-      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
-    if (r->len > 0)
-      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    p = lxshm__ring_at(&t->ring, at, &room);
+    if (room >= r->bytes) { /* as most records: in one piece, so its parts go straight in */
+      memcpy(p, header, sizeof header);
+      if (r->hlen > 0)
+        memcpy(p + LXSHM__RECORD_HEADER, r->head, r->hlen);
+      if (r->len > 0)
+        memcpy(p + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    }
+    else {
+      lxshm__ring_put(&t->ring, at, header, sizeof header);
+      if (r->hlen > 0)
+        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
+      if (r->len > 0)
+        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
+    }
     atomic_store_explicit(&t->index[(last + 1) % t->entries], at, memory_order_relaxed);
   }
   else {
@@ -240,8 +251,8 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
                                   size_t len, unsigned format, double timeout, uint64_t *seq,
                                   lxshm_error *err) {
   run r;
-  if (hlen + len < len || hlen + len > UINT32_MAX ||
-      lxshm__record_size(hlen + len) > t->obj.capacity)
+  uint64_t bytes = lxshm__record_size(hlen + len); /* what it means once the sum is known whole */
+  if (hlen + len < len || hlen + len > UINT32_MAX || bytes > t->obj.capacity)
     return lxshm__fail(err, LXSHM_INVALID_SIZE, "a message of %zu bytes cannot fit a topic of %llu",
                        hlen + len, (unsigned long long)t->obj.capacity);
   memset(&r, 0, sizeof r);
@@ -250,7 +261,7 @@ lxshm_status lxshm__topic_publish(lxshm_topic *t, const void *head, size_t hlen,
   r.data = data;
   r.len = len;
   r.format = format;
-  r.bytes = lxshm__record_size(hlen + len);
+  r.bytes = bytes;
   r.count = 1;
   return publish_run(t, &r, timeout, seq, err);
 }
@@ -500,7 +511,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
   uint64_t cap = tp->obj.capacity;
 
   for (;;) {
-    uint64_t first = sub->next, seq = first, last, oldest;
+    uint64_t first = sub->next, seq = first, last, oldest, slot;
     size_t used = 0, need = 0;
     int bad = 0;
 
@@ -512,13 +523,19 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       skip_to(sub, oldest);
       continue;
     }
+    slot = seq % tp->entries; /* then counted along */
     while (seq <= last && seq - first < t->max) {
-      uint64_t pos = atomic_load_explicit(&tp->index[seq % tp->entries], memory_order_relaxed);
+      uint64_t pos = atomic_load_explicit(&tp->index[slot], memory_order_relaxed), room, rec;
+      const unsigned char *p = lxshm__ring_at(&tp->ring, pos, &room);
       unsigned char header[LXSHM__RECORD_HEADER];
-      uint64_t rec;
+      char *dst = (char *)t->buf + used;
+      size_t body;
       uint32_t n;
       unsigned format;
-      lxshm__ring_get(&tp->ring, pos, header, sizeof header);
+      if (room >= sizeof header) /* always, but where the index is damaged */
+        memcpy(header, p, sizeof header);
+      else
+        lxshm__ring_get(&tp->ring, pos, header, sizeof header);
       lxshm__record_parse(header, &n, &format);
       rec = lxshm__record_size(n);
       if (rec > cap || format > LXSHM__FORMAT_MSGPACK) {
@@ -528,16 +545,19 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       need = t->whole ? (size_t)rec : n;
       if (need > t->cap - used)
         break;
+      body = t->whole ? need - sizeof header : n;
       if (t->whole) { /* the header as parsed: drop_records walks these */
-        memcpy((char *)t->buf + used, header, sizeof header);
-        lxshm__ring_get(&tp->ring, pos + LXSHM__RECORD_HEADER,
-                        (char *)t->buf + used + LXSHM__RECORD_HEADER, need - sizeof header);
+        memcpy(dst, header, sizeof header);
+        dst += sizeof header;
       }
-      else if (n > 0)
-        lxshm__ring_get(&tp->ring, pos + LXSHM__RECORD_HEADER, t->buf, n);
+      if (body > 0 && room >= sizeof header + body) /* the record in one piece, as most are */
+        memcpy(dst, p + sizeof header, body);
+      else if (body > 0)
+        lxshm__ring_get(&tp->ring, pos + sizeof header, dst, body);
       used += need;
       t->format = format;
       seq++;
+      slot = slot + 1 < tp->entries ? slot + 1 : 0;
       if (!t->whole)
         break;
     }
