@@ -218,14 +218,12 @@ lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, voi
                              lxshm__take *t, int raw, lxshm_error *err) {
   char small[LXSHM__SMALL_VALUE];
   size_t need = hint;
-  lxshm__interrupt intr;
   lxshm_status st;
   int on_stack = 0; /* a scratch buffer sits on the stack top */
 
   t->buf = small;
   t->cap = sizeof small;
   t->format = LXSHM__FORMAT_RAW;
-  t->intr = lxshm__interrupt_for(L, &intr);
   for (;;) {
     if (need > t->cap) {
       if (on_stack)
@@ -265,8 +263,10 @@ lxshm_status lxshm__encode_value(lua_State *L, int idx, uint64_t limit, lxshm__e
 
 lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxshm__take_fn take,
                                void *from, lxshm__take *t, lxshm_error *err) {
+  lxshm__interrupt intr;
   lxshm_status st;
   lua_settop(L, 1);
+  t->intr = lxshm__interrupt_for(L, &intr);
   lxshm__hold(h);
   st = lxshm__copy_out(L, hint, take, from, t, 0, err);
   lxshm__drop(h);
@@ -278,9 +278,13 @@ lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxsh
 /* The first size of a batch's copy buffer (it grows up to the object's size when needed). */
 #define BATCH_BUFFER (64u << 10)
 
+/* Takes h's copy buffer for a batch (at the stack top), of BATCH_BUFFER bytes or h's size. */
+static char *batch_buffer(lua_State *L, const lxshm__handle *h, size_t *cap) {
+  return lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, cap);
+}
+
 int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *what,
                      lxshm__put_fn put, int seq) {
-  size_t size = (size_t)h->size;
   lxshm__records r = {0};
   lua_Integer n = lxshm__check_list_args(L, &r.timeout);
   lxshm__interrupt intr;
@@ -294,7 +298,7 @@ int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *w
   else {
     r.intr = lxshm__interrupt_for(L, &intr);
     lxshm__hold(h);
-    lxshm__scratch_take(L, 1, size < BATCH_BUFFER ? size : BATCH_BUFFER, &b.cap);
+    batch_buffer(L, h, &b.cap);
     b.at = lua_gettop(L);
     b.used = 0;
     b.total = h->size;
@@ -359,8 +363,7 @@ lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn ta
   t->intr = lxshm__interrupt_for(L, &intr);
   luaL_checkstack(L, 8, NULL);
   lxshm__hold(h);
-  t->buf =
-      lxshm__scratch_take(L, 1, h->size < BATCH_BUFFER ? (size_t)h->size : BATCH_BUFFER, &t->cap);
+  t->buf = batch_buffer(L, h, &t->cap);
   at = lua_gettop(L);
   for (;;) {
     t->count = 0;

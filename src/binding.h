@@ -97,9 +97,9 @@ void lxshm__scratch_give(lua_State *L, int handle);
 typedef lxshm_status (*lxshm__take_fn)(void *from, lxshm__take *t, lxshm_error *err);
 
 /* Copies one value with take, as t asks (on the C stack when small, else in the copy buffer of
- * the handle at stack index 1, `hint` bytes first, more as take says; a wait may be
- * interrupted), and pushes it as what it holds (as a string if raw). Returns take's failure, or
- * a decoding one, with nothing pushed; or LXSHM__INTERRUPTED with the error on the stack top. */
+ * the handle at stack index 1, `hint` bytes first, more as take says), and pushes it as what it
+ * holds (as a string if raw). Returns take's failure, or a decoding one, with nothing pushed; or
+ * LXSHM__INTERRUPTED with the error on the stack top. */
 lxshm_status lxshm__copy_out(lua_State *L, size_t hint, lxshm__take_fn take, void *from,
                              lxshm__take *t, int raw, lxshm_error *err);
 
@@ -118,8 +118,8 @@ int lxshm__put_batch(lua_State *L, lxshm__handle *h, size_t limit, const char *w
                      lxshm__put_fn put, int seq);
 
 /* The method ([timeout]) of a queue or a subscription that takes one value: takes it with take
- * as t asks, as lxshm__copy_out does (h held meanwhile), and pushes it decoded. Returns as
- * lxshm__copy_out. */
+ * as t asks, as lxshm__copy_out does (h held meanwhile; a wait may be interrupted), and pushes
+ * it decoded. Returns as lxshm__copy_out. */
 lxshm_status lxshm__take_value(lua_State *L, lxshm__handle *h, size_t hint, lxshm__take_fn take,
                                void *from, lxshm__take *t, lxshm_error *err);
 
