@@ -131,9 +131,9 @@ typedef struct lxshm__take {
   size_t len;                   /* found: bytes copied; with INVALID_SIZE, bytes the next needs */
   unsigned format;              /* found: the value's format (whole = 0) */
   uint64_t count;               /* found: values taken */
-  uint64_t first;               /* found, topic: the sequence number of the first */
-  uint64_t lost;                /* found, topic: messages lost before the first */
-  uint64_t at;                  /* found, queue: where a damaged record starts */
+  uint64_t first; /* found, topic: the first one's sequence number (binding: a read's version) */
+  uint64_t lost;  /* found, topic: messages lost before the first */
+  uint64_t at;    /* found, queue: where a damaged record starts */
 } lxshm__take;
 
 /* As lxshm_wait, and returns LXSHM__INTERRUPTED when intr (may be NULL) says so. */
