@@ -7,28 +7,6 @@
 #include "layout.h"
 #include "ring.h"
 
-/* Bytes from pos's place to the end of the ring, but at most n. */
-static size_t first_part(const lxshm__ring *r, uint64_t pos, size_t n) {
-  uint64_t left = r->capacity - pos % r->capacity;
-  return left < n ? (size_t)left : n;
-}
-
-void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t n) {
-  size_t first = first_part(r, pos, n);
-  if (first > 0)
-    memcpy(r->data + pos % r->capacity, src, first);
-  if (n > first)
-    memcpy(r->data, (const char *)src + first, n - first);
-}
-
-void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n) {
-  size_t first = first_part(r, pos, n);
-  if (first > 0)
-    memcpy(dst, r->data + pos % r->capacity, first);
-  if (n > first)
-    memcpy((char *)dst + first, r->data, n - first);
-}
-
 /* ---- records ------------------------------------------------------------------------------ */
 
 uint64_t lxshm__record_max_value(uint64_t room) {

@@ -16,19 +16,27 @@ typedef struct lxshm__ring {
   uint64_t capacity;
 } lxshm__ring;
 
-/* Copies n bytes (n <= capacity) into the ring at position pos. */
-void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t n);
+/* Copies n bytes (n <= capacity) into the ring at position pos. Inline, with one division:
+ * most copies do not wrap, and a publish or a take makes several per record. */
+static inline void lxshm__ring_put(const lxshm__ring *r, uint64_t pos, const void *src, size_t n) {
+  uint64_t off = pos % r->capacity, room = r->capacity - off;
+  if (n <= room)
+    memcpy(r->data + off, src, n);
+  else {
+    memcpy(r->data + off, src, (size_t)room);
+    memcpy(r->data, (const char *)src + room, n - (size_t)room);
+  }
+}
 
-/* Copies n bytes (n <= capacity) out of the ring from position pos. */
-void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n);
-
-/* Where position pos lies in the ring; *room is the number of bytes from there to the ring's
- * end, which a copy of at most that many bytes may use without wrapping (a record does unless
- * it wraps: it is the caller's to look). */
-static inline unsigned char *lxshm__ring_at(const lxshm__ring *r, uint64_t pos, uint64_t *room) {
-  uint64_t off = pos % r->capacity;
-  *room = r->capacity - off;
-  return r->data + off;
+/* Copies n bytes (n <= capacity) out of the ring from position pos, as lxshm__ring_put. */
+static inline void lxshm__ring_get(const lxshm__ring *r, uint64_t pos, void *dst, size_t n) {
+  uint64_t off = pos % r->capacity, room = r->capacity - off;
+  if (n <= room)
+    memcpy(dst, r->data + off, n);
+  else {
+    memcpy(dst, r->data + off, (size_t)room);
+    memcpy((char *)dst + room, r->data, n - (size_t)room);
+  }
 }
 
 /* ---- records --------------------------------------------------------------------------------

@@ -176,24 +176,13 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
   }
   /* Step 2: the records and their index entries. */
   if (!r->records) {
-    unsigned char header[LXSHM__RECORD_HEADER], *p;
-    uint64_t room;
+    unsigned char header[LXSHM__RECORD_HEADER];
     lxshm__record_header(header, r->hlen + r->len, r->format);
-    p = lxshm__ring_at(&t->ring, at, &room);
-    if (room >= r->bytes) { /* as most records: in one piece, so its parts go straight in */
-      memcpy(p, header, sizeof header);
-      if (r->hlen > 0)
-        memcpy(p + LXSHM__RECORD_HEADER, r->head, r->hlen);
-      if (r->len > 0)
-        memcpy(p + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
-    }
-    else {
-      lxshm__ring_put(&t->ring, at, header, sizeof header);
-      if (r->hlen > 0)
-        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
-      if (r->len > 0)
-        lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
-    }
+    lxshm__ring_put(&t->ring, at, header, sizeof header);
+    if (r->hlen > 0)
+      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER, r->head, r->hlen);
+    if (r->len > 0)
+      lxshm__ring_put(&t->ring, at + LXSHM__RECORD_HEADER + r->hlen, r->data, r->len);
     atomic_store_explicit(&t->index[(last + 1) % t->entries], at, memory_order_relaxed);
   }
   else {
@@ -525,17 +514,13 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
     }
     slot = seq % tp->entries; /* then counted along */
     while (seq <= last && seq - first < t->max) {
-      uint64_t pos = atomic_load_explicit(&tp->index[slot], memory_order_relaxed), room, rec;
-      const unsigned char *p = lxshm__ring_at(&tp->ring, pos, &room);
+      uint64_t pos = atomic_load_explicit(&tp->index[slot], memory_order_relaxed), rec;
       unsigned char header[LXSHM__RECORD_HEADER];
       char *dst = (char *)t->buf + used;
       size_t body;
       uint32_t n;
       unsigned format;
-      if (room >= sizeof header) /* always, but where the index is damaged */
-        memcpy(header, p, sizeof header);
-      else
-        lxshm__ring_get(&tp->ring, pos, header, sizeof header);
+      lxshm__ring_get(&tp->ring, pos, header, sizeof header);
       lxshm__record_parse(header, &n, &format);
       rec = lxshm__record_size(n);
       if (rec > cap || format > LXSHM__FORMAT_MSGPACK) {
@@ -550,9 +535,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
         memcpy(dst, header, sizeof header);
         dst += sizeof header;
       }
-      if (body > 0 && room >= sizeof header + body) /* the record in one piece, as most are */
-        memcpy(dst, p + sizeof header, body);
-      else if (body > 0)
+      if (body > 0)
         lxshm__ring_get(&tp->ring, pos + sizeof header, dst, body);
       used += need;
       t->format = format;
