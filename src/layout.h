@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 #define LXSHM__MAGIC 0x4d48534cu /* the bytes "LSHM" on a little-endian machine */
-#define LXSHM__LAYOUT_VERSION 1u
+/* 2: a topic's publishers keep their own copies of last and oldest (line 3) */
+#define LXSHM__LAYOUT_VERSION 2u
 #define LXSHM__KIND_SEGMENT 1u /* kinds: a build that meets a number it does not know reports */
 #define LXSHM__KIND_QUEUE 2u   /* the object as made by a newer lxshm */
 #define LXSHM__KIND_DICT 3u
@@ -189,8 +190,10 @@ typedef struct lxshm__topic_state {
                               fence: a copy that still sees it <= s after copying s was whole */
   uint64_t reserved0[6];
   /* Line 3: the publishers' own bookkeeping, under the lock; subscribers never read it. */
-  _Atomic uint64_t tail; /* ring position (bytes since creation) where the next record goes */
-  uint64_t reserved1[7];
+  _Atomic uint64_t tail;       /* ring position (bytes since creation) where the next record goes */
+  _Atomic uint64_t pub_last;   /* the publishers' copies of last and oldest, which a publish */
+  _Atomic uint64_t pub_oldest; /* reads instead of line 2: see topic.c */
+  uint64_t reserved1[5];
   /* Line 4: the lock of the cursor table: claiming, releasing and forgetting names. */
   unsigned char cursor_lock[LXSHM__LOCK_BYTES];
   /* Lines 5-6: subscribers waiting for a message; woken by every publish. */
@@ -262,7 +265,9 @@ _Static_assert(offsetof(lxshm__dict_stripe, seq) == 64, "a stripe's seq on its l
 _Static_assert(offsetof(lxshm__dict_stripe, waiters) == 192, "a stripe's waiters on lines 3-4");
 _Static_assert(sizeof(lxshm__dict_entry) == 32, "an entry's header is two units");
 _Static_assert(offsetof(lxshm__header, u.topic.last) == 128, "subscribers' line is line 2");
-_Static_assert(offsetof(lxshm__header, u.topic.tail) == 192, "publishers' line is line 3");
+_Static_assert(offsetof(lxshm__header, u.topic.tail) == 192 &&
+                   offsetof(lxshm__header, u.topic.pub_oldest) == 208,
+               "publishers' line is line 3");
 _Static_assert(offsetof(lxshm__header, u.topic.cursor_lock) == 256, "cursor lock on line 4");
 _Static_assert(offsetof(lxshm__header, u.topic.arrived) == 320, "arrived on lines 5-6");
 _Static_assert(sizeof(lxshm__topic_state) == sizeof(lxshm__queue_state), "a topic fills it too");

@@ -9,6 +9,13 @@
  *   2. writes the records and their index entries;
  *   3. stores `tail` (read by publishers only), then `last` (release): the messages exist;
  *   4. once unlocked, wakes sleeping subscribers (no system call when none sleeps).
+ * A publish reads `last` and `oldest` from the publishers' copies on line 3, never from line 2:
+ * a subscriber keeping pace reads line 2 after every publish, and a publish that read it too
+ * would wait for the line to come back from the subscriber's CPU each time (measured: one
+ * subscriber on the other CPU cost the publisher 13-19% more without the copies). The copies
+ * are stored with the originals, so they are equal whenever the lock is free; a publisher killed
+ * between the two is mended by the next one (repair_publish). Step 3 also stores `oldest` again,
+ * which costs nothing on a line being written anyway and mends line 2 if it was damaged.
  * A subscription only reads. For its next message s it loads `last` (acquire: s <= last), reads
  * s's index entry and copies the record out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
@@ -85,6 +92,7 @@ static lxshm_status plan(lxshm__header *h, lxshm_error *err) {
 /* A new topic holds nothing: last 0, oldest 1. Its cursor lock needs making. */
 static lxshm_status init(lxshm__object *o, lxshm_error *err) {
   atomic_store_explicit(&o->hdr->u.topic.oldest, 1, memory_order_relaxed);
+  atomic_store_explicit(&o->hdr->u.topic.pub_oldest, 1, memory_order_relaxed);
   return lxshm__lock_init(&o->map, o->hdr->u.topic.cursor_lock, err);
 }
 
@@ -133,10 +141,16 @@ uint64_t lxshm__topic_max_value(const lxshm_topic *t) {
 
 /* ---- publish ------------------------------------------------------------------------------ */
 
-/* A publisher died holding the lock: its messages are all there or none is, and the state is
- * whole either way. Subscribers it did not wake may be asleep with a message waiting. */
+/* A publisher died holding the lock: its messages are all there or none is, as `last` says, and
+ * `oldest` is what subscribers went by. The publishers' copies of both may be ahead or behind:
+ * they take line 2's values. Subscribers it did not wake may be asleep with a message waiting. */
 static void repair_publish(lxshm__object *o) {
-  lxshm__wake_all(o, &o->hdr->u.topic.arrived);
+  lxshm__topic_state *s = &o->hdr->u.topic;
+  atomic_store_explicit(&s->pub_last, atomic_load_explicit(&s->last, memory_order_relaxed),
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->pub_oldest, atomic_load_explicit(&s->oldest, memory_order_relaxed),
+                        memory_order_relaxed);
+  lxshm__wake_all(o, &s->arrived);
 }
 
 /* What one publish appends: one message given as a prefix and a body, or whole records. */
@@ -155,8 +169,8 @@ typedef struct run {
  * *seq the last of them, or CORRUPT (the indices are damaged) with nothing published. */
 static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) {
   lxshm__topic_state *s = t->state;
-  uint64_t last = atomic_load_explicit(&s->last, memory_order_relaxed);
-  uint64_t oldest = atomic_load_explicit(&s->oldest, memory_order_relaxed), keep = oldest;
+  uint64_t last = atomic_load_explicit(&s->pub_last, memory_order_relaxed);
+  uint64_t oldest = atomic_load_explicit(&s->pub_oldest, memory_order_relaxed), keep = oldest;
   uint64_t tail = atomic_load_explicit(&s->tail, memory_order_relaxed), at = tail, m;
   uint64_t cap = t->obj.capacity;
 
@@ -172,6 +186,7 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
     keep++;
   if (keep != oldest) {
     atomic_store_explicit(&s->oldest, keep, memory_order_relaxed);
+    atomic_store_explicit(&s->pub_oldest, keep, memory_order_relaxed);
     atomic_thread_fence(memory_order_release); /* before any byte below is written */
   }
   /* Step 2: the records and their index entries. */
@@ -199,6 +214,8 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
   }
   /* Step 3. */
   atomic_store_explicit(&s->tail, tail + r->bytes, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_last, last + r->count, memory_order_relaxed);
+  atomic_store_explicit(&s->oldest, keep, memory_order_relaxed);
   atomic_store_explicit(&s->last, last + r->count, memory_order_release); /* publishes them */
   *seq = last + r->count;
   return LXSHM_OK;

@@ -592,16 +592,25 @@ TEST(topic_damaged) {
   CHECK_HAS(err.message, "message 1 is damaged");
   CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
   CHECK(seq == 2 && lost == 0 && len == 4 && memcmp(buf, "next", 4) == 0);
-  atomic_store(&l.state->oldest, 99); /* past last + 1 */
+  atomic_store(&l.state->pub_oldest, 99); /* the publishers' copy, past last + 1 */
   CHECK_ST(lxshm_topic_publish(t, "more", 4, 0, NULL, &err), LXSHM_CORRUPT);
   CHECK_HAS(err.message, "damaged");
-  atomic_store(&l.state->oldest, 1);
+  atomic_store(&l.state->pub_oldest, 1);
   atomic_store(&l.index[3 % l.entries], UINT64_MAX - 3); /* an index entry anywhere */
   CHECK_ST(lxshm_topic_publish(t, "more", 4, 0, &seq, &err), LXSHM_OK);
   CHECK_U64(seq, ==, 3);
   atomic_store(&l.index[3 % l.entries], UINT64_MAX - 3);
   CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err),
            LXSHM_CORRUPT); /* wherever it points, the copy stays inside the ring */
+  /* Line 2, which only subscribers read, damaged: the next publish puts it right. */
+  atomic_store(&l.state->oldest, 99);
+  atomic_store(&l.state->last, 98);
+  CHECK_ST(lxshm_topic_publish(t, "mend", 4, 0, &seq, &err), LXSHM_OK);
+  CHECK_U64(seq, ==, 4);
+  CHECK_U64(lxshm_topic_last(t), ==, 4);
+  CHECK_U64(lxshm_topic_oldest(t), ==, 1);
+  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
+  CHECK(seq == 4 && lost == 0 && len == 4 && memcmp(buf, "mend", 4) == 0);
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_topic_close(t);
