@@ -11,13 +11,14 @@
 --     redis        PUBLISH per message through a private redis-server on a loopback port, 4
 --                  SUBSCRIBE connections (lua-redis, Debian's, for Lua 5.3: pure Lua)
 --   publisher    this process's own rate (t:publish per message) alone and while the 4
---                subscribers read; then the same with the publisher pinned to CPU 0 and the
---                subscribers to CPU 1, so that they share no processor with it
+--                subscribers read; then the same with the publisher pinned to CPU 0 and one
+--                or four subscribers pinned to CPU 1, so that they share no processor with it
 --   latency      publish -> next returning in a subscriber asleep in next (2 ms between
 --                messages), against write -> read on a pipe; median and 99th percentile
 --   C            a C SPSC ring between two processes (futex sleep only when idle), and the
 --                fan-out above through lxshm's C API (lxshm_topic_publish, 4 subscriber
---                processes in lxshm_subscription_next): the distance to the hardware
+--                processes in lxshm_subscription_next), with that publisher's rate alone:
+--                the distance to the hardware
 --   LUA_PATH='lua/?.lua;bench/?.lua;;' LUA_CPATH='build/?.so;;' lua5.4 bench/topic_bench.lua
 local lib = require("lib")
 local lxshm = require("lxshm")
@@ -224,13 +225,16 @@ lib.figure("topic.publisher.ratio.with4/alone",
   lib.ratios(publisher_times.alone, publisher_times.with4), "x msgs/s")
 
 --- The publisher in a process of its own on CPU 0, the subscribers on CPU 1: what the
--- subscribers cost the publisher when they take no processor time from it.
+-- subscribers cost the publisher when they take no processor time from it. Four subscribers
+-- sharing CPU 1 fall behind and read in large batches; one alone there keeps pace, right
+-- behind the publisher, so that every message's cache lines move from CPU 0 to CPU 1 as they
+-- are written: the cost of that traffic, which more processors would not remove.
 local function pinned_figures()
   if not os.execute("taskset -c 1 true 2>/dev/null") then
     print("# no pinned figures: taskset cannot use CPU 1")
     return
   end
-  local times = { alone = {}, with4 = {} }
+  local times = { alone = {}, with1 = {}, with4 = {} }
   local function run(with)
     local subs = {}
     for i = 1, with do
@@ -246,17 +250,21 @@ local function pinned_figures()
     if with > 0 then
       finish(subs, N_LXSHM)
     end
-    table.insert(times[with > 0 and "with4" or "alone"], t / N_LXSHM)
+    table.insert(times[with == 0 and "alone" or "with" .. with], t / N_LXSHM)
   end
   for _ = 1, lib.REPS do
     run(0)
+    run(1)
     run(SUBS)
   end
-  print("# the same publisher in a process pinned to CPU 0, the 4 subscribers pinned to CPU 1")
-  lib.figure("topic.publisher.pinned.alone", lib.scale(lib.rate(times.alone), 1e-6), "M msgs/s")
-  lib.figure("topic.publisher.pinned.with4", lib.scale(lib.rate(times.with4), 1e-6), "M msgs/s")
-  lib.figure("topic.publisher.pinned.ratio.with4/alone", lib.ratios(times.alone, times.with4),
-    "x msgs/s")
+  print("# the same publisher in a process pinned to CPU 0, the subscribers pinned to CPU 1")
+  for _, k in ipairs({ "alone", "with1", "with4" }) do
+    lib.figure("topic.publisher.pinned." .. k, lib.scale(lib.rate(times[k]), 1e-6), "M msgs/s")
+  end
+  for _, k in ipairs({ "with1", "with4" }) do
+    lib.figure(("topic.publisher.pinned.ratio.%s/alone"):format(k),
+      lib.ratios(times.alone, times[k]), "x msgs/s")
+  end
 end
 
 pinned_figures()
@@ -333,7 +341,7 @@ local function c_figures()
     print("# no C figures: " .. exe .. " did not build")
     return
   end
-  local spsc, fan, pub = {}, {}, {}
+  local spsc, fan, pub, alone = {}, {}, {}, {}
   for _ = 1, lib.REPS do
     local f = io.popen(exe .. " spsc " .. math.floor(2000000 * SCALE) .. " 64")
     table.insert(spsc, tonumber(f:read("a"):match("spsc (%S+)")) / 1e6)
@@ -344,11 +352,17 @@ local function c_figures()
     f:close()
     table.insert(fan, tonumber(d) / 1e6)
     table.insert(pub, tonumber(p) / 1e6)
+    f = io.popen(exe .. " fanout " .. lib.unique("bench-tc") .. " " .. math.floor(500000 * SCALE)
+      .. " 64 0") -- the same publisher with nobody reading
+    table.insert(alone, tonumber(f:read("a"):match("fanout %S+ (%S+)")) / 1e6)
+    f:close()
   end
   print("# C: a C SPSC ring, 64-byte messages, two processes; lxshm's C API, 1 -> 4 processes")
   lib.figure("topic.c.spsc", spsc, "M msgs/s")
   lib.figure("topic.c.fanout", fan, "M msgs/s")
   lib.figure("topic.c.fanout.publisher", pub, "M msgs/s")
+  lib.figure("topic.c.fanout.publisher.alone", alone, "M msgs/s")
+  lib.figure("topic.c.fanout.publisher.ratio.with4/alone", lib.ratios(pub, alone), "x msgs/s")
 end
 
 c_figures()

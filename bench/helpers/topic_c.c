@@ -11,7 +11,8 @@
  *                                  them all) while S subscriber processes read them with
  *                                  lxshm_subscription_next. Prints "fanout DELIVERED_PER_S
  *                                  PUBLISHED_PER_S LOST" (delivered: the sum over subscribers,
- *                                  from the first publish to the last message read) */
+ *                                  from the first publish to the last message read; with S 0,
+ *                                  the publisher alone, it is nan) */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <stdatomic.h>
