@@ -11,11 +11,12 @@
  *   4. once unlocked, wakes sleeping subscribers (no system call when none sleeps).
  * A publish reads `last` and `oldest` from the publishers' copies on line 3, never from line 2:
  * a subscriber keeping pace reads line 2 after every publish, and a publish that read it too
- * would wait for the line to come back from the subscriber's CPU each time (measured: one
- * subscriber on the other CPU cost the publisher 13-19% more without the copies). The copies
- * are stored with the originals, so they are equal whenever the lock is free; a publisher killed
- * between the two is mended by the next one (repair_publish). Step 3 also stores `oldest` again,
- * which costs nothing on a line being written anyway and mends line 2 if it was damaged.
+ * would wait for the line to come back from the subscriber's CPU each time (one subscriber
+ * pinned to the other CPU left the publisher 0.57-0.61 of its rate alone without the copies,
+ * 0.72-0.74 with them, in bench/topic_bench.lua side by side). The copies are stored with the
+ * originals, so they are equal whenever the lock is free; a publisher killed between the two is
+ * mended by the next one (repair_publish). Step 3 also stores `oldest` again, which costs
+ * nothing on a line being written anyway and mends line 2 if it was damaged.
  * A subscription only reads. For its next message s it loads `last` (acquire: s <= last), reads
  * s's index entry and copies the record out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
