@@ -341,21 +341,24 @@ local function c_figures()
     print("# no C figures: " .. exe .. " did not build")
     return
   end
+  --- The C fan-out with `subs` subscriber processes: delivered and published M msgs/s (the
+  -- first is nil with none).
+  local function fanout(subs)
+    local f = io.popen(exe .. " fanout " .. lib.unique("bench-tc") .. " "
+      .. math.floor(500000 * SCALE) .. " 64 " .. subs)
+    local d, p = f:read("a"):match("fanout (%S+) (%S+)")
+    f:close()
+    return tonumber(d), tonumber(p) / 1e6
+  end
   local spsc, fan, pub, alone = {}, {}, {}, {}
   for _ = 1, lib.REPS do
     local f = io.popen(exe .. " spsc " .. math.floor(2000000 * SCALE) .. " 64")
     table.insert(spsc, tonumber(f:read("a"):match("spsc (%S+)")) / 1e6)
     f:close()
-    f = io.popen(exe .. " fanout " .. lib.unique("bench-tc") .. " " .. math.floor(500000 * SCALE)
-      .. " 64 " .. SUBS)
-    local d, p = f:read("a"):match("fanout (%S+) (%S+)")
-    f:close()
-    table.insert(fan, tonumber(d) / 1e6)
-    table.insert(pub, tonumber(p) / 1e6)
-    f = io.popen(exe .. " fanout " .. lib.unique("bench-tc") .. " " .. math.floor(500000 * SCALE)
-      .. " 64 0") -- the same publisher with nobody reading
-    table.insert(alone, tonumber(f:read("a"):match("fanout %S+ (%S+)")) / 1e6)
-    f:close()
+    local d, p = fanout(SUBS)
+    table.insert(fan, d / 1e6)
+    table.insert(pub, p)
+    table.insert(alone, select(2, fanout(0))) -- the same publisher with nobody reading
   end
   print("# C: a C SPSC ring, 64-byte messages, two processes; lxshm's C API, 1 -> 4 processes")
   lib.figure("topic.c.spsc", spsc, "M msgs/s")
