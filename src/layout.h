@@ -13,8 +13,10 @@
 #include <stdint.h>
 
 #define LXSHM__MAGIC 0x4d48534cu /* the bytes "LSHM" on a little-endian machine */
-/* 2: a topic's publishers keep their own copies of last and oldest (line 3) */
-#define LXSHM__LAYOUT_VERSION 2u
+/* 2: a topic's publishers keep their own copies of last and oldest (line 3)
+ * 3: a topic's records lie back to back, which its subscribers rely on (tail is stored after
+ *    last, and a dead publisher's tail is put right) */
+#define LXSHM__LAYOUT_VERSION 3u
 #define LXSHM__KIND_SEGMENT 1u /* kinds: a build that meets a number it does not know reports */
 #define LXSHM__KIND_QUEUE 2u   /* the object as made by a newer lxshm */
 #define LXSHM__KIND_DICT 3u
@@ -190,7 +192,8 @@ typedef struct lxshm__topic_state {
                               fence: a copy that still sees it <= s after copying s was whole */
   uint64_t reserved0[6];
   /* Line 3: the publishers' own bookkeeping, under the lock; subscribers never read it. */
-  _Atomic uint64_t tail;       /* ring position (bytes since creation) where the next record goes */
+  _Atomic uint64_t tail;       /* ring position (bytes since creation) where the next record
+                                  goes: where message last ends, once one is held */
   _Atomic uint64_t pub_last;   /* the publishers' copies of last and oldest, which a publish */
   _Atomic uint64_t pub_oldest; /* reads instead of line 2: see topic.c */
   uint64_t reserved1[5];

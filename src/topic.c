@@ -7,7 +7,7 @@
  *   1. raises `oldest` past every message whose record lies where the new records go, and
  *      past every message whose index entry they reuse; then a release fence;
  *   2. writes the records and their index entries;
- *   3. stores `tail` (read by publishers only), then `last` (release): the messages exist;
+ *   3. stores `last` (release): the messages exist; then `tail` (read by publishers only);
  *   4. once unlocked, wakes sleeping subscribers (no system call when none sleeps).
  * A publish reads `last` and `oldest` from the publishers' copies on line 3, never from line 2:
  * a subscriber keeping pace reads line 2 after every publish, and a publish that read it too
@@ -17,17 +17,24 @@
  * originals, so they are equal whenever the lock is free; a publisher killed between the two is
  * mended by the next one (repair_publish). Step 3 also stores `oldest` again, which costs
  * nothing on a line being written anyway and mends line 2 if it was damaged.
- * A subscription only reads. For its next message s it loads `last` (acquire: s <= last), reads
- * s's index entry and copies the record out, then after an acquire fence loads `oldest` again.
+ * A subscription only reads. For its next message s it loads `last` (acquire: s <= last), finds
+ * where s's record starts and copies it out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
  * messages below `oldest` count as lost. Otherwise no publish touched s's bytes since they were
  * written (step 1 comes first), so the copy is whole. This is a seqlock whose sequence is
  * `oldest`: subscribers write nothing that a publisher or another subscriber reads.
+ * Records lie back to back in message order: every publish appends at `tail`, which is where
+ * message `last` ends. So a subscription that copied message s - 1 knows where s starts, and
+ * reads s's index entry only when it starts or skips. A subscriber keeping pace then fetches
+ * one line fewer from the publisher's CPU per message, and the publisher one fewer back (one
+ * subscriber pinned to the other CPU left the publisher 0.61 of its rate alone reading the index,
+ * 0.70 without, medians of 50 side by side).
  *
  * A publisher killed at any instant leaves `last` old (its messages never appear; the raise of
- * `oldest` and the bytes past the old tail are harmless) or new (all of them appear). The next
- * publisher carries on from the state as it is, and wakes subscribers that may have missed
- * their wake-up.
+ * `oldest` and the bytes past the tail are harmless) or new (all of them appear). The next
+ * publisher carries on from the state as it is, moves `tail` to the end of message `last` if
+ * the dead one stored `last` but not `tail`, and wakes subscribers that may have missed their
+ * wake-up.
  *
  * Named subscriptions live in the cursor table, changed under the cursor lock (line 4), never
  * the publishers' lock: a holder is a pid with its start time, so a name held by a process that
@@ -52,6 +59,8 @@ struct lxshm_subscription {
   lxshm_topic *topic;
   uint64_t next;                     /* the message to return next, if still held */
   uint64_t lost;                     /* messages skipped since the last one returned */
+  uint64_t at;                       /* where message `next` starts, if at_known: where the */
+  int at_known;                      /* message before it ended (unknown after a skip) */
   lxshm__topic_cursor *cursor;       /* the named subscription held, or NULL */
   char name[LXSHM__CURSOR_NAME + 1]; /* its name, "" when anonymous */
 };
@@ -144,13 +153,28 @@ uint64_t lxshm__topic_max_value(const lxshm_topic *t) {
 
 /* A publisher died holding the lock: its messages are all there or none is, as `last` says, and
  * `oldest` is what subscribers went by. The publishers' copies of both may be ahead or behind:
- * they take line 2's values. Subscribers it did not wake may be asleep with a message waiting. */
+ * they take line 2's values. If it stored `last` but not `tail`, the tail is behind its records;
+ * while message `last` is held, its record is whole and says where it ends, which is where the
+ * next message must start for the subscriptions that know where it does. (Otherwise the dead
+ * publisher stored neither, and the tail is right.) Subscribers it did not wake may be asleep
+ * with a message waiting. */
 static void repair_publish(lxshm__object *o) {
+  lxshm_topic *t = (lxshm_topic *)o;
   lxshm__topic_state *s = &o->hdr->u.topic;
-  atomic_store_explicit(&s->pub_last, atomic_load_explicit(&s->last, memory_order_relaxed),
-                        memory_order_relaxed);
-  atomic_store_explicit(&s->pub_oldest, atomic_load_explicit(&s->oldest, memory_order_relaxed),
-                        memory_order_relaxed);
+  uint64_t last = atomic_load_explicit(&s->last, memory_order_relaxed);
+  uint64_t oldest = atomic_load_explicit(&s->oldest, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_last, last, memory_order_relaxed);
+  atomic_store_explicit(&s->pub_oldest, oldest, memory_order_relaxed);
+  if (oldest >= 1 && oldest <= last && last - oldest < t->entries) {
+    uint64_t pos = atomic_load_explicit(&t->index[last % t->entries], memory_order_relaxed);
+    unsigned char header[LXSHM__RECORD_HEADER];
+    uint32_t n;
+    unsigned format;
+    lxshm__ring_get(&t->ring, pos, header, sizeof header);
+    lxshm__record_parse(header, &n, &format);
+    if (lxshm__record_size(n) <= t->obj.capacity && format <= LXSHM__FORMAT_MSGPACK)
+      atomic_store_explicit(&s->tail, pos + lxshm__record_size(n), memory_order_relaxed);
+  }
   lxshm__wake_all(o, &s->arrived);
 }
 
@@ -214,10 +238,10 @@ static lxshm_status publish_locked(lxshm_topic *t, const run *r, uint64_t *seq) 
     }
   }
   /* Step 3. */
-  atomic_store_explicit(&s->tail, tail + r->bytes, memory_order_relaxed);
   atomic_store_explicit(&s->pub_last, last + r->count, memory_order_relaxed);
   atomic_store_explicit(&s->oldest, keep, memory_order_relaxed);
   atomic_store_explicit(&s->last, last + r->count, memory_order_release); /* publishes them */
+  atomic_store_explicit(&s->tail, tail + r->bytes, memory_order_relaxed);
   *seq = last + r->count;
   return LXSHM_OK;
 }
@@ -479,6 +503,7 @@ const char *lxshm__subscription_name(const lxshm_subscription *sub) {
 static void skip_to(lxshm_subscription *sub, uint64_t to) {
   sub->lost += to - sub->next;
   sub->next = to;
+  sub->at_known = 0;
 }
 
 /* Moves sub past messages first .. first + count - 1, returned to the caller. */
@@ -518,7 +543,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
   uint64_t cap = tp->obj.capacity;
 
   for (;;) {
-    uint64_t first = sub->next, seq = first, last, oldest, slot;
+    uint64_t first = sub->next, seq = first, last, oldest, at;
     size_t used = 0, need = 0;
     int bad = 0;
 
@@ -530,9 +555,10 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       skip_to(sub, oldest);
       continue;
     }
-    slot = seq % tp->entries; /* then counted along */
+    at = sub->at_known ? sub->at
+                       : atomic_load_explicit(&tp->index[seq % tp->entries], memory_order_relaxed);
     while (seq <= last && seq - first < t->max) {
-      uint64_t pos = atomic_load_explicit(&tp->index[slot], memory_order_relaxed), rec;
+      uint64_t pos = at, rec;
       unsigned char header[LXSHM__RECORD_HEADER];
       char *dst = (char *)t->buf + used;
       size_t body;
@@ -558,7 +584,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       used += need;
       t->format = format;
       seq++;
-      slot = slot + 1 < tp->entries ? slot + 1 : 0;
+      at = pos + rec;
       if (!t->whole)
         break;
     }
@@ -577,11 +603,14 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
     if (seq == first) { /* nothing copied: the first message is damaged, or too large */
       if (bad) {
         advance(sub, first, 1); /* reported as damaged, not as lost */
+        sub->at_known = 0;
         return LXSHM_CORRUPT;
       }
       t->len = need;
       return LXSHM_INVALID_SIZE;
     }
+    sub->at = at; /* where the message after the last copied starts */
+    sub->at_known = 1;
     t->len = used;
     t->count = seq - first;
     t->first = first;

@@ -193,9 +193,11 @@ HELPER(tfollow) {
 }
 
 /* tdie NAME STEP: takes the publishers' lock and dies holding it, at a step of a publish of the
- * message GHOST: 0 before writing anything; 1 after writing its record and index
- * entry past the tail; 2 after also moving the tail, all but storing `last`; 3 after storing
- * `last` too (a whole publish, before unlocking and waking). Posts C_READY first. */
+ * message GHOST: 0 before writing anything; 1 after writing its record and index entry at the
+ * tail; 2 after also moving the tail but not storing `last` (a state this build's publishers
+ * never leave, as they store the tail after `last`, but damage or an older build could); 3 after
+ * storing `last` but not moving the tail; 4 after both (a whole publish, before unlocking and
+ * waking). Posts C_READY first. */
 HELPER(tdie) {
   lxshm_topic *t;
   lxshm__object *o;
@@ -221,10 +223,15 @@ HELPER(tdie) {
   for (k = 0, at = tail; k < sizeof record; k++, at++)
     l.ring[at % l.capacity] = record[k];
   atomic_store(&l.index[(last + 1) % l.entries], tail);
-  if (step >= 2)
+  if (step == 1)
+    die(0);
+  if (step == 2) {
     atomic_store(&l.state->tail, tail + sizeof record);
-  if (step >= 3)
-    atomic_store(&l.state->last, last + 1);
+    die(0);
+  }
+  atomic_store(&l.state->last, last + 1);
+  if (step == 4)
+    atomic_store(&l.state->tail, tail + sizeof record);
   die(0);
 }
 
@@ -472,31 +479,35 @@ TEST(topic_blocking) {
 }
 
 /* A publisher that dies inside the lock at each step of a publish: the message is whole or
- * absent for every subscription, the next publisher goes on at once, and a subscription asleep
+ * absent for every subscription, the next publisher goes on at once, right after the last
+ * message (where a subscription that read that one looks for it), and a subscription asleep
  * when a whole message appeared without its wake-up still gets it. */
 TEST(topic_publisher_dies) {
   char name[NAME_BUF], buf[128];
   lxshm_topic *t;
-  lxshm_subscription *sub;
+  lxshm_subscription *sub, *all;
   lxshm_error err;
-  uint64_t seq, lost;
+  uint64_t seq, lost, first = 0;
+  uint32_t posts = 0;
   size_t len;
   int step;
 
   fresh_name(name, "tdie");
   CHECK_ST(lxshm_topic_create(name, 1 << 16, 0, LXSHM_DEFAULT_MODE, &t, &err), LXSHM_OK);
   CHECK_ST(lxshm_topic_subscribe(t, NULL, LXSHM_TOPIC_NEW, &sub, &err), LXSHM_OK);
-  for (step = 0; step <= 3; step++) {
+  for (step = 0; step <= 4; step++) {
     uint64_t before = lxshm_topic_last(t);
+    int whole = step >= 3;
     helper waiter = 0;
     note("step %d", step);
-    if (step == 3) { /* asleep before the publish that will not wake it */
+    if (whole) { /* asleep before the publish that will not wake it */
       waiter = spawn("tnext %s " GHOST, name);
-      await_posts(C_READY, (uint32_t)step + 1, 20, "the subscriber");
+      await_posts(C_READY, ++posts, 20, "the subscriber");
       await_sleepers(t, 1);
     }
     reap_ok(spawn("tdie %s %d", name, step), 20);
-    if (step == 3) {
+    posts++;
+    if (whole) {
       CHECK_U64(lxshm_topic_last(t), ==, before + 1); /* whole: there */
       REAP_WOKEN(waiter);                             /* without a publish to wake it */
       CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
@@ -510,9 +521,22 @@ TEST(topic_publisher_dies) {
     snprintf(buf, sizeof buf, "after %d", step);
     CHECK_ST(lxshm_topic_publish(t, buf, strlen(buf), scaled(5), &seq, &err), LXSHM_OK);
     CHECK_U64(seq, ==, lxshm_topic_last(t));
+    first = first != 0 ? first : seq;
     CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
     CHECK(len == 7 && memcmp(buf, "after ", 6) == 0 && buf[6] == '0' + step && lost == 0);
   }
+  /* Read again from the first, each message found where the one before it ended. */
+  CHECK_ST(lxshm_topic_subscribe(t, NULL, first, &all, &err), LXSHM_OK);
+  for (step = 0; step <= 4; step++) {
+    CHECK_ST(lxshm_subscription_next(all, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
+    CHECK(len == 7 && memcmp(buf, "after ", 6) == 0 && buf[6] == '0' + step && lost == 0);
+    if (step < 4 && step + 1 >= 3) {
+      CHECK_ST(lxshm_subscription_next(all, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
+      CHECK(len == 64 && memcmp(buf, GHOST, 64) == 0);
+    }
+  }
+  CHECK_U64(seq, ==, lxshm_topic_last(t));
+  lxshm_subscription_close(all);
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_topic_close(t);
@@ -574,7 +598,7 @@ TEST(topic_killed) {
 TEST(topic_damaged) {
   char name[NAME_BUF], buf[64];
   lxshm_topic *t;
-  lxshm_subscription *sub;
+  lxshm_subscription *sub, *from3;
   lxshm_error err;
   uint64_t seq, lost;
   size_t len;
@@ -600,8 +624,13 @@ TEST(topic_damaged) {
   CHECK_ST(lxshm_topic_publish(t, "more", 4, 0, &seq, &err), LXSHM_OK);
   CHECK_U64(seq, ==, 3);
   atomic_store(&l.index[3 % l.entries], UINT64_MAX - 3);
-  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err),
+  CHECK_ST(lxshm_topic_subscribe(t, NULL, 3, &from3, &err), LXSHM_OK);
+  CHECK_ST(lxshm_subscription_next(from3, buf, sizeof buf, &len, &seq, &lost, 0, &err),
            LXSHM_CORRUPT); /* wherever it points, the copy stays inside the ring */
+  lxshm_subscription_close(from3);
+  /* A subscription that read message 2 knows where 3 starts without the index. */
+  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
+  CHECK(seq == 3 && lost == 0 && len == 4 && memcmp(buf, "more", 4) == 0);
   /* Line 2, which only subscribers read, damaged: the next publish puts it right. */
   atomic_store(&l.state->oldest, 99);
   atomic_store(&l.state->last, 98);
@@ -611,6 +640,15 @@ TEST(topic_damaged) {
   CHECK_U64(lxshm_topic_oldest(t), ==, 1);
   CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
   CHECK(seq == 4 && lost == 0 && len == 4 && memcmp(buf, "mend", 4) == 0);
+  /* A damaged record where a subscription expects the next one: reported, then passed. */
+  CHECK_ST(lxshm_topic_publish(t, "torn", 4, 0, NULL, &err), LXSHM_OK);
+  CHECK_ST(lxshm_topic_publish(t, "good", 4, 0, NULL, &err), LXSHM_OK);
+  memset(l.ring + atomic_load(&l.index[5 % l.entries]) % l.capacity, 0xff, 8);
+  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err),
+           LXSHM_CORRUPT);
+  CHECK_HAS(err.message, "message 5 is damaged");
+  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
+  CHECK(seq == 6 && lost == 0 && len == 4 && memcmp(buf, "good", 4) == 0);
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_topic_close(t);
