@@ -27,8 +27,8 @@
  * message `last` ends. So a subscription that copied message s - 1 knows where s starts, and
  * reads s's index entry only when it starts or skips. A subscriber keeping pace then fetches
  * one line fewer from the publisher's CPU per message, and the publisher one fewer back (one
- * subscriber pinned to the other CPU left the publisher 0.61 of its rate alone reading the index,
- * 0.70 without, medians of 50 side by side).
+ * subscriber pinned to the other CPU left the publisher 0.69 of its rate alone reading the index,
+ * 0.77 without: medians of 150 runs of each build, alternating).
  *
  * A publisher killed at any instant leaves `last` old (its messages never appear; the raise of
  * `oldest` and the bytes past the tail are harmless) or new (all of them appear). The next
