@@ -371,4 +371,8 @@ lxshm_status lxshm__dict_scan(lxshm_dict *d, uint64_t *cursor, int values, void 
  * there. */
 extern void (*lxshm__dict_step_hook)(void);
 
+/* Test-only: when not NULL, called by a subscription's every attempt to copy, after its checks
+ * of `last` and `oldest` and before it reads a record, so that a test can publish there. */
+extern void (*lxshm__topic_take_hook)(void);
+
 #endif

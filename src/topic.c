@@ -21,14 +21,16 @@
  * where s's record starts and copies it out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
  * messages below `oldest` count as lost. Otherwise no publish touched s's bytes since they were
- * written (step 1 comes first), so the copy is whole. This is a seqlock whose sequence is
+ * written (step 1 comes first), so the copy is whole. A batch is copied the same way, and
+ * dropped whole if `oldest` passed its first message: the later ones were found through
+ * headers that may have been overwritten. This is a seqlock whose sequence is
  * `oldest`: subscribers write nothing that a publisher or another subscriber reads.
  * Records lie back to back in message order: every publish appends at `tail`, which is where
  * message `last` ends. So a subscription that copied message s - 1 knows where s starts, and
- * reads s's index entry only when it starts or skips. A subscriber keeping pace then fetches
- * one line fewer from the publisher's CPU per message, and the publisher one fewer back (one
- * subscriber pinned to the other CPU left the publisher 0.69 of its rate alone reading the index,
- * 0.77 without: medians of 150 runs of each build, alternating).
+ * reads s's index entry only when it starts, skips, or passes a damaged record. A subscriber
+ * keeping pace then fetches one line fewer from the publisher's CPU per message, and the publisher
+ * one fewer back (one subscriber pinned to the other CPU left the publisher 0.69 of its rate alone
+ * reading the index, 0.77 without: medians of 150 runs of each build, alternating).
  *
  * A publisher killed at any instant leaves `last` old (its messages never appear; the raise of
  * `oldest` and the bytes past the tail are harmless) or new (all of them appear). The next
@@ -520,19 +522,7 @@ static int has_next(lxshm__object *o, void *ctx) {
 
 #define NONE ((lxshm_status)101) /* internal: no message yet */
 
-/* Removes the first `drop` of the records in buf[0..used-1] (copies that may be torn), moving
- * the rest to its start; returns the bytes that remain. */
-static size_t drop_records(char *buf, size_t used, uint64_t drop) {
-  size_t off = 0;
-  while (drop-- > 0 && off < used) {
-    uint32_t n;
-    unsigned format;
-    lxshm__record_parse((const unsigned char *)buf + off, &n, &format);
-    off += (size_t)lxshm__record_size(n);
-  }
-  memmove(buf, buf + off, used - off);
-  return used - off;
-}
+void (*lxshm__topic_take_hook)(void);
 
 /* One lock-free attempt to copy sub's next messages as t asks. Returns OK, NONE (nothing to
  * take yet), INVALID_SIZE (the first message does not fit: t->len says what it needs), or
@@ -557,6 +547,8 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
     }
     at = sub->at_known ? sub->at
                        : atomic_load_explicit(&tp->index[seq % tp->entries], memory_order_relaxed);
+    if (lxshm__topic_take_hook != NULL)
+      lxshm__topic_take_hook();
     while (seq <= last && seq - first < t->max) {
       uint64_t pos = at, rec;
       unsigned char header[LXSHM__RECORD_HEADER];
@@ -575,7 +567,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       if (need > t->cap - used)
         break;
       body = t->whole ? need - sizeof header : n;
-      if (t->whole) { /* the header as parsed: drop_records walks these */
+      if (t->whole) { /* the header as parsed, for the binding to walk the batch */
         memcpy(dst, header, sizeof header);
         dst += sizeof header;
       }
@@ -588,17 +580,15 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       if (!t->whole)
         break;
     }
-    /* Whatever was copied is whole if no publish has raised oldest past it since. */
+    /* Whatever was copied is whole if no publish has raised oldest past first since. If one
+     * has, even the messages it left were found through headers it may have overwritten (each
+     * record starts where the one before it ends): all of it is dropped, and copied again from
+     * oldest through the index. */
     atomic_thread_fence(memory_order_acquire);
     oldest = atomic_load_explicit(&s->oldest, memory_order_relaxed);
     if (first < oldest) {
-      if (oldest >= seq) { /* all of it may be torn, and what stopped the copy too */
-        skip_to(sub, oldest);
-        continue;
-      }
-      used = t->whole ? drop_records((char *)t->buf, used, oldest - first) : used;
       skip_to(sub, oldest);
-      first = oldest;
+      continue;
     }
     if (seq == first) { /* nothing copied: the first message is damaged, or too large */
       if (bad) {

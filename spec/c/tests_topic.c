@@ -195,7 +195,7 @@ HELPER(tfollow) {
 /* tdie NAME STEP: takes the publishers' lock and dies holding it, at a step of a publish of the
  * message GHOST: 0 before writing anything; 1 after writing its record and index entry at the
  * tail; 2 after also moving the tail but not storing `last` (a state this build's publishers
- * never leave, as they store the tail after `last`, but damage or an older build could); 3 after
+ * never leave, as they store the tail after `last`, but damage could); 3 after
  * storing `last` but not moving the tail; 4 after both (a whole publish, before unlocking and
  * waking). Posts C_READY first. */
 HELPER(tdie) {
@@ -652,4 +652,83 @@ TEST(topic_damaged) {
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
   lxshm_topic_close(t);
+}
+
+/* ---- a batch overtaken while it is copied ---------------------------------------------------- */
+
+static lxshm_topic *overtaking_topic; /* what overtake() publishes to, once */
+static size_t overtaking_len;
+
+static void overtake(void) {
+  lxshm_error err;
+  char value[256];
+  lxshm__topic_take_hook = NULL;
+  memset(value, 'Z', sizeof value);
+  CHECK_ST(lxshm_topic_publish(overtaking_topic, value, overtaking_len, 0, NULL, &err), LXSHM_OK);
+}
+
+/* A topic whose ring 8 messages of 120 bytes fill exactly; a batch of up to 8 is asked for, and
+ * a publish of `len` bytes lands between the batch's checks and its copy, dropping the first
+ * `dropped` messages. Message 1 holds zeros if `zeros`, else each message k holds 'a' + k. */
+static void overtaken_batch(size_t len, uint64_t dropped, int zeros) {
+  char name[NAME_BUF], value[120], buf[4096];
+  lxshm_topic *t;
+  lxshm_subscription *sub;
+  lxshm_error err;
+  lxshm__take take = {0};
+  uint64_t k, seq, lost;
+  size_t off = 0;
+
+  note("a publish of %zu bytes overtakes the batch", len);
+  fresh_name(name, "tbat");
+  CHECK_ST(lxshm_topic_create(name, 1024, 0, LXSHM_DEFAULT_MODE, &t, &err), LXSHM_OK);
+  CHECK_ST(lxshm_topic_subscribe(t, NULL, LXSHM_TOPIC_OLDEST, &sub, &err), LXSHM_OK);
+  for (k = 1; k <= 8; k++) {
+    memset(value, zeros && k == 1 ? 0 : 'a' + (int)k, sizeof value);
+    CHECK_ST(lxshm_topic_publish(t, value, sizeof value, 0, NULL, &err), LXSHM_OK);
+  }
+  overtaking_topic = t;
+  overtaking_len = len;
+  lxshm__topic_take_hook = overtake;
+  take.buf = buf;
+  take.cap = sizeof buf;
+  take.whole = 1;
+  take.max = 8;
+  CHECK_ST(lxshm__subscription_take(sub, &take, &err), LXSHM_OK);
+  CHECK(lxshm__topic_take_hook == NULL); /* it did run */
+  CHECK_U64(lxshm_topic_oldest(t), ==, 1 + dropped);
+  CHECK_U64(take.first, ==, 1 + dropped);
+  CHECK_U64(take.lost, ==, dropped);
+  CHECK(take.count >= 8 - dropped); /* every message still held, up to 9 */
+  for (k = 0; k < take.count; k++) {
+    const char *data;
+    size_t n, rec;
+    unsigned format;
+    rec = lxshm__record_get(buf + off, take.len - off, &data, &n, &format);
+    CHECK(rec != 0);
+    if (take.first + k <= 8)
+      CHECK(n == 120 && data[0] == 'a' + (int)(take.first + k) && data[119] == data[0]);
+    else
+      CHECK(n == len && data[0] == 'Z');
+    off += rec;
+  }
+  /* Then the rest, from where the batch ended. */
+  CHECK_ST(lxshm_topic_publish(t, "after", 5, 0, NULL, &err), LXSHM_OK);
+  if (take.first + take.count == 9) {
+    CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &off, &seq, &lost, 0, &err), LXSHM_OK);
+    CHECK(seq == 9 && lost == 0 && off == len && buf[0] == 'Z');
+  }
+  CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &off, &seq, &lost, 0, &err), LXSHM_OK);
+  CHECK(seq == 10 && lost == 0 && off == 5 && memcmp(buf, "after", 5) == 0);
+  lxshm_subscription_close(sub);
+  CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
+  lxshm_topic_close(t);
+}
+
+/* A publish that drops the first messages of a batch while it is copied: the batch holds the
+ * messages still there, each whole, and the subscription goes on where they end (the later
+ * records' places must not come from the overwritten headers). */
+TEST(topic_batch_overtaken) {
+  overtaken_batch(8, 1, 1);   /* drops message 1 only, whose zeros read as empty records */
+  overtaken_batch(248, 2, 0); /* drops 1 and 2: 3's record, found through 1's new header */
 }
