@@ -185,15 +185,17 @@ typedef struct lxshm__dict_entry {
  * Sequence numbers start at 1; the topic holds the messages oldest..last. */
 typedef struct lxshm__topic_state {
   /* Line 2: what subscribers read, written by the publisher holding the lock (line 1). */
-  _Atomic uint64_t last;   /* newest whole message; 0 before any. Stored last in a publish
-                              (release): seeing it implies the records and index entries */
+  _Atomic uint64_t last;   /* newest whole message; 0 before any. Stored after the records and
+                              index entries (release): seeing it implies them */
   _Atomic uint64_t oldest; /* oldest message held (last + 1 when none). Raised past a message
                               before its bytes or index entry are reused, behind a release
                               fence: a copy that still sees it <= s after copying s was whole */
   uint64_t reserved0[6];
   /* Line 3: the publishers' own bookkeeping, under the lock; subscribers never read it. */
   _Atomic uint64_t tail;       /* ring position (bytes since creation) where the next record
-                                  goes: where message last ends, once one is held */
+                                  goes: where message last ends, once one is held. Stored
+                                  after last; the next locker after a publisher that died
+                                  between the two puts it right */
   _Atomic uint64_t pub_last;   /* the publishers' copies of last and oldest, which a publish */
   _Atomic uint64_t pub_oldest; /* reads instead of line 2: see topic.c */
   uint64_t reserved1[5];

@@ -21,22 +21,24 @@
  * where s's record starts and copies it out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
  * messages below `oldest` count as lost. Otherwise no publish touched s's bytes since they were
- * written (step 1 comes first), so the copy is whole. A batch is copied the same way, and
- * dropped whole if `oldest` passed its first message: the later ones were found through
- * headers that may have been overwritten. This is a seqlock whose sequence is
- * `oldest`: subscribers write nothing that a publisher or another subscriber reads.
+ * written (step 1 comes first), so the copy is whole. A batch is copied the same way, keeping
+ * the messages at or above the new `oldest`. This is a seqlock whose sequence is `oldest`:
+ * subscribers write nothing that a publisher or another subscriber reads.
  * Records lie back to back in message order: every publish appends at `tail`, which is where
  * message `last` ends. So a subscription that copied message s - 1 knows where s starts, and
- * reads s's index entry only when it starts, skips, or passes a damaged record. A subscriber
- * keeping pace then fetches one line fewer from the publisher's CPU per message, and the publisher
- * one fewer back (one subscriber pinned to the other CPU left the publisher 0.69 of its rate alone
- * reading the index, 0.77 without: medians of 150 runs of each build, alternating).
+ * need not read s's index entry. It follows on so only while it is in the newer half of the
+ * messages held, where no publish is about to overtake it: a followed batch that a publish did
+ * overtake found its later records through headers that may have been overwritten, so all of
+ * it is dropped and copied again through the index. A subscriber keeping pace then fetches one
+ * line fewer from the publisher's CPU per message, and the publisher one fewer back (one
+ * subscriber pinned to the other CPU left the publisher 0.69 of its rate alone reading the index,
+ * 0.77 without: medians of 150 runs of each build, alternating).
  *
  * A publisher killed at any instant leaves `last` old (its messages never appear; the raise of
  * `oldest` and the bytes past the tail are harmless) or new (all of them appear). The next
- * publisher carries on from the state as it is, moves `tail` to the end of message `last` if
- * the dead one stored `last` but not `tail`, and wakes subscribers that may have missed their
- * wake-up.
+ * publisher carries on from the state as it is, puts `tail` at the end of message `last` (the
+ * dead one may have stored `last` but not `tail`), and wakes subscribers that may have missed
+ * their wake-up.
  *
  * Named subscriptions live in the cursor table, changed under the cursor lock (line 4), never
  * the publishers' lock: a holder is a pid with its start time, so a name held by a process that
@@ -62,7 +64,8 @@ struct lxshm_subscription {
   uint64_t next;                     /* the message to return next, if still held */
   uint64_t lost;                     /* messages skipped since the last one returned */
   uint64_t at;                       /* where message `next` starts, if at_known: where the */
-  int at_known;                      /* message before it ended (unknown after a skip) */
+  int at_known;                      /* message before it ended (unknown at the start, after a
+                                        skip or a damaged record) */
   lxshm__topic_cursor *cursor;       /* the named subscription held, or NULL */
   char name[LXSHM__CURSOR_NAME + 1]; /* its name, "" when anonymous */
 };
@@ -524,6 +527,20 @@ static int has_next(lxshm__object *o, void *ctx) {
 
 void (*lxshm__topic_take_hook)(void);
 
+/* Removes the first `drop` of the records in buf[0..used-1] (copies that may be torn), moving
+ * the rest to its start; returns the bytes that remain. */
+static size_t drop_records(char *buf, size_t used, uint64_t drop) {
+  size_t off = 0;
+  while (drop-- > 0 && off < used) {
+    uint32_t n;
+    unsigned format;
+    lxshm__record_parse((const unsigned char *)buf + off, &n, &format);
+    off += (size_t)lxshm__record_size(n);
+  }
+  memmove(buf, buf + off, used - off);
+  return used - off;
+}
+
 /* One lock-free attempt to copy sub's next messages as t asks. Returns OK, NONE (nothing to
  * take yet), INVALID_SIZE (the first message does not fit: t->len says what it needs), or
  * CORRUPT (the first message's record is damaged: it is skipped). */
@@ -533,9 +550,9 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
   uint64_t cap = tp->obj.capacity;
 
   for (;;) {
-    uint64_t first = sub->next, seq = first, last, oldest, at;
+    uint64_t first = sub->next, seq = first, last, oldest, at = 0, slot;
     size_t used = 0, need = 0;
-    int bad = 0;
+    int bad = 0, follow;
 
     last = atomic_load_explicit(&s->last, memory_order_acquire);
     if (first > last)
@@ -545,12 +562,18 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       skip_to(sub, oldest);
       continue;
     }
-    at = sub->at_known ? sub->at
-                       : atomic_load_explicit(&tp->index[seq % tp->entries], memory_order_relaxed);
+    /* Follows the records from where the last copy ended only in the newer half of what is
+     * held, where no publish is about to drop the first of them: a copy that a publish overtook
+     * must start again (below), and one further behind goes by the index, as at the start. */
+    follow = sub->at_known && first - oldest >= last - first;
+    if (follow)
+      at = sub->at;
+    slot = seq % tp->entries; /* then counted along */
     if (lxshm__topic_take_hook != NULL)
       lxshm__topic_take_hook();
     while (seq <= last && seq - first < t->max) {
-      uint64_t pos = at, rec;
+      uint64_t pos = follow ? at : atomic_load_explicit(&tp->index[slot], memory_order_relaxed);
+      uint64_t rec;
       unsigned char header[LXSHM__RECORD_HEADER];
       char *dst = (char *)t->buf + used;
       size_t body;
@@ -567,7 +590,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       if (need > t->cap - used)
         break;
       body = t->whole ? need - sizeof header : n;
-      if (t->whole) { /* the header as parsed, for the binding to walk the batch */
+      if (t->whole) { /* the header as parsed: drop_records and the binding walk these */
         memcpy(dst, header, sizeof header);
         dst += sizeof header;
       }
@@ -576,19 +599,24 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       used += need;
       t->format = format;
       seq++;
+      slot = slot + 1 < tp->entries ? slot + 1 : 0;
       at = pos + rec;
       if (!t->whole)
         break;
     }
-    /* Whatever was copied is whole if no publish has raised oldest past first since. If one
-     * has, even the messages it left were found through headers it may have overwritten (each
-     * record starts where the one before it ends): all of it is dropped, and copied again from
-     * oldest through the index. */
+    /* Whatever was copied is whole if no publish has raised oldest past it since. Followed
+     * records are whole only if none before them was overtaken: their places came from the
+     * headers before them. The copy is then dropped, and made again through the index. */
     atomic_thread_fence(memory_order_acquire);
     oldest = atomic_load_explicit(&s->oldest, memory_order_relaxed);
     if (first < oldest) {
+      if (follow || oldest >= seq) { /* all of it may be torn, and what stopped the copy too */
+        skip_to(sub, oldest);
+        continue;
+      }
+      used = t->whole ? drop_records((char *)t->buf, used, oldest - first) : used;
       skip_to(sub, oldest);
-      continue;
+      first = oldest;
     }
     if (seq == first) { /* nothing copied: the first message is damaged, or too large */
       if (bad) {

@@ -89,7 +89,8 @@
   X(topic_publisher_dies, "topic: publisher dies in the lock at each step of a publish")        \
   X(topic_killed, "topic: publishers and subscribers killed")                                   \
   X(topic_damaged, "topic: damaged bookkeeping and records") \
-  X(topic_batch_overtaken, "topic: a batch overtaken while it is copied")
+  X(topic_batch_overtaken, "topic: a batch overtaken while it is copied") \
+  X(topic_batch_lagging, "topic: a lagging batch overtaken at every attempt")
 
 #define HELPER_LIST(X)                                                                          \
   X(read, 2) X(create, 2) X(write, 3)                             /* tests_segment.c */        \
