@@ -21,16 +21,17 @@
  * where s's record starts and copies it out, then after an acquire fence loads `oldest` again.
  * If s < oldest by then, the copy may hold bytes of a later publish: it is dropped, and the
  * messages below `oldest` count as lost. Otherwise no publish touched s's bytes since they were
- * written (step 1 comes first), so the copy is whole. A batch is copied the same way, keeping
- * the messages at or above the new `oldest`. This is a seqlock whose sequence is `oldest`:
- * subscribers write nothing that a publisher or another subscriber reads.
+ * written (step 1 comes first), so the copy is whole. This is a seqlock whose sequence is
+ * `oldest`: subscribers write nothing that a publisher or another subscriber reads.
  * Records lie back to back in message order: every publish appends at `tail`, which is where
  * message `last` ends. So a subscription that copied message s - 1 knows where s starts, and
- * need not read s's index entry. It follows on so only while it is in the newer half of the
- * messages held, where no publish is about to overtake it: a followed batch that a publish did
- * overtake found its later records through headers that may have been overwritten, so all of
- * it is dropped and copied again through the index. A subscriber keeping pace then fetches one
- * line fewer from the publisher's CPU per message, and the publisher one fewer back (one
+ * need not read s's index entry: it follows on. A batch looked up in the index (each record's
+ * place from its own entry) keeps the messages at or above the re-read `oldest`; a followed one
+ * found its later records through the headers before them, which an overtaking publish may have
+ * overwritten, so it is dropped whole and copied again through the index. A subscription
+ * follows on only in the newer half of the messages held, where a publish is least likely to
+ * overtake it, so that one behind does not waste attempts. A subscriber keeping pace then fetches
+ * one line fewer from the publisher's CPU per message, and the publisher one fewer back (one
  * subscriber pinned to the other CPU left the publisher 0.69 of its rate alone reading the index,
  * 0.77 without: medians of 150 runs of each build, alternating).
  *
@@ -563,8 +564,9 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
       continue;
     }
     /* Follows the records from where the last copy ended only in the newer half of what is
-     * held, where no publish is about to drop the first of them: a copy that a publish overtook
-     * must start again (below), and one further behind goes by the index, as at the start. */
+     * held, where a publish is least likely to drop the first of them: a followed copy that a
+     * publish overtook starts again (below); further behind, each record's place comes from the
+     * index, as at the start. */
     follow = sub->at_known && first - oldest >= last - first;
     if (follow)
       at = sub->at;

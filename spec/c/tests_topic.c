@@ -525,7 +525,7 @@ TEST(topic_publisher_dies) {
     CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
     CHECK(len == 7 && memcmp(buf, "after ", 6) == 0 && buf[6] == '0' + step && lost == 0);
   }
-  /* Read again from the first, each message found where the one before it ended. */
+  /* Read again from the first: all there, whole, with the repaired tails between them. */
   CHECK_ST(lxshm_topic_subscribe(t, NULL, first, &all, &err), LXSHM_OK);
   for (step = 0; step <= 4; step++) {
     CHECK_ST(lxshm_subscription_next(all, buf, sizeof buf, &len, &seq, &lost, 0, &err), LXSHM_OK);
@@ -658,6 +658,7 @@ TEST(topic_damaged) {
 
 static lxshm_topic *overtaking_topic; /* what overtake() publishes to */
 static size_t overtaking_len;         /* bytes it publishes */
+static char overtaking_fill;          /* each of them */
 static unsigned overtakes_left;       /* publishes it still makes, one per attempt to copy */
 static unsigned overtakes;            /* publishes it made */
 
@@ -668,15 +669,16 @@ static void overtake(void) {
     return;
   overtakes_left--;
   overtakes++;
-  memset(value, 'Z', sizeof value);
+  memset(value, overtaking_fill, sizeof value);
   CHECK_ST(lxshm_topic_publish(overtaking_topic, value, overtaking_len, 0, NULL, &err), LXSHM_OK);
 }
 
 /* Makes a topic whose ring 8 messages of 120 bytes fill exactly, each message k holding 'a' + k
- * (message 1 zeros if `zeros`), subscribed from the oldest; reads the first `read` of them with
- * next. Then has `times` publishes of `len` bytes land between a batch's checks and its copy. */
-static void overtaking_start(lxshm_topic **t, lxshm_subscription **sub, char *name, int zeros,
-                             uint64_t read, size_t len, unsigned times) {
+ * but message `zeros` (if not 0), which holds zeros, subscribed from the oldest; reads the first
+ * `read` of them with next. Then has `times` publishes of `len` bytes of `fill` land between a
+ * batch's checks and its copy. */
+static void overtaking_start(lxshm_topic **t, lxshm_subscription **sub, char *name, uint64_t zeros,
+                             uint64_t read, size_t len, char fill, unsigned times) {
   char value[120], buf[128];
   lxshm_error err;
   uint64_t k, seq, lost;
@@ -686,7 +688,7 @@ static void overtaking_start(lxshm_topic **t, lxshm_subscription **sub, char *na
   CHECK_ST(lxshm_topic_create(name, 1024, 0, LXSHM_DEFAULT_MODE, t, &err), LXSHM_OK);
   CHECK_ST(lxshm_topic_subscribe(*t, NULL, LXSHM_TOPIC_OLDEST, sub, &err), LXSHM_OK);
   for (k = 1; k <= 8; k++) {
-    memset(value, zeros && k == 1 ? 0 : 'a' + (int)k, sizeof value);
+    memset(value, k == zeros ? 0 : 'a' + (int)k, sizeof value);
     CHECK_ST(lxshm_topic_publish(*t, value, sizeof value, 0, NULL, &err), LXSHM_OK);
   }
   for (k = 1; k <= read; k++) {
@@ -695,13 +697,14 @@ static void overtaking_start(lxshm_topic **t, lxshm_subscription **sub, char *na
   }
   overtaking_topic = *t;
   overtaking_len = len;
+  overtaking_fill = fill;
   overtakes_left = times;
   overtakes = 0;
   lxshm__topic_take_hook = overtake;
 }
 
 /* Takes a batch of up to 8 and checks it: it starts at `first`, after `lost` lost, and holds
- * every message still there, each whole (message 9 and later: `len` bytes of 'Z'). */
+ * every message still there, each whole (message 9 and later: what overtake() published). */
 static void overtaken_check(lxshm_subscription *sub, uint64_t first, uint64_t lost, size_t len) {
   char buf[4096];
   lxshm__take take = {0};
@@ -727,7 +730,7 @@ static void overtaken_check(lxshm_subscription *sub, uint64_t first, uint64_t lo
     if (take.first + k <= 8)
       CHECK(n == 120 && data[0] == 'a' + (int)(take.first + k) && data[119] == data[0]);
     else
-      CHECK(n == len && data[0] == 'Z');
+      CHECK(n == len && data[0] == overtaking_fill && data[len - 1] == overtaking_fill);
     off += rec;
   }
 }
@@ -741,7 +744,8 @@ static void overtaking_end(lxshm_topic *t, lxshm_subscription *sub, const char *
   CHECK_ST(lxshm_topic_publish(t, "after", 5, 0, &last, &err), LXSHM_OK);
   do {
     CHECK_ST(lxshm_subscription_next(sub, buf, sizeof buf, &n, &seq, &lost, 0, &err), LXSHM_OK);
-    CHECK(lost == 0 && (seq == last ? n == 5 && memcmp(buf, "after", 5) == 0 : buf[0] == 'Z'));
+    CHECK(lost == 0 && (seq == last ? n == 5 && memcmp(buf, "after", 5) == 0
+                                    : n == overtaking_len && buf[0] == overtaking_fill));
   } while (seq < last);
   lxshm_subscription_close(sub);
   CHECK_ST(lxshm_remove(name, &err), LXSHM_OK);
@@ -758,28 +762,41 @@ TEST(topic_batch_overtaken) {
   lxshm_subscription *sub;
 
   note("a publish of 8 bytes drops message 1, whose zeros read as empty records");
-  overtaking_start(&t, &sub, name, 1, 0, 8, 1);
+  overtaking_start(&t, &sub, name, 1, 0, 8, 'Z', 1);
   overtaken_check(sub, 2, 1, 8);
   overtaking_end(t, sub, name);
   note("a publish of 248 bytes drops 1 and 2; 3's record is where 1's new header points");
-  overtaking_start(&t, &sub, name, 0, 0, 248, 1);
+  overtaking_start(&t, &sub, name, 0, 0, 248, 'Z', 1);
   overtaken_check(sub, 3, 2, 248);
   overtaking_end(t, sub, name);
-  note("after reading 1-4, a publish of 520 bytes drops 1-5");
-  overtaking_start(&t, &sub, name, 0, 4, 520, 1);
+  note("after reading 1-4, 520 zero bytes drop 1-5, and 5's place then reads as empty records");
+  overtaking_start(&t, &sub, name, 5, 4, 520, 0, 1);
   overtaken_check(sub, 6, 1, 520);
   overtaking_end(t, sub, name);
 }
 
 /* A subscription behind on a full ring, and a publish at every attempt it makes to copy a batch:
- * each publish drops the oldest message, the first of the batch. It still gets the rest of
- * them at its first attempt, as a lagging reader must to make progress at all. */
+ * each publish drops the oldest message, the first of the batch. It gets the rest of them at
+ * its first attempt, whether it is new or knows where its next message starts (behind, it
+ * looks each up in the index, which keeps what an overtaking publish left). */
 TEST(topic_batch_lagging) {
   char name[NAME_BUF];
   lxshm_topic *t;
   lxshm_subscription *sub;
-  overtaking_start(&t, &sub, name, 0, 0, 120, 100);
+  lxshm_error err;
+  char value[120];
+
+  note("a new subscription");
+  overtaking_start(&t, &sub, name, 0, 0, 120, 'Z', 100);
   overtaken_check(sub, 2, 1, 120);
+  CHECK_U64(overtakes, ==, 1);
+  overtaking_end(t, sub, name);
+  note("one that read message 1, then saw it dropped");
+  overtaking_start(&t, &sub, name, 0, 1, 120, 'Z', 0);
+  memset(value, 'Z', sizeof value);
+  CHECK_ST(lxshm_topic_publish(t, value, sizeof value, 0, NULL, &err), LXSHM_OK); /* drops 1 */
+  overtakes_left = 100;
+  overtaken_check(sub, 3, 1, 120);
   CHECK_U64(overtakes, ==, 1);
   overtaking_end(t, sub, name);
 }
