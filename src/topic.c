@@ -551,7 +551,7 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
   uint64_t cap = tp->obj.capacity;
 
   for (;;) {
-    uint64_t first = sub->next, seq = first, last, oldest, at = 0, slot;
+    uint64_t first = sub->next, seq = first, last, oldest, at, slot;
     size_t used = 0, need = 0;
     int bad = 0, follow;
 
@@ -568,9 +568,8 @@ static lxshm_status take_once(lxshm_subscription *sub, lxshm__take *t) {
      * publish overtook starts again (below); further behind, each record's place comes from the
      * index, as at the start. */
     follow = sub->at_known && first - oldest >= last - first;
-    if (follow)
-      at = sub->at;
-    slot = seq % tp->entries; /* then counted along */
+    at = follow ? sub->at : 0;
+    slot = follow ? 0 : seq % tp->entries; /* seq's index entry, counted along; a division */
     if (lxshm__topic_take_hook != NULL)
       lxshm__topic_take_hook();
     while (seq <= last && seq - first < t->max) {
