@@ -11,8 +11,15 @@
 --     redis        PUBLISH per message through a private redis-server on a loopback port, 4
 --                  SUBSCRIBE connections (lua-redis, Debian's, for Lua 5.3: pure Lua)
 --   publisher    this process's own rate (t:publish per message) alone and while the 4
---                subscribers read; then the same with the publisher pinned to CPU 0 and one
---                or four subscribers pinned to CPU 1, so that they share no processor with it
+--                subscribers read; the same with the subscribers at nice 19, so that the
+--                scheduler gives the publisher the processor it would have alone; then the
+--                same with the publisher pinned to CPU 0 and one or four subscribers pinned to
+--                CPU 1, so that they share no processor with it
+--   costs        in this process: a publish, a message taken by next_many(256), and Lua itself
+--                making the same 256 strings and their table (lxshm.decode, no shared memory);
+--                from these, the most the publisher can keep with 4 subscribers sharing this
+--                machine's processors fairly: CPUs x publish / (publish + 4 x take); and the
+--                processor time per message that each process used in the fan-out
 --   latency      publish -> next returning in a subscriber asleep in next (2 ms between
 --                messages), against write -> read on a pipe; median and 99th percentile
 --   C            a C SPSC ring between two processes (futex sleep only when idle), and the
@@ -34,44 +41,57 @@ local N_PIPE = math.floor(20000 * SCALE)
 local N_REDIS = math.floor(4000 * SCALE)
 local RECORD = 80 -- ring bytes a 64-byte string takes: 8 of header, 66 encoded, padded
 
---- Reads each subscriber's "done TIME GOT LOST"; returns the latest TIME and the total lost.
+--- Reads each subscriber's "done TIME GOT LOST [CPU]"; returns the latest TIME, the total lost
+-- and the total processor time (0 where not said).
 local function finish(subs, n)
-  local last, lost = 0, 0
+  local last, lost, cpu = 0, 0, 0
   for _, s in ipairs(subs) do
     local line = lib.expect(s, "done")
-    local t, got, l = line:match("^done (%S+) (%d+) (%d+)$")
+    local t, got, l, c = line:match("^done (%S+) (%d+) (%d+) ?(%S*)$")
     assert(t, "subscriber said: " .. line)
     assert(tonumber(got) + tonumber(l) == n, "subscriber got " .. got .. " of " .. n)
     last, lost = math.max(last, tonumber(t)), lost + tonumber(l)
+    cpu = cpu + (tonumber(c) or 0)
     s:close()
   end
-  return last, lost
+  return last, lost, cpu
 end
 
 --- The topic every lxshm run publishes to: room for a whole run, so nobody loses anything.
 local topic_name = lib.unique("bench-topic")
 local topic = assert(lxshm.create_topic(topic_name, (N_LXSHM + 64) * RECORD))
-local publisher_times = { alone = {}, with4 = {} } -- seconds per publish, per repetition
+local publisher_times = { alone = {}, with4 = {}, nice4 = {} } -- seconds per publish
+-- In the fan-out with 4: the publisher's processor time / its loop's wall time, and the
+-- processor time per message of the publisher and of each subscriber.
+local fanout_cpu = { share = {}, publish = {}, subscriber = {} }
 local lost_total = 0
+local NICE = "nice -n 19" -- subscribers that yield the processor to the publisher
 
-local function lxshm_contender(mode)
-  local c = { name = mode == "next" and "lxshm_next" or "lxshm", n = N_LXSHM }
+--- `prefix`: the command the subscribers run under (NICE), or nil.
+local function lxshm_contender(mode, prefix)
+  local c = { name = prefix and "lxshm_nice" or mode == "next" and "lxshm_next" or "lxshm",
+    n = N_LXSHM }
   function c.run(n)
     local subs = {}
     for i = 1, SUBS do
-      subs[i] = lib.spawn("topic_peer", { "lxshm", topic_name, n, mode })
+      subs[i] = lib.spawn("topic_peer", { "lxshm", topic_name, n, mode }, "r", prefix)
     end
     for i = 1, SUBS do
       lib.expect(subs[i], "ready")
     end
-    local t0 = clock.now()
+    local t0, cpu0 = clock.now(), os.clock()
     for _ = 1, n do
       topic:publish(MSG)
     end
-    local published = clock.now() - t0
-    local last, lost = finish(subs, n)
-    if mode == "many" then
+    local published, cpu = clock.now() - t0, os.clock() - cpu0
+    local last, lost, sub_cpu = finish(subs, n)
+    if mode == "many" and not prefix then
       table.insert(publisher_times.with4, published / n)
+      table.insert(fanout_cpu.share, cpu / published)
+      table.insert(fanout_cpu.publish, cpu / n)
+      table.insert(fanout_cpu.subscriber, sub_cpu / SUBS / n)
+    elseif mode == "many" then
+      table.insert(publisher_times.nice4, published / n)
     end
     lost_total = lost_total + lost
     return last - t0
@@ -191,6 +211,12 @@ print(("# fan-out: 1 publisher -> %d subscriber processes, 64-byte messages; %d 
 local redis_server, why = start_redis()
 local contenders = { lxshm_contender("many"), lxshm_contender("next"), alone_contender(),
   pipe_contender() }
+local can_nice = os.execute(NICE .. " true 2>/dev/null")
+if can_nice then
+  contenders[#contenders + 1] = lxshm_contender("many", NICE)
+else
+  print("# no figures with subscribers at nice 19: " .. NICE .. " failed")
+end
 if redis_server then
   contenders[#contenders + 1] = redis_contender(redis_server)
 else
@@ -223,6 +249,81 @@ lib.figure("topic.publisher.alone", lib.scale(lib.rate(publisher_times.alone), 1
 lib.figure("topic.publisher.with4", lib.scale(lib.rate(publisher_times.with4), 1e-6), "M msgs/s")
 lib.figure("topic.publisher.ratio.with4/alone",
   lib.ratios(publisher_times.alone, publisher_times.with4), "x msgs/s")
+if can_nice then
+  print("# the same, the 4 subscribers at nice 19: the scheduler favours the publisher")
+  lib.figure("topic.publisher.nice4", lib.scale(lib.rate(publisher_times.nice4), 1e-6),
+    "M msgs/s")
+  lib.figure("topic.publisher.ratio.nice4/alone",
+    lib.ratios(publisher_times.alone, publisher_times.nice4), "x msgs/s")
+end
+
+--- What the 4 subscribers leave the publisher on this machine. With every process given its
+-- fair share of the CPUs and subscribers that keep pace, the publisher keeps at most
+-- CPUS x c_pub / (c_pub + 4 c_sub) of its rate alone, where c_pub is a publish and c_sub a
+-- message taken by a subscriber. Measured in this process, in turns of 2,048 messages so that
+-- each repetition compares costs taken at the same moment: a publish, a message taken by
+-- next_many(256) from those just published (in the cache, as for a subscriber keeping pace),
+-- and Lua itself making the same 256 strings and their table from a local buffer
+-- (lxshm.decode, no shared memory), which no subscriber can beat; and in the fan-out above,
+-- the processor time each process used per message.
+local function cost_figures()
+  local turn, turns = 2048, math.max(1, math.floor(N_LXSHM / 2 / 2048))
+  local list = {}
+  for i = 1, 256 do
+    list[i] = MSG
+  end
+  local packed = lxshm.encode(list)
+  local cost = { publish = {}, next_many = {}, lua_strings = {} }
+  for rep = 1, lib.REPS do
+    local pub, take, make = 0, 0, 0
+    for _ = 1, turns do
+      local t0 = clock.now()
+      for _ = 1, turn do
+        topic:publish(MSG)
+      end
+      local t1 = clock.now()
+      local sub = assert(topic:subscribe(topic:last() - turn + 1))
+      for _ = 1, turn / 256 do
+        assert(select(2, sub:next_many(256)) == 256)
+      end
+      sub:close()
+      local t2 = clock.now()
+      for _ = 1, turn / 256 do
+        assert(#lxshm.decode(packed) == 256)
+      end
+      local t3 = clock.now()
+      pub, take, make = pub + t1 - t0, take + t2 - t1, make + t3 - t2
+    end
+    cost.publish[rep] = pub / (turns * turn)
+    cost.next_many[rep] = take / (turns * turn)
+    cost.lua_strings[rep] = make / (turns * turn)
+  end
+  local f = io.popen("nproc 2>/dev/null")
+  local cpus = f and tonumber(f:read("l")) or 1
+  if f then
+    f:close()
+  end
+  local function ceiling(c_sub)
+    local r = {}
+    for rep, c_pub in ipairs(cost.publish) do
+      r[rep] = math.min(1, cpus * c_pub / (c_pub + SUBS * c_sub[rep]))
+    end
+    return r
+  end
+  local ns = function(xs) return lib.scale(xs, 1e9) end
+  print(("# what a message costs, in this process; the most the publisher can keep with %d"
+    .. " subscribers on %d CPUs shared fairly"):format(SUBS, cpus))
+  for _, k in ipairs({ "publish", "next_many", "lua_strings" }) do
+    lib.figure("topic.cost." .. k, ns(cost[k]), "ns")
+  end
+  lib.figure("topic.publisher.ceiling.with4/alone", ceiling(cost.next_many), "x msgs/s")
+  lib.figure("topic.publisher.ceiling.lua_strings", ceiling(cost.lua_strings), "x msgs/s")
+  print("# processor time in the fan-out with 4: per message, and the publisher's share of a CPU")
+  lib.figure("topic.fanout.cpu.publish", ns(fanout_cpu.publish), "ns")
+  lib.figure("topic.fanout.cpu.subscriber", ns(fanout_cpu.subscriber), "ns")
+  lib.figure("topic.fanout.cpu.publisher_share", fanout_cpu.share, "CPU")
+end
+cost_figures()
 
 --- The publisher in a process of its own on CPU 0, the subscribers on CPU 1: what the
 -- subscribers cost the publisher when they take no processor time from it. Four subscribers

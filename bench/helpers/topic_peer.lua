@@ -8,9 +8,10 @@
 --   lua5.4 bench/helpers/topic_peer.lua publish TOPIC COUNT
 -- A fan-out subscriber says "ready" once subscribed (lxshm, redis; a pipe needs nothing), then
 -- prints "done TIME GOT LOST" when it has COUNT messages: TIME is the monotonic clock then, LOST
--- what lxshm said it lost. A latency subscriber reads COUNT messages, each holding the monotonic
--- time it was sent at, and prints the delay of each, in seconds, one per line. A publisher
--- publishes COUNT messages and prints "published SECONDS" (the time its loop took).
+-- what lxshm said it lost; an lxshm subscriber adds the processor time it used since "ready".
+-- A latency subscriber reads COUNT messages, each holding the monotonic time it was sent at,
+-- and prints the delay of each, in seconds, one per line. A publisher publishes COUNT messages
+-- and prints "published SECONDS" (the time its loop took).
 local clock = require("bench.clock")
 
 local role, target, count, mode = arg[1], arg[2], tonumber(arg[3]), arg[4]
@@ -25,6 +26,7 @@ if role == "lxshm" then
   local t = assert(lxshm.open_topic(target))
   local sub = assert(t:subscribe("new"))
   say("ready")
+  local cpu0 = os.clock()
   local got, lost = 0, 0
   if mode == "next" then
     while got < count do
@@ -37,7 +39,7 @@ if role == "lxshm" then
       got, lost = got + n + l, lost + l
     end
   end
-  say("done", clock.now(), got - lost, lost)
+  say("done", clock.now(), got - lost, lost, os.clock() - cpu0)
 elseif role == "pipe" then
   local got, read = 0, io.read
   while got < count and read("l") do
