@@ -170,6 +170,30 @@ describe("a handle closed during its own method", function()
     assert.equal("wait nil TIMEOUT fired true\nattempt to use a closed lxshm segment\n",
       hostile(nil, "hook_close", name):finish())
   end)
+
+  -- A subscription's state is freed by its close: closed during its own next, it was read and
+  -- written after the free (ASan: heap-use-after-free in lxshm__subscription_take and has_next).
+  it("a subscription, by a finalizer while next and next_many allocate", function()
+    local name = util.name("gcsub")
+    local t = assert(lxshm.create_topic(name, 1048576))
+    util.defer(function() t:close() lxshm.remove(name) end)
+    for i = 1, 40 do -- past the 1 KiB a copy takes on the C stack: next allocates its buffer
+      assert(t:publish(string.rep(string.char(64 + i % 26), 5000 + i)))
+    end
+    local out = hostile(nil, "closing_gc", name, "subscription"):finish()
+    local returned, raised = out:match("^returned (%d+) raised (%d+)\n$")
+    assert.equal(300, tonumber(returned) + tonumber(raised), out)
+    assert.is_true(tonumber(raised) > 0, out)
+  end)
+
+  it("a subscription, by a hook inside next: next runs to its timeout, later calls raise",
+    function()
+      local name = util.name("hooksub")
+      local t = assert(lxshm.create_topic(name, 4096))
+      util.defer(function() t:close() lxshm.remove(name) end)
+      assert.equal("next nil TIMEOUT fired true\nattempt to use a closed lxshm subscription\n",
+        hostile(nil, "hook_close_sub", name):finish())
+    end)
 end)
 
 describe("damaged shared state", function()

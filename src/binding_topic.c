@@ -57,10 +57,14 @@ static int topic_publish_many(lua_State *L) {
 /* A subscription's userdata. User value 1 caches a copy buffer, as a handle's does (so that
  * lxshm__copy_out serves both); user value 2 is the topic's handle, kept in use (lxshm__hold)
  * while the subscription is open, so that closing the topic leaves its mapping to the last
- * subscription. */
+ * subscription. A subscription closed during its own next or next_many (by a finalizer that
+ * runs while the call allocates, or by a hook between sleeps) is only marked closed; the call
+ * still uses it and frees it when it returns, as a handle's close waits for its methods. */
 typedef struct sub_handle {
-  lxshm_subscription *sub; /* NULL once closed */
+  lxshm_subscription *sub; /* NULL once released */
   lxshm__handle *topic;    /* the topic's handle (user value 2) */
+  unsigned in_use;         /* next or next_many running */
+  int closed;              /* methods raise; released once not in use */
 } sub_handle;
 
 /* t:subscribe([from]) or t:subscribe{ name = NAME [, from = from] } -> subscription |
@@ -79,7 +83,7 @@ static int topic_subscribe(lua_State *L) {
   luaL_checkstack(L, 8, NULL);
   lxshm__check_subscribe(L, 2, &name, &len, &from);
   s = (sub_handle *)lxshm_newuserdata(L, sizeof *s, 2); /* before the core call: nothing leaks */
-  s->sub = NULL;
+  memset(s, 0, sizeof *s);
   s->topic = h;
   luaL_setmetatable(L, SUB_MT);
   lua_pushvalue(L, 1);
@@ -121,7 +125,7 @@ const lxshm__class lxshm__topic_class = {
 /* The subscription at argument 1, open and on an open topic; raises otherwise. */
 static sub_handle *check_sub(lua_State *L) {
   sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
-  if (s->sub == NULL)
+  if (s->closed || s->sub == NULL)
     luaL_error(L, "attempt to use a closed lxshm subscription");
   if (s->topic->closed)
     luaL_error(L, "attempt to use a closed lxshm topic");
@@ -142,10 +146,32 @@ static void sub_release(sub_handle *s) {
   lxshm__drop(s->topic);
 }
 
-/* sub:close(), __close, __gc: idempotent. */
+/* sub:close(), __close: idempotent; during the subscription's own next, only marks it. */
 static int sub_close(lua_State *L) {
-  sub_release((sub_handle *)luaL_checkudata(L, 1, SUB_MT));
+  sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
+  s->closed = 1;
+  if (s->in_use == 0)
+    sub_release(s);
   return 0;
+}
+
+/* __gc: nothing runs on an unreachable subscription (a call that raised out of memory left it
+ * counted in use), so release it. */
+static int sub_gc(lua_State *L) {
+  sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
+  s->closed = 1;
+  sub_release(s);
+  return 0;
+}
+
+/* Around a take, which may run Lua code (finalizers, hooks) that closes the subscription. */
+static void sub_hold(sub_handle *s) {
+  s->in_use++;
+}
+
+static void sub_drop(sub_handle *s) {
+  if (--s->in_use == 0 && s->closed)
+    sub_release(s);
 }
 
 static lxshm_status take(void *sub, lxshm__take *t, lxshm_error *err) {
@@ -171,8 +197,10 @@ static int sub_next(lua_State *L) {
   lxshm_error err;
 
   t.timeout = lxshm__opt_timeout(L, 2);
+  sub_hold(s);
   st = lxshm__take_value(L, s->topic, lxshm__subscription_front_length(s->sub), take, s->sub, &t,
                          &err);
+  sub_drop(s);
   return taken(L, s->topic, st, &err, &t, 1);
 }
 
@@ -183,7 +211,10 @@ static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
   lxshm__take t = {0};
   lxshm_error err;
-  lxshm_status st = lxshm__take_batch(L, s->topic, take, s->sub, &t, "message", &err);
+  lxshm_status st;
+  sub_hold(s);
+  st = lxshm__take_batch(L, s->topic, take, s->sub, &t, "message", &err);
+  sub_drop(s);
   if (st == LXSHM_OK)
     lua_pushinteger(L, (lua_Integer)t.count);
   return taken(L, s->topic, st, &err, &t, 2);
@@ -209,7 +240,7 @@ static int sub_name(lua_State *L) {
  * "lxshm.subscription: TOPIC (closed)". */
 static int sub_tostring(lua_State *L) {
   sub_handle *s = (sub_handle *)luaL_checkudata(L, 1, SUB_MT);
-  int closed = s->sub == NULL || s->topic->closed;
+  int closed = s->closed || s->sub == NULL || s->topic->closed;
   lxshm__push_subscription(L, s->sub != NULL ? lxshm__subscription_name(s->sub) : NULL,
                            s->topic->name, closed,
                            closed ? 0 : lxshm_subscription_position(s->sub));
@@ -219,6 +250,6 @@ static int sub_tostring(lua_State *L) {
 void lxshm__topic_open(lua_State *L) {
   static const luaL_Reg sub_methods[] = {LXSHM__SUBSCRIPTION_METHODS(LXSHM__METHOD){NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
-      {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
+      {"__gc", sub_gc}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   lxshm__new_class(L, SUB_MT, SUB_MT, NULL, sub_meta, NULL, sub_methods);
 }

@@ -43,13 +43,16 @@ function commands.open(name, ...)
   say(seg and "opened" or (code_name(code) .. " " .. err))
 end
 
---- closing_gc NAME KIND: closes the handle from finalizers while its methods allocate, many
--- times; prints how many calls ended in "closed" errors and how many returned.
+--- closing_gc NAME KIND: closes the handle (KIND segment, queue, or subscription of a topic)
+-- from finalizers while its methods allocate, many times; prints how many calls ended in
+-- "closed" errors and how many returned.
 function commands.closing_gc(name, kind)
   collectgarbage("setpause", 0) -- collect all the time: finalizers run inside every allocation
   local returned, raised = 0, 0
+  local topic = kind == "subscription" and assert(lxshm.open_topic(name))
   for _ = 1, 300 do
-    local h = assert(kind == "queue" and lxshm.open_queue(name) or lxshm.open(name))
+    local h = assert(topic and topic:subscribe("oldest")
+      or kind == "queue" and lxshm.open_queue(name) or lxshm.open(name))
     for _ = 1, 20 do
       util.finalized(function() h:close() end) -- a userdata's __gc on 5.1 and LuaJIT
     end
@@ -60,6 +63,10 @@ function commands.closing_gc(name, kind)
         h:peek()
         h:pop(0)
         h:pop_many(10, 0)
+      elseif topic then
+        h:next(0)
+        h:next_many(10, 0)
+        h:next(0)
       else
         h:get()
         h:read()
@@ -94,6 +101,25 @@ function commands.hook_close(name)
   say(("wait %s %s fired %s"):format(tostring(v), code_name(code), tostring(fired)))
   local ok, err = pcall(seg.version, seg)
   say(ok and "version worked" or err)
+end
+
+--- hook_close_sub NAME: a debug hook closes a subscription while its next sleeps; prints what
+-- next returned and what a later call raised.
+function commands.hook_close_sub(name)
+  local sub = assert(assert(lxshm.open_topic(name)):subscribe("new"))
+  local calls, fired = 0, false
+  debug.sethook(function()
+    calls = calls + 1
+    if calls == 2 then -- the first call is next itself; the next, one made between its sleeps
+      fired = true
+      sub:close()
+    end
+  end, "c")
+  local v, _, code = sub:next(0.3)
+  debug.sethook()
+  say(("next %s %s fired %s"):format(tostring(v), code_name(code), tostring(fired)))
+  local ok, err = pcall(sub.position, sub)
+  say(ok and "position worked" or err)
 end
 
 local function poke(name, offset, bytes)
