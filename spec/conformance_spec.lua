@@ -104,5 +104,34 @@ for _, backend in ipairs(backends) do
     for _, kind in ipairs(kinds) do
       suite(kind)(b)
     end
+
+    -- Found on Redis: a method that ran Lua code (a finalizer while it allocated) which closed
+    -- its handle went on with the connections the close had let go of, and crashed; the local
+    -- dictionary's keys and update crashed the same way on the mapping. In a child, which would
+    -- die of it; the ASan pass reads the rest.
+    it("a handle closed by a finalizer inside its own methods: a result or a raise, no crash",
+      function()
+        for _, kind in ipairs(kinds) do
+          local out = b.child("closing_gc", b.name("gc" .. kind), kind, 16):finish(120)
+          local returned, raised = out:match("^returned (%d+) raised (%d+)\n$")
+          assert.is_truthy(returned, kind .. ": " .. out)
+          -- 16 rounds of at least 5 methods, each returning or raising "closed"
+          assert.is_true(tonumber(returned) + tonumber(raised) >= 16 * 5, kind .. ": " .. out)
+        end
+      end)
+
+    -- Redis went on after the hook's close with the connections let go of, and crashed.
+    it("a handle closed by a hook while its call blocks: the call returns, later calls raise",
+      function()
+        for _, kind in ipairs(kinds) do
+          local out = b.child("hook_close", b.name("hook" .. kind), kind):finish(30)
+          local code = out:match("^(%u+) fired true\nattempt to use a closed lxshm " .. kind
+            .. "\n$")
+          assert.is_truthy(code, kind .. ": " .. out)
+          -- shm: the call runs to its timeout; Redis: its next command finds the handle
+          -- closed (nil, "closed during the call", INVALID), unless its time was up first
+          assert.is_true(code == "TIMEOUT" or b.redis and code == "INVALID", kind .. ": " .. out)
+        end
+      end)
   end)
 end

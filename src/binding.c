@@ -393,16 +393,23 @@ lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn ta
 
 /* ---- update ------------------------------------------------------------------------------ */
 
-int lxshm__push_locked_call(lua_State *L, lua_CFunction locked, int fn, void *ctx) {
+int lxshm__push_locked_call(lua_State *L, lxshm__handle *h, lua_CFunction locked, int fn,
+                            void *ctx) {
+  int n = 2;
   luaL_checkstack(L, 12, NULL); /* room for the call and its error, reserved before locking */
+  lxshm__hold(h);               /* the closure is allocated, and a finalizer may close h */
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushcclosure(L, locked, 1);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, fn);
-  if (ctx == NULL)
-    return 2;
-  lua_pushlightuserdata(L, ctx);
-  return 3;
+  if (ctx != NULL) {
+    lua_pushlightuserdata(L, ctx);
+    n = 3;
+  }
+  lxshm__drop(h);
+  if (h->closed)
+    lxshm__check_handle(L, h->cls); /* raises, as a call on a closed handle does */
+  return n;
 }
 
 int lxshm__call_locked(lua_State *L, lxshm__handle *h, int nargs, void (*unlock)(void *),

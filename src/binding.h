@@ -137,9 +137,11 @@ lxshm_status lxshm__take_batch(lua_State *L, lxshm__handle *h, lxshm__take_fn ta
 
 /* Pushes, before the lock is taken (pushing a closure allocates), what lxshm__call_locked calls:
  * `locked` as a closure with the encoder (the calling method's upvalue 1), and its arguments:
- * the handle (argument 1), update's function (at stack index fn) and ctx as a light userdata
- * unless NULL. Returns the number of arguments pushed. */
-int lxshm__push_locked_call(lua_State *L, lua_CFunction locked, int fn, void *ctx);
+ * the handle h (argument 1), update's function (at stack index fn) and ctx as a light userdata
+ * unless NULL. Returns the number of arguments pushed. Raises if a finalizer that ran meanwhile
+ * closed h. */
+int lxshm__push_locked_call(lua_State *L, lxshm__handle *h, lua_CFunction locked, int fn,
+                            void *ctx);
 
 /* update(fn) with an object's lock held by the caller: calls the function below nargs arguments
  * on the stack top (pushed before locking: pushing a closure allocates) in lua_pcall, with h

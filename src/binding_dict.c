@@ -276,7 +276,7 @@ KEYED(dict_update, a) {
   if (updating_depth == UPDATE_DEPTH)
     return luaL_error(L, "%s: updates nested too deeply", h->name);
   lua_settop(L, 3);
-  nargs = lxshm__push_locked_call(L, update_locked, 3, &u);
+  nargs = lxshm__push_locked_call(L, h, update_locked, 3, &u);
   u.h = h;
   st = lxshm__dict_lock_key(dict_of(h), &a->k, &u.held, &err);
   if (st != LXSHM_OK)
@@ -347,8 +347,8 @@ static int dict_keys(lua_State *L) {
   uint64_t cursor = 0;
   lxshm_error err;
   lua_settop(L, 1);
+  lxshm__hold(h);  /* first: every allocation below may run a finalizer that closes h */
   lua_newtable(L); /* 2 */
-  lxshm__hold(h);
   while (cursor != LXSHM__DICT_END && (max < 0 || n < max)) {
     size_t used, off = 0;
     uint32_t count, i;

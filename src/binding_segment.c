@@ -174,7 +174,7 @@ static int seg_update(lua_State *L) {
   timeout = lxshm__opt_timeout(L, 3);
   lxshm__check_not_busy(L, h);
   lua_settop(L, 2);
-  nargs = lxshm__push_locked_call(L, update_locked, 2, NULL);
+  nargs = lxshm__push_locked_call(L, h, update_locked, 2, NULL);
   st = lxshm__lock(segment_of(h), lxshm__deadline(timeout), &err);
   if (st != LXSHM_OK)
     return lxshm__result(L, h, st, &err);

@@ -152,6 +152,139 @@ function commands.t_named(ns, name, subname, n)
   end
 end
 
+--- A function that `fn` runs as a finalizer (a userdata's __gc on 5.1 and LuaJIT).
+local function finalized(fn)
+  if _VERSION == "Lua 5.1" then
+    local p = rawget(_G, "newproxy")(true)
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
+-- What closing_gc calls on each kind: methods that run Lua code (encoding, making values, a
+-- function) between their uses of the handle.
+local exercises = {
+  segment = {
+    function(h, v) return h:put(v) end,
+    function(h) return h:get() end,
+    function(h) return h:read() end,
+    function(h) return h:update(function(old) return old end) end,
+    function(h) return h:stat() end,
+  },
+  queue = {
+    function(h, v) return h:push(v) end,
+    function(h, v) return h:push_many({ v, v }) end,
+    function(h) return h:peek() end,
+    function(h) return h:pop(0) end,
+    function(h) return h:pop_many(5, 0) end,
+    function(h) return h:stat() end,
+  },
+  dict = {
+    function(h, v) return h:set("k", v) end,
+    function(h, v) return h:add("a" .. math.random(1e9), v) end,
+    function(h, v) return h:replace("k", v) end,
+    function(h, v) return h:cas("k", h:version("k"), v) end,
+    function(h) return h:get("k") end,
+    function(h) return h:incr("n", 1, 0) end,
+    function(h) return h:update("k", function(old) return old end) end,
+    function(h) return h:keys() end,
+    function(h)
+      for _ in h:pairs() do -- luacheck: ignore 512 (the loop only walks)
+      end
+    end,
+    function(h) return h:stat() end,
+  },
+  topic = {
+    function(h, v) return h:publish(v) end,
+    function(h, v) return h:publish_many({ v, v }) end,
+    function(h) return h:subscribe("oldest") end,
+    function(_, _, sub) return sub:next(0) end,
+    function(_, _, sub) return sub:next_many(3, 0) end,
+    function(h) return h:stat() end,
+  },
+}
+
+--- closing_gc URL NAME KIND ROUNDS: for each method of KIND above, ROUNDS times: open NAME, make
+-- 20 finalizers that close the handle and some garbage (more each round), and call the method
+-- while collecting all the time, so that the finalizers run inside it, at a different
+-- allocation each round. A method whose handle was closed meanwhile returns (Redis: nil,
+-- "closed during the call", INVALID) or raises "attempt to use a closed lxshm KIND"; nothing may
+-- crash. Prints "returned R raised X".
+function commands.closing_gc(ns, name, kind, rounds)
+  local sizes = { segment = 65536, queue = 1048576, dict = 1048576, topic = 1048576 }
+  local suffix = kind == "segment" and "" or "_" .. kind
+  local big = {}
+  for i = 1, 50 do
+    big[i] = { i, tostring(i), { x = i } }
+  end
+  local returned, raised = 0, 0
+  for round = 1, num(rounds) do
+    for _, call in ipairs(exercises[kind]) do
+      local h = assert(ns["attach" .. suffix](ns, name, sizes[kind]))
+      local sub = kind == "topic" and assert(h:subscribe("oldest"))
+      collectgarbage("collect")
+      collectgarbage("stop")
+      for _ = 1, 20 do
+        finalized(function() h:close() end)
+      end
+      for _ = 1, round % 64 do
+        finalized(function() end)
+      end
+      collectgarbage("restart")
+      collectgarbage("setpause", 0) -- a cycle at a time: the finalizers run inside the call
+      local ok, err = pcall(call, h, big, sub)
+      collectgarbage("setpause", 200)
+      if ok then
+        returned = returned + 1
+      else
+        assert(tostring(err):find("attempt to use a closed lxshm", 1, true), err)
+        raised = raised + 1
+      end
+      h:close()
+    end
+  end
+  say(("returned %d raised %d"):format(returned, raised))
+end
+
+--- hook_close URL NAME KIND: a debug hook closes the handle while a blocking call waits with a
+-- 0.3 s timeout (seg:wait, q:pop, d:wait, sub:next); prints "CODE fired FIRED" (what the call
+-- returned) and what a later call on the handle raised.
+function commands.hook_close(ns, name, kind)
+  local suffix = kind == "segment" and "" or "_" .. kind
+  local h = assert(ns["attach" .. suffix](ns, name, 65536))
+  local call
+  if kind == "segment" then
+    local v = h:version()
+    call = function() return h:wait(v, 0.3) end
+  elseif kind == "queue" then
+    call = function() return h:pop(0.3) end
+  elseif kind == "dict" then
+    local v = h:version("k")
+    call = function() return h:wait("k", v, 0.3) end
+  else
+    local sub = assert(h:subscribe("new"))
+    call = function() return sub:next(0.3) end
+  end
+  local calls, fired = 0, false
+  local r, _, code = (function()
+    debug.sethook(function()
+      calls = calls + 1
+      if calls == 3 then -- 1: this function's call below, 2: the method, 3: one between sleeps
+        fired = true
+        h:close()
+      end
+    end, "c")
+    return call()
+  end)()
+  debug.sethook()
+  assert(r == nil, "the call returned " .. tostring(r))
+  local names = { [lxshm.TIMEOUT] = "TIMEOUT", [lxshm.INVALID] = "INVALID" }
+  say(("%s fired %s"):format(names[code] or tostring(code), tostring(fired)))
+  local ok, err = pcall(h.stat, h)
+  say(ok and "stat worked" or err)
+end
+
 local cmd, url = arg[1], arg[2]
 local fn = commands[cmd] or error("unknown command " .. tostring(cmd))
 local ns = assert(lxshm.connect(url))

@@ -172,17 +172,30 @@ void rx_arg_key(rx_cmd *cmd, const rx_handle *h, const char *suffix) {
   rx_arg(cmd, cmd->keys[i], rx_key(h, suffix, cmd->keys[i]));
 }
 
+/* A method can run Lua code between its commands: a finalizer while it allocates, a hook between
+ * the slices of a blocking call. If that code closed the handle, its connections are gone, and
+ * the method's next command fails instead of using them (as push_stat does). */
+static lxshm_status closed_meanwhile(lxshm_error *err) {
+  return lxshm__fail(err, LXSHM_INVALID, "closed during the call");
+}
+
 lxshm_status rx_h_command(rx_handle *h, rx_cmd *cmd, double block, redisReply **out,
                           lxshm_error *err) {
+  if (h->ns == NULL)
+    return closed_meanwhile(err);
   return rx_command(h->ns, &h->conn, h->slot, cmd, block, out, err);
 }
 
 lxshm_status rx_h_eval(rx_handle *h, rx_script *s, rx_cmd *cmd, redisReply **out,
                        lxshm_error *err) {
+  if (h->ns == NULL)
+    return closed_meanwhile(err);
   return rx_eval(h->ns, &h->conn, h->slot, s, cmd, out, err);
 }
 
 lxshm_status rx_gone(const rx_handle *h, lxshm_error *err) {
+  if (h->ns == NULL)
+    return closed_meanwhile(err);
   return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
 }
 
