@@ -120,6 +120,18 @@ for _, backend in ipairs(backends) do
         end
       end)
 
+    -- Redis's constructors and list went on with a namespace that a finalizer had freed.
+    it("a namespace closed by a finalizer inside its constructors and list: no crash", function()
+      local name = util.name("nsgc")
+      for _, suffix in ipairs({ "", "_queue", "_dict", "_topic" }) do
+        util.defer(function() b.ns:remove(name .. suffix) end)
+      end
+      local out = b.child("closing_ns_gc", name, 64):finish(120)
+      local returned, raised = out:match("^returned (%d+) raised (%d+)\n$")
+      assert.is_truthy(returned, out)
+      assert.equal(64, tonumber(returned) + tonumber(raised), out)
+    end)
+
     -- Redis went on after the hook's close with the connections let go of, and crashed.
     it("a handle closed by a hook while its call blocks: the call returns, later calls raise",
       function()

@@ -247,6 +247,55 @@ function commands.closing_gc(ns, name, kind, rounds)
   say(("returned %d raised %d"):format(returned, raised))
 end
 
+--- closing_ns_gc URL NAME ROUNDS: ROUNDS times: connect anew, make 20 finalizers that close the
+-- namespace (and some garbage, more each round), then, while collecting all the time, open
+-- NAME as each kind in turn, use the handle and list the namespace. A constructor or list whose
+-- namespace was closed meanwhile returns, or raises "attempt to use a closed lxshm namespace";
+-- nothing may crash. Prints "returned R raised X".
+function commands.closing_ns_gc(_, name, rounds)
+  local suffixes = { "", "_queue", "_dict", "_topic" }
+  local uses = {
+    [""] = function(h) return h:put({ 1, 2 }) end,
+    _queue = function(h) return h:push({ 1, 2 }) end,
+    _dict = function(h) return h:set("k", { 1, 2 }) end,
+    _topic = function(h) return h:publish({ 1, 2 }) end,
+  }
+  local returned, raised = 0, 0
+  for round = 1, num(rounds) do
+    local ns = assert(lxshm.connect(arg[2]))
+    local suffix = suffixes[round % 4 + 1]
+    local method, use = "attach" .. suffix, uses[suffix]
+    local function body()
+      local h = ns[method](ns, name .. suffix, 65536)
+      if h then
+        use(h)
+        h:close()
+      end
+      return ns:list()
+    end
+    collectgarbage("collect")
+    collectgarbage("stop")
+    for _ = 1, 20 do
+      finalized(function() ns:close() end)
+    end
+    for _ = 1, round % 64 do
+      finalized(function() end)
+    end
+    collectgarbage("restart")
+    collectgarbage("setpause", 0)
+    local ok, err = pcall(body)
+    collectgarbage("setpause", 200)
+    if ok then
+      returned = returned + 1
+    else
+      assert(tostring(err):find("attempt to use a closed lxshm", 1, true), err)
+      raised = raised + 1
+    end
+    ns:close()
+  end
+  say(("returned %d raised %d"):format(returned, raised))
+end
+
 --- hook_close URL NAME KIND: a debug hook closes the handle while a blocking call waits with a
 -- 0.3 s timeout (seg:wait, q:pop, d:wait, sub:next); prints "CODE fired FIRED" (what the call
 -- returned) and what a later call on the handle raised.

@@ -450,6 +450,15 @@ static rx_ns *check_ns(lua_State *L) {
   return b->ns;
 }
 
+/* check_ns, and a reference taken, which the caller gives back (rx_ns_release) or hands to a
+ * handle: Lua code that the method runs while it allocates (a finalizer) may close the
+ * namespace, and its connections must outlive the method. */
+static rx_ns *hold_ns(lua_State *L) {
+  rx_ns *ns = check_ns(L);
+  ns->refs++;
+  return ns;
+}
+
 static void set_names(rx_handle *h, const rx_ns *ns, const char *name) {
   snprintf(h->name, sizeof h->name, "%s", name);
   snprintf(h->meta, sizeof h->meta, "{%s%s}", ns->prefix, name);
@@ -489,8 +498,10 @@ static int construct(lua_State *L, lxshm__verb verb) {
   if (cls == &rx_queue_class)
     size = (size + 7) & ~(uint64_t)7; /* as the local queue rounds its ring */
   lua_settop(L, 4);
+  ns = hold_ns(L); /* again: the checks may have run a finalizer; the reference is h's below */
   h = (rx_handle *)lxshm_newuserdata(L, sizeof *h, 2); /* 5: before any command */
   memset(h, 0, sizeof *h);
+  h->ns = ns; /* its __gc gives the reference back, whether it is made or not */
   h->cls = cls;
   h->closed = 1; /* until it is made */
   luaL_setmetatable(L, cls->mt);
@@ -552,8 +563,6 @@ static int construct(lua_State *L, lxshm__verb verb) {
   if (cls->opened != NULL && (st = cls->opened(h, r, &err)) != LXSHM_OK)
     return lxshm__push_failure(L, name, st, &err);
   rx_box_free(box);
-  h->ns = ns;
-  ns->refs++;
   h->closed = 0;
   lua_pushvalue(L, 5);
   return 1;
@@ -575,6 +584,7 @@ static int ns_remove(lua_State *L) {
   long long n;
   if (name == NULL)
     return 3;
+  ns = check_ns(L); /* again: reading the name may have run a finalizer that closed it */
   snprintf(meta, sizeof meta, "{%s%s}", ns->prefix, name);
   rx_script_cmd(&cmd, &remove_script, 1);
   rx_arg_str(&cmd, meta);
@@ -669,7 +679,7 @@ static lxshm_status scan_node(lua_State *L, rx_ns *ns, int slot, const char *pat
 /* ns:list() -> { name, ... } of every object under the namespace's prefix, sorted | nil, msg,
  * code. A Cluster's nodes are scanned one by one (each object lives on one of them). */
 static int ns_list(lua_State *L) {
-  rx_ns *ns = check_ns(L);
+  rx_ns *ns = hold_ns(L); /* the names found are allocated between the SCANs */
   char pattern[2 * RX_PREFIX_MAX + 4];
   lxshm_status st = LXSHM_OK;
   lxshm_error err;
@@ -686,6 +696,7 @@ static int ns_list(lua_State *L) {
         st = scan_node(L, ns, slot, pattern, &err);
         break;
       }
+  rx_ns_release(ns);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, "list", st, &err);
   lua_newtable(L); /* 3: the list */
