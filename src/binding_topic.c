@@ -82,12 +82,16 @@ static int topic_subscribe(lua_State *L) {
   lua_settop(L, 2);
   luaL_checkstack(L, 8, NULL);
   lxshm__check_subscribe(L, 2, &name, &len, &from);
+  lxshm__hold(h); /* the allocation may run a finalizer that closes h */
   s = (sub_handle *)lxshm_newuserdata(L, sizeof *s, 2); /* before the core call: nothing leaks */
   memset(s, 0, sizeof *s);
   s->topic = h;
   luaL_setmetatable(L, SUB_MT);
   lua_pushvalue(L, 1);
   lxshm_setuservalue(L, -2, 2);
+  lxshm__drop(h);
+  if (h->closed)
+    check(L); /* raises, as a call on a closed topic does */
   st = lxshm__topic_subscribe(topic_of(h), name, len, from, &sub, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);

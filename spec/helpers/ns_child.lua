@@ -205,12 +205,26 @@ local exercises = {
   },
 }
 
+--- Primes the stopped collector so that the finalizers made since it stopped run inside the
+-- next call: at its first allocation when `first` (a whole cycle per step), else wherever the
+-- cycle that the first allocation starts ends. collected() puts it back.
+local function collect_inside(first)
+  collectgarbage("setstepmul", first and 1000000 or 200)
+  collectgarbage("setpause", 0)
+  collectgarbage("restart")
+end
+
+local function collected()
+  collectgarbage("setpause", 200)
+  collectgarbage("setstepmul", 200)
+end
+
 --- closing_gc URL NAME KIND ROUNDS: for each method of KIND above, ROUNDS times: open NAME, make
 -- 20 finalizers that close the handle and some garbage (more each round), and call the method
--- while collecting all the time, so that the finalizers run inside it, at a different
--- allocation each round. A method whose handle was closed meanwhile returns (Redis: nil,
--- "closed during the call", INVALID) or raises "attempt to use a closed lxshm KIND"; nothing may
--- crash. Prints "returned R raised X".
+-- while collecting all the time, so that the finalizers run inside it: at its first allocation
+-- in odd rounds, at a different one each even round. A method whose handle was closed
+-- meanwhile returns (Redis: nil, "closed during the call", INVALID) or raises "attempt to use
+-- a closed lxshm KIND"; nothing may crash. Prints "returned R raised X".
 function commands.closing_gc(ns, name, kind, rounds)
   local sizes = { segment = 65536, queue = 1048576, dict = 1048576, topic = 1048576 }
   local suffix = kind == "segment" and "" or "_" .. kind
@@ -222,36 +236,45 @@ function commands.closing_gc(ns, name, kind, rounds)
   for round = 1, num(rounds) do
     for _, call in ipairs(exercises[kind]) do
       local h = assert(ns["attach" .. suffix](ns, name, sizes[kind]))
-      local sub = kind == "topic" and assert(h:subscribe("oldest"))
+      -- A topic's subscription comes from a handle of its own, so that it does not keep h in
+      -- use (it would keep h's close from releasing anything); the finalizers close all three.
+      local h2 = kind == "topic" and assert(ns:attach_topic(name, sizes[kind]))
+      local sub = h2 and assert(h2:subscribe("oldest"))
+      local function close_all()
+        h:close()
+        if h2 then
+          sub:close()
+          h2:close()
+        end
+      end
       collectgarbage("collect")
       collectgarbage("stop")
       for _ = 1, 20 do
-        finalized(function() h:close() end)
+        finalized(close_all)
       end
       for _ = 1, round % 64 do
         finalized(function() end)
       end
-      collectgarbage("restart")
-      collectgarbage("setpause", 0) -- a cycle at a time: the finalizers run inside the call
+      collect_inside(round % 2 == 1)
       local ok, err = pcall(call, h, big, sub)
-      collectgarbage("setpause", 200)
+      collected()
       if ok then
         returned = returned + 1
       else
         assert(tostring(err):find("attempt to use a closed lxshm", 1, true), err)
         raised = raised + 1
       end
-      h:close()
+      close_all()
     end
   end
   say(("returned %d raised %d"):format(returned, raised))
 end
 
 --- closing_ns_gc URL NAME ROUNDS: ROUNDS times: connect anew, make 20 finalizers that close the
--- namespace (and some garbage, more each round), then, while collecting all the time, open
--- NAME as each kind in turn, use the handle and list the namespace. A constructor or list whose
--- namespace was closed meanwhile returns, or raises "attempt to use a closed lxshm namespace";
--- nothing may crash. Prints "returned R raised X".
+-- namespace (and some garbage, more each round), then, while collecting all the time (as
+-- closing_gc does), open NAME as each kind in turn, use the handle and list the namespace. A
+-- constructor or list whose namespace was closed meanwhile returns, or raises "attempt to use a
+-- closed lxshm namespace"; nothing may crash. Prints "returned R raised X".
 function commands.closing_ns_gc(_, name, rounds)
   local suffixes = { "", "_queue", "_dict", "_topic" }
   local uses = {
@@ -281,10 +304,9 @@ function commands.closing_ns_gc(_, name, rounds)
     for _ = 1, round % 64 do
       finalized(function() end)
     end
-    collectgarbage("restart")
-    collectgarbage("setpause", 0)
+    collect_inside(round % 2 == 1)
     local ok, err = pcall(body)
-    collectgarbage("setpause", 200)
+    collected()
     if ok then
       returned = returned + 1
     else
