@@ -29,8 +29,12 @@ static int queue_push(lua_State *L) {
   lxshm__hold(h);
   st = lxshm__encode(L, lxshm__encoder_of(L), 2, (size_t)lxshm__queue_max_value(queue_of(h)), &out,
                      &len, &err);
-  if (st == LXSHM_OK) /* no Lua call between here and the copy into the ring: out stays valid */
+  if (st == LXSHM_OK) {
+    /* A hook run while the push waits for room may encode: out must stay put until copied. */
+    lxshm__encoder *held = lxshm__encoder_hold(lxshm__encoder_of(L), out);
     st = lxshm__queue_push(queue_of(h), out, len, LXSHM__FORMAT_MSGPACK, timeout, &intr, &err);
+    lxshm__encoder_release(held);
+  }
   lxshm__drop(h);
   return lxshm__result(L, h, st, &err);
 }

@@ -996,17 +996,25 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
 }
 
 
-void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len) {
+lxshm__encoder *lxshm__encoder_hold(lxshm__encoder *enc, const char *out) {
   lxshm__encoder *e = enc;
   while (e != NULL && e->buf != out) /* the encoder holding out: enc, or a spare if re-entered */
     e = e->spare;
-  if (e == NULL || e->busy) { /* not an encoder's output, or its encoder is still at work */
-    lua_pushlstring(L, out, len);
-    return;
-  }
+  if (e == NULL || e->busy) /* not an encoder's output, or its encoder is still at work */
+    return NULL;
   e->busy = 1;
+  return e;
+}
+
+void lxshm__encoder_release(lxshm__encoder *held) {
+  if (held != NULL)
+    held->busy = 0;
+}
+
+void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len) {
+  lxshm__encoder *held = lxshm__encoder_hold(enc, out);
   lua_pushlstring(L, out, len);
-  e->busy = 0;
+  lxshm__encoder_release(held);
 }
 
 

@@ -38,6 +38,12 @@ lxshm_status lxshm__encode(lua_State *L, lxshm__encoder *enc, int idx, size_t li
  * runs out (then enc stays marked busy, and later encodings use its spare). */
 void lxshm__push_encoded(lua_State *L, lxshm__encoder *enc, const char *out, size_t len);
 
+/* Keeps the bytes out that lxshm__encode gave with enc valid while Lua code runs (a hook while
+ * a call waits): their encoder counts as busy, so encodings meanwhile take a spare. Returns
+ * what lxshm__encoder_release takes (NULL when out is no encoder's output). */
+lxshm__encoder *lxshm__encoder_hold(lxshm__encoder *enc, const char *out);
+void lxshm__encoder_release(lxshm__encoder *held);
+
 /* Writes the MessagePack header of the string s[0..n-1] (str when it is valid UTF-8, else bin;
  * n at most 4294967295) to p, which has room for LXSHM__STRING_HEADER_MAX bytes, and returns
  * its length: the header followed by the bytes is what lxshm__encode makes of that string. */

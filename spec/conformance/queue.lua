@@ -114,6 +114,35 @@ return function(b)
       assert.equal(4, n)
       assert.same({ 2, 3, 4, 5 }, values)
       b.refuses(lxshm.TIMEOUT, name .. ": queue still empty after 0.01 s", q:pop_many(3, 0.01))
+      -- Redis: a max past 2^31 reached LPOP as "9.2233720368548e+18", which it refused
+      assert(q:push_many({ 6, 7 }))
+      values, n = q:pop_many(math.maxinteger or 2 ^ 53, 0)
+      assert.equal(2, n)
+      assert.same({ 6, 7 }, values)
+    end)
+
+    -- The encoder's buffer is shared: a hook that encoded while push waited for room moved it,
+    -- and the push then stored freed bytes (ASan: heap-use-after-free; both backends).
+    it("push keeps its value while a hook encodes during its wait for room", function()
+      local q = queue(64)
+      local other = queue(1048576)
+      local mine, big = string.rep("b", 40), string.rep("z", 200000)
+      assert(q:push(string.rep("a", 40))) -- full
+      local calls = 0
+      debug.sethook(function()
+        calls = calls + 1
+        if calls == 2 then -- 1: push itself; 2: a call between its waits
+          debug.sethook()
+          assert(other:push(big)) -- needs a bigger buffer than the one push is holding
+          assert(q:pop()) -- room for push
+        end
+      end, "c")
+      local ok, err = q:push(mine, 0.5)
+      debug.sethook()
+      assert.is_true(ok, err)
+      assert.is_true(calls >= 2)
+      assert.equal(mine, q:pop())
+      assert.equal(big, other:pop())
     end)
 
     it("raise on bad arguments and after close", function()

@@ -6,12 +6,14 @@
  * nil, "NAME: cause", code. A raise never happens between sending a command and reading its
  * reply: conn.c does both without calling Lua. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../ring.h"
+
 #include "rx.h"
 
 #define NS_MT "lxshm.redis.namespace"
@@ -197,6 +199,13 @@ lxshm_status rx_gone(const rx_handle *h, lxshm_error *err) {
   if (h->ns == NULL)
     return closed_meanwhile(err);
   return lxshm__fail(err, LXSHM_NOT_FOUND, "was removed (in Redis at %s)", h->ns->url);
+}
+
+lua_Integer rx_check_max_args(lua_State *L, double *timeout) {
+  lua_Integer max = lxshm__check_max_args(L, timeout);
+  /* No Lua table holds more; and the scripts would pass a larger count to Redis as a float
+   * ("9.2233720368548e+18"), which LPOP and XRANGE refuse. */
+  return max > INT_MAX ? INT_MAX : max;
 }
 
 size_t rx_ring_max_value(const rx_handle *h) {

@@ -137,8 +137,11 @@ static void waiting_args(rx_handle *h, rx_cmd *cmd, rx_script *s, int push, int 
   rx_arg_str(cmd, "0"); /* registered: not yet */
 }
 
-/* Runs the push script in cmd (values already in it) until it stores them, waiting for room. */
-static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double timeout,
+/* Runs the push script in cmd until it stores the values, waiting for room. The values are in
+ * cmd already; or, with `value` (a stack index, else 0), cmd's last argument is encoded from it
+ * before each try: the encoder's buffer is shared, and Lua code run between the tries (a hook
+ * while waiting) may encode something else into it. */
+static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, int value, double timeout,
                                lxshm_error *err) {
   double deadline = rx_deadline(timeout);
   int registered = 0;
@@ -146,6 +149,9 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
     long long code = -2;
     double slice = rx_slice(rx_left(deadline));
     lxshm_status st;
+    if (value != 0 && (st = rx_encode(L, value, rx_ring_max_value(h), &cmd->argv[cmd->argc - 1],
+                                      &cmd->lens[cmd->argc - 1], err)) != LXSHM_OK)
+      return st; /* no Lua call from here to the send: the bytes stay valid */
     cmd->argv[WAITER_ARG + 2] = registered ? "1" : "0";
     cmd->argv[WAITER_ARG] = timeout == 0 ? "" : h->waiter;
     cmd->lens[WAITER_ARG] = strlen(cmd->argv[WAITER_ARG]);
@@ -172,8 +178,6 @@ static lxshm_status push_until(lua_State *L, rx_handle *h, rx_cmd *cmd, double t
 static int queue_push(lua_State *L) {
   rx_handle *h = check(L);
   double timeout = lxshm__opt_timeout(L, 3);
-  const char *out;
-  size_t len;
   rx_cmd cmd;
   lxshm_error err;
   lxshm_status st;
@@ -184,11 +188,8 @@ static int queue_push(lua_State *L) {
   lua_settop(L, 3);
   waiting_args(h, &cmd, &push_script, 1, timeout != 0, RX_SLICE);
   rx_arg_str(&cmd, "1");
-  st = rx_encode(L, 2, rx_ring_max_value(h), &out, &len, &err);
-  if (st == LXSHM_OK) { /* out stays valid: no Lua call before the first send */
-    rx_arg(&cmd, out, len);
-    st = push_until(L, h, &cmd, timeout, &err);
-  }
+  rx_arg(&cmd, "", 0); /* the value, encoded by push_until before each try */
+  st = push_until(L, h, &cmd, 2, timeout, &err);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   return rx_result(L, h, st, &err);
@@ -216,7 +217,7 @@ static int queue_push_many(lua_State *L) {
   st = rx_encode_list(L, 2, n, rx_ring_max_value(h), h->size, "values take more than the queue's",
                       &cmd, &item, &err);
   if (st == LXSHM_OK)
-    st = push_until(L, h, &cmd, timeout, &err);
+    st = push_until(L, h, &cmd, 0, timeout, &err);
   if (st == LXSHM__INTERRUPTED)
     return lua_error(L);
   if (item != 0)
@@ -247,7 +248,8 @@ static lxshm_status pop_until(lua_State *L, rx_handle *h, redisReply **box, lua_
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1)
       return lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a pop");
     if (rx_int(r->element[0], 0) == 1)
-      return LXSHM_OK;
+      return r->elements >= 2 ? LXSHM_OK /* {1, values...} */
+                              : lxshm__fail(err, LXSHM_CORRUPT, "unexpected reply to a pop");
     registered = remove && timeout != 0;
     if ((st = rx_expired(timeout, deadline, "queue is empty", "queue still empty", err)) !=
         LXSHM_OK)
@@ -292,7 +294,7 @@ LXSHM__VARIANT(queue_peek, take_value(L, 0, 0))
 static int queue_pop_many(lua_State *L) {
   rx_handle *h = check(L);
   double timeout;
-  lua_Integer max = lxshm__check_max_args(L, &timeout);
+  lua_Integer max = rx_check_max_args(L, &timeout);
   redisReply **box = rx_box_new(L); /* 4 */
   lxshm_error err;
   lxshm_status st;

@@ -235,6 +235,9 @@ void rx_box_free(redisReply **box);
 lxshm_status rx_encode(lua_State *L, int idx, size_t limit, const char **out, size_t *len,
                        lxshm_error *err);
 
+/* lxshm__check_max_args for pop_many and next_many, with max held to what a table can hold. */
+lua_Integer rx_check_max_args(lua_State *L, double *timeout);
+
 /* Monotonic seconds, for deadlines. */
 double rx_now(void);
 /* Seconds left before deadline (deadline < 0: forever, returns -1); never below 0. */
