@@ -279,3 +279,67 @@ describe("timeouts on Redis", function()
     end
   end)
 end)
+
+-- Another client writing the keys of an object (by mistake, with the same key names): lxshm
+-- says CORRUPT, never reads past a reply or spins. Found by a reviewing helper.
+describe("keys written by another client", function()
+  local server, ns
+  lazy_setup(function()
+    server = servers.single()
+    ns = assert(lxshm.connect(server.url))
+  end)
+  lazy_teardown(function()
+    ns:close()
+    server:stop()
+  end)
+
+  --- The one key of object `name` whose name ends in ":SUFFIX".
+  local function key_of(name, suffix)
+    local key = (server:cli("--scan", "--pattern", "{lxshm:" .. name .. "}:*:" .. suffix))
+    assert.matches("^{lxshm:.*:" .. suffix .. "$", key)
+    return key
+  end
+
+  -- The position, returned by a script as tonumber(garbage), came back as {1} and was read
+  -- past its end (ASan: heap-buffer-overflow in topic_subscribe).
+  it("a named subscription's position that is no number is CORRUPT", function()
+    local name = util.name("tpos")
+    local t = assert(ns:create_topic(name, 4096))
+    util.defer(function()
+      t:close()
+      ns:remove(name)
+    end)
+    assert(t:publish(1))
+    assert(t:subscribe({ name = "a", from = "oldest" })):close()
+    assert.equal("0", (server:cli("HSET", key_of(name, "p"), "a", "garbage")))
+    local sub, err, code = t:subscribe({ name = "a" })
+    assert.is_nil(sub)
+    assert.equal(lxshm.CORRUPT, code)
+    assert.equal(name .. ": subscription a has a damaged position", err)
+  end)
+
+  -- An entry with an automatic id read as version 0: wait(0) found it again at once, for ever,
+  -- without letting Ctrl-C through.
+  it("a segment's stream with another writer's entry is CORRUPT at once, wait included", function()
+    local name = util.name("sforeign")
+    local seg = assert(ns:create(name, 100))
+    util.defer(function()
+      seg:close()
+      ns:remove(name)
+    end)
+    assert(seg:put("a"))
+    assert.matches("^%d+%-%d+$", (server:cli("XADD", key_of(name, "s"), "*", "f", "0", "v", "x")))
+    local t0 = proc.now()
+    for _, call in ipairs({
+      function() return seg:version() end,
+      function() return seg:wait(0, 5) end,
+      function() return seg:wait(1, 5) end,
+      function() return seg:wait(1) end,
+    }) do
+      local v, err, code = call()
+      assert.is_nil(v)
+      assert.equal(lxshm.CORRUPT, code, err)
+    end
+    assert.is_true(proc.now() - t0 < 2, "took " .. proc.now() - t0 .. " s")
+  end)
+end)

@@ -136,7 +136,7 @@ static rx_script store_script = {
          "local ttl, x = tonumber(ARGV[6]), ''\n"
          "if ttl > 0 then\n"
          "  local t = redis.call('TIME')\n"
-         "  x = tostring(t[1] * 1000 + math.floor(t[2] / 1000) + ttl)\n"
+         "  x = string.format('%.0f', t[1] * 1000 + math.floor(t[2] / 1000) + ttl)\n"
          "elseif cur and string.find(flags, 'k', 1, true) then\n"
          "  x = oldx\n"
          "end\n"

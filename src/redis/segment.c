@@ -22,7 +22,7 @@ static rx_script version_script = {
     "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end\n"
     "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
     "if #e == 0 then return 0 end\n"
-    "return tonumber(string.match(e[1][1], '%-(%d+)$'))\n",
+    "return tonumber(string.match(e[1][1], '^0%-(%d+)$')) or -2\n",
     ""};
 
 /* {version, used, writer pid, updated} or -1 when gone. */
@@ -39,10 +39,15 @@ static rx_script stat_script = {
     "return r\n",
     ""};
 
-/* The version in an entry id "0-N". */
+/* The version in an entry id "0-N"; 0 for an id that lxshm did not make (another client's
+ * XADD of an automatic id, say). */
 static uint64_t id_version(const char *id) {
-  const char *dash = strchr(id, '-');
-  return dash != NULL ? (uint64_t)strtoull(dash + 1, NULL, 10) : 0;
+  char *end;
+  uint64_t v;
+  if (id[0] != '0' || id[1] != '-' || id[2] < '0' || id[2] > '9')
+    return 0;
+  v = (uint64_t)strtoull(id + 2, &end, 10);
+  return *end == '\0' ? v : 0;
 }
 
 static rx_handle *check(lua_State *L) {
@@ -361,6 +366,10 @@ static int seg_wait(lua_State *L) {
           s->element[1]->element[0]->element[0]->type == REDIS_REPLY_STRING) {
         v = id_version(s->element[1]->element[0]->element[0]->str);
         freeReplyObject(r);
+        if (v == 0) { /* an entry lxshm did not write: waiting from it would never block */
+          lxshm__fail(&err, LXSHM_CORRUPT, "the segment's stream holds an entry of another writer");
+          return lxshm__push_failure(L, h->name, LXSHM_CORRUPT, &err);
+        }
         if (v != (uint64_t)want) {
           lua_pushinteger(L, (lua_Integer)v);
           return 1;

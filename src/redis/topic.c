@@ -386,7 +386,12 @@ static int topic_subscribe(lua_State *L) {
       rx_arg_str(&cmd, force);
       if ((st = rx_run(h, &subscribe_script, &cmd, box, &code, &err)) != LXSHM_OK)
         return lxshm__push_failure(L, h->name, st, &err);
-      if (code == 1) {
+      if (code == 1) { /* {1, position}; a position that is no number comes back as {1} */
+        if ((*box)->type != REDIS_REPLY_ARRAY || (*box)->elements < 2 ||
+            (*box)->element[1]->type != REDIS_REPLY_INTEGER) {
+          lxshm__fail(&err, LXSHM_CORRUPT, "subscription %s has a damaged position", s->name);
+          return lxshm__push_failure(L, h->name, LXSHM_CORRUPT, &err);
+        }
         s->pos = (uint64_t)rx_int((*box)->element[1], 1);
         s->closed = 0;
         lua_settop(L, 3);
@@ -655,7 +660,7 @@ static int sub_next(lua_State *L) {
 static int sub_next_many(lua_State *L) {
   sub_handle *s = check_sub(L);
   double timeout;
-  lua_Integer max = lxshm__check_max_args(L, &timeout), n = 0;
+  lua_Integer max = rx_check_max_args(L, &timeout), n = 0;
   uint64_t first = 0, lost = 0;
   lxshm_error err;
   lxshm_status st;
