@@ -165,7 +165,7 @@ return function(b)
     end)
 
     it("update stores what fn returns; a raising fn stores nothing", function()
-      local seg = segment(64)
+      local seg, name = segment(64)
       assert.equal(1, seg:update(function(x) return (x or 0) + 1 end))
       assert.equal(2, seg:update(function(x) return x + 1 end))
       assert.equal(2, seg:version())
@@ -179,6 +179,25 @@ return function(b)
       assert.has_error(function()
         seg:update(function() seg:put(1) end)
       end)
+      -- Through another handle of the same segment it raises too; on Redis, whose update
+      -- retries on a conflict, it made every try conflict, for ever without a timeout.
+      local other = assert(b.ns:open(name))
+      util.defer(function() other:close() end)
+      for _, change in ipairs({
+        function() other:put(1) end,
+        function() other:write("x") end,
+        function() other:update(function() return 1 end) end,
+      }) do
+        local ok, err = pcall(seg.update, seg, function(v)
+          change()
+          return v
+        end, 1) -- a timeout: without the check, Redis would retry till then
+        assert.is_false(ok)
+        assert.matches(b.redis and "cannot change a segment inside its own update"
+          or "lock already held by this thread", err)
+      end
+      assert.equal(2, seg:get())
+      assert.equal(2, seg:version())
     end)
 
     it("update from several processes at once: no increment lost, version grows by exactly N",

@@ -22,8 +22,7 @@
 
 #include "rx.h"
 
-#define OVERHEAD 64     /* bytes a key is charged besides its key and value bytes */
-#define UPDATE_DEPTH 16 /* update() calls nested this deep at most */
+#define OVERHEAD 64 /* bytes a key is charged besides its key and value bytes */
 
 static rx_handle *check(lua_State *L) {
   return rx_check(L, &rx_dict_class);
@@ -365,20 +364,8 @@ static long long ttl_ms(double ttl) {
   return ms > 9e15 ? (long long)9e15 : (long long)(ms + 0.5);
 }
 
-/* ---- update's own dictionaries -------------------------------------------------------------
- * update runs its function between reading a key and storing the result; a change of the same
- * dictionary from inside the function would make every try conflict (or, locally, deadlock), so
- * it raises, through any handle of this thread. */
-static _Thread_local const rx_handle *updating[UPDATE_DEPTH];
-static _Thread_local int updating_depth;
-
 static void check_not_updating(lua_State *L, rx_handle *h) {
-  int i;
-  rx_check_not_busy(L, h);
-  for (i = 0; i < updating_depth; i++)
-    if (strcmp(updating[i]->meta, h->meta) == 0 && updating[i]->ns != NULL && h->ns != NULL &&
-        strcmp(updating[i]->ns->url, h->ns->url) == 0)
-      luaL_error(L, "%s: cannot change a dictionary inside its own update", h->name);
+  rx_check_not_updating(L, h, "dictionary");
 }
 
 /* What every change of the key a does first: refuses one inside this dictionary's update (raises)
@@ -755,11 +742,7 @@ static lxshm_status update_round(lua_State *L, rx_handle *h, void *ctx, int pres
     lua_pushnil(L);
   else if ((st = lxshm__push_bytes(L, v, vl, LXSHM__FORMAT_MSGPACK, err)) != LXSHM_OK)
     return st;
-  h->busy = 1;
-  updating[updating_depth++] = h;
-  rc = lua_pcall(L, 1, 1, 0); /* the result, at the top */
-  updating_depth--;
-  h->busy = 0;
+  rc = rx_update_call(L, h, 1); /* the result, at the top */
   if (rc != LUA_OK)
     lua_error(L);
   if (h->closed)
@@ -785,8 +768,7 @@ KEYED(dict_update, a) {
 
   luaL_checktype(L, 3, LUA_TFUNCTION);
   ttl = ttl_ms(lxshm__opt_ttl(L, 4));
-  if (updating_depth == UPDATE_DEPTH)
-    return luaL_error(L, "%s: updates nested too deeply", h->name);
+  rx_check_update_depth(L, h);
   /* self, k, fn; 4 E, 5 K, 6 W, 7 the box */
   if ((st = begin_change(L, h, a, 3, &box, &err)) != LXSHM_OK)
     return rx_result(L, h, st, &err);

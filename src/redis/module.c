@@ -154,6 +154,39 @@ void rx_check_not_busy(lua_State *L, rx_handle *h) {
     luaL_error(L, "%s: cannot change a %s inside its own update", h->name, h->cls->kind);
 }
 
+/* ---- update's own objects -----------------------------------------------------------------
+ * update runs its function between reading and storing; a change of the same object from
+ * inside the function would make every try conflict (locally: wait for the lock it holds), so
+ * it raises, through any handle of this thread. */
+#define UPDATE_DEPTH 16 /* update() calls nested this deep at most */
+static _Thread_local const rx_handle *updating[UPDATE_DEPTH];
+static _Thread_local int updating_depth;
+
+void rx_check_not_updating(lua_State *L, rx_handle *h, const char *what) {
+  int i;
+  rx_check_not_busy(L, h);
+  for (i = 0; i < updating_depth; i++)
+    if (strcmp(updating[i]->meta, h->meta) == 0 && updating[i]->ns != NULL && h->ns != NULL &&
+        strcmp(updating[i]->ns->url, h->ns->url) == 0)
+      luaL_error(L, "%s: cannot change a %s inside its own update", h->name, what);
+}
+
+void rx_check_update_depth(lua_State *L, rx_handle *h) {
+  if (updating_depth == UPDATE_DEPTH)
+    luaL_error(L, "%s: updates nested too deeply", h->name);
+}
+
+int rx_update_call(lua_State *L, rx_handle *h, int nargs) {
+  int rc;
+  rx_check_update_depth(L, h);
+  h->busy = 1;
+  updating[updating_depth++] = h;
+  rc = lua_pcall(L, nargs, 1, 0);
+  updating_depth--;
+  h->busy = 0;
+  return rc;
+}
+
 size_t rx_key(const rx_handle *h, const char *suffix, char *buf) {
   size_t n = strlen(suffix);
   if (h->baselen + n >= RX_KEY_MAX)

@@ -235,6 +235,15 @@ void rx_box_free(redisReply **box);
 lxshm_status rx_encode(lua_State *L, int idx, size_t limit, const char **out, size_t *len,
                        lxshm_error *err);
 
+/* update(fn) on Redis: rx_update_call calls the function below nargs arguments on the stack
+ * top in lua_pcall (one result), with h busy and its object counted as being updated by this
+ * thread; rx_check_not_updating raises, through any handle, on a change of an object being
+ * updated ("cannot change a WHAT inside its own update"); rx_check_update_depth raises when
+ * updates are nested too deeply. */
+int rx_update_call(lua_State *L, rx_handle *h, int nargs);
+void rx_check_not_updating(lua_State *L, rx_handle *h, const char *what);
+void rx_check_update_depth(lua_State *L, rx_handle *h);
+
 /* lxshm__check_max_args for pop_many and next_many, with max held to what a table can hold. */
 lua_Integer rx_check_max_args(lua_State *L, double *timeout);
 

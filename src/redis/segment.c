@@ -146,7 +146,7 @@ static int seg_write(lua_State *L) {
   const char *s = luaL_checklstring(L, 2, &len);
   lxshm_error err;
   (void)lxshm__opt_timeout(L, 3); /* checked as locally; a commit waits for no lock here */
-  rx_check_not_busy(L, h);
+  rx_check_not_updating(L, h, "segment");
   return rx_result(L, h, commit(h, s, len, 0, 0, &err), &err);
 }
 
@@ -159,7 +159,7 @@ static int seg_put(lua_State *L) {
   lxshm_status st;
   (void)lxshm__opt_timeout(L, 3);
   luaL_checkany(L, 2);
-  rx_check_not_busy(L, h);
+  rx_check_not_updating(L, h, "segment");
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   st = rx_encode(L, 2, (size_t)h->size, &out, &len, &err);
@@ -265,7 +265,7 @@ static int seg_update(lua_State *L) {
 
   luaL_checktype(L, 2, LUA_TFUNCTION);
   deadline = rx_deadline(lxshm__opt_timeout(L, 3));
-  rx_check_not_busy(L, h);
+  rx_check_not_updating(L, h, "segment");
   if (h->readonly)
     return rx_result(L, h, rx_refuse_readonly(h, &err), &err);
   lua_settop(L, 2);
@@ -284,9 +284,7 @@ static int seg_update(lua_State *L) {
     else if ((st = lxshm__push_bytes(L, e.data, e.len, (unsigned)e.format, &err)) != LXSHM_OK)
       return lxshm__push_failure(L, h->name, st, &err);
     rx_box_free(box);
-    h->busy = 1;
-    rc = lua_pcall(L, 1, 1, 0); /* 4: the new value */
-    h->busy = 0;
+    rc = rx_update_call(L, h, 1); /* 4: the new value */
     if (rc != LUA_OK)
       return lua_error(L);
     if (h->closed)
