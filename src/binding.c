@@ -119,6 +119,12 @@ void lxshm__drop(lxshm__handle *h) {
   }
 }
 
+void lxshm__drop_checked(lua_State *L, lxshm__handle *h) {
+  lxshm__drop(h);
+  if (h->closed)
+    lxshm__check_handle(L, h->cls); /* raises, as a call on a closed handle does */
+}
+
 void lxshm__check_not_busy(lua_State *L, lxshm__handle *h) {
   if (h->busy)
     luaL_error(L, "%s: %s is locked by its own update in progress", h->name, h->cls->kind->name);
@@ -406,9 +412,7 @@ int lxshm__push_locked_call(lua_State *L, lxshm__handle *h, lua_CFunction locked
     lua_pushlightuserdata(L, ctx);
     n = 3;
   }
-  lxshm__drop(h);
-  if (h->closed)
-    lxshm__check_handle(L, h->cls); /* raises, as a call on a closed handle does */
+  lxshm__drop_checked(L, h);
   return n;
 }
 

@@ -55,6 +55,9 @@ lxshm__handle *lxshm__check_handle(lua_State *L, const lxshm__class *cls);
  * releases the object. A method that raises while holding leaves the release to __gc. */
 void lxshm__hold(lxshm__handle *h);
 void lxshm__drop(lxshm__handle *h);
+/* lxshm__drop after Lua code that may have closed h (allocations since the hold): raises as a
+ * call on a closed handle does if it did. */
+void lxshm__drop_checked(lua_State *L, lxshm__handle *h);
 
 /* Raises for a lock this thread already holds through h (a write or update from inside update's
  * function): a programming error, safe to raise because the lock was not taken. */

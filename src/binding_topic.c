@@ -89,9 +89,7 @@ static int topic_subscribe(lua_State *L) {
   luaL_setmetatable(L, SUB_MT);
   lua_pushvalue(L, 1);
   lxshm_setuservalue(L, -2, 2);
-  lxshm__drop(h);
-  if (h->closed)
-    check(L); /* raises, as a call on a closed topic does */
+  lxshm__drop_checked(L, h);
   st = lxshm__topic_subscribe(topic_of(h), name, len, from, &sub, &err);
   if (st != LXSHM_OK)
     return lxshm__push_failure(L, h->name, st, &err);
