@@ -4,6 +4,7 @@
 -- parent needs. A command that blocks first says so on a line of its own ("waiting", …), so the
 -- parent waits for that line, never for a time. Any unexpected result raises (exit 1).
 local lxshm = require("lxshm")
+local util = require("util")
 
 local commands = {}
 
@@ -152,15 +153,6 @@ function commands.t_named(ns, name, subname, n)
   end
 end
 
---- A function that `fn` runs as a finalizer (a userdata's __gc on 5.1 and LuaJIT).
-local function finalized(fn)
-  if _VERSION == "Lua 5.1" then
-    local p = rawget(_G, "newproxy")(true)
-    getmetatable(p).__gc = fn
-    return p
-  end
-  return setmetatable({}, { __gc = fn })
-end
 
 -- What closing_gc calls on each kind: methods that run Lua code (encoding, making values, a
 -- function) between their uses of the handle.
@@ -205,18 +197,28 @@ local exercises = {
   },
 }
 
---- Primes the stopped collector so that the finalizers made since it stopped run inside the
--- next call: at its first allocation when `first` (a whole cycle per step), else wherever the
--- cycle that the first allocation starts ends. collected() puts it back.
-local function collect_inside(first)
-  collectgarbage("setstepmul", first and 1000000 or 200)
+--- Calls call(a, b, c) in a protected call, with 20 finalizers that run close(), and garbage
+-- that grows with `round`, made just before while the collector is stopped; the collector then
+-- runs all the time, so that the finalizers run inside the call: at its first allocation in odd
+-- rounds (a whole cycle per step), wherever the cycle ends in even ones. The call must return,
+-- or raise "attempt to use a closed lxshm ..."; returns 1 if it returned, 0 if it raised.
+local function closed_inside(close, round, call, a, b, c)
+  collectgarbage("collect")
+  collectgarbage("stop")
+  for _ = 1, 20 do
+    util.finalized(close)
+  end
+  for _ = 1, round % 64 do
+    util.finalized(function() end)
+  end
+  collectgarbage("setstepmul", round % 2 == 1 and 1000000 or 200)
   collectgarbage("setpause", 0)
   collectgarbage("restart")
-end
-
-local function collected()
+  local ok, err = pcall(call, a, b, c)
   collectgarbage("setpause", 200)
   collectgarbage("setstepmul", 200)
+  assert(ok or tostring(err):find("attempt to use a closed lxshm", 1, true), err)
+  return ok and 1 or 0
 end
 
 --- closing_gc URL NAME KIND ROUNDS: for each method of KIND above, ROUNDS times: open NAME, make
@@ -247,23 +249,8 @@ function commands.closing_gc(ns, name, kind, rounds)
           h2:close()
         end
       end
-      collectgarbage("collect")
-      collectgarbage("stop")
-      for _ = 1, 20 do
-        finalized(close_all)
-      end
-      for _ = 1, round % 64 do
-        finalized(function() end)
-      end
-      collect_inside(round % 2 == 1)
-      local ok, err = pcall(call, h, big, sub)
-      collected()
-      if ok then
-        returned = returned + 1
-      else
-        assert(tostring(err):find("attempt to use a closed lxshm", 1, true), err)
-        raised = raised + 1
-      end
+      local r = closed_inside(close_all, round, call, h, big, sub)
+      returned, raised = returned + r, raised + 1 - r
       close_all()
     end
   end
@@ -296,23 +283,8 @@ function commands.closing_ns_gc(_, name, rounds)
       end
       return ns:list()
     end
-    collectgarbage("collect")
-    collectgarbage("stop")
-    for _ = 1, 20 do
-      finalized(function() ns:close() end)
-    end
-    for _ = 1, round % 64 do
-      finalized(function() end)
-    end
-    collect_inside(round % 2 == 1)
-    local ok, err = pcall(body)
-    collected()
-    if ok then
-      returned = returned + 1
-    else
-      assert(tostring(err):find("attempt to use a closed lxshm", 1, true), err)
-      raised = raised + 1
-    end
+    local r = closed_inside(function() ns:close() end, round, body)
+    returned, raised = returned + r, raised + 1 - r
     ns:close()
   end
   say(("returned %d raised %d"):format(returned, raised))
