@@ -84,42 +84,37 @@ function commands.closing_gc(name, kind)
   say(("returned %d raised %d"):format(returned, raised))
 end
 
---- hook_close NAME: a debug hook closes the handle while wait sleeps; prints what wait returned
+--- Calls h:method(...), a call that sleeps, with a debug hook that closes h at the first call
+-- made between its sleeps; then prints "METHOD VALUE CODE fired FIRED" (what the call returned)
+-- and what a later h:later() raised ("LATER worked" if nothing).
+local function close_while_sleeping(h, method, later, ...)
+  local calls, fired = 0, false
+  debug.sethook(function()
+    calls = calls + 1
+    if calls == 2 then -- the first call is the method itself
+      fired = true
+      h:close()
+    end
+  end, "c")
+  local v, _, code = h[method](h, ...)
+  debug.sethook()
+  say(("%s %s %s fired %s"):format(method, tostring(v), code_name(code), tostring(fired)))
+  local ok, err = pcall(h[later], h)
+  say(ok and later .. " worked" or err)
+end
+
+--- hook_close NAME: a debug hook closes the segment while wait sleeps; prints what wait returned
 -- and what a later call raised.
 function commands.hook_close(name)
   local seg = assert(lxshm.open(name))
-  local version, calls, fired = seg:version(), 0, false
-  debug.sethook(function()
-    calls = calls + 1
-    if calls == 2 then -- the first call is wait itself; the next, one made between its sleeps
-      fired = true
-      seg:close()
-    end
-  end, "c")
-  local v, _, code = seg:wait(version, 0.3)
-  debug.sethook()
-  say(("wait %s %s fired %s"):format(tostring(v), code_name(code), tostring(fired)))
-  local ok, err = pcall(seg.version, seg)
-  say(ok and "version worked" or err)
+  close_while_sleeping(seg, "wait", "version", seg:version(), 0.3)
 end
 
 --- hook_close_sub NAME: a debug hook closes a subscription while its next sleeps; prints what
 -- next returned and what a later call raised.
 function commands.hook_close_sub(name)
   local sub = assert(assert(lxshm.open_topic(name)):subscribe("new"))
-  local calls, fired = 0, false
-  debug.sethook(function()
-    calls = calls + 1
-    if calls == 2 then -- the first call is next itself; the next, one made between its sleeps
-      fired = true
-      sub:close()
-    end
-  end, "c")
-  local v, _, code = sub:next(0.3)
-  debug.sethook()
-  say(("next %s %s fired %s"):format(tostring(v), code_name(code), tostring(fired)))
-  local ok, err = pcall(sub.position, sub)
-  say(ok and "position worked" or err)
+  close_while_sleeping(sub, "next", "position", 0.3)
 end
 
 local function poke(name, offset, bytes)
